@@ -1,0 +1,42 @@
+"""Who may act on which task: one rule, used by every caller."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import InboxTask, Producer, RoleAssignment, User
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user as the engine sees them: roles held per jurisdiction and the
+    producers they own."""
+
+    user_id: int
+    name: str
+    roles: frozenset[tuple[str, int | None]] = field(default_factory=frozenset)
+    producer_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def holds(self, role: str, jurisdiction_id: int | None) -> bool:
+        return (role, jurisdiction_id) in self.roles
+
+
+def load_actor(session: Session, user_id: int) -> Actor:
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise LookupError(f"no active user {user_id}")
+    roles = session.execute(select(RoleAssignment.role, RoleAssignment.jurisdiction_id)
+                            .where(RoleAssignment.user_id == user_id)).all()
+    producers = session.scalars(select(Producer.id).where(Producer.owner_user_id == user_id)).all()
+    return Actor(user.id, user.full_name, frozenset((r.role, r.jurisdiction_id) for r in roles),
+                 frozenset(producers))
+
+
+def may_act(actor: Actor, task: InboxTask) -> bool:
+    """A producer acts on its own products' tasks; an officer on tasks of
+    its role in its own area (the task row carries the area at the role's level)."""
+    if task.role == "producer":
+        return task.producer_id in actor.producer_ids
+    return actor.holds(task.role, task.jurisdiction_id)

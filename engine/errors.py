@@ -1,0 +1,89 @@
+"""Errors a user (or a diagram author) can cause, one type each, so the web
+layer can answer each with the right status and message."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OcopError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a diagram, named by element and line."""
+
+    message: str
+    element_id: str | None = None
+    line: int | None = None
+    layer: str = "lint"  # xml | bpmn | lint
+
+    def __str__(self) -> str:
+        where = []
+        if self.element_id:
+            where.append(f"element '{self.element_id}'")
+        if self.line:
+            where.append(f"line {self.line}")
+        return f"[{self.layer}] {self.message}" + (f" ({', '.join(where)})" if where else "")
+
+
+class DiagramError(OcopError):
+    """The diagram cannot be deployed; `problems` says every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class UnknownTask(OcopError):
+    def __init__(self, task_id: str):
+        super().__init__(f"No ready task with id {task_id}")
+
+
+class TaskNotReady(OcopError):
+    def __init__(self, task_id: str, state: str):
+        super().__init__(f"Task {task_id} is not ready (state {state})")
+
+
+class FormInvalid(OcopError):
+    """Submitted data does not fit the task's form; `errors` maps field -> messages."""
+
+    def __init__(self, form_key: str, errors: dict):
+        self.form_key = form_key
+        self.errors = errors
+        super().__init__(f"Form '{form_key}' is invalid: {errors}")
+
+
+class NotAllowed(OcopError):
+    """The actor lacks the role for this task in this area (or does not own the product)."""
+
+
+class ClaimedByOther(OcopError):
+    """Someone else has claimed the task."""
+
+
+class ConcurrencyConflict(OcopError):
+    """Another change to the same instance committed first; nothing was written."""
+
+    def __init__(self, instance_id: int):
+        self.instance_id = instance_id
+        super().__init__(
+            f"Instance {instance_id} was changed by someone else at the same time; "
+            "nothing was saved. Reload and try again."
+        )
+
+
+class RegistrationClosed(OcopError):
+    """No outreach campaign has opened idea registration for this area today."""
+
+
+class NoActiveDefinition(OcopError):
+    """No diagram is deployed and active for this province."""
+
+
+class ServiceTaskFailed(OcopError):
+    """A service-task handler refused its parameters or failed; the step is rolled back."""
+
+
+class InstanceNotRunning(OcopError):
+    pass

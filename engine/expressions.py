@@ -1,0 +1,172 @@
+"""Diagram expressions and scripts, evaluated without Python's eval/exec.
+
+SpiffWorkflow evaluates gateway conditions, service-task parameters and
+script tasks with plain eval/exec; a restricted `__builtins__` can be
+escaped. Here they go through simpleeval with a small allow-list instead:
+
+- an *expression* is one of: names of process variables, literals,
+  and/or/not, comparisons, arithmetic, `x if c else y`, subscripts
+  (`rank['average']`), list/tuple/dict literals, and calls of the functions
+  in FUNCTIONS. No attribute access, no comprehensions, no dunder names.
+- a *script* is lines of `name = expression` (or `name += expression`).
+
+`check_expression` / `check_script` refuse anything else *before* deploy;
+the evaluator refuses it again at run time.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+
+from simpleeval import EvalWithCompoundTypes, SimpleEval
+from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+
+FUNCTIONS = {
+    "min": min,
+    "max": max,
+    "len": len,
+    "round": round,
+    "int": int,
+    "float": float,
+    "str": str,
+    "abs": abs,
+    "sum": sum,
+}
+
+MAX_EXPRESSION_LENGTH = 2000
+
+_ALLOWED_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression, ast.Expr, ast.Constant, ast.Name, ast.Load,
+    ast.BoolOp, ast.And, ast.Or,
+    ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
+    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod,
+    ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
+    ast.Is, ast.IsNot,
+    ast.IfExp, ast.Subscript, ast.Slice,
+    ast.List, ast.Tuple, ast.Dict,
+    ast.Call,
+)
+
+
+class ExpressionError(ValueError):
+    """An expression or script outside the allowed language."""
+
+
+def _check_tree(tree: ast.AST, source: str) -> None:
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ExpressionError(f"'{type(node).__name__}' is not allowed in '{source}'")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise ExpressionError(f"name '{node.id}' is not allowed in '{source}'")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                called = ast.unparse(node.func)
+                raise ExpressionError(f"calling '{called}' is not allowed in '{source}'")
+            if node.keywords:
+                raise ExpressionError(f"keyword arguments are not allowed in '{source}'")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (bytes, complex)):
+            raise ExpressionError(f"constant {node.value!r} is not allowed in '{source}'")
+
+
+@lru_cache(maxsize=1024)
+def parse_expression(source: str) -> ast.expr:
+    """Parse and check one expression; cached, diagrams repeat them a lot."""
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ExpressionError(f"syntax error in '{source}': {err.msg}") from None
+    _check_tree(tree, source)
+    return tree.body
+
+
+@lru_cache(maxsize=256)
+def parse_script(source: str) -> tuple[tuple[str, str, ast.expr], ...]:
+    """Parse a script into (variable, operator, expression) assignments."""
+    try:
+        tree = ast.parse(source.strip(), mode="exec")
+    except SyntaxError as err:
+        raise ExpressionError(f"syntax error in script line {err.lineno}: {err.msg}") from None
+    steps = []
+    for statement in tree.body:
+        line = ast.get_source_segment(source.strip(), statement) or ""
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            target, operator, value = statement.targets[0].id, "=", statement.value
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name) \
+                and isinstance(statement.op, (ast.Add, ast.Sub)):
+            operator = "+=" if isinstance(statement.op, ast.Add) else "-="
+            target, value = statement.target.id, statement.value
+        else:
+            raise ExpressionError(f"script lines must be 'name = expression', not '{line}'")
+        if target.startswith("_"):
+            raise ExpressionError(f"variable '{target}' is not allowed in '{line}'")
+        _check_tree(value, line)
+        steps.append((target, operator, value))
+    return tuple(steps)
+
+
+def check_expression(source: str) -> None:
+    parse_expression(source)
+
+
+def check_script(source: str) -> None:
+    parse_script(source)
+
+
+def _evaluator(names: dict) -> SimpleEval:
+    evaluator = EvalWithCompoundTypes(names=names, functions=FUNCTIONS)
+    # Keep only what _check_tree allows: drops comprehensions and attributes.
+    evaluator.nodes = {k: v for k, v in evaluator.nodes.items() if issubclass(k, _ALLOWED_NODES)}
+    return evaluator
+
+
+def evaluate(source: str, names: dict):
+    """Evaluate an expression against process variables."""
+    return _evaluator(names).eval(source, previously_parsed=parse_expression(source))
+
+
+def run_script(source: str, data: dict) -> None:
+    """Run a script: each line assigns one process variable in `data`."""
+    for target, operator, value in parse_script(source):
+        result = _evaluator(data).eval(source, previously_parsed=value)
+        if operator == "+=":
+            result = data[target] + result
+        elif operator == "-=":
+            result = data[target] - result
+        data[target] = result
+
+
+class SafeEnvironment(BasePythonScriptEngineEnvironment):
+    """The environment SpiffWorkflow's script engine calls for conditions,
+    parameters and scripts: the allow-list evaluator instead of eval/exec."""
+
+    def evaluate(self, expression, context, external_context=None):
+        names = dict(context)
+        if external_context:
+            names.update(external_context)
+        return evaluate(expression, names)
+
+    def execute(self, script, context, external_context=None):
+        run_script(script, context)
+        return True
+
+
+class SafeScriptEngine(PythonScriptEngine):
+    """Script engine of every workflow the app runs. Service tasks go to
+    `service_caller(task, handler_name, params)`: the engine's dispatch to
+    the handler registry, which carries the open database transaction."""
+
+    def __init__(self, service_caller=None):
+        super().__init__(environment=SafeEnvironment())
+        self.service_caller = service_caller
+
+    def validate(self, expression):
+        check_expression(expression)
+
+    def call_service(self, task, operation_name=None, operation_params=None, **kwargs):
+        if self.service_caller is None:
+            raise RuntimeError("service tasks cannot run outside the engine")
+        return self.service_caller(task, operation_name, operation_params or {})

@@ -1,0 +1,203 @@
+"""The forms user tasks open, one marshmallow schema per form key.
+
+A diagram's user task names its form with the `formKey` property; deploy
+refuses keys that are not here. Submitted data is loaded (validated) and
+dumped back to JSON-friendly values before it enters the workflow, so
+process variables are plain strings, numbers, lists and dicts.
+"""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from engine.errors import FormInvalid
+from storage.criteria import section_maxima
+
+DEFAULT_CRITERIA_SET = "S07"
+SUPPORT_KINDS = ("training", "consulting", "technology", "loan", "trade_promotion")
+EVIDENCE_KINDS = (
+    "business_registration", "food_safety_licence", "quality_declaration", "lab_test",
+    "barcode_traceability", "trademark", "raw_material_origin", "quality_management",
+    "marketing", "product_story", "awards", "product_samples",
+)
+OUTREACH_CHANNELS = ("meeting", "radio", "loudspeaker", "leaflet", "social_media", "training")
+
+
+def _text(required=True, max_length=5000, min_length=1):
+    length = validate.Length(min=min_length if required else 0, max=max_length)
+    if required:
+        return fields.String(required=True, validate=length)
+    return fields.String(load_default="", validate=length)
+
+
+class FormSchema(Schema):
+    class Meta:
+        unknown = RAISE  # a field the form does not have is an error, not silently kept
+
+
+class DecisionForm(FormSchema):
+    """A review: a decision, with reasons required whenever it sends back."""
+
+    DECISIONS: tuple[str, ...] = ("accept", "return")
+    reasons = _text(required=False)
+
+    @validates_schema
+    def _reasons_on_return(self, data, **kwargs):
+        if data.get("decision") == "return" and len((data.get("reasons") or "").strip()) < 5:
+            raise ValidationError("Cần nêu lý do khi trả lại (ít nhất 5 ký tự) / "
+                                  "reasons are required on return", "reasons")
+
+
+class RegisterIdeaForm(FormSchema):
+    registration_form = fields.String(required=True, validate=validate.OneOf(("01", "02")))
+    product_description = _text(min_length=10)
+    raw_materials = _text()
+    expected_market = _text()
+    production_capacity = _text(required=False, max_length=500)
+
+
+class ReceiveIdeaForm(FormSchema):
+    form_complete = fields.Boolean(required=True)
+    notes = _text(required=False)
+
+
+class ReviewIdeaForm(DecisionForm):
+    decision = fields.String(required=True, validate=validate.OneOf(DecisionForm.DECISIONS))
+    criteria_checked = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+
+
+class SubmitPlanForm(FormSchema):
+    plan_summary = _text(min_length=10)
+    organisation_description = _text(required=False)
+    investment_vnd = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    documents = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+
+
+class ReviewPlanForm(ReviewIdeaForm):
+    support_to_arrange = fields.List(fields.String(validate=validate.OneOf(SUPPORT_KINDS)),
+                                     load_default=list)
+
+
+class SupportRecordForm(FormSchema):
+    visited_on = fields.Date(required=True)
+    activities = _text()
+    support_types = fields.List(fields.String(validate=validate.OneOf(SUPPORT_KINDS)), load_default=list)
+    consultants = _text(required=False, max_length=500)
+
+
+class SubmitDossierForm(FormSchema):
+    evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), required=True,
+                           validate=validate.Length(min=1))
+    self_assessment_score = fields.Float(load_default=None, allow_none=True,
+                                         validate=validate.Range(min=0, max=100))
+    documents = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    notes = _text(required=False)
+
+
+class ForwardDecisionForm(DecisionForm):
+    DECISIONS = ("forward", "return")
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+
+
+class CheckDossierForm(ForwardDecisionForm):
+    dossier_complete = fields.Boolean(load_default=True)
+
+
+class CommuneAssessmentForm(ForwardDecisionForm):
+    local_origin = fields.Boolean(required=True)
+    local_labour = fields.Boolean(required=True)
+    identity_notes = _text(required=False)
+
+
+class AdvisoryReviewForm(ForwardDecisionForm):
+    site_visit = fields.Boolean(load_default=False)
+    lab_tests_ordered = fields.Boolean(load_default=False)
+
+
+class ScoreSheet(FormSchema):
+    member = _text(max_length=200)
+    part_a = fields.Float(required=True, validate=validate.Range(min=0))
+    part_b = fields.Float(required=True, validate=validate.Range(min=0))
+    part_c = fields.Float(required=True, validate=validate.Range(min=0))
+
+
+class ScoreProductForm(FormSchema):
+    """Every council member's sheet (Part A, B, C totals). Maxima come from
+    the product's criteria set (Decision 26/2026: A 40, B 25, C 35)."""
+
+    sheets = fields.List(fields.Nested(ScoreSheet), required=True,
+                         validate=validate.Length(min=1, max=30))
+
+    def __init__(self, maxima: dict[str, float], **kwargs):
+        super().__init__(**kwargs)
+        self.maxima = maxima
+
+    @validates_schema
+    def _within_maxima(self, data, **kwargs):
+        errors = {}
+        for index, sheet in enumerate(data.get("sheets", [])):
+            for part in ("A", "B", "C"):
+                value, maximum = sheet[f"part_{part.lower()}"], self.maxima[part]
+                if value > maximum:
+                    errors.setdefault(index, {})[f"part_{part.lower()}"] = [
+                        f"Phần {part} tối đa {maximum:g} điểm / Part {part} is at most {maximum:g}"]
+        members = [sheet["member"].strip().casefold() for sheet in data.get("sheets", [])]
+        if len(members) != len(set(members)):
+            raise ValidationError("Mỗi thành viên chỉ nộp một phiếu / one sheet per member", "sheets")
+        if errors:
+            raise ValidationError({"sheets": errors})
+
+
+class PlanOutreachForm(FormSchema):
+    window_opens = fields.Date(required=True)
+    window_closes = fields.Date(required=True)
+    channels = fields.List(fields.String(validate=validate.OneOf(OUTREACH_CHANNELS)), load_default=list)
+    target_producers = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+    @validates_schema
+    def _window_order(self, data, **kwargs):
+        if data["window_closes"] < data["window_opens"]:
+            raise ValidationError("Ngày đóng phải sau ngày mở / closes before it opens", "window_closes")
+
+
+class OutreachReportForm(FormSchema):
+    meetings_held = fields.Integer(required=True, validate=validate.Range(min=0))
+    producers_reached = fields.Integer(required=True, validate=validate.Range(min=0))
+    notes = _text(required=False)
+
+
+FORMS: dict[str, type[FormSchema]] = {
+    "register_idea": RegisterIdeaForm,
+    "receive_idea": ReceiveIdeaForm,
+    "review_idea": ReviewIdeaForm,
+    "submit_plan": SubmitPlanForm,
+    "review_plan": ReviewPlanForm,
+    "support_record": SupportRecordForm,
+    "submit_dossier": SubmitDossierForm,
+    "check_dossier": CheckDossierForm,
+    "commune_assessment": CommuneAssessmentForm,
+    "advisory_review": AdvisoryReviewForm,
+    "score_product": ScoreProductForm,
+    "plan_outreach": PlanOutreachForm,
+    "outreach_report": OutreachReportForm,
+}
+
+
+def form_schema(form_key: str, criteria_set: str | None = None) -> FormSchema:
+    schema_class = FORMS[form_key]
+    if schema_class is ScoreProductForm:
+        return ScoreProductForm(section_maxima(criteria_set or DEFAULT_CRITERIA_SET))
+    return schema_class()
+
+
+def validate_form(form_key: str, data: dict, criteria_set: str | None = None) -> dict:
+    """The submitted data, validated and as JSON-friendly values; raises
+    FormInvalid with per-field messages."""
+    if form_key not in FORMS:
+        raise FormInvalid(form_key, {"_schema": [f"unknown form '{form_key}'"]})
+    if not isinstance(data, dict):
+        raise FormInvalid(form_key, {"_schema": ["form data must be an object"]})
+    schema = form_schema(form_key, criteria_set)
+    try:
+        return schema.dump(schema.load(data))
+    except ValidationError as err:
+        raise FormInvalid(form_key, err.messages) from None

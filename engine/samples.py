@@ -1,0 +1,99 @@
+"""Plausible form submissions, for the demo data and `ocop simulate`.
+
+`SampleDecider` fills any registered form from a seeded random generator,
+so a run is reproducible: same seed, same decisions, same scores.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from storage.criteria import section_maxima
+
+COUNCIL_MEMBERS = ("Chủ tịch hội đồng", "Thành viên 1", "Thành viên 2", "Thành viên 3", "Thư ký")
+
+
+@dataclass
+class SampleDecider:
+    rng: random.Random
+    accept_rate: float = 0.75     # chance a review accepts / forwards
+    score_mean: float = 66.0      # product quality: mean council total
+    score_spread: float = 14.0
+
+    def form(self, form_key: str, criteria_set: str, today: date, quality: float | None = None) -> dict:
+        """Data for one task; `quality` (a product's true score) keeps a
+        product's councils consistent with each other."""
+        maker = getattr(self, f"_{form_key}")
+        return maker(criteria_set=criteria_set, today=today, quality=quality)
+
+    def product_quality(self) -> float:
+        return max(5.0, min(99.0, self.rng.gauss(self.score_mean, self.score_spread)))
+
+    # --- one method per form key --------------------------------------------
+
+    def _decision(self, accept: str) -> dict:
+        if self.rng.random() < self.accept_rate:
+            return {"decision": accept, "reasons": ""}
+        return {"decision": "return", "reasons": self.rng.choice((
+            "Thiếu thông tin về nguồn nguyên liệu, đề nghị bổ sung.",
+            "Mô tả sản phẩm chưa rõ, cần làm rõ thị trường mục tiêu.",
+            "Hồ sơ chưa có kết quả kiểm nghiệm chất lượng.",
+            "Phương án tài chính chưa khả thi, cần xây dựng lại."))}
+
+    def _register_idea(self, **_) -> dict:
+        return {"registration_form": self.rng.choice(("01", "02")),
+                "product_description": "Sản phẩm truyền thống của địa phương, sản xuất thủ công.",
+                "raw_materials": "Nguyên liệu trồng tại địa phương",
+                "expected_market": "Tiêu thụ trong tỉnh và các cửa hàng OCOP"}
+
+    def _receive_idea(self, **_) -> dict:
+        return {"form_complete": True, "notes": "Đã tiếp nhận đủ phiếu đăng ký."}
+
+    def _review_idea(self, **_) -> dict:
+        return {**self._decision("accept"), "criteria_checked": ["local_material", "market"]}
+
+    def _submit_plan(self, **_) -> dict:
+        return {"plan_summary": "Phương án mở rộng sản xuất, chuẩn hóa bao bì, nhãn mác.",
+                "investment_vnd": self.rng.randrange(50, 900) * 1_000_000}
+
+    def _review_plan(self, **_) -> dict:
+        return {**self._decision("accept"), "support_to_arrange": ["training", "consulting"]}
+
+    def _support_record(self, today: date, **_) -> dict:
+        return {"visited_on": (today - timedelta(days=self.rng.randrange(1, 30))).isoformat(),
+                "activities": "Hướng dẫn hoàn thiện bao bì, truy xuất nguồn gốc.",
+                "support_types": ["consulting"]}
+
+    def _submit_dossier(self, **_) -> dict:
+        return {"evidence": ["business_registration", "food_safety_licence", "lab_test", "product_story"],
+                "notes": "Hồ sơ đầy đủ."}
+
+    def _check_dossier(self, **_) -> dict:
+        return {**self._decision("forward"), "dossier_complete": True}
+
+    def _commune_assessment(self, **_) -> dict:
+        return {**self._decision("forward"), "local_origin": True, "local_labour": True}
+
+    def _advisory_review(self, **_) -> dict:
+        return {**self._decision("forward"), "site_visit": self.rng.random() < 0.3}
+
+    def _score_product(self, criteria_set: str, quality: float | None, **_) -> dict:
+        maxima = section_maxima(criteria_set)
+        total_max = sum(maxima.values())
+        quality = self.product_quality() if quality is None else quality
+        sheets = []
+        for member in COUNCIL_MEMBERS[: self.rng.randrange(3, 6)]:
+            total = max(0.0, min(total_max, self.rng.gauss(quality, 3.0)))
+            sheets.append({"member": member, **{
+                f"part_{part.lower()}": round(total * maximum / total_max, 1)
+                for part, maximum in maxima.items()}})
+        return {"sheets": sheets}
+
+    def _plan_outreach(self, today: date, **_) -> dict:
+        return {"window_opens": today.isoformat(),
+                "window_closes": (today + timedelta(days=120)).isoformat(),
+                "channels": ["meeting", "loudspeaker"], "target_producers": 20}
+
+    def _outreach_report(self, **_) -> dict:
+        return {"meetings_held": self.rng.randrange(2, 10), "producers_reached": self.rng.randrange(10, 60)}

@@ -1,0 +1,1 @@
+"""Service-task handlers. The engine reaches them only through `registry`."""

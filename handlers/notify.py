@@ -1,0 +1,54 @@
+"""notify: record a message for the producer or the officers of an area.
+
+The row is the outbox: it is written in the step's transaction and
+delivered (in-app, e-mail) after commit by the background worker."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from handlers.registry import HandlerContext, handler
+from storage.areas import area_chain
+from storage.models import Notification
+
+# kind -> Vietnamese message ({product} is the product's name).
+MESSAGES = {
+    "idea_accepted": "Ý tưởng sản phẩm “{product}” đã được chấp nhận. Mời tham gia tập huấn xây dựng phương án.",
+    "idea_returned": "Ý tưởng sản phẩm “{product}” được trả lại để bổ sung, hoàn thiện.",
+    "plan_accepted": "Phương án sản xuất kinh doanh của “{product}” đã được chấp nhận.",
+    "plan_returned": "Phương án sản xuất kinh doanh của “{product}” được trả lại để xây dựng lại.",
+    "dossier_returned": "Hồ sơ sản phẩm “{product}” được trả lại để bổ sung.",
+    "cycle_ended": "Sản phẩm “{product}” dừng chu trình OCOP năm nay vì đã hết số lần nộp lại.",
+    "not_recognised": "Sản phẩm “{product}” chưa đạt 50 điểm, chưa được công nhận; có thể tham gia năm sau.",
+    "recognised": "Sản phẩm “{product}” được công nhận {stars} sao OCOP.",
+    "registration_open": "Đã mở đăng ký ý tưởng sản phẩm OCOP năm {year}.",
+}
+RECIPIENTS = ("producer", "commune_officer", "district_officer", "province_council", "province_advisory")
+
+
+class NotifyParams(Schema):
+    recipient = fields.String(required=True, validate=validate.OneOf(RECIPIENTS))
+    kind = fields.String(required=True, validate=validate.OneOf(tuple(MESSAGES)))
+    reasons = fields.String(load_default="", validate=validate.Length(max=5000))
+
+
+@handler("notify", NotifyParams,
+         "Gửi thông báo cho chủ thể hoặc cán bộ của địa bàn / notify the producer or area officers",
+         result={"notification_id": "id"})
+def notify(context: HandlerContext, recipient: str, kind: str, reasons: str) -> dict:
+    instance = context.instance
+    product = instance.product
+    message = MESSAGES[kind].format(
+        product=product.name if product else "", stars=context.data.get("stars", ""),
+        year=context.data.get("year", ""))
+    producer_id = product.producer_id if (product and recipient == "producer") else None
+    jurisdiction_id = None
+    if recipient != "producer":
+        level = recipient.split("_", 1)[0]
+        jurisdiction_id = area_chain(context.session, instance.jurisdiction_id).get(level)
+    notification = Notification(
+        instance_id=instance.id, recipient_role=recipient, producer_id=producer_id,
+        jurisdiction_id=jurisdiction_id, kind=kind, message=message, reasons=reasons or "",
+        created_at=context.now)
+    context.session.add(notification)
+    context.session.flush()
+    return {"notification_id": notification.id}

@@ -1,0 +1,63 @@
+"""rank_product, and the one place that turns council scores into stars.
+
+Stars come from the council's *average* total (Decision 148 and 26/2026,
+Art. 3.3); the bands are data in processes/criteria/index.json. A council
+recognises at most `max_stars` (district 3, province 4, central 5);
+1 and 2 stars are never recognised.
+"""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from handlers.registry import HandlerContext, handler
+from storage.criteria import star_bands
+
+LEVELS = ("district", "province", "central")
+RECOGNISED_FROM = 3
+
+
+def sheet_total(sheet: dict) -> float:
+    return float(sheet["part_a"]) + float(sheet["part_b"]) + float(sheet["part_c"])
+
+
+def council_average(sheets: list[dict]) -> float:
+    if not sheets:
+        raise ValueError("a council ranking needs at least one score sheet")
+    return round(sum(sheet_total(sheet) for sheet in sheets) / len(sheets), 2)
+
+
+def stars_for_score(average: float) -> int:
+    for band in star_bands():
+        if average >= band["min_inclusive"]:
+            return band["stars"]
+    return 1
+
+
+def recognised_stars(stars: int, max_stars: int) -> int:
+    """Stars this council may recognise: 0 below 3 stars, capped at its level."""
+    return min(stars, max_stars) if stars >= RECOGNISED_FROM else 0
+
+
+class SheetSchema(Schema):
+    member = fields.String(load_default="")
+    part_a = fields.Float(required=True, validate=validate.Range(min=0))
+    part_b = fields.Float(required=True, validate=validate.Range(min=0))
+    part_c = fields.Float(required=True, validate=validate.Range(min=0))
+    criteria = fields.Dict(load_default=dict)
+
+
+class RankProductParams(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    sheets = fields.List(fields.Nested(SheetSchema, unknown="include"), required=True,
+                         validate=validate.Length(min=1))
+    max_stars = fields.Integer(required=True, validate=validate.Range(min=3, max=5))
+
+
+@handler("rank_product", RankProductParams,
+         "Tính điểm trung bình của hội đồng và xếp hạng sao / council average and star rank",
+         result={"average": "number", "stars": "1..5", "recognised_stars": "0 or 3..max_stars"})
+def rank_product(context: HandlerContext, level: str, sheets: list[dict], max_stars: int) -> dict:
+    average = council_average(sheets)
+    stars = stars_for_score(average)
+    return {"level": level, "average": average, "stars": stars, "members": len(sheets),
+            "recognised_stars": recognised_stars(stars, max_stars)}

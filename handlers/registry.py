@@ -1,0 +1,89 @@
+"""The registry of service-task handlers.
+
+A handler is a function `handler(context, **params) -> dict` with a declared
+marshmallow schema for its parameters. The diagram names a handler in
+`spiffworkflow:serviceTaskOperator id="NAME"`; deploy refuses unknown names
+and parameters that do not fit the schema, and every call validates the
+evaluated values again before the handler runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy.orm import Session
+
+from storage.models import ProcessInstance
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may use: the open transaction (its writes commit or
+    roll back with the step), the instance, the element being run and the
+    process variables (read-only by convention)."""
+
+    session: Session
+    instance: ProcessInstance
+    element_id: str
+    data: dict
+    today: date
+    now: datetime
+
+
+@dataclass
+class Handler:
+    name: str
+    function: Callable[..., dict]
+    params: type[Schema]
+    description: str
+    result: dict = field(default_factory=dict)  # documentation: result keys -> meaning
+
+    def parameter_names(self) -> tuple[set[str], set[str]]:
+        """(all declared names, required names)."""
+        fields = self.params().fields
+        return set(fields), {name for name, f in fields.items() if f.required}
+
+    def call(self, context: HandlerContext, params: dict[str, Any]) -> dict:
+        try:
+            values = self.params().load(params)
+        except ValidationError as err:
+            raise HandlerParameterError(self.name, err.messages) from None
+        return self.function(context, **values)
+
+
+class HandlerParameterError(ValueError):
+    def __init__(self, name: str, messages: dict):
+        self.messages = messages
+        super().__init__(f"handler '{name}' refused its parameters: {messages}")
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str, params: type[Schema], description: str, result: dict | None = None):
+    """Decorator that registers a handler under the name diagrams use."""
+
+    def register(function: Callable[..., dict]) -> Callable[..., dict]:
+        if name in HANDLERS:
+            raise ValueError(f"handler '{name}' registered twice")
+        HANDLERS[name] = Handler(name, function, params, description, result or {})
+        return function
+
+    return register
+
+
+def get(name: str) -> Handler | None:
+    _load_builtin_handlers()
+    return HANDLERS.get(name)
+
+
+def all_handlers() -> dict[str, Handler]:
+    _load_builtin_handlers()
+    return dict(HANDLERS)
+
+
+def _load_builtin_handlers() -> None:
+    # Importing the modules runs their @handler decorators.
+    from handlers import notify, promotion, ranking, registration, training  # noqa: F401

@@ -1,0 +1,41 @@
+"""The OCOP score sheets of Decision 26/2026 (processes/criteria/*.json):
+reference data read from files, cached once per process."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+CRITERIA_DIR = Path(__file__).resolve().parents[1] / "processes" / "criteria"
+
+
+@lru_cache(maxsize=1)
+def index() -> dict:
+    return json.loads((CRITERIA_DIR / "index.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def sets_by_code() -> dict[str, dict]:
+    """Criteria set code (S01..S26) -> its entry in index.json."""
+    return {entry["code"]: entry for entry in index()["sets"]}
+
+
+@lru_cache(maxsize=32)
+def criteria_set(code: str) -> dict:
+    """The full score sheet of one set (sections, groups, criteria, levels)."""
+    entry = sets_by_code()[code]
+    return json.loads((CRITERIA_DIR / entry["file"]).read_text(encoding="utf-8"))
+
+
+def section_maxima(code: str) -> dict[str, float]:
+    """{'A': 40, 'B': 25, 'C': 35} for the set."""
+    return dict(sets_by_code()[code]["section_max"])
+
+
+def star_bands() -> list[dict]:
+    """Bands from the highest: each has stars, min_inclusive and certificate."""
+    return sorted(index()["star_bands"]["bands"], key=lambda band: -band["stars"])
+
+
+def certificate_validity_months() -> int:
+    return int(index()["star_bands"]["certificate_validity_months"])

@@ -1,0 +1,305 @@
+"""SQLAlchemy 2 typed models: everything ocop-flow keeps in its database.
+
+The schema itself is created and upgraded by Alembic (storage/migrations);
+these classes are the single description both use.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    # Timestamps are always stored timezone-aware (UTC).
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+# --- places and people -----------------------------------------------------
+
+JURISDICTION_LEVELS = ("central", "province", "district", "commune")
+
+
+class Jurisdiction(Base):
+    """An administrative unit: the central level, a province, a district
+    (before July 2025) or a commune. Parents form the chain officers act on."""
+
+    __tablename__ = "jurisdiction"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+
+    parent: Mapped[Optional[Jurisdiction]] = relationship(remote_side=[id])
+
+
+class User(Base):
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[Optional[str]] = mapped_column(String(200))
+    password_hash: Mapped[Optional[str]] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[RoleAssignment]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class RoleAssignment(Base):
+    """A role held for one jurisdiction (a producer's role has none: a
+    producer acts on the products of the producers it owns)."""
+
+    __tablename__ = "role_assignment"
+    __table_args__ = (UniqueConstraint("user_id", "role", "jurisdiction_id"),
+                      Index("ix_role_assignment_role_area", "role", "jurisdiction_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    jurisdiction_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
+
+    user: Mapped[User] = relationship(back_populates="roles")
+
+
+PRODUCER_KINDS = ("cooperative", "cooperative_group", "enterprise", "household", "farm")
+
+
+class Producer(Base):
+    """A "chủ thể OCOP": cooperative, cooperative group, enterprise,
+    registered household business or farm."""
+
+    __tablename__ = "producer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    commune_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+    owner_user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    commune: Mapped[Jurisdiction] = relationship()
+    products: Mapped[list[Product]] = relationship(back_populates="producer")
+
+
+class Product(Base):
+    __tablename__ = "product"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    producer_id: Mapped[int] = mapped_column(ForeignKey("producer.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Criteria set code of Decision 26/2026 (S01..S26): decides the score sheet.
+    group_code: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    producer: Mapped[Producer] = relationship(back_populates="products")
+
+
+# --- diagrams and their running instances ----------------------------------
+
+class ProcessDefinition(Base):
+    """One immutable deployment of a BPMN file. The parsed specs are stored
+    once here (serialized), never inside each instance's state."""
+
+    __tablename__ = "process_definition"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))  # e.g. ocop_cycle, ocop_cycle_two_tier
+    version: Mapped[int] = mapped_column(Integer)  # per name: 1, 2, 3 ...
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    specs: Mapped[dict[str, Any]] = mapped_column(JSON)  # process id -> serialized spec bundle
+    author: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(Text, default="")
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None: the national diagram; else the province this variant is for.
+    province_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class ProcessInstance(Base):
+    """A running or finished workflow: a product's cycle for one year, or a
+    locality's outreach campaign. `version` is the optimistic lock: every
+    write is UPDATE ... WHERE id = :id AND version = :old."""
+
+    __tablename__ = "process_instance"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(100))
+    product_id: Mapped[Optional[int]] = mapped_column(ForeignKey("product.id"), index=True)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    current_step: Mapped[Optional[int]] = mapped_column(Integer)
+    end_event: Mapped[Optional[str]] = mapped_column(String(100))
+    stars: Mapped[Optional[int]] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(Text)  # JSON of the workflow without its spec
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column()
+
+    definition: Mapped[ProcessDefinition] = relationship()
+    product: Mapped[Optional[Product]] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class InboxTask(Base):
+    """A ready user task, kept in step with the instance's state on every
+    write so inboxes never deserialize workflows. `jurisdiction_id` is the
+    area whose officers holding `role` may act; for the producer role,
+    `producer_id` says whose task it is."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_role_area_created", "role", "jurisdiction_id", "created_at"),
+        Index("ix_task_assignee", "assignee_id"),
+        Index("ix_task_producer", "producer_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    product_id: Mapped[Optional[int]] = mapped_column(ForeignKey("product.id"))
+    producer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("producer.id"))
+    element_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(255))
+    lane: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    jurisdiction_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
+    form_key: Mapped[str] = mapped_column(String(64))
+    data_key: Mapped[str] = mapped_column(String(64))
+    step: Mapped[Optional[int]] = mapped_column(Integer)
+    assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[Optional[datetime]] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Append-only history of an instance. Each row's hash covers its own
+    content and the previous row's hash (a per-instance hash chain)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("instance_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column()
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    element_id: Mapped[Optional[str]] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- what service tasks produce --------------------------------------------
+
+TRAINING_TOPICS = ("business_plan", "implementation")
+
+
+class RegistrationWindow(Base):
+    """Opened by an outreach campaign (step 1): products of this area may
+    register ideas between the two dates."""
+
+    __tablename__ = "registration_window"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    opens_on: Mapped[date] = mapped_column(Date)
+    closes_on: Mapped[date] = mapped_column(Date)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), unique=True)
+
+
+class Training(Base):
+    """A training session ("tập huấn") of one topic for one area."""
+
+    __tablename__ = "training"
+    __table_args__ = (Index("ix_training_area_topic_date", "jurisdiction_id", "topic", "starts_on"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"))
+    starts_on: Mapped[date] = mapped_column(Date)
+    place: Mapped[str] = mapped_column(String(255))
+    capacity: Mapped[int] = mapped_column(Integer)
+    enrolled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolment"
+    # One enrolment per instance and topic: re-running the task finds it.
+    __table_args__ = (UniqueConstraint("instance_id", "topic"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("training.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    producer_id: Mapped[int] = mapped_column(ForeignKey("producer.id"), index=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    training: Mapped[Training] = relationship()
+
+
+class PromotionListing(Base):
+    """A 3-star-and-up product in the trade-promotion catalogue (step 6)."""
+
+    __tablename__ = "promotion_listing"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
+    product_name: Mapped[str] = mapped_column(String(200))
+    producer_name: Mapped[str] = mapped_column(String(200))
+    commune_name: Mapped[str] = mapped_column(String(200))
+    province_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+    group_code: Mapped[str] = mapped_column(String(8))
+    stars: Mapped[int] = mapped_column(Integer, index=True)
+    certified_on: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    channels: Mapped[list[Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """A message for a producer or the officers of an area. Rows double as
+    the outbox: delivery (e-mail, in-app) happens after commit and sets
+    `delivered_at`."""
+
+    __tablename__ = "notification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    recipient_role: Mapped[str] = mapped_column(String(32))
+    producer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("producer.id"), index=True)
+    jurisdiction_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(index=True)
+    read_at: Mapped[Optional[datetime]] = mapped_column()

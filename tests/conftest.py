@@ -1,0 +1,81 @@
+"""Fixtures: a database per test on SQLite and on a real PostgreSQL server
+(started once per session in a temporary directory), the engine on a fake
+clock, and the demo world (areas, officers, producers, diagrams, outreach)."""
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.demo import deploy_bundled, run_outreach, seed_areas_and_people
+from engine.driver import Driver
+from engine.engine import OcopEngine
+from engine.samples import SampleDecider
+from storage.db import Database
+from storage.migrate import upgrade
+from tests import pgserver
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+class FakeClock:
+    """Time the tests control: starts on a weekday morning in March 2026."""
+
+    def __init__(self, start: datetime = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    reason = pgserver.available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {reason}")
+        pytest.skip(f"PostgreSQL not available: {reason}")
+    with pgserver.PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ocop.db'}"
+    server = request.getfixturevalue("pg_server")
+    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def engine(db, clock):
+    return OcopEngine(db, clock=clock)
+
+
+@pytest.fixture
+def world(engine):
+    """Demo areas and people, both diagrams deployed (two-tier active for
+    Lào Cai), and idea registration open everywhere."""
+    seed_areas_and_people(engine)
+    deploy_bundled(engine)
+    run_outreach(engine, Driver(engine, SampleDecider(random.Random(0), accept_rate=1.0)))
+    return engine

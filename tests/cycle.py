@@ -1,0 +1,96 @@
+"""Walk one product through the cycle with explicit decisions, as real
+users: `Cycle(engine, "Hồ tiêu Gio Linh").start().do("register_idea")`."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.access import Actor, load_actor
+from engine.driver import Driver
+from engine.engine import OcopEngine, StepResult
+from storage.models import InboxTask, ProcessInstance, Product
+
+VALID = {
+    "register_idea": {"registration_form": "01", "product_description": "Hồ tiêu đỏ trồng trên đất bazan",
+                      "raw_materials": "Hồ tiêu Gio Linh", "expected_market": "Siêu thị trong tỉnh"},
+    "receive_idea": {"form_complete": True},
+    "review_idea": {"decision": "accept"},
+    "submit_plan": {"plan_summary": "Mở rộng vùng trồng, đóng gói hút chân không", "investment_vnd": 200_000_000},
+    "review_plan": {"decision": "accept", "support_to_arrange": ["training"]},
+    "support_record": {"visited_on": "2026-03-10", "activities": "Tư vấn nhãn mác, mã vạch"},
+    "submit_dossier": {"evidence": ["business_registration", "food_safety_licence", "lab_test"]},
+    "check_dossier": {"decision": "forward"},
+    "commune_assessment": {"decision": "forward", "local_origin": True, "local_labour": True},
+    "advisory_review": {"decision": "forward"},
+}
+RETURN = {"decision": "return", "reasons": "Thiếu thông tin nguồn nguyên liệu"}
+
+
+def sheets(total: float, members: int = 3) -> dict:
+    """Council sheets whose average total is `total` (parts in proportion 40/25/35)."""
+    return {"sheets": [{"member": f"Thành viên {n}", "part_a": round(total * 0.40, 2),
+                        "part_b": round(total * 0.25, 2), "part_c": round(total * 0.35, 2)}
+                       for n in range(1, members + 1)]}
+
+
+class Cycle:
+    def __init__(self, engine: OcopEngine, product_name: str):
+        self.engine = engine
+        self.driver = Driver(engine)
+        with engine.db.transaction() as session:
+            product = session.scalar(select(Product).where(Product.name == product_name))
+            self.product_id = product.id
+            self.owner: Actor = load_actor(session, product.producer.owner_user_id)
+        self.instance_id: int | None = None
+        self.last: StepResult | None = None
+
+    def start(self) -> "Cycle":
+        self.last = self.engine.start_product(self.product_id, self.owner)
+        self.instance_id = self.last.instance_id
+        return self
+
+    def ready(self) -> list[InboxTask]:
+        return self.engine.ready_tasks(self.instance_id)
+
+    def ready_forms(self) -> list[str]:
+        return sorted(task.form_key for task in self.ready())
+
+    def task(self, form_key: str) -> InboxTask:
+        matches = [task for task in self.ready() if task.form_key == form_key]
+        assert matches, f"no ready '{form_key}' task; ready: {self.ready_forms()}"
+        return matches[0]
+
+    def actor(self, form_key: str) -> Actor:
+        return self.driver.actor_for(self.task(form_key))
+
+    def do(self, form_key: str, data: dict | None = None, actor: Actor | None = None) -> StepResult:
+        task = self.task(form_key)
+        payload = VALID.get(form_key, {}) if data is None else data
+        self.last = self.engine.complete_task(task.id, payload, actor or self.driver.actor_for(task))
+        return self.last
+
+    def through_dossier(self) -> "Cycle":
+        """Accept everything up to the first council's score sheet."""
+        for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan"):
+            if form_key in self.ready_forms():
+                self.do(form_key)
+        self.do("support_record")
+        self.do("submit_dossier")
+        for form_key in ("check_dossier", "commune_assessment", "advisory_review"):
+            if form_key in self.ready_forms():
+                self.do(form_key)
+        return self
+
+    def instance(self) -> ProcessInstance:
+        with self.engine.db.transaction() as session:
+            return session.get(ProcessInstance, self.instance_id)
+
+    def data(self) -> dict:
+        with self.engine.db.transaction() as session:
+            instance = session.get(ProcessInstance, self.instance_id)
+            workflow = self.engine.load_workflow(session, instance)
+            return workflow.last_task.data if workflow.last_task else {}
+
+
+def returned(form_key: str) -> dict:
+    """A valid submission of a review form that sends the dossier back."""
+    return {**VALID.get(form_key, {}), **RETURN}

@@ -1,0 +1,126 @@
+"""The `ocop` command: set up the database, run simulations, check and
+deploy diagrams. Thin: each command calls the engine and prints."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+from tqdm import tqdm
+
+from engine import diagram
+from engine.demo import deploy_bundled, seed_demo
+from engine.engine import OcopEngine
+from engine.errors import DiagramError
+from engine.simulate import format_funnel, simulate
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import InboxTask, Jurisdiction, ProcessInstance
+
+
+def _engine() -> OcopEngine:
+    return OcopEngine(Database())
+
+
+@click.group()
+def main() -> None:
+    """ocop-flow: chu trình OCOP chạy trên BPMN / the OCOP cycle on BPMN."""
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=True, show_default=True,
+              help="Seed the demo province, officers, producers and products.")
+def init(demo: bool) -> None:
+    """Create or upgrade the schema and deploy the bundled diagrams."""
+    engine = _engine()
+    upgrade(engine.db.engine)
+    if demo:
+        seed_demo(engine)
+    else:
+        deploy_bundled(engine)
+    click.echo(f"Database ready: {engine.db.engine.url.render_as_string(hide_password=True)}")
+
+
+@main.command()
+@click.option("--products", "-n", default=100, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--seed", "-s", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the funnel as JSON.")
+def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
+    """Run N products through the real engine with seeded random decisions."""
+    engine = _engine()
+    upgrade(engine.db.engine)
+    started = time.perf_counter()
+    with tqdm(total=products, unit="product", disable=as_json or not sys.stderr.isatty()) as bar:
+        result = simulate(engine, products, seed, progress=bar.update)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(json.dumps({**result, "seconds": round(elapsed, 2)}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_funnel(result))
+        click.echo(f"Thời gian / time: {elapsed:.1f} s ({products / elapsed:.1f} products/s)")
+
+
+simulate_cmd.name = "simulate"
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def validate(paths: tuple[str, ...]) -> None:
+    """Check diagrams (XML safety, XSD, SpiffWorkflow, lint); exit 1 on any error."""
+    failed = False
+    for path in paths:
+        result = diagram.check(Path(path).read_bytes(), os.path.basename(path))
+        if result.ok:
+            click.echo(f"{path}: OK")
+            continue
+        failed = True
+        for problem in result.problems:
+            click.echo(f"{path}: {problem}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", required=True, help="Diagram name, e.g. ocop_cycle.")
+@click.option("--message", "-m", default="", help="What changed.")
+@click.option("--province", default=None, help="Province code for a local variant.")
+@click.option("--author", default=lambda: os.environ.get("USER", "cli"))
+def deploy(path: str, name: str, message: str, province: str | None, author: str) -> None:
+    """Deploy a diagram as a new immutable version (and activate it)."""
+    engine = _engine()
+    province_id = None
+    if province:
+        with engine.db.transaction() as session:
+            province_id = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == province))
+        if province_id is None:
+            raise click.BadParameter(f"no province with code {province}", param_hint="--province")
+    try:
+        definition = engine.deploy(Path(path).read_bytes(), name, author, message, province_id)
+    except DiagramError as err:
+        for problem in err.problems:
+            click.echo(f"{path}: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"Deployed {definition.name} version {definition.version} ({definition.sha256[:12]})")
+
+
+@main.command()
+def status() -> None:
+    """Instances by status and step, and ready tasks by role."""
+    engine = _engine()
+    with engine.db.transaction() as session:
+        rows = session.execute(select(ProcessInstance.process_id, ProcessInstance.status,
+                                      ProcessInstance.current_step, func.count())
+                               .group_by(ProcessInstance.process_id, ProcessInstance.status,
+                                         ProcessInstance.current_step)).all()
+        tasks = session.execute(select(InboxTask.role, InboxTask.name, func.count())
+                                .group_by(InboxTask.role, InboxTask.name)).all()
+    click.echo("Instances (process, status, step: count):")
+    for process_id, state, step, count in rows:
+        click.echo(f"  {process_id:<20} {state:<10} {step or '-':>3}: {count}")
+    click.echo("Ready tasks (role, task: count):")
+    for role, name, count in tasks:
+        click.echo(f"  {role:<18} {name}: {count}")
