@@ -346,7 +346,7 @@ class OcopEngine:
 
     def _save(self, run: _Run, workflow: BpmnWorkflow) -> StepResult:
         session, instance, now = run.session, run.instance, run.now
-        ready = self._refresh_inbox(run, workflow)
+        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
         if workflow.is_completed() and instance.status == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                              if isinstance(t.task_spec, EndEvent)), None)
@@ -356,18 +356,25 @@ class OcopEngine:
             stars = (end_task.data if end_task else workflow.data).get("stars")
             instance.stars = stars or None
             run.events.append(PendingEvent("finished", instance.end_event, {"stars": stars}))
-        ready_steps = [r["step"] for r in ready if r["step"]]
+        ready_steps = [step for step in map(_step_of, (t.task_spec for t in ready.values())) if step]
         instance.current_step = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
         instance.state = state_to_json(workflow)
         instance.updated_at = now
+        # The optimistic version check goes first: a transaction that lost the
+        # race stops here, before it touches the task rows or the history.
+        session.flush()
+        self._refresh_inbox(run, ready)
         audit.append(session, instance.id, run.events, now)
         session.flush()
-        return StepResult(instance.id, instance.status, ready, instance.end_event, instance.stars)
+        return StepResult(instance.id, instance.status, [
+            {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
+             "lane": t.task_spec.lane, "step": _step_of(t.task_spec),
+             "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
+            for task_id, t in ready.items()], instance.end_event, instance.stars)
 
-    def _refresh_inbox(self, run: _Run, workflow: BpmnWorkflow) -> list[dict]:
+    def _refresh_inbox(self, run: _Run, ready: dict) -> None:
         """Make the instance's task rows exactly its ready user tasks."""
         session, instance = run.session, run.instance
-        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
         rows = {row.id: row for row in session.scalars(
             select(InboxTask).where(InboxTask.instance_id == instance.id))}
         for task_id, row in rows.items():
@@ -384,10 +391,6 @@ class OcopEngine:
             new.append(row.element_id)
         if new:
             run.events.append(PendingEvent("tasks_ready", None, {"elements": new}))
-        return [{"id": tid, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
-                 "lane": t.task_spec.lane, "form_key": diagram.user_task_properties(t.task_spec).get("formKey"),
-                 "step": _step_of(t.task_spec)}
-                for tid, t in ready.items()]
 
     @staticmethod
     def _inbox_row(instance: ProcessInstance, task, chain: dict[str, int], now: datetime) -> InboxTask:
