@@ -1,0 +1,35 @@
+"""The history every engine call appends: complete, ordered, hash-chained."""
+from sqlalchemy import select
+
+from engine import audit
+from storage.models import AuditEvent
+from tests.cycle import Cycle, sheets
+
+
+def test_history_records_who_did_what(world):
+    cycle = Cycle(world, "Hồ tiêu Gio Linh").start().through_dossier()
+    cycle.do("score_product", sheets(60))
+    with world.db.transaction() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == cycle.instance_id)
+                                 .order_by(AuditEvent.seq)).all()
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        kinds = [e.kind for e in events]
+        assert kinds[0] == "started" and kinds[-1] == "finished"
+        completed = [e for e in events if e.kind == "task_completed"]
+        assert [e.data["form_key"] for e in completed][:3] == ["register_idea", "receive_idea", "review_idea"]
+        assert all(e.actor_id for e in completed)
+        handlers = [e.data["handler"] for e in events if e.kind == "service_called"]
+        assert "rank_product" in handlers and "publish_promotion_listing" in handlers
+        assert audit.verify_chain(session, cycle.instance_id) == []
+
+
+def test_tampering_breaks_the_chain(world):
+    cycle = Cycle(world, "Hồ tiêu Gio Linh").start()
+    cycle.do("register_idea")
+    with world.db.transaction() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == cycle.instance_id,
+                                                        AuditEvent.kind == "task_completed"))
+        event.data = {**event.data, "form": {**event.data["form"], "raw_materials": "nhập khẩu"}}
+    with world.db.transaction() as session:
+        problems = audit.verify_chain(session, cycle.instance_id)
+    assert problems and "does not match its hash" in problems[0]
