@@ -42,23 +42,23 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def append(session: Session, instance_id: int, events: list[PendingEvent], at: datetime) -> None:
-    """Add events after the instance's last one, in order, in the caller's transaction."""
-    if not events:
-        return
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.instance_id == instance_id)
-        .order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS)
+def chain(instance, events: list[PendingEvent], at: datetime) -> list[AuditEvent]:
+    """Rows for the events, linked after the instance's chain head, and the
+    head moved (it is kept on the instance row, which the optimistic version
+    check guards). The caller adds the rows to its transaction."""
+    rows = []
+    seq, prev_hash = instance.audit_seq or 0, instance.audit_head or GENESIS
     for event in events:
         seq += 1
         data = json.loads(json.dumps(event.data, default=str))  # stored exactly as hashed
-        digest = event_hash(prev_hash, instance_id, seq, at, event.actor_id, event.kind,
+        digest = event_hash(prev_hash, instance.id, seq, at, event.actor_id, event.kind,
                             event.element_id, data)
-        session.add(AuditEvent(instance_id=instance_id, seq=seq, at=at, actor_id=event.actor_id,
+        rows.append(AuditEvent(instance_id=instance.id, seq=seq, at=at, actor_id=event.actor_id,
                                kind=event.kind, element_id=event.element_id, data=data,
                                prev_hash=prev_hash, hash=digest))
         prev_hash = digest
+    instance.audit_seq, instance.audit_head = seq, prev_hash
+    return rows
 
 
 def verify_chain(session: Session, instance_id: int) -> list[str]:

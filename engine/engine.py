@@ -17,7 +17,7 @@ from typing import Callable
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -154,15 +154,18 @@ class OcopEngine:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
 
-    def _spec_for(self, definition: ProcessDefinition, process_id: str):
-        bundle = self._specs.get(definition.id)
+    def _spec_for(self, session: Session, definition_id: int, process_id: str):
+        """Parsed specs of a deployed version, restored once and cached (an
+        LRU of SPEC_CACHE_SIZE versions); deployments never change."""
+        bundle = self._specs.get(definition_id)
         if bundle is None:
-            bundle = {pid: specs_from_dict(dct) for pid, dct in definition.specs.items()}
-            self._specs[definition.id] = bundle
+            stored = session.scalar(select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id))
+            bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
+            self._specs[definition_id] = bundle
             while len(self._specs) > SPEC_CACHE_SIZE:
                 self._specs.popitem(last=False)
         else:
-            self._specs.move_to_end(definition.id)
+            self._specs.move_to_end(definition_id)
         return bundle[process_id]
 
     @contextmanager
@@ -193,7 +196,7 @@ class OcopEngine:
             definition = self.active_definition(session, chain.get("province"))
             data = {"jurisdiction_id": jurisdiction_id, "year": year}
             return self._start(session, definition, diagram.OUTREACH_PROCESS, None,
-                               jurisdiction_id, year, data, actor, now)
+                               jurisdiction_id, chain, year, data, actor, now)
 
     def start_product(self, product_id: int, actor: Actor, year: int | None = None) -> StepResult:
         """Steps 2-6 for one product: needs an open registration window."""
@@ -217,7 +220,7 @@ class OcopEngine:
                 "max_resubmissions": self.max_resubmissions,
             }
             return self._start(session, definition, diagram.PRODUCT_PROCESS, product.id,
-                               commune_id, year, data, actor, now)
+                               commune_id, chain, year, data, actor, now)
 
     def _require_open_window(self, session: Session, chain: dict[str, int], today: date) -> None:
         window = session.scalar(select(RegistrationWindow.id).where(
@@ -227,12 +230,12 @@ class OcopEngine:
             raise RegistrationClosed("Chưa mở đăng ký ý tưởng sản phẩm cho địa bàn này / "
                                      "idea registration is not open for this area today")
 
-    def _start(self, session, definition, process_id, product_id, jurisdiction_id, year, data,
+    def _start(self, session, definition, process_id, product_id, jurisdiction_id, areas, year, data,
                actor, now) -> StepResult:
-        spec, subprocess_specs = self._spec_for(definition, process_id)
+        spec, subprocess_specs = self._spec_for(session, definition.id, process_id)
         instance = ProcessInstance(definition_id=definition.id, process_id=process_id,
-                                   product_id=product_id, jurisdiction_id=jurisdiction_id, year=year,
-                                   status="running", state="", started_at=now, updated_at=now)
+                                   product_id=product_id, jurisdiction_id=jurisdiction_id, areas=areas,
+                                   year=year, status="running", state="", started_at=now, updated_at=now)
         session.add(instance)
         session.flush()
         run = _Run(session, instance, now)
@@ -264,7 +267,8 @@ class OcopEngine:
                                  f"(role {row.role} of area {row.jurisdiction_id})")
             if row.assignee_id is not None and row.assignee_id != actor.user_id:
                 raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
-            instance = session.get(ProcessInstance, row.instance_id)
+            instance = session.get(ProcessInstance, row.instance_id,
+                                   options=[joinedload(ProcessInstance.product).joinedload(Product.producer)])
             product = instance.product
             form = validate_form(row.form_key, data, product.group_code if product else None)
             run = _Run(session, instance, now)
@@ -291,8 +295,7 @@ class OcopEngine:
                 raise LookupError(f"no instance {instance_id}")
             if instance.status != "running":
                 raise InstanceNotRunning(f"instance {instance_id} is {instance.status}")
-            chain = area_chain(session, instance.jurisdiction_id)
-            if not any(actor.holds(role, chain.get(level))
+            if not any(actor.holds(role, instance.areas.get(level))
                        for role, level in (("program_manager", "province"), ("admin", "central"))):
                 raise NotAllowed("only a program manager of the province or an administrator may cancel")
             run = _Run(session, instance, now)
@@ -310,7 +313,7 @@ class OcopEngine:
 
     def _load(self, run: _Run) -> BpmnWorkflow:
         instance = run.instance
-        spec, subprocess_specs = self._spec_for(instance.definition, instance.process_id)
+        spec, subprocess_specs = self._spec_for(run.session, instance.definition_id, instance.process_id)
         workflow = state_from_json(instance.state, spec, subprocess_specs)
         # The script engine is not part of the state: set it after every load.
         workflow.script_engine = SafeScriptEngine(run.call_service)
@@ -345,8 +348,12 @@ class OcopEngine:
         return ServiceTaskFailed(f"{err}")
 
     def _save(self, run: _Run, workflow: BpmnWorkflow) -> StepResult:
+        """Write the step. The instance row goes first, alone
+        (UPDATE ... WHERE version = :old): a transaction that lost a race
+        fails there, before any task row or history row is written."""
         session, instance, now = run.session, run.instance, run.now
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        stale_rows, new_rows = self._inbox_changes(run, ready)
         if workflow.is_completed() and instance.status == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                              if isinstance(t.task_spec, EndEvent)), None)
@@ -360,11 +367,11 @@ class OcopEngine:
         instance.current_step = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
         instance.state = state_to_json(workflow)
         instance.updated_at = now
-        # The optimistic version check goes first: a transaction that lost the
-        # race stops here, before it touches the task rows or the history.
+        history = audit.chain(instance, run.events, now)
         session.flush()
-        self._refresh_inbox(run, ready)
-        audit.append(session, instance.id, run.events, now)
+        for row in stale_rows:
+            session.delete(row)
+        session.add_all(new_rows + history)
         session.flush()
         return StepResult(instance.id, instance.status, [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
@@ -372,28 +379,21 @@ class OcopEngine:
              "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
             for task_id, t in ready.items()], instance.end_event, instance.stars)
 
-    def _refresh_inbox(self, run: _Run, ready: dict) -> None:
-        """Make the instance's task rows exactly its ready user tasks."""
-        session, instance = run.session, run.instance
-        rows = {row.id: row for row in session.scalars(
-            select(InboxTask).where(InboxTask.instance_id == instance.id))}
-        for task_id, row in rows.items():
-            if task_id not in ready:
-                session.delete(row)
-        chain = None
-        new = []
-        for task_id, task in ready.items():
-            if task_id in rows:
-                continue
-            chain = chain or area_chain(session, instance.jurisdiction_id)
-            row = self._inbox_row(instance, task, chain, run.now)
-            session.add(row)
-            new.append(row.element_id)
+    def _inbox_changes(self, run: _Run, ready: dict) -> tuple[list[InboxTask], list[InboxTask]]:
+        """Task rows to delete and to add so the inbox holds exactly the
+        instance's ready user tasks (claims on tasks still ready are kept)."""
+        with run.session.no_autoflush:
+            rows = {row.id: row for row in run.session.scalars(
+                select(InboxTask).where(InboxTask.instance_id == run.instance.id))}
+        stale = [row for task_id, row in rows.items() if task_id not in ready]
+        new = [self._inbox_row(run.instance, task, run.now)
+               for task_id, task in ready.items() if task_id not in rows]
         if new:
-            run.events.append(PendingEvent("tasks_ready", None, {"elements": new}))
+            run.events.append(PendingEvent("tasks_ready", None, {"elements": [r.element_id for r in new]}))
+        return stale, new
 
     @staticmethod
-    def _inbox_row(instance: ProcessInstance, task, chain: dict[str, int], now: datetime) -> InboxTask:
+    def _inbox_row(instance: ProcessInstance, task, now: datetime) -> InboxTask:
         spec = task.task_spec
         props = diagram.user_task_properties(spec)
         role = roles.role_for_lane(spec.lane)
@@ -405,7 +405,7 @@ class OcopEngine:
             id=str(task.id), instance_id=instance.id, product_id=instance.product_id,
             producer_id=product.producer_id if product else None, element_id=spec.bpmn_id,
             name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
-            jurisdiction_id=chain.get(role.level) if role.level else chain.get("commune"),
+            jurisdiction_id=instance.areas.get(role.level or "commune"),
             form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
             created_at=now, due_at=now + timedelta(days=due_days) if due_days else None)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from handlers.registry import HandlerContext, handler
-from storage.areas import area_chain
 from storage.models import Notification
 
 # kind -> Vietnamese message ({product} is the product's name).
@@ -44,7 +43,7 @@ def notify(context: HandlerContext, recipient: str, kind: str, reasons: str) -> 
     jurisdiction_id = None
     if recipient != "producer":
         level = recipient.split("_", 1)[0]
-        jurisdiction_id = area_chain(context.session, instance.jurisdiction_id).get(level)
+        jurisdiction_id = instance.areas.get(level)
     notification = Notification(
         instance_id=instance.id, recipient_role=recipient, producer_id=producer_id,
         jurisdiction_id=jurisdiction_id, kind=kind, message=message, reasons=reasons or "",

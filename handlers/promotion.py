@@ -8,7 +8,6 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from handlers.registry import HandlerContext, handler
-from storage.areas import area_chain
 from storage.criteria import certificate_validity_months
 from storage.models import PromotionListing
 
@@ -34,7 +33,7 @@ def publish_promotion_listing(context: HandlerContext, stars: int, channels: lis
         listing = PromotionListing(
             instance_id=instance.id, product_id=product.id, product_name=product.name,
             producer_name=producer.name, commune_name=producer.commune.name,
-            province_id=area_chain(session, producer.commune_id)["province"],
+            province_id=instance.areas["province"],
             group_code=product.group_code, stars=stars, certified_on=context.today,
             valid_until=add_months(context.today, certificate_validity_months()),
             channels=sorted(set(channels)), published_at=context.now)

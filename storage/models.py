@@ -131,9 +131,10 @@ class ProcessDefinition(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))  # e.g. ocop_cycle, ocop_cycle_two_tier
     version: Mapped[int] = mapped_column(Integer)  # per name: 1, 2, 3 ...
-    bpmn_xml: Mapped[str] = mapped_column(Text)
+    # Large columns, loaded only when asked for (the engine caches parsed specs).
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    specs: Mapped[dict[str, Any]] = mapped_column(JSON)  # process id -> serialized spec bundle
+    specs: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)  # process id -> spec bundle
     author: Mapped[str] = mapped_column(String(80))
     message: Mapped[str] = mapped_column(Text, default="")
     deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -155,6 +156,8 @@ class ProcessInstance(Base):
     process_id: Mapped[str] = mapped_column(String(100))
     product_id: Mapped[Optional[int]] = mapped_column(ForeignKey("product.id"), index=True)
     jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction.id"), index=True)
+    # The area's chain at start, {level: jurisdiction id}: who acts for it.
+    areas: Mapped[dict[str, Any]] = mapped_column(JSON)
     year: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
     current_step: Mapped[Optional[int]] = mapped_column(Integer)
@@ -162,6 +165,9 @@ class ProcessInstance(Base):
     stars: Mapped[Optional[int]] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(Text)  # JSON of the workflow without its spec
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Head of the audit hash chain: last sequence number and its hash.
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[Optional[datetime]] = mapped_column()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 12:03:38.132961
+Create Date: 2026-11-30 12:10:16.326894
 
 """
 from typing import Sequence, Union
@@ -126,6 +126,7 @@ def upgrade() -> None:
     sa.Column('process_id', sa.String(length=100), nullable=False),
     sa.Column('product_id', sa.Integer(), nullable=True),
     sa.Column('jurisdiction_id', sa.Integer(), nullable=False),
+    sa.Column('areas', sa.JSON(), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('current_step', sa.Integer(), nullable=True),
@@ -133,6 +134,8 @@ def upgrade() -> None:
     sa.Column('stars', sa.Integer(), nullable=True),
     sa.Column('state', sa.Text(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('audit_seq', sa.Integer(), nullable=False),
+    sa.Column('audit_head', sa.String(length=64), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,202 @@
+"""Benchmark: the raw in-memory SpiffWorkflow run of the OCOP cycle vs the
+same cycle through engine/ with persistence (SQLite, PostgreSQL), per
+completed user task, and the bytes a finished instance stores.
+
+    .venv/bin/python bench/run.py [--rounds N] [--no-postgres]
+
+Writes bench/results.json (one named key per figure). Not a test: numbers
+depend on the machine; the targets are checked and printed, not asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine  # noqa: E402
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
+from SpiffWorkflow.util.task import TaskState  # noqa: E402
+
+from engine import diagram  # noqa: E402
+from engine.demo import NATIONAL_DIAGRAM, deploy_bundled, run_outreach, seed_areas_and_people  # noqa: E402
+from engine.driver import Driver  # noqa: E402
+from engine.engine import OcopEngine  # noqa: E402
+from engine.samples import SampleDecider  # noqa: E402
+from handlers.ranking import council_average, recognised_stars, stars_for_score  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
+from tests.cycle import VALID, returned, sheets  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def decisions(returns: int = 0):
+    """Form data per form key for a 5-star run, with `returns` idea returns first."""
+    pending = {"review_idea": returns}
+    council = iter([sheets(92), sheets(93), sheets(95)])
+
+    def answer(form_key: str) -> dict:
+        if pending.get(form_key):
+            pending[form_key] -= 1
+            return returned(form_key)
+        if form_key == "score_product":
+            return next(council)
+        return VALID[form_key]
+    return answer
+
+
+# --- raw SpiffWorkflow ------------------------------------------------------
+
+class RawScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow's own eval-based engine; services answered in memory."""
+
+    def call_service(self, task, operation_name=None, operation_params=None, **kwargs):
+        params = {k: v["value"] for k, v in (operation_params or {}).items()}
+        if operation_name == "rank_product":
+            average = council_average(params["sheets"])
+            stars = stars_for_score(average)
+            return json.dumps({"average": average, "stars": stars,
+                               "recognised_stars": recognised_stars(stars, params["max_stars"])})
+        return json.dumps({"ok": True})
+
+
+def raw_cycle(spec, subprocess_specs) -> int:
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=RawScriptEngine())
+    start_data = {"product_group": "S10", "max_resubmissions": 3, "year": 2026}
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(start_data)
+    workflow.do_engine_steps()
+    answer, completed = decisions(), 0
+    while not workflow.is_completed():
+        task = workflow.get_tasks(state=TaskState.READY, manual=True)[0]
+        props = diagram.user_task_properties(task.task_spec)
+        task.data[props["dataKey"]] = answer(props["formKey"])
+        task.run()
+        workflow.do_engine_steps()
+        completed += 1
+    return completed
+
+
+def bench_raw(rounds: int) -> dict:
+    checked = diagram.check_or_raise(NATIONAL_DIAGRAM[1].read_bytes())
+    spec, subprocess_specs = checked.specs[diagram.PRODUCT_PROCESS]
+    raw_cycle(spec, subprocess_specs)  # warm up
+    per_task = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        tasks = raw_cycle(spec, subprocess_specs)
+        per_task.append((time.perf_counter() - started) / tasks)
+    return {"tasks_per_cycle": tasks, "ms_per_task": statistics.median(per_task) * 1000}
+
+
+# --- through engine/ with persistence --------------------------------------
+
+def prepared_engine(url: str) -> OcopEngine:
+    database = Database(url)
+    upgrade(database.engine)
+    engine = OcopEngine(database, clock=lambda: datetime(2026, 3, 2, 8, tzinfo=timezone.utc))
+    seed_areas_and_people(engine)
+    deploy_bundled(engine)
+    run_outreach(engine, Driver(engine, SampleDecider(random.Random(0), accept_rate=1.0)))
+    return engine
+
+
+def engine_cycle(engine: OcopEngine, driver: Driver, product_id: int, owner, returns: int = 0):
+    """Returns (seconds spent in engine calls, tasks completed, instance id)."""
+    answer = decisions(returns)
+    started = time.perf_counter()
+    instance_id = engine.start_product(product_id, owner).instance_id
+    spent, completed = time.perf_counter() - started, 0
+    while True:
+        tasks = engine.ready_tasks(instance_id)
+        if not tasks:
+            return spent, completed, instance_id
+        task, actor = tasks[0], driver.actor_for(tasks[0])
+        data = answer(task.form_key)
+        started = time.perf_counter()
+        engine.complete_task(task.id, data, actor)
+        spent += time.perf_counter() - started
+        completed += 1
+
+
+def bench_engine(url: str, rounds: int) -> dict:
+    from engine.access import load_actor
+    engine = prepared_engine(url)
+    driver = Driver(engine)
+    with engine.db.transaction() as session:
+        product = session.query(Product).filter_by(name="Hồ tiêu Gio Linh").one()
+        product_id, owner = product.id, load_actor(session, product.producer.owner_user_id)
+    engine_cycle(engine, driver, product_id, owner)  # warm up caches
+    per_task, instances = [], []
+    for _ in range(rounds):
+        spent, tasks, instance_id = engine_cycle(engine, driver, product_id, owner)
+        per_task.append(spent / tasks)
+        instances.append(instance_id)
+    sizes = {}
+    for returns in (0, 1, 2, 3):
+        _, _, instance_id = engine_cycle(engine, driver, product_id, owner, returns)
+        sizes[returns] = stored_bytes(engine, instance_id)
+    engine.db.dispose()
+    return {"ms_per_task": statistics.median(per_task) * 1000, "tasks_per_cycle": tasks,
+            "stored_bytes": sizes}
+
+
+def stored_bytes(engine: OcopEngine, instance_id: int) -> dict:
+    with engine.db.transaction() as session:
+        instance = session.get(ProcessInstance, instance_id)
+        events = session.query(AuditEvent).filter_by(instance_id=instance_id).all()
+        history = sum(len(json.dumps(e.data, ensure_ascii=False).encode()) + 200 for e in events)
+        return {"state": len(instance.state.encode()), "history_estimate": history}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    results: dict = {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}",
+                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "rounds": args.rounds}
+    raw = bench_raw(args.rounds)
+    results["raw_ms_per_task"] = round(raw["ms_per_task"], 3)
+    results["tasks_per_cycle"] = raw["tasks_per_cycle"]
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = bench_engine(f"sqlite:///{tmp}/bench.db", args.rounds)
+    results["sqlite_engine_ms_per_task"] = round(sqlite["ms_per_task"], 3)
+    results["sqlite_ratio_to_raw"] = round(sqlite["ms_per_task"] / raw["ms_per_task"], 2)
+    for returns, size in sqlite["stored_bytes"].items():
+        results[f"state_bytes_finished_{returns}_returns"] = size["state"]
+        results[f"history_bytes_finished_{returns}_returns"] = size["history_estimate"]
+    if not args.no_postgres:
+        from tests.pgserver import PostgresServer, available
+        reason = available()
+        if reason:
+            results["postgresql_skipped"] = reason
+        else:
+            with PostgresServer() as server:
+                pg = bench_engine(server.create_database("bench"), args.rounds)
+            results["postgresql_engine_ms_per_task"] = round(pg["ms_per_task"], 3)
+            results["postgresql_ratio_to_raw"] = round(pg["ms_per_task"] / raw["ms_per_task"], 2)
+    results["target_sqlite_ratio_max"] = 3.0
+    results["target_state_bytes_max"] = 64 * 1024
+    results["sqlite_ratio_target_met"] = results["sqlite_ratio_to_raw"] <= 3.0
+    results["state_size_target_met"] = results["state_bytes_finished_0_returns"] <= 64 * 1024
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
