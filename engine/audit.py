@@ -42,23 +42,21 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def chain(instance, events: list[PendingEvent], at: datetime) -> list[AuditEvent]:
-    """Rows for the events, linked after the instance's chain head, and the
-    head moved (it is kept on the instance row, which the optimistic version
-    check guards). The caller adds the rows to its transaction."""
+def chain(instance_id: int, seq: int, prev_hash: str, events: list[PendingEvent],
+          at: datetime) -> tuple[list[dict], int, str]:
+    """Rows (as dicts for one bulk insert) for the events, linked after the
+    chain head (`seq`, `prev_hash`), and the new head."""
     rows = []
-    seq, prev_hash = instance.audit_seq or 0, instance.audit_head or GENESIS
     for event in events:
         seq += 1
         data = json.loads(json.dumps(event.data, default=str))  # stored exactly as hashed
-        digest = event_hash(prev_hash, instance.id, seq, at, event.actor_id, event.kind,
+        digest = event_hash(prev_hash, instance_id, seq, at, event.actor_id, event.kind,
                             event.element_id, data)
-        rows.append(AuditEvent(instance_id=instance.id, seq=seq, at=at, actor_id=event.actor_id,
-                               kind=event.kind, element_id=event.element_id, data=data,
-                               prev_hash=prev_hash, hash=digest))
+        rows.append({"instance_id": instance_id, "seq": seq, "at": at, "actor_id": event.actor_id,
+                     "kind": event.kind, "element_id": event.element_id, "data": data,
+                     "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    instance.audit_seq, instance.audit_head = seq, prev_hash
-    return rows
+    return rows, seq, prev_hash
 
 
 def verify_chain(session: Session, instance_id: int) -> list[str]:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from contextlib import contextmanager
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.exc import StaleDataError
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
@@ -46,6 +45,7 @@ from handlers.registry import HandlerContext, HandlerParameterError
 from storage.areas import area_chain
 from storage.db import Database
 from storage.models import (
+    AuditEvent,
     InboxTask,
     ProcessDefinition,
     ProcessInstance,
@@ -55,6 +55,7 @@ from storage.models import (
 
 DEFAULT_MAX_RESUBMISSIONS = 3
 SPEC_CACHE_SIZE = 16
+WORKFLOW_CACHE_SIZE = 256
 
 
 @dataclass
@@ -69,17 +70,22 @@ class StepResult:
 
 
 class _Run:
-    """One engine call in progress: the transaction, the instance and the
-    events to append. Service-task handlers are dispatched through it so
-    their writes join the same transaction."""
+    """One engine call in progress: the transaction, the instance, its
+    workflow and the events to append. Service-task handlers are dispatched
+    through it so their writes join the same transaction."""
 
     def __init__(self, session: Session, instance: ProcessInstance, now: datetime):
-        session.info["instance_id"] = instance.id
         self.session = session
         self.instance = instance
         self.now = now
         self.events: list[PendingEvent] = []
         self.last_step: int | None = None  # step of the last task run that declares one
+        self.workflow: BpmnWorkflow | None = None
+        # Ready user tasks when the step began: exactly the instance's inbox
+        # rows, since every write keeps the two in step.
+        self.ready_before: set[str] = set()
+        self.result: StepResult | None = None
+        self.result_version: int | None = None
 
     def call_service(self, task, name: str, params: dict) -> str:
         handler = registry.get(name)
@@ -104,6 +110,9 @@ class OcopEngine:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.max_resubmissions = max_resubmissions
         self._specs: OrderedDict[int, dict] = OrderedDict()
+        # instance id -> (version, workflow) as last committed by this process.
+        self._workflows: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- definitions ------------------------------------------------------
 
@@ -137,9 +146,7 @@ class OcopEngine:
     def _activate(self, session: Session, definition: ProcessDefinition) -> None:
         """One active definition per scope (national, or one province)."""
         for other in session.scalars(select(ProcessDefinition).where(
-                ProcessDefinition.is_active.is_(True),
-                ProcessDefinition.province_id.is_(None) if definition.province_id is None
-                else ProcessDefinition.province_id == definition.province_id)):
+                ProcessDefinition.is_active.is_(True), _same_scope(definition.province_id))):
             other.is_active = False
         definition.is_active = True
 
@@ -147,9 +154,7 @@ class OcopEngine:
         """The province's own active variant if it has one, else the national one."""
         for scope in (province_id, None):
             definition = session.scalar(select(ProcessDefinition).where(
-                ProcessDefinition.is_active.is_(True),
-                ProcessDefinition.province_id.is_(None) if scope is None
-                else ProcessDefinition.province_id == scope))
+                ProcessDefinition.is_active.is_(True), _same_scope(scope)))
             if definition is not None:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
@@ -157,28 +162,18 @@ class OcopEngine:
     def _spec_for(self, session: Session, definition_id: int, process_id: str):
         """Parsed specs of a deployed version, restored once and cached (an
         LRU of SPEC_CACHE_SIZE versions); deployments never change."""
-        bundle = self._specs.get(definition_id)
-        if bundle is None:
-            stored = session.scalar(select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id))
-            bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
+        with self._lock:
+            bundle = self._specs.get(definition_id)
+            if bundle is not None:
+                self._specs.move_to_end(definition_id)
+                return bundle[process_id]
+        stored = session.scalar(select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id))
+        bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
+        with self._lock:
             self._specs[definition_id] = bundle
             while len(self._specs) > SPEC_CACHE_SIZE:
                 self._specs.popitem(last=False)
-        else:
-            self._specs.move_to_end(definition_id)
         return bundle[process_id]
-
-    @contextmanager
-    def _unit_of_work(self):
-        """One transaction; a lost optimistic-lock race (the instance row or
-        its task rows changed since we read them) becomes ConcurrencyConflict."""
-        info: dict = {}
-        try:
-            with self.db.transaction() as session:
-                info = session.info
-                yield session
-        except StaleDataError:
-            raise ConcurrencyConflict(info.get("instance_id")) from None
 
     # --- starting instances ----------------------------------------------
 
@@ -186,7 +181,7 @@ class OcopEngine:
         """Step 1 for one locality: the campaign that opens idea registration."""
         now = self.clock()
         year = year or now.year
-        with self._unit_of_work() as session:
+        with self.db.transaction() as session:
             chain = area_chain(session, jurisdiction_id)
             if not any(actor.holds(role, area) for role, area in (
                     ("district_officer", jurisdiction_id), ("commune_officer", jurisdiction_id),
@@ -195,14 +190,15 @@ class OcopEngine:
                                  "or an administrator may start an outreach campaign")
             definition = self.active_definition(session, chain.get("province"))
             data = {"jurisdiction_id": jurisdiction_id, "year": year}
-            return self._start(session, definition, diagram.OUTREACH_PROCESS, None,
-                               jurisdiction_id, chain, year, data, actor, now)
+            run = self._start(session, definition, diagram.OUTREACH_PROCESS, None,
+                              jurisdiction_id, chain, year, data, actor, now)
+        return self._committed(run)
 
     def start_product(self, product_id: int, actor: Actor, year: int | None = None) -> StepResult:
         """Steps 2-6 for one product: needs an open registration window."""
         now = self.clock()
         year = year or now.year
-        with self._unit_of_work() as session:
+        with self.db.transaction() as session:
             product = session.get(Product, product_id)
             if product is None:
                 raise LookupError(f"no product {product_id}")
@@ -219,8 +215,9 @@ class OcopEngine:
                 "province_id": chain.get("province"), "year": year,
                 "max_resubmissions": self.max_resubmissions,
             }
-            return self._start(session, definition, diagram.PRODUCT_PROCESS, product.id,
-                               commune_id, chain, year, data, actor, now)
+            run = self._start(session, definition, diagram.PRODUCT_PROCESS, product.id,
+                              commune_id, chain, year, data, actor, now)
+        return self._committed(run)
 
     def _require_open_window(self, session: Session, chain: dict[str, int], today: date) -> None:
         window = session.scalar(select(RegistrationWindow.id).where(
@@ -231,21 +228,23 @@ class OcopEngine:
                                      "idea registration is not open for this area today")
 
     def _start(self, session, definition, process_id, product_id, jurisdiction_id, areas, year, data,
-               actor, now) -> StepResult:
+               actor, now) -> _Run:
         spec, subprocess_specs = self._spec_for(session, definition.id, process_id)
         instance = ProcessInstance(definition_id=definition.id, process_id=process_id,
                                    product_id=product_id, jurisdiction_id=jurisdiction_id, areas=areas,
-                                   year=year, status="running", state="", started_at=now, updated_at=now)
+                                   year=year, status="running", state="", version=0,
+                                   started_at=now, updated_at=now)
         session.add(instance)
         session.flush()
         run = _Run(session, instance, now)
-        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
-        for task in workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
+        run.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
+        for task in run.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
             task.data.update(data)
         run.events.append(PendingEvent("started", process_id, {
             "definition": definition.name, "version": definition.version, "data": data}, actor.user_id))
-        self._advance(workflow, run)
-        return self._save(run, workflow)
+        self._advance(run)
+        self._save(run)
+        return run
 
     # --- tasks --------------------------------------------------------------
 
@@ -258,7 +257,7 @@ class OcopEngine:
         """Validate the form, check the actor, run the task and everything
         automatic after it, and save -- all in one transaction."""
         now = self.clock()
-        with self._unit_of_work() as session:
+        with self.db.transaction() as session:
             row = session.get(InboxTask, task_id)
             if row is None:
                 raise UnknownTask(task_id)
@@ -268,12 +267,12 @@ class OcopEngine:
             if row.assignee_id is not None and row.assignee_id != actor.user_id:
                 raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
             instance = session.get(ProcessInstance, row.instance_id,
-                                   options=[joinedload(ProcessInstance.product).joinedload(Product.producer)])
+                                   options=[joinedload(ProcessInstance.product)])
             product = instance.product
             form = validate_form(row.form_key, data, product.group_code if product else None)
             run = _Run(session, instance, now)
-            workflow = self._load(run)
-            task = workflow.get_task_from_id(UUID(task_id))
+            self._load(run)
+            task = run.workflow.get_task_from_id(UUID(task_id))
             if task is None:
                 raise UnknownTask(task_id)
             if task.state != TaskState.READY:
@@ -281,15 +280,15 @@ class OcopEngine:
             task.data[row.data_key] = form
             run.events.append(PendingEvent("task_completed", row.element_id, {
                 "task_id": task_id, "name": row.name, "role": row.role, "step": row.step,
-                "form_key": row.form_key,
-                "data_key": row.data_key, "form": form}, actor.user_id))
+                "form_key": row.form_key, "data_key": row.data_key, "form": form}, actor.user_id))
             self._run_task(task, run)
-            self._advance(workflow, run)
-            return self._save(run, workflow)
+            self._advance(run)
+            self._save(run)
+        return self._committed(run)
 
     def cancel(self, instance_id: int, actor: Actor, reason: str) -> StepResult:
         now = self.clock()
-        with self._unit_of_work() as session:
+        with self.db.transaction() as session:
             instance = session.get(ProcessInstance, instance_id)
             if instance is None:
                 raise LookupError(f"no instance {instance_id}")
@@ -299,25 +298,42 @@ class OcopEngine:
                        for role, level in (("program_manager", "province"), ("admin", "central"))):
                 raise NotAllowed("only a program manager of the province or an administrator may cancel")
             run = _Run(session, instance, now)
-            workflow = self._load(run)
-            workflow.cancel()
+            self._load(run)
+            run.workflow.cancel()
             run.events.append(PendingEvent("cancelled", None, {"reason": reason}, actor.user_id))
-            instance.status = "cancelled"
-            return self._save(run, workflow)
+            self._save(run, status="cancelled")
+        return self._committed(run)
 
     # --- internals ----------------------------------------------------------
 
     def load_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
-        """The instance's workflow, read-only use (replay, inspection)."""
-        return self._load(_Run(session, instance, self.clock()))
+        """The instance's workflow as stored, for reading (replay, inspection)."""
+        spec, subprocess_specs = self._spec_for(session, instance.definition_id, instance.process_id)
+        return state_from_json(instance.state, spec, subprocess_specs)
 
-    def _load(self, run: _Run) -> BpmnWorkflow:
+    def _load(self, run: _Run) -> None:
+        """The workflow as of the instance's stored version: from this
+        process's cache when it holds exactly that version, else deserialized.
+        The entry leaves the cache; only a committed step puts it back."""
         instance = run.instance
-        spec, subprocess_specs = self._spec_for(run.session, instance.definition_id, instance.process_id)
-        workflow = state_from_json(instance.state, spec, subprocess_specs)
+        with self._lock:
+            cached = self._workflows.pop(instance.id, None)
+        if cached is not None and cached[0] == instance.version:
+            run.workflow = cached[1]
+        else:
+            run.workflow = self.load_workflow(run.session, instance)
+        run.ready_before = _ready_user_task_ids(run.workflow)
         # The script engine is not part of the state: set it after every load.
-        workflow.script_engine = SafeScriptEngine(run.call_service)
-        return workflow
+        run.workflow.script_engine = SafeScriptEngine(run.call_service)
+
+    def _committed(self, run: _Run) -> StepResult:
+        """After commit: remember the workflow for the next step."""
+        run.workflow.script_engine = None  # drop the reference to the closed transaction
+        with self._lock:
+            self._workflows[run.instance.id] = (run.result_version, run.workflow)
+            while len(self._workflows) > WORKFLOW_CACHE_SIZE:
+                self._workflows.popitem(last=False)
+        return run.result
 
     def _run_task(self, task, run: _Run) -> None:
         try:
@@ -325,7 +341,7 @@ class OcopEngine:
         except WorkflowException as err:
             raise self._service_failure(err) from None
 
-    def _advance(self, workflow: BpmnWorkflow, run: _Run) -> None:
+    def _advance(self, run: _Run) -> None:
         completed: list[str] = []
 
         def record(task):
@@ -334,7 +350,7 @@ class OcopEngine:
                 run.last_step = _step_of(task.task_spec) or run.last_step
 
         try:
-            workflow.do_engine_steps(did_complete_task=record)
+            run.workflow.do_engine_steps(did_complete_task=record)
         except WorkflowException as err:
             raise self._service_failure(err) from None
         if completed:
@@ -347,53 +363,61 @@ class OcopEngine:
             return cause
         return ServiceTaskFailed(f"{err}")
 
-    def _save(self, run: _Run, workflow: BpmnWorkflow) -> StepResult:
-        """Write the step. The instance row goes first, alone
-        (UPDATE ... WHERE version = :old): a transaction that lost a race
-        fails there, before any task row or history row is written."""
-        session, instance, now = run.session, run.instance, run.now
+    def _save(self, run: _Run, status: str | None = None) -> None:
+        """Write the step. The instance row goes first and alone:
+        UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
+        a race matches no row and stops there, before any task or history
+        row is written; the winner holds the row until it commits."""
+        session, instance, workflow, now = run.session, run.instance, run.workflow, run.now
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        stale_rows, new_rows = self._inbox_changes(run, ready)
-        if workflow.is_completed() and instance.status == "running":
+        stale_ids, new_rows = self._inbox_changes(run, ready)
+        values = {"state": state_to_json(workflow), "updated_at": now, "version": instance.version + 1,
+                  "status": status or instance.status}
+        if workflow.is_completed() and values["status"] == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                              if isinstance(t.task_spec, EndEvent)), None)
-            instance.status = "completed"
-            instance.finished_at = now
-            instance.end_event = end_task.task_spec.bpmn_id if end_task else None
             stars = (end_task.data if end_task else workflow.data).get("stars")
-            instance.stars = stars or None
-            run.events.append(PendingEvent("finished", instance.end_event, {"stars": stars}))
+            values.update(status="completed", finished_at=now, stars=stars or None,
+                          end_event=end_task.task_spec.bpmn_id if end_task else None)
+            run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
         ready_steps = [step for step in map(_step_of, (t.task_spec for t in ready.values())) if step]
-        instance.current_step = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
-        instance.state = state_to_json(workflow)
-        instance.updated_at = now
-        history = audit.chain(instance, run.events, now)
-        session.flush()
-        for row in stale_rows:
-            session.delete(row)
-        session.add_all(new_rows + history)
-        session.flush()
-        return StepResult(instance.id, instance.status, [
+        values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
+        history, values["audit_seq"], values["audit_head"] = audit.chain(
+            instance.id, instance.audit_seq, instance.audit_head, run.events, now)
+        # Plain Core statements on the transaction's connection: nothing of
+        # this is needed as ORM objects afterwards.
+        connection = session.connection()
+        updated = connection.execute(
+            update(ProcessInstance.__table__)
+            .where(ProcessInstance.id == instance.id, ProcessInstance.version == instance.version)
+            .values(**values)).rowcount
+        if updated != 1:
+            raise ConcurrencyConflict(instance.id)
+        if stale_ids:
+            connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
+        if new_rows:
+            connection.execute(insert(InboxTask.__table__), new_rows)
+        connection.execute(insert(AuditEvent.__table__), history)
+        run.result_version = values["version"]
+        run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
              "lane": t.task_spec.lane, "step": _step_of(t.task_spec),
              "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
-            for task_id, t in ready.items()], instance.end_event, instance.stars)
+            for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
 
-    def _inbox_changes(self, run: _Run, ready: dict) -> tuple[list[InboxTask], list[InboxTask]]:
-        """Task rows to delete and to add so the inbox holds exactly the
-        instance's ready user tasks (claims on tasks still ready are kept)."""
-        with run.session.no_autoflush:
-            rows = {row.id: row for row in run.session.scalars(
-                select(InboxTask).where(InboxTask.instance_id == run.instance.id))}
-        stale = [row for task_id, row in rows.items() if task_id not in ready]
+    def _inbox_changes(self, run: _Run, ready: dict) -> tuple[list[str], list[dict]]:
+        """Task ids to delete and rows to add so the inbox holds exactly the
+        instance's ready user tasks (rows of tasks still ready, and their
+        claims, stay as they are)."""
+        stale = sorted(run.ready_before - set(ready))
         new = [self._inbox_row(run.instance, task, run.now)
-               for task_id, task in ready.items() if task_id not in rows]
+               for task_id, task in ready.items() if task_id not in run.ready_before]
         if new:
-            run.events.append(PendingEvent("tasks_ready", None, {"elements": [r.element_id for r in new]}))
+            run.events.append(PendingEvent("tasks_ready", None, {"elements": [r["element_id"] for r in new]}))
         return stale, new
 
     @staticmethod
-    def _inbox_row(instance: ProcessInstance, task, now: datetime) -> InboxTask:
+    def _inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         spec = task.task_spec
         props = diagram.user_task_properties(spec)
         role = roles.role_for_lane(spec.lane)
@@ -401,13 +425,22 @@ class OcopEngine:
             raise ServiceTaskFailed(f"lane '{spec.lane}' of {spec.bpmn_id} is not a role")
         due_days = _int(props.get("dueDays"))
         product = instance.product
-        return InboxTask(
+        return dict(
             id=str(task.id), instance_id=instance.id, product_id=instance.product_id,
             producer_id=product.producer_id if product else None, element_id=spec.bpmn_id,
             name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
             jurisdiction_id=instance.areas.get(role.level or "commune"),
             form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
             created_at=now, due_at=now + timedelta(days=due_days) if due_days else None)
+
+
+def _ready_user_task_ids(workflow: BpmnWorkflow) -> set[str]:
+    return {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+def _same_scope(province_id: int | None):
+    return (ProcessDefinition.province_id.is_(None) if province_id is None
+            else ProcessDefinition.province_id == province_id)
 
 
 def _step_of(task_spec) -> int | None:

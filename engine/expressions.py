@@ -16,6 +16,7 @@ the evaluator refuses it again at run time.
 from __future__ import annotations
 
 import ast
+import threading
 from functools import lru_cache
 
 from simpleeval import EvalWithCompoundTypes, SimpleEval
@@ -116,10 +117,25 @@ def check_script(source: str) -> None:
     parse_script(source)
 
 
+class _Evaluator(EvalWithCompoundTypes):
+    """simpleeval with only the nodes _check_tree allows (no comprehensions,
+    no attribute access), and the FUNCTIONS allow-list."""
+
+    def __init__(self):
+        super().__init__(functions=FUNCTIONS)
+        self.nodes = {k: v for k, v in self.nodes.items() if issubclass(k, _ALLOWED_NODES)}
+
+
+_local = threading.local()
+
+
 def _evaluator(names: dict) -> SimpleEval:
-    evaluator = EvalWithCompoundTypes(names=names, functions=FUNCTIONS)
-    # Keep only what _check_tree allows: drops comprehensions and attributes.
-    evaluator.nodes = {k: v for k, v in evaluator.nodes.items() if issubclass(k, _ALLOWED_NODES)}
+    # One evaluator per thread, reused: building one costs more than most
+    # evaluations. Only `names` changes between calls.
+    evaluator = getattr(_local, "evaluator", None)
+    if evaluator is None:
+        evaluator = _local.evaluator = _Evaluator()
+    evaluator.names = names
     return evaluator
 
 

@@ -147,8 +147,8 @@ class ProcessDefinition(Base):
 
 class ProcessInstance(Base):
     """A running or finished workflow: a product's cycle for one year, or a
-    locality's outreach campaign. `version` is the optimistic lock: every
-    write is UPDATE ... WHERE id = :id AND version = :old."""
+    locality's outreach campaign. `version` is the optimistic lock: the
+    engine writes it only with UPDATE ... WHERE id = :id AND version = :old."""
 
     __tablename__ = "process_instance"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -174,8 +174,6 @@ class ProcessInstance(Base):
 
     definition: Mapped[ProcessDefinition] = relationship()
     product: Mapped[Optional[Product]] = relationship()
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class InboxTask(Base):

@@ -164,9 +164,9 @@ def test_two_people_completing_the_same_task_at_once(world, db_url, clock, monke
     barrier = threading.Barrier(2, timeout=20)
     original_save = OcopEngine._save
 
-    def save_after_both_ran(self, run, workflow):
+    def save_after_both_ran(self, run, **kwargs):
         barrier.wait()  # both transactions have read the same version
-        return original_save(self, run, workflow)
+        return original_save(self, run, **kwargs)
 
     monkeypatch.setattr(OcopEngine, "_save", save_after_both_ran)
     outcomes = []
