@@ -108,6 +108,15 @@ def deploy(path: str, name: str, message: str, province: str | None, author: str
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web application (embedded server, for one machine)."""
+    from web.app import create_app
+    create_app().run(host=host, port=port)
+
+
+@main.command()
 def status() -> None:
     """Instances by status and step, and ready tasks by role."""
     engine = _engine()

@@ -1,0 +1,51 @@
+"""Pages anyone may read: the programme at a glance and the catalogue of
+promoted (3-star-and-up) products. Aggregates and public listings only."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from sqlalchemy import func, select
+
+from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
+
+public = Blueprint("public", __name__)
+
+STEP_LABELS = {1: "Tuyên truyền, hướng dẫn", 2: "Đăng ký ý tưởng sản phẩm",
+               3: "Phương án sản xuất kinh doanh", 4: "Triển khai phương án",
+               5: "Đánh giá và xếp hạng", 6: "Xúc tiến thương mại"}
+END_LABELS = {"end_recognised": "Được công nhận", "end_not_recognised": "Không đạt (dưới 50 điểm)",
+              "end_idea_limit": "Dừng: hết lượt nộp lại ý tưởng",
+              "end_plan_limit": "Dừng: hết lượt nộp lại phương án",
+              "end_dossier_limit": "Dừng: hết lượt bổ sung hồ sơ"}
+
+
+def _db():
+    return current_app.extensions["ocop_engine"].db
+
+
+@public.get("/")
+def overview():
+    with _db().transaction() as session:
+        running = dict(session.execute(
+            select(ProcessInstance.current_step, func.count())
+            .where(ProcessInstance.process_id == "ocop_product_cycle", ProcessInstance.status == "running")
+            .group_by(ProcessInstance.current_step)).all())
+        ended = dict(session.execute(
+            select(ProcessInstance.end_event, func.count())
+            .where(ProcessInstance.process_id == "ocop_product_cycle", ProcessInstance.status == "completed")
+            .group_by(ProcessInstance.end_event)).all())
+        waiting = session.execute(select(InboxTask.role, func.count()).group_by(InboxTask.role)).all()
+    return render_template("overview.html", running=running, ended=ended, waiting=waiting,
+                           steps=STEP_LABELS, end_labels=END_LABELS)
+
+
+@public.get("/catalogue")
+def catalogue():
+    stars = request.args.get("stars", type=int)
+    with _db().transaction() as session:
+        query = (select(PromotionListing, Jurisdiction.name)
+                 .join(Jurisdiction, Jurisdiction.id == PromotionListing.province_id)
+                 .order_by(PromotionListing.stars.desc(), PromotionListing.product_name))
+        if stars in (3, 4, 5):
+            query = query.where(PromotionListing.stars == stars)
+        listings = session.execute(query.limit(500)).all()
+    return render_template("catalogue.html", listings=listings, stars=stars)
