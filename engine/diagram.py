@@ -10,9 +10,11 @@ Three layers, every problem collected and named by element and line:
 """
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 from lxml import etree
+from marshmallow import ValidationError
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
@@ -52,7 +54,9 @@ class CheckedDiagram:
 
 
 def check(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram:
-    """Run all three layers; later layers run only when earlier ones pass."""
+    """Run all three layers. XML problems stop there (nothing else can be
+    trusted); SpiffWorkflow's parse and the lint both read the valid tree,
+    so their problems are reported together."""
     result = CheckedDiagram(xml)
     result.root, result.problems = read_xml(xml)
     if result.problems:
@@ -61,9 +65,7 @@ def check(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram:
     if result.problems:
         return result
     result.specs, result.problems = parse_specs(result.root, filename)
-    if result.problems:
-        return result
-    result.problems = lint(result.root)
+    result.problems += lint(result.root)
     return result
 
 
@@ -184,12 +186,29 @@ def _lint_service_task(task) -> list[Problem]:
         problems.append(Problem(f"handler '{handler.name}' has no parameter '{name}'", **where))
     for name in sorted(required - set(given)):
         problems.append(Problem(f"handler '{handler.name}' needs parameter '{name}'", **where))
+    fields = handler.params().fields
     for name, value in given.items():
         if value is None:
             problems.append(Problem(f"parameter '{name}' has no value", **where))
-        else:
-            problems += _lint_code(expressions.check_expression, value, task, f"parameter '{name}'")
+            continue
+        found = _lint_code(expressions.check_expression, value, task, f"parameter '{name}'")
+        if not found and name in fields:
+            found = _lint_constant(fields[name], value, name, handler.name, where)
+        problems += found
     return problems
+
+
+def _lint_constant(field, source: str, name: str, handler_name: str, where: dict) -> list[Problem]:
+    """A parameter given as a literal can be checked against the schema now."""
+    try:
+        value = ast.literal_eval(source.strip())
+    except (ValueError, SyntaxError):
+        return []  # depends on process variables: checked when it runs
+    try:
+        field.deserialize(value)
+    except ValidationError as err:
+        return [Problem(f"parameter '{name}' of '{handler_name}' does not fit: {err.messages}", **where)]
+    return []
 
 
 def _lint_code(checker, source: str, owner, what: str) -> list[Problem]:

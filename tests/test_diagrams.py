@@ -153,3 +153,37 @@ def test_deploys_are_immutable_versions(engine):
         active = session.scalars(select(ProcessDefinition.version).where(
             ProcessDefinition.is_active.is_(True))).all()
     assert active == [2]
+
+
+def test_constant_parameters_are_checked_against_the_schema():
+    bad = SEED.replace("value=\"'business_plan'\"", "value=\"'cooking'\"", 1)
+    one_problem(bad, "parameter 'topic' of 'schedule_training' does not fit")
+
+
+CAMUNDA = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="ocop_product_cycle" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Activity_review" name="Review" camunda:formKey="embedded:app:review.html">
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:serviceTask id="Activity_mail" camunda:class="com.example.Mail">
+      <bpmn:incoming>Flow_2</bpmn:incoming><bpmn:outgoing>Flow_3</bpmn:outgoing></bpmn:serviceTask>
+    <bpmn:endEvent id="End_1"><bpmn:incoming>Flow_3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Activity_review"/>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Activity_review" targetRef="Activity_mail"/>
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Activity_mail" targetRef="End_1"/>
+  </bpmn:process>
+  <bpmn:process id="ocop_outreach" isExecutable="true">
+    <bpmn:startEvent id="S2"><bpmn:outgoing>F4</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:endEvent id="E2"><bpmn:incoming>F4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="F4" sourceRef="S2" targetRef="E2"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_diagram_from_another_tool_gets_a_clear_list():
+    found = problems(CAMUNDA)
+    text = " | ".join(found)
+    assert "Activity_review" in text and "formKey '(missing)'" in text and "lane '(none)'" in text
+    assert "Activity_mail" in text and "names no handler" in text
