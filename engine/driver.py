@@ -15,7 +15,7 @@ from sqlalchemy import select
 from engine.access import Actor, load_actor
 from engine.engine import OcopEngine, StepResult
 from engine.samples import SampleDecider
-from storage.models import InboxTask, Producer, ProcessInstance, RoleAssignment
+from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment
 
 
 @dataclass

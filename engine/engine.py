@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
+import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session, joinedload
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from engine import audit, diagram, roles
 from engine.access import Actor, may_act
@@ -104,6 +105,14 @@ class _Run:
 
 
 class OcopEngine:
+    @classmethod
+    def from_environment(cls) -> "OcopEngine":
+        """Configured by OCOP_DATABASE_URL and OCOP_MAX_RESUBMISSIONS."""
+        limit = os.environ.get("OCOP_MAX_RESUBMISSIONS", str(DEFAULT_MAX_RESUBMISSIONS))
+        if not limit.isdigit():
+            raise ValueError(f"OCOP_MAX_RESUBMISSIONS must be a whole number, not '{limit}'")
+        return cls(Database(), max_resubmissions=int(limit))
+
     def __init__(self, db: Database, clock: Callable[[], datetime] | None = None,
                  max_resubmissions: int = DEFAULT_MAX_RESUBMISSIONS):
         self.db = db

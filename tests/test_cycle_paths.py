@@ -198,3 +198,14 @@ def test_two_tier_dossier_loop_limit(world):
     cycle.do("commune_assessment")
     cycle.do("advisory_review", returned("advisory_review"))  # the fourth return, from the advisory team
     finished(cycle, "end_dossier_limit", None)
+
+
+def test_the_resubmission_limit_is_configurable(world):
+    world.max_resubmissions = 1
+    cycle = Cycle(world, SEED).start()
+    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan"):
+        cycle.do(form_key)
+    cycle.do("review_plan", returned("review_plan"))
+    cycle.do("submit_plan")
+    cycle.do("review_plan", returned("review_plan"))  # the second return exceeds a limit of 1
+    finished(cycle, "end_plan_limit", None)

@@ -1,8 +1,8 @@
 """The public pages: overview of the programme and the promotion catalogue."""
 import pytest
 
-from web.app import create_app
 from tests.cycle import Cycle, sheets
+from web.app import create_app
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from storage.db import Database
 def create_app(database_url: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("OCOP_SECRET_KEY", "dev-only-change-me")
-    app.extensions["ocop_engine"] = OcopEngine(Database(database_url))
+    app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
+                                     else OcopEngine.from_environment())
 
     from web.public import public
     app.register_blueprint(public)

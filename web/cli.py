@@ -17,13 +17,12 @@ from engine.demo import deploy_bundled, seed_demo
 from engine.engine import OcopEngine
 from engine.errors import DiagramError
 from engine.simulate import format_funnel, simulate
-from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import InboxTask, Jurisdiction, ProcessInstance
 
 
 def _engine() -> OcopEngine:
-    return OcopEngine(Database())
+    return OcopEngine.from_environment()
 
 
 @click.group()
