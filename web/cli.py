@@ -54,7 +54,10 @@ def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
     upgrade(engine.db.engine)
     started = time.perf_counter()
     with tqdm(total=products, unit="product", disable=as_json or not sys.stderr.isatty()) as bar:
-        result = simulate(engine, products, seed, progress=bar.update)
+        try:
+            result = simulate(engine, products, seed, progress=bar.update)
+        except RuntimeError as err:
+            raise click.ClickException(str(err)) from None
     elapsed = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps({**result, "seconds": round(elapsed, 2)}, ensure_ascii=False, indent=2))
