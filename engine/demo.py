@@ -9,11 +9,13 @@ at different steps of the cycle.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
 
 from engine.access import load_actor
+from engine.accounts import hash_password
 from engine.driver import Driver
 from engine.engine import OcopEngine
 from engine.samples import SampleDecider
@@ -22,6 +24,9 @@ from storage.models import Jurisdiction, Producer, Product, RoleAssignment, User
 PROCESSES_DIR = Path(__file__).resolve().parents[1] / "processes"
 NATIONAL_DIAGRAM = ("ocop_cycle", PROCESSES_DIR / "ocop_cycle.bpmn")
 TWO_TIER_DIAGRAM = ("ocop_cycle_two_tier", PROCESSES_DIR / "variants" / "ocop_cycle_two_tier.bpmn")
+
+# Every demo account signs in with this password (demo mode only).
+DEMO_PASSWORD = "ocop-demo"
 
 # code, name, level, parent code
 AREAS = [
@@ -98,11 +103,11 @@ def seed_areas_and_people(engine: OcopEngine) -> bool:
             session.flush()
             by_code[code] = unit
         for username, full_name, role, code in _officers(by_code):
-            user = User(username=username, full_name=full_name)
+            user = User(username=username, full_name=full_name, password_hash=_demo_hash())
             user.roles.append(RoleAssignment(role=role, jurisdiction_id=by_code[code].id))
             session.add(user)
         for username, full_name, producer_name, kind, commune, products in PRODUCERS:
-            user = User(username=username, full_name=full_name)
+            user = User(username=username, full_name=full_name, password_hash=_demo_hash())
             session.add(user)
             session.flush()
             producer = Producer(name=producer_name, kind=kind, commune_id=by_code[commune].id,
@@ -112,6 +117,12 @@ def seed_areas_and_people(engine: OcopEngine) -> bool:
             for product_name, group in products:
                 session.add(Product(producer_id=producer.id, name=product_name, group_code=group))
     return True
+
+
+@lru_cache(maxsize=1)
+def _demo_hash() -> str:
+    # One hash for the shared demo password: hashing is slow on purpose.
+    return hash_password(DEMO_PASSWORD)
 
 
 def _officers(by_code: dict[str, Jurisdiction]):

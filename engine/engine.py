@@ -295,6 +295,56 @@ class OcopEngine:
             self._save(run)
         return self._committed(run)
 
+    # --- claims ---------------------------------------------------------------
+
+    def claim(self, task_id: str, actor: Actor) -> None:
+        """Take a task: colleagues of the area then cannot complete it."""
+        def change(row, instance):
+            if not may_act(actor, row):
+                raise NotAllowed(f"{actor.name} may not act on task '{row.name}'")
+            if row.assignee_id not in (None, actor.user_id):
+                raise ClaimedByOther(f"task '{row.name}' is already claimed by user {row.assignee_id}")
+            return actor.user_id
+        self._change_assignee(task_id, actor, "claimed", change)
+
+    def unclaim(self, task_id: str, actor: Actor) -> None:
+        """Give a task back to the area (its assignee or a supervisor)."""
+        def change(row, instance):
+            if row.assignee_id != actor.user_id and not _supervises(actor, instance):
+                raise NotAllowed("only the assignee or a supervisor of the area may release this task")
+            return None
+        self._change_assignee(task_id, actor, "unclaimed", change)
+
+    def reassign(self, task_id: str, actor: Actor, to: Actor) -> None:
+        """A supervisor of the area hands the task to a named colleague who
+        may act on it."""
+        def change(row, instance):
+            if not _supervises(actor, instance):
+                raise NotAllowed("only a supervisor of the area may reassign tasks")
+            if not may_act(to, row):
+                raise NotAllowed(f"{to.name} does not hold role {row.role} for this area")
+            return to.user_id
+        self._change_assignee(task_id, actor, "reassigned", change)
+
+    def _change_assignee(self, task_id: str, actor: Actor, kind: str, change) -> None:
+        now = self.clock()
+        with self.db.transaction() as session:
+            row = session.get(InboxTask, task_id)
+            if row is None:
+                raise UnknownTask(task_id)
+            instance = session.get(ProcessInstance, row.instance_id)
+            assignee = change(row, instance)
+            event = PendingEvent(kind, row.element_id, {"task_id": task_id, "assignee": assignee,
+                                                        "previous": row.assignee_id}, actor.user_id)
+            old_version = instance.version
+            new_version = self._write_instance(session, instance, {"updated_at": now}, [event], now)
+            session.connection().execute(update(InboxTask.__table__).where(InboxTask.id == task_id)
+                                         .values(assignee_id=assignee))
+        with self._lock:  # the state did not change: a cached workflow stays valid
+            cached = self._workflows.get(instance.id)
+            if cached is not None and cached[0] == old_version:
+                self._workflows[instance.id] = (new_version, cached[1])
+
     def cancel(self, instance_id: int, actor: Actor, reason: str) -> StepResult:
         now = self.clock()
         with self.db.transaction() as session:
@@ -303,8 +353,7 @@ class OcopEngine:
                 raise LookupError(f"no instance {instance_id}")
             if instance.status != "running":
                 raise InstanceNotRunning(f"instance {instance_id} is {instance.status}")
-            if not any(actor.holds(role, instance.areas.get(level))
-                       for role, level in (("program_manager", "province"), ("admin", "central"))):
+            if not _supervises(actor, instance):
                 raise NotAllowed("only a program manager of the province or an administrator may cancel")
             run = _Run(session, instance, now)
             self._load(run)
@@ -380,8 +429,7 @@ class OcopEngine:
         session, instance, workflow, now = run.session, run.instance, run.workflow, run.now
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
         stale_ids, new_rows = self._inbox_changes(run, ready)
-        values = {"state": state_to_json(workflow), "updated_at": now, "version": instance.version + 1,
-                  "status": status or instance.status}
+        values = {"state": state_to_json(workflow), "updated_at": now, "status": status or instance.status}
         if workflow.is_completed() and values["status"] == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                              if isinstance(t.task_spec, EndEvent)), None)
@@ -391,28 +439,37 @@ class OcopEngine:
             run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
         ready_steps = [step for step in map(_step_of, (t.task_spec for t in ready.values())) if step]
         values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
-        history, values["audit_seq"], values["audit_head"] = audit.chain(
-            instance.id, instance.audit_seq, instance.audit_head, run.events, now)
-        # Plain Core statements on the transaction's connection: nothing of
-        # this is needed as ORM objects afterwards.
+        run.result_version = self._write_instance(session, instance, values, run.events, now)
         connection = session.connection()
-        updated = connection.execute(
-            update(ProcessInstance.__table__)
-            .where(ProcessInstance.id == instance.id, ProcessInstance.version == instance.version)
-            .values(**values)).rowcount
-        if updated != 1:
-            raise ConcurrencyConflict(instance.id)
         if stale_ids:
             connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
         if new_rows:
             connection.execute(insert(InboxTask.__table__), new_rows)
-        connection.execute(insert(AuditEvent.__table__), history)
-        run.result_version = values["version"]
         run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
              "lane": t.task_spec.lane, "step": _step_of(t.task_spec),
              "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
             for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
+
+    @staticmethod
+    def _write_instance(session: Session, instance: ProcessInstance, values: dict,
+                        events: list[PendingEvent], now: datetime) -> int:
+        """The one write of an instance row: the optimistic version check,
+        the new values, the history events chained after the head. Plain
+        Core statements: nothing of this is needed as ORM objects afterwards.
+        Returns the new version."""
+        history, seq, head = audit.chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
+        new_version = instance.version + 1
+        connection = session.connection()
+        updated = connection.execute(
+            update(ProcessInstance.__table__)
+            .where(ProcessInstance.id == instance.id, ProcessInstance.version == instance.version)
+            .values(**values, version=new_version, audit_seq=seq, audit_head=head)).rowcount
+        if updated != 1:
+            raise ConcurrencyConflict(instance.id)
+        if history:
+            connection.execute(insert(AuditEvent.__table__), history)
+        return new_version
 
     def _inbox_changes(self, run: _Run, ready: dict) -> tuple[list[str], list[dict]]:
         """Task ids to delete and rows to add so the inbox holds exactly the
@@ -441,6 +498,12 @@ class OcopEngine:
             jurisdiction_id=instance.areas.get(role.level or "commune"),
             form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
             created_at=now, due_at=now + timedelta(days=due_days) if due_days else None)
+
+
+def _supervises(actor: Actor, instance: ProcessInstance) -> bool:
+    """Program managers of the instance's province and administrators."""
+    return (actor.holds("program_manager", instance.areas.get("province"))
+            or actor.holds("admin", instance.areas.get("central")))
 
 
 def _ready_user_task_ids(workflow: BpmnWorkflow) -> set[str]:

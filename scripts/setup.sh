@@ -91,7 +91,15 @@ ensure_postgres() {
 # `apt_install redis-server`, each guarded by a "already present?" check so
 # the script stays quick.  Intentionally empty for now.
 ensure_extra_system_packages() {
-    :
+    # Browser tests drive Debian's chromium through Playwright (never a
+    # downloaded browser).
+    if [ -x /usr/bin/chromium ]; then
+        log "chromium: ok"
+    elif can_apt; then
+        apt_install chromium
+    else
+        warn "chromium is missing and apt-get is not usable; browser tests will be skipped"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -128,7 +136,14 @@ ensure_python_deps() {
 # the bundle build (npx esbuild ... -> web/static/dist/), skipped when the
 # lock file and sources are unchanged.  Intentionally empty for now.
 ensure_frontend() {
-    :
+    # Message catalogs: compile the .po files the app ships into .mo files.
+    local po
+    for po in web/translations/*/LC_MESSAGES/messages.po; do
+        [ -e "$po" ] || continue
+        if [ ! -e "${po%.po}.mo" ] || [ "$po" -nt "${po%.po}.mo" ]; then
+            "$VENV/bin/pybabel" compile -f -i "$po" -o "${po%.po}.mo" >/dev/null
+        fi
+    done
 }
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ def test_overview_and_catalogue_show_the_cycle(world, client):
     cycle.do("score_product", sheets(80))
     cycle.do("score_product", sheets(82))
     Cycle(world, "Gạo hữu cơ Gio Mỹ").start()
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/", follow_redirects=True).get_data(as_text=True)
     assert "Đăng ký ý tưởng sản phẩm" in page and "Được công nhận" in page
     catalogue = client.get("/catalogue?stars=4")
     text = catalogue.get_data(as_text=True)

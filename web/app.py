@@ -1,31 +1,84 @@
-"""The Flask application factory. One blueprint per area; for now the
-public pages (programme overview and the trade-promotion catalogue)."""
+"""The Flask application factory: configuration, extensions, one blueprint
+per area (public pages, sign-in, officers' inbox, producers' portal,
+administration, JSON API)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request, session
 
 from engine.engine import OcopEngine
 from storage.db import Database
+from web.extensions import babel, csrf, limiter, login_manager
+
+LANGUAGES = ("vi", "en")
+DEV_SECRET = "dev-only-not-secret"
 
 
-def create_app(database_url: str | None = None) -> Flask:
+def create_app(database_url: str | None = None, testing: bool = False) -> Flask:
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = os.environ.get("OCOP_SECRET_KEY", "dev-only-change-me")
+    production = os.environ.get("OCOP_ENV") == "production"
+    secret = os.environ.get("OCOP_SECRET_KEY", "")
+    if production and len(secret) < 32:
+        raise RuntimeError("OCOP_SECRET_KEY (at least 32 characters) is required in production")
+    app.config.update(
+        SECRET_KEY=secret or DEV_SECRET,
+        TESTING=testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=production,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        UPLOAD_DIR=os.environ.get("OCOP_UPLOAD_DIR", str(Path("instance") / "uploads")),
+        BABEL_DEFAULT_LOCALE="vi",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        WTF_CSRF_TIME_LIMIT=None,
+    )
     app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
                                      else OcopEngine.from_environment())
 
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=_locale)
+
+    from web.admin import admin
+    from web.api import api
+    from web.auth import auth
+    from web.inbox import inbox
+    from web.portal import portal
     from web.public import public
-    app.register_blueprint(public)
+    for blueprint in (public, auth, inbox, portal, admin, api):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api)  # the API authenticates each request; it sets no cookies
+
+    @app.context_processor
+    def template_helpers():
+        from flask_babel import get_locale
+        return {"get_locale": get_locale}
+
+    @app.before_request
+    def remember_language():
+        if request.args.get("lang") in LANGUAGES:
+            session["lang"] = request.args["lang"]
 
     @app.after_request
     def security_headers(response):
         # Nothing is loaded from another host, and no inline script runs.
         response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; script-src 'self'; frame-ancestors 'none'")
+                                    "default-src 'self'; script-src 'self'; style-src 'self'; "
+                                    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     return app
+
+
+def _locale() -> str:
+    return session.get("lang") or request.accept_languages.best_match(LANGUAGES) or "vi"

@@ -112,10 +112,18 @@ def deploy(path: str, name: str, message: str, province: str | None, author: str
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the web application (embedded server, for one machine)."""
-    from web.app import create_app
-    create_app().run(host=host, port=port)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the web application: gunicorn where available, Flask's server otherwise."""
+    try:
+        from gunicorn.app.wsgiapp import run as gunicorn_run
+    except ImportError:
+        from web.app import create_app
+        create_app().run(host=host, port=port)
+        return
+    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+                "--access-logfile", "-", "web.wsgi:app"]
+    gunicorn_run()
 
 
 @main.command()

@@ -2,8 +2,9 @@
 promoted (3-star-and-up) products. Aggregates and public listings only."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
-from sqlalchemy import func, select
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select, text
 
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
 
@@ -23,6 +24,27 @@ def _db():
 
 
 @public.get("/")
+def home():
+    """Each person lands where their work is."""
+    if current_user.is_authenticated:
+        if current_user.is_officer:
+            return redirect(url_for("inbox.index"))
+        if current_user.is_producer:
+            return redirect(url_for("portal.index"))
+    return redirect(url_for("public.overview"))
+
+
+@public.get("/healthz")
+def healthz():
+    try:
+        with _db().transaction() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as err:  # noqa: BLE001 - any database failure means "not healthy"
+        return jsonify(status="unavailable", database=type(err).__name__), 503
+    return jsonify(status="ok", database="ok")
+
+
+@public.get("/overview")
 def overview():
     with _db().transaction() as session:
         running = dict(session.execute(

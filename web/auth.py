@@ -1,0 +1,86 @@
+"""Signing in and out, and who the current user is on every request."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+
+from engine.access import Actor, load_actor
+from engine.accounts import authenticate
+from web.extensions import limiter, login_manager
+
+auth = Blueprint("auth", __name__)
+
+
+class SignedInUser(UserMixin):
+    """The session's user: the engine's Actor (roles per area, producers owned)."""
+
+    def __init__(self, actor: Actor, username: str):
+        self.actor = actor
+        self.username = username
+        self.id = str(actor.user_id)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role == held for held, _area in self.actor.roles for role in roles)
+
+    @property
+    def is_producer(self) -> bool:
+        return bool(self.actor.producer_ids)
+
+    @property
+    def is_officer(self) -> bool:
+        return any(area is not None for _role, area in self.actor.roles)
+
+
+def db():
+    return current_app.extensions["ocop_engine"].db
+
+
+def engine():
+    return current_app.extensions["ocop_engine"]
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    from storage.models import User
+    with db().transaction() as session:
+        user = session.get(User, int(user_id)) if user_id.isdigit() else None
+        if user is None or not user.is_active:
+            return None
+        return SignedInUser(load_actor(session, user.id), user.username)
+
+
+def actor() -> Actor:
+    return current_user.actor
+
+
+def require_role(*roles: str) -> None:
+    if not current_user.is_authenticated or not current_user.has_role(*roles):
+        abort(403)
+
+
+@auth.route("/login", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
+def login():
+    if request.method == "POST":
+        with db().transaction() as session:
+            user = authenticate(session, request.form.get("username", ""), request.form.get("password", ""))
+            signed_in = SignedInUser(load_actor(session, user.id), user.username) if user else None
+        if signed_in is None:
+            flash(_("Wrong username or password."), "error")
+            return render_template("login.html"), 401
+        login_user(signed_in)
+        target = request.args.get("next", "")
+        # Only local paths: never redirect to another host after login.
+        if not target.startswith("/") or target.startswith("//"):
+            target = url_for("public.home")
+        return redirect(target)
+    return render_template("login.html")
+
+
+@auth.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    g.pop("_login_user", None)
+    return redirect(url_for("auth.login"))
