@@ -79,3 +79,20 @@ def world(engine):
     deploy_bundled(engine)
     run_outreach(engine, Driver(engine, SampleDecider(random.Random(0), accept_rate=1.0)))
     return engine
+
+
+@pytest.fixture
+def app(world, db_url, tmp_path):
+    """The web application on the test database, with the demo world."""
+    from web.app import create_app
+    from web.extensions import limiter
+    application = create_app(db_url, testing=True)
+    application.config["UPLOAD_DIR"] = str(tmp_path / "uploads")
+    application.extensions["ocop_engine"].clock = world.clock
+    limiter.reset()
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
