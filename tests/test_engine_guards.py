@@ -231,3 +231,43 @@ def test_a_failing_service_task_rolls_the_whole_step_back(world):
             Notification.instance_id == cycle.instance_id)) == 0
     cycle.do("review_idea", {"decision": "return", "reasons": "Cần bổ sung nguồn nguyên liệu"})
     assert cycle.ready_forms() == ["register_idea"]
+
+
+def test_claim_unclaim_and_reassign(world):
+    cycle = Cycle(world, SEED).start()
+    cycle.do("register_idea")
+    cycle.do("receive_idea")
+    task = cycle.task("review_idea")
+    officer, manager = actor(world, "cb.qt-gl"), actor(world, "qlct.qt")
+    with world.db.transaction() as session:
+        from engine.accounts import create_user
+        colleague = create_user(session, "cb2.qt-gl", "Cán bộ thứ hai huyện Gio Linh", None,
+                                [("district_officer", task.jurisdiction_id)])
+        colleague_id = colleague.id
+    colleague = actor(world, "cb2.qt-gl")
+    outsider = actor(world, "cb.qt-cl")
+
+    with pytest.raises(NotAllowed):
+        world.claim(task.id, outsider)
+    world.claim(task.id, officer)
+    with pytest.raises(ClaimedByOther):
+        world.claim(task.id, colleague)
+    with pytest.raises(ClaimedByOther):
+        cycle.do("review_idea", actor=colleague)
+    with pytest.raises(NotAllowed):
+        world.unclaim(task.id, colleague)          # not the assignee, not a supervisor
+    with pytest.raises(NotAllowed):
+        world.reassign(task.id, officer, colleague)  # officers do not reassign
+    with pytest.raises(NotAllowed):
+        world.reassign(task.id, manager, outsider)   # the target must hold the role here
+    world.reassign(task.id, manager, colleague)
+    assert cycle.task("review_idea").assignee_id == colleague_id
+    world.unclaim(task.id, colleague)
+    assert cycle.task("review_idea").assignee_id is None
+    cycle.do("review_idea", actor=officer)
+    with world.db.transaction() as session:
+        kinds = session.scalars(select(AuditEvent.kind).where(AuditEvent.instance_id == cycle.instance_id)
+                                .order_by(AuditEvent.seq)).all()
+        from engine import audit
+        assert audit.verify_chain(session, cycle.instance_id) == []
+    assert [k for k in kinds if k in ("claimed", "reassigned", "unclaimed")] == ["claimed", "reassigned", "unclaimed"]
