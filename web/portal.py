@@ -1,9 +1,336 @@
-"""Producers' portal (being built)."""
-from flask import Blueprint
+"""Producers' portal: a producer's products and where each stands in its
+cycle, registering products (and, for a commune officer, producers),
+starting a cycle, and the product's evidence files.
+
+Every route checks on the server who may see what and answers 404 for
+anything outside the user's own products or area, so the existence of
+other producers' products is not revealed either.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from sqlalchemy import select
+from werkzeug.routing import BuildError
+
+from engine import products
+from engine.errors import NoActiveDefinition, NotAllowed, RegistrationClosed
+from engine.roles import ROLES
+from storage.criteria import sets_by_code
+from storage.documents import (
+    MAX_SIZE,
+    SAFE_CONTENT_TYPES,
+    DocumentRefused,
+    DocumentStore,
+    check_upload,
+    clean_filename,
+)
+from storage.models import PRODUCER_KINDS, Document, InboxTask, Producer, Product, TaskDraft
+from web.auth import actor, db, engine
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
 
+STEP_LABELS = {1: _l("Tuyên truyền, hướng dẫn"), 2: _l("Đăng ký ý tưởng"),
+               3: _l("Phương án sản xuất kinh doanh"), 4: _l("Triển khai phương án"),
+               5: _l("Đánh giá, xếp hạng"), 6: _l("Xúc tiến thương mại")}
+STATE_LABELS = {"done": _l("đã xong"), "current": _l("đang thực hiện"),
+                "stopped": _l("dừng tại bước này"), "todo": _l("chưa tới")}
+KIND_LABELS = {"cooperative": _l("Hợp tác xã"), "cooperative_group": _l("Tổ hợp tác"),
+               "enterprise": _l("Doanh nghiệp"), "household": _l("Hộ sản xuất có đăng ký kinh doanh"),
+               "farm": _l("Trang trại")}
+# Form 01 registers a new product, form 02 an existing one (Decision 1048).
+REGISTRATION_FORMS = {"01": _l("Sản phẩm mới (mẫu 01)"), "02": _l("Sản phẩm đã có (mẫu 02)")}
+CHANNEL_LABELS = {"trade_fair": _l("Hội chợ, triển lãm"), "ocop_sales_point": _l("Điểm bán sản phẩm OCOP"),
+                  "ecommerce": _l("Sàn thương mại điện tử"), "retail_week": _l("Tuần hàng tại hệ thống bán lẻ"),
+                  "regional_database": _l("Cơ sở dữ liệu sản phẩm vùng miền")}
+ERRORS = {
+    "required": _l("Bắt buộc nhập."),
+    "too_long": _l("Quá dài (tối đa 200 ký tự)."),
+    "unknown_group": _l("Chọn một nhóm sản phẩm trong danh sách."),
+    "unknown_kind": _l("Chọn loại hình chủ thể trong danh sách."),
+    "unknown_commune": _l("Chọn xã trong danh sách."),
+    "unknown_producer": _l("Chọn chủ thể trong danh sách."),
+    "unknown_form": _l("Chọn sản phẩm mới hoặc sản phẩm đã có."),
+    "username_format": _l("Tên đăng nhập gồm 3-80 ký tự: chữ thường không dấu, số, dấu chấm, gạch ngang."),
+    "username_taken": _l("Tên đăng nhập đã có người dùng."),
+    "password_short": _l("Mật khẩu cần ít nhất 8 ký tự."),
+}
+REFUSALS = {
+    "empty": _l("Chưa chọn tệp hoặc tệp rỗng."),
+    "too_big": _l("Tệp quá lớn: tối đa 10 MB mỗi tệp."),
+    "type": _l("Chỉ nhận tệp PDF, JPG, PNG, DOCX hoặc XLSX."),
+    "content": _l("Nội dung tệp không đúng với phần mở rộng của tên tệp."),
+}
+VIETNAM = timezone(timedelta(hours=7))  # no daylight saving time
+
+
+@portal.app_template_filter("portal_date")
+def portal_date(value) -> str:
+    """dd/mm/yyyy; times are stored in UTC (SQLite hands them back naive)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(VIETNAM)
+    return value.strftime("%d/%m/%Y")
+
+
+@portal.context_processor
+def labels():
+    return {"step_labels": STEP_LABELS, "state_labels": STATE_LABELS, "kind_labels": KIND_LABELS,
+            "registration_forms": REGISTRATION_FORMS, "channel_labels": CHANNEL_LABELS,
+            "criteria_sets": sets_by_code(), "role_label": _role_label, "task_url": _task_url,
+            "may_act_on": _may_act_on}
+
+
+def _role_label(role: str) -> str:
+    known = ROLES.get(role)
+    return _(known.label_vi) if known else role
+
+
+def _task_url(task_id: str) -> str:
+    # The task page belongs to the inbox blueprint; fall back to its fixed
+    # path while that endpoint is not registered.
+    try:
+        return url_for("inbox.task", task_id=task_id)
+    except BuildError:
+        return f"/inbox/tasks/{task_id}"
+
+
+def _may_act_on(waiting: products.Waiting) -> bool:
+    """Link only tasks the user can open (same rule as engine.access.may_act)."""
+    if waiting.role == "producer":
+        return waiting.producer_id in actor().producer_ids
+    return actor().holds(waiting.role, waiting.jurisdiction_id)
+
+
+def _errors(codes: dict[str, str]) -> dict[str, str]:
+    return {field: str(ERRORS.get(code, code)) for field, code in codes.items()}
+
+
+# --- the list --------------------------------------------------------------
 
 @portal.get("/")
+@login_required
 def index():
-    return "portal"
+    with db().transaction() as session:
+        producers = products.managed_producers(session, actor())
+        items = products.summaries(session, producers)
+    return render_template("portal/index.html", items=items, producers=producers,
+                           is_commune_officer=bool(products.officer_communes(actor())))
+
+
+# --- one product -------------------------------------------------------------
+
+def _product_or_404(session, product_id: int, manage: bool = False) -> Product:
+    product = session.get(Product, product_id)
+    if product is None:
+        abort(404)
+    allowed = (products.may_manage(actor(), product.producer) if manage
+               else products.may_view(session, actor(), product.producer))
+    if not allowed:
+        abort(404)
+    return product
+
+
+def _render_product(product_id: int, status: int = 200, upload_error: str | None = None,
+                    start_form: str = "01"):
+    with db().transaction() as session:
+        product = _product_or_404(session, product_id)
+        view = products.detail(session, product)
+        manager = products.may_manage(actor(), product.producer)
+        startable = manager and products.can_start(session, product.id, engine().clock().year)
+    return render_template("portal/product.html", view=view, item=view.summary, manager=manager,
+                           startable=startable, upload_error=upload_error, start_form=start_form,
+                           max_mb=MAX_SIZE // (1024 * 1024)), status
+
+
+@portal.get("/products/<int:product_id>")
+@login_required
+def product(product_id: int):
+    return _render_product(product_id)
+
+
+@portal.route("/products/new", methods=["GET", "POST"])
+@login_required
+def new_product():
+    with db().transaction() as session:
+        producers = [(p.id, p.name) for p in products.managed_producers(session, actor())]
+    if not producers:
+        abort(404)
+    form = {"producer_id": str(producers[0][0]), "name": "", "group_code": "", "registration_form": "01"}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form.update({key: request.form.get(key, "").strip() for key in form})
+        codes = products.product_errors(form["name"], form["group_code"])
+        if form["producer_id"] not in {str(pid) for pid, _name in producers}:
+            codes["producer_id"] = "unknown_producer"
+        if form["registration_form"] not in REGISTRATION_FORMS:
+            codes["registration_form"] = "unknown_form"
+        errors = _errors(codes)
+        if not errors:
+            with db().transaction() as session:
+                producer = next(p for p in products.managed_producers(session, actor())
+                                if p.id == int(form["producer_id"]))
+                product_id = products.register_product(session, producer, form["name"], form["group_code"]).id
+            # The product is committed first: if registration is closed it
+            # stays registered and its cycle can be started later.
+            flash(_("Đã đăng ký sản phẩm."), "info")
+            _start(product_id, form["registration_form"])
+            return redirect(url_for("portal.product", product_id=product_id))
+    return render_template("portal/new_product.html", form=form, errors=errors, producers=producers), \
+        (400 if errors else 200)
+
+
+@portal.post("/products/<int:product_id>/start")
+@login_required
+def start(product_id: int):
+    with db().transaction() as session:
+        _product_or_404(session, product_id, manage=True)
+    registration_form = request.form.get("registration_form", "01")
+    if registration_form not in REGISTRATION_FORMS:
+        registration_form = "01"
+    _start(product_id, registration_form)
+    return redirect(url_for("portal.product", product_id=product_id))
+
+
+def _start(product_id: int, registration_form: str) -> bool:
+    """Start the product's cycle for this year; flashes what happened."""
+    with db().transaction() as session:
+        if not products.can_start(session, product_id, engine().clock().year):
+            flash(_("Sản phẩm đã có chu trình năm nay."), "error")
+            return False
+    try:
+        result = engine().start_product(product_id, actor())
+    except RegistrationClosed:
+        flash(_("Địa bàn chưa mở đăng ký ý tưởng sản phẩm. Sản phẩm đã được lưu; "
+                "hãy bắt đầu chu trình khi đợt đăng ký mở."), "error")
+        return False
+    except NoActiveDefinition:
+        flash(_("Chưa có quy trình OCOP nào được áp dụng cho tỉnh này."), "error")
+        return False
+    except NotAllowed:
+        abort(404)
+    _prefill_registration_form(result.instance_id, registration_form)
+    flash(_("Đã bắt đầu chu trình OCOP năm nay cho sản phẩm."), "info")
+    return True
+
+
+def _prefill_registration_form(instance_id: int, registration_form: str) -> None:
+    """The choice new / existing product is asked again by the idea
+    registration task: save it as the owner's draft of that task so the
+    form opens with it filled in (the inbox's draft format: name -> [values])."""
+    with db().transaction() as session:
+        row = session.execute(
+            select(InboxTask.id, Producer.owner_user_id).join(Producer, Producer.id == InboxTask.producer_id)
+            .where(InboxTask.instance_id == instance_id, InboxTask.form_key == "register_idea")).first()
+        if row is None or row.owner_user_id is None:
+            return
+        if not session.scalar(select(TaskDraft.id).where(TaskDraft.task_id == row.id,
+                                                         TaskDraft.user_id == row.owner_user_id)):
+            session.add(TaskDraft(task_id=row.id, user_id=row.owner_user_id,
+                                  data={"registration_form": [registration_form]}, saved_at=engine().clock()))
+
+
+# --- documents --------------------------------------------------------------------
+
+def _store() -> DocumentStore:
+    return DocumentStore(current_app.config["UPLOAD_DIR"])
+
+
+@portal.post("/products/<int:product_id>/documents")
+@login_required
+def upload(product_id: int):
+    with db().transaction() as session:
+        _product_or_404(session, product_id, manage=True)
+    upload = request.files.get("file")
+    filename = clean_filename(upload.filename if upload else "")
+    # Read one byte past the limit: enough to know the file is too big
+    # without holding more of it.
+    data = upload.stream.read(MAX_SIZE + 1) if upload else b""
+    try:
+        content_type = check_upload(filename, data)
+    except DocumentRefused as refused:
+        return _render_product(product_id, 400, upload_error=str(REFUSALS[refused.reason]))
+    # Bytes first, row second: if the row is not written the stored file is
+    # only an unreferenced copy, never a row pointing at nothing.
+    digest = _store().put(data)
+    with db().transaction() as session:
+        product = _product_or_404(session, product_id, manage=True)
+        products.add_document(session, product, actor().user_id, digest, filename, content_type,
+                              len(data), engine().clock())
+    flash(_("Đã tải lên tệp %(name)s.", name=filename), "info")
+    return redirect(url_for("portal.product", product_id=product_id) + "#documents")
+
+
+@portal.get("/documents/<int:document_id>")
+@login_required
+def document(document_id: int):
+    with db().transaction() as session:
+        row = session.get(Document, document_id)
+        if row is None:
+            abort(404)
+        _product_or_404(session, row.product_id)
+        sha256, filename, stored_type = row.sha256, row.filename, row.content_type
+    path = _store().path(sha256)
+    if not path.is_file():
+        abort(404)
+    # Always a download, never rendered: only the few inert types keep their
+    # label, anything else is plain bytes.
+    mimetype = stored_type if stored_type in SAFE_CONTENT_TYPES else "application/octet-stream"
+    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=filename,
+                         conditional=True, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- a commune officer registers a producer ------------------------------------
+
+@portal.route("/register", methods=["GET", "POST"])
+@login_required
+def register():
+    communes_ids = products.officer_communes(actor())
+    if not communes_ids:
+        abort(404)
+    with db().transaction() as session:
+        communes = [(unit.id, unit.name) for unit in sorted(
+            products.communes_by_id(session, communes_ids).values(), key=lambda u: u.name)]
+    fields = ("commune_id", "name", "kind", "username", "full_name", "product_name", "group_code")
+    form = dict.fromkeys(fields, "")
+    form["commune_id"] = str(communes[0][0])
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form.update({key: request.form.get(key, "").strip() for key in fields})
+        password = request.form.get("password", "")
+        commune_id = int(form["commune_id"]) if form["commune_id"].isdigit() else 0
+        if commune_id not in communes_ids:
+            commune_id = 0  # only the officer's own communes: reported as unknown
+        try:
+            with db().transaction() as session:
+                product = products.register_producer(
+                    session, commune_id, form["name"], form["kind"], form["username"], form["full_name"],
+                    password, form["product_name"], form["group_code"])
+                product_id = product.id
+        except products.InvalidRegistration as invalid:
+            errors = _errors(invalid.errors)
+        else:
+            flash(_("Đã đăng ký chủ thể %(name)s và tài khoản %(username)s.",
+                    name=form["name"], username=form["username"].lower()), "info")
+            return redirect(url_for("portal.product", product_id=product_id))
+    return render_template("portal/register.html", form=form, errors=errors, communes=communes,
+                           kinds=PRODUCER_KINDS), (400 if errors else 200)
