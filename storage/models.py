@@ -336,3 +336,18 @@ class Document(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A personal token for the JSON API (`Authorization: Bearer ...`).
+    Only the token's sha256 is stored: the token itself is shown once, when
+    it is created, and a copy of the database cannot be used to sign in."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column()
+    revoked_at: Mapped[Optional[datetime]] = mapped_column()
