@@ -22,12 +22,14 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from engine import audit, diagram, roles
 from engine.access import Actor, may_act
 from engine.audit import PendingEvent
 from engine.errors import (
+    AlreadyInCycle,
     ClaimedByOther,
     ConcurrencyConflict,
     InstanceNotRunning,
@@ -216,6 +218,7 @@ class OcopEngine:
                 raise NotAllowed("only the producer or its commune officer may register this product")
             chain = area_chain(session, commune_id)
             self._require_open_window(session, chain, now.date())
+            self._require_not_in_cycle(session, product.id, year)
             definition = self.active_definition(session, chain.get("province"))
             data = {
                 "product_id": product.id, "product_name": product.name,
@@ -227,6 +230,16 @@ class OcopEngine:
             run = self._start(session, definition, diagram.PRODUCT_PROCESS, product.id,
                               commune_id, chain, year, data, actor, now)
         return self._committed(run)
+
+    @staticmethod
+    def _require_not_in_cycle(session: Session, product_id: int, year: int) -> None:
+        # The unique index uq_process_instance_product_year settles a race
+        # between two starts; this check gives the usual case its message.
+        if session.scalar(select(ProcessInstance.id).where(
+                ProcessInstance.product_id == product_id, ProcessInstance.year == year,
+                ProcessInstance.status != "cancelled").limit(1)):
+            raise AlreadyInCycle(f"Sản phẩm đã tham gia chu trình năm {year} / "
+                                 f"the product is already in the {year} cycle")
 
     def _require_open_window(self, session: Session, chain: dict[str, int], today: date) -> None:
         window = session.scalar(select(RegistrationWindow.id).where(
@@ -244,7 +257,10 @@ class OcopEngine:
                                    year=year, status="running", state="", version=0,
                                    started_at=now, updated_at=now)
         session.add(instance)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # lost a race against another start of this product and year
+            raise AlreadyInCycle(f"the product is already in the {year} cycle") from None
         run = _Run(session, instance, now)
         run.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it

@@ -77,6 +77,10 @@ class RegistrationClosed(OcopError):
     """No outreach campaign has opened idea registration for this area today."""
 
 
+class AlreadyInCycle(OcopError):
+    """The product already takes part in this year's cycle."""
+
+
 class NoActiveDefinition(OcopError):
     """No diagram is deployed and active for this province."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -174,6 +175,11 @@ class ProcessInstance(Base):
 
     definition: Mapped[ProcessDefinition] = relationship()
     product: Mapped[Optional[Product]] = relationship()
+
+    # A product takes part in the cycle once a year; a cancelled cycle may be restarted.
+    __table_args__ = (Index("uq_process_instance_product_year", "product_id", "year", unique=True,
+                            sqlite_where=text("status != 'cancelled' AND product_id IS NOT NULL"),
+                            postgresql_where=text("status != 'cancelled' AND product_id IS NOT NULL")),)
 
 
 class InboxTask(Base):

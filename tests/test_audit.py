@@ -1,5 +1,7 @@
 """The history every engine call appends: complete, ordered, hash-chained."""
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from engine import audit
 from storage.models import AuditEvent
@@ -23,9 +25,29 @@ def test_history_records_who_did_what(world):
         assert audit.verify_chain(session, cycle.instance_id) == []
 
 
+def test_the_database_refuses_to_change_history(world):
+    cycle = Cycle(world, "Hồ tiêu Gio Linh").start()
+    for statement in ("UPDATE audit_event SET kind = 'x'", "DELETE FROM audit_event"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with world.db.transaction() as session:
+                session.execute(text(statement))
+    with world.db.transaction() as session:
+        assert audit.verify_chain(session, cycle.instance_id) == []
+
+
+def drop_append_only_guard(session) -> None:
+    """What an attacker with owner rights on the database could do first."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+    else:
+        session.execute(text("DROP TRIGGER audit_event_no_update"))
+
+
 def test_tampering_breaks_the_chain(world):
     cycle = Cycle(world, "Hồ tiêu Gio Linh").start()
     cycle.do("register_idea")
+    with world.db.transaction() as session:
+        drop_append_only_guard(session)
     with world.db.transaction() as session:
         event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == cycle.instance_id,
                                                         AuditEvent.kind == "task_completed"))

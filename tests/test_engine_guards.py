@@ -271,3 +271,12 @@ def test_claim_unclaim_and_reassign(world):
         from engine import audit
         assert audit.verify_chain(session, cycle.instance_id) == []
     assert [k for k in kinds if k in ("claimed", "reassigned", "unclaimed")] == ["claimed", "reassigned", "unclaimed"]
+
+
+def test_a_product_takes_part_once_a_year(world):
+    from engine.errors import AlreadyInCycle
+    cycle = Cycle(world, SEED).start()
+    with pytest.raises(AlreadyInCycle):
+        Cycle(world, SEED).start()
+    world.cancel(cycle.instance_id, actor(world, "qlct.qt"), "đăng ký nhầm")
+    assert Cycle(world, SEED).start().instance_id != cycle.instance_id
