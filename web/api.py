@@ -37,6 +37,7 @@ from wtforms.validators import ValidationError as CsrfValidationError
 from engine.access import Actor, load_actor
 from engine.audit import as_utc, verify_chain
 from engine.errors import (
+    AlreadyInCycle,
     ClaimedByOther,
     ConcurrencyConflict,
     FormInvalid,
@@ -112,7 +113,7 @@ ENGINE_ERRORS = (
     (NotAllowed, "forbidden"),
     (RegistrationClosed, "registration_closed"),
     (NoActiveDefinition, "no_active_definition"),
-    ((ClaimedByOther, ConcurrencyConflict, TaskNotReady, InstanceNotRunning), "conflict"),
+    ((AlreadyInCycle, ClaimedByOther, ConcurrencyConflict, TaskNotReady, InstanceNotRunning), "conflict"),
     (ServiceTaskFailed, "service_failed"),
 )
 

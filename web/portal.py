@@ -28,7 +28,7 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from engine import products
-from engine.errors import NoActiveDefinition, NotAllowed, RegistrationClosed
+from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.roles import ROLES
 from storage.criteria import sets_by_code
 from storage.documents import (
@@ -209,12 +209,11 @@ def start(product_id: int):
 
 def _start(product_id: int, registration_form: str) -> bool:
     """Start the product's cycle for this year; flashes what happened."""
-    with db().transaction() as session:
-        if not products.can_start(session, product_id, engine().clock().year):
-            flash(_("Sản phẩm đã có chu trình năm nay."), "error")
-            return False
     try:
         result = engine().start_product(product_id, actor())
+    except AlreadyInCycle:
+        flash(_("Sản phẩm đã có chu trình năm nay."), "error")
+        return False
     except RegistrationClosed:
         flash(_("Địa bàn chưa mở đăng ký ý tưởng sản phẩm. Sản phẩm đã được lưu; "
                 "hãy bắt đầu chu trình khi đợt đăng ký mở."), "error")
