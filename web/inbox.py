@@ -1,9 +1,351 @@
-"""Officers' task inbox (being built)."""
-from flask import Blueprint
+"""The task inbox and the task page.
+
+The inbox lists ready tasks from the indexed task table (engine/inbox.py),
+never from workflows. Officers claim, release and (as supervisors)
+reassign tasks; everyone, producers included, opens a task they may act on
+and completes it through the engine facade. Every engine error becomes a
+message and a status the user can act on; nothing is half-done because
+each engine call is one transaction.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import delete, select
+from werkzeug.datastructures import MultiDict
+
+from engine import inbox as inbox_queries
+from engine.access import load_actor, may_act
+from engine.audit import as_utc
+from engine.errors import (
+    ClaimedByOther,
+    ConcurrencyConflict,
+    FormInvalid,
+    NotAllowed,
+    ServiceTaskFailed,
+    TaskNotReady,
+    UnknownTask,
+)
+from engine.forms import DEFAULT_CRITERIA_SET, FORMS
+from engine.history import instance_history
+from engine.inbox import DUE_SOON, SORTS, InboxFilter
+from engine.roles import LANE_ROLES, ROLES
+from handlers.ranking import stars_for_score
+from storage.criteria import criteria_set, section_maxima, sets_by_code, star_bands
+from storage.models import TaskDraft, User
+from web import task_forms
+from web.auth import actor, db, engine
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
+SCOPES = ("area", "mine", "unassigned")
+# Vietnam keeps one offset all year (no daylight saving).
+VIETNAM = timezone(timedelta(hours=7))
+LANE_ROLE_KEYS = {role.key for role in LANE_ROLES} - {"producer"}
+
+
+@inbox.app_template_filter("inbox_datetime")
+def _format_datetime(moment: datetime | None) -> str:
+    return as_utc(moment).astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if moment else ""
+
+
+@inbox.app_template_filter("inbox_date")
+def _format_date(moment: datetime | None) -> str:
+    return as_utc(moment).astimezone(VIETNAM).strftime("%d/%m/%Y") if moment else ""
+
+
+def _now() -> datetime:
+    return engine().clock()
+
+
+def _urgency(due_at: datetime | None, now: datetime) -> str:
+    """CSS class of a due date: overdue, due-soon (within DUE_SOON) or none."""
+    if due_at is None:
+        return ""
+    due_at = as_utc(due_at)
+    if due_at < now:
+        return "overdue"
+    return "due-soon" if due_at < now + DUE_SOON else ""
+
+
+def _back(default: str | None = None) -> str:
+    """Where to return after a POST: the page it came from, if that is one
+    of this blueprint's own pages (never another host)."""
+    target = request.form.get("next", "")
+    if target.startswith("/inbox/") and not target.startswith("//"):
+        return target
+    return default or url_for("inbox.index")
+
+
+def _problem(message: str, status: int, task_id: str | None = None):
+    return render_template("tasks/problem.html", message=message, task_id=task_id), status
+
+
+def _valid_task_id(task_id: str) -> None:
+    if len(task_id) > 36:  # task ids are UUIDs: anything longer is no task
+        abort(404)
+
+
+# --- the inbox ------------------------------------------------------------------
+
+def _filter_from_args(args) -> InboxFilter:
+    """The filter form's values, each checked; a bad value means "no filter"."""
+    step = args.get("step", type=int)
+    page = args.get("page", type=int) or 1
+    return InboxFilter(
+        step=step if step in task_forms.STEP_LABELS else None,
+        form_key=args.get("task") if args.get("task") in FORMS else None,
+        commune_id=args.get("commune", type=int),
+        group_code=args.get("group") if args.get("group") in sets_by_code() else None,
+        scope=args.get("scope") if args.get("scope") in SCOPES else "area",
+        overdue=args.get("overdue") == "1",
+        sort=args.get("sort") if args.get("sort") in SORTS else "waiting",
+        page=max(page, 1),
+    )
+
+
+def _filter_args(f: InboxFilter, **changes) -> dict:
+    """The query string of a filter (for links that keep the other filters)."""
+    args = {"step": f.step, "task": f.form_key, "commune": f.commune_id, "group": f.group_code,
+            "scope": f.scope if f.scope != "area" else None, "overdue": "1" if f.overdue else None,
+            "sort": f.sort if f.sort != "waiting" else None, "page": f.page if f.page > 1 else None}
+    args.update(changes)
+    return {key: value for key, value in args.items() if value not in (None, "", False)}
+
 
 @inbox.get("/")
+@login_required
 def index():
-    return "inbox"
+    me = actor()
+    now = _now()
+    f = _filter_from_args(request.args)
+    with db().transaction() as session:
+        supervision = inbox_queries.supervision_of(session, me)
+        acts = any(role in LANE_ROLE_KEYS for role, _area in me.roles) or bool(me.producer_ids)
+        if not acts and not supervision:
+            # An auditor acts on no task and supervises none: no inbox.
+            return _problem(_("Vai trò của bạn không xử lý việc nào nên không có hộp việc."), 403)
+        rows, total = inbox_queries.list_tasks(session, me, f, now, supervision)
+        quick = inbox_queries.counts(session, me, now, supervision)
+        choices = inbox_queries.filter_choices(session, me, supervision)
+        names = inbox_queries.user_names(session, [row[0].assignee_id for row in rows])
+        team: dict[tuple, list] = {}
+        items = []
+        for task, product, producer, commune in rows:
+            supervised = bool(supervision) and supervision.covers(task, producer.commune_id if producer else None)
+            if supervised and task.role != "producer" and (task.role, task.jurisdiction_id) not in team:
+                team[(task.role, task.jurisdiction_id)] = inbox_queries.colleagues(
+                    session, task.role, task.jurisdiction_id)
+            items.append({
+                "task": task, "product": product, "producer": producer, "commune": commune,
+                "can_act": may_act(me, task), "supervised": supervised,
+                "assignee": names.get(task.assignee_id), "mine": task.assignee_id == me.user_id,
+                "urgency": _urgency(task.due_at, now),
+                "colleagues": team.get((task.role, task.jurisdiction_id), []),
+            })
+    pages = max(1, -(-total // inbox_queries.PAGE_SIZE))
+    groups = sets_by_code()
+    return render_template(
+        "inbox/index.html", items=items, total=total, filter=f, pages=pages, counts=quick,
+        communes=choices["communes"],
+        groups=[(code, groups[code]["name_vi"]) for code in choices["groups"] if code in groups],
+        steps=task_forms.STEP_LABELS, form_titles=task_forms.FORM_TITLES, roles=ROLES,
+        filter_args=_filter_args, now=now)
+
+
+# --- claims -----------------------------------------------------------------------
+
+def _assignment_error(err: Exception, task_id: str):
+    """One engine error of a claim, release or reassignment, as a response."""
+    if isinstance(err, ClaimedByOther):
+        flash(_("Việc này đã có người khác nhận."), "error")
+        return redirect(_back())
+    if isinstance(err, NotAllowed):
+        return _problem(_("Bạn không có quyền thực hiện thao tác này với việc này."), 403, task_id)
+    if isinstance(err, ConcurrencyConflict):
+        return _problem(_("Người khác vừa thay đổi hồ sơ này; không có gì được lưu. Hãy tải lại trang và thử lại."),
+                        409, task_id)
+    return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
+
+
+@inbox.post("/tasks/<task_id>/claim")
+@login_required
+def claim(task_id: str):
+    _valid_task_id(task_id)
+    try:
+        engine().claim(task_id, actor())
+    except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
+        return _assignment_error(err, task_id)
+    flash(_("Bạn đã nhận việc này."), "success")
+    return redirect(_back())
+
+
+@inbox.post("/tasks/<task_id>/unclaim")
+@login_required
+def unclaim(task_id: str):
+    _valid_task_id(task_id)
+    try:
+        engine().unclaim(task_id, actor())
+    except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
+        return _assignment_error(err, task_id)
+    flash(_("Đã trả việc về cho địa bàn."), "success")
+    return redirect(_back())
+
+
+@inbox.post("/tasks/<task_id>/reassign")
+@login_required
+def reassign(task_id: str):
+    _valid_task_id(task_id)
+    username = request.form.get("username", "").strip()
+    with db().transaction() as session:
+        user = session.scalar(select(User).where(User.username == username)) if username else None
+        colleague = load_actor(session, user.id) if user is not None and user.is_active else None
+    if colleague is None:
+        flash(_("Không tìm thấy người dùng được giao."), "error")
+        return redirect(_back())
+    try:
+        engine().reassign(task_id, actor(), colleague)
+    except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
+        return _assignment_error(err, task_id)
+    flash(_("Đã giao việc cho %(name)s.", name=colleague.name), "success")
+    return redirect(_back())
+
+
+# --- the task page ------------------------------------------------------------------
+
+def _score_context(group_code: str | None, values: MultiDict) -> dict:
+    """What the score sheet shows: maxima and guidance from the product's
+    criteria set, the star bands, and the rows as typed with their totals."""
+    code = group_code if group_code in sets_by_code() else DEFAULT_CRITERIA_SET
+    sheet = criteria_set(code)
+    rows = task_forms.sheet_rows(values)
+    totals = [task_forms.sheet_total(row) for row in rows]
+    filled = [total for row, total in zip(rows, totals) if any(v.strip() for v in row.values())]
+    average = round(sum(filled) / len(filled), 2) if filled and None not in filled else None
+    return {
+        "code": code, "name": sheet.get("name_vi", code), "maxima": section_maxima(code),
+        "sections": [{"code": section["code"], "title": section.get("title_vi", ""),
+                      "max_points": section.get("max_points"),
+                      "groups": [(g.get("id"), g.get("text_vi", ""), g.get("max_points"))
+                                 for g in section.get("groups", [])]}
+                     for section in sheet.get("sections", [])],
+        "bands": [{"stars": band["stars"], "min": band["min_inclusive"]} for band in star_bands()],
+        "rows": rows, "totals": totals, "average": average,
+        "stars": stars_for_score(average) if average is not None else None,
+    }
+
+
+def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, status: int = 200,
+                 problem: str | None = None, fresh: bool = False, draft_saved_at=None):
+    """The task page: the form beside the product's dossier and history.
+    404 when the signed-in user may not act on the task (or it is gone)."""
+    me = actor()
+    with db().transaction() as session:
+        task = inbox_queries.visible_task(session, me, task_id)
+        if task is None:
+            abort(404)
+        dossier = inbox_queries.task_dossier(session, task)
+        history = instance_history(session, task.instance_id)
+        assignee = inbox_queries.user_names(session, [task.assignee_id]).get(task.assignee_id)
+    group = dossier.product.group_code if dossier.product else None
+    return render_template(
+        "tasks/task.html", task=task, dossier=dossier, history=history, assignee=assignee,
+        fields=task_forms.form_fields(task.form_key), values=values, errors=errors or {},
+        fresh=fresh, problem=problem, draft_saved_at=draft_saved_at,
+        score=_score_context(group, values) if task.form_key == "score_product" else None,
+        group_name=sets_by_code().get(group, {}).get("name_vi") if group else None,
+        form_title=task_forms.FORM_TITLES.get(task.form_key, task.form_key),
+        steps=task_forms.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
+        urgency=_urgency(task.due_at, _now()), is_producer_task=task.role == "producer",
+    ), status
+
+
+@inbox.route("/tasks/<task_id>", methods=["GET", "POST"])
+@login_required
+def task(task_id: str):
+    _valid_task_id(task_id)
+    me = actor()
+    if request.method == "GET":
+        with db().transaction() as session:
+            draft = session.scalar(select(TaskDraft).where(TaskDraft.task_id == task_id,
+                                                           TaskDraft.user_id == me.user_id))
+        if draft is not None:
+            return _render_task(task_id, MultiDict(list(_draft_items(draft.data))),
+                                draft_saved_at=draft.saved_at)
+        return _render_task(task_id, MultiDict(), fresh=True)
+
+    with db().transaction() as session:
+        row = inbox_queries.visible_task(session, me, task_id)
+    if row is None:
+        abort(404)
+    data, sheet_rows = task_forms.parse(row.form_key, request.form)
+    try:
+        result = engine().complete_task(task_id, data, me)
+    except FormInvalid as err:
+        return _render_task(task_id, request.form, status=422,
+                            errors=task_forms.field_errors(row.form_key, err.errors, sheet_rows),
+                            problem=_("Biểu mẫu còn lỗi; chưa có gì được lưu. Hãy sửa các ô được đánh dấu."))
+    except ClaimedByOther:
+        return _render_task(task_id, request.form, status=409,
+                            problem=_("Việc này đã có người khác nhận; chỉ người nhận mới hoàn thành được."))
+    except NotAllowed:
+        return _render_task(task_id, request.form, status=403,
+                            problem=_("Bạn không có quyền hoàn thành việc này."))
+    except ConcurrencyConflict:
+        return _render_task(task_id, request.form, status=409,
+                            problem=_("Người khác vừa thay đổi hồ sơ này; không có gì được lưu. "
+                                      "Hãy tải lại trang và thử lại."))
+    except ServiceTaskFailed:
+        return _render_task(task_id, request.form, status=500,
+                            problem=_("Bước tự động sau việc này bị lỗi nên chưa có gì được lưu. "
+                                      "Hãy thử lại sau hoặc báo quản lý chương trình."))
+    except (UnknownTask, TaskNotReady):
+        return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
+    # The task is gone from the inbox: its drafts (anyone's) are of no more use.
+    with db().transaction() as session:
+        session.execute(delete(TaskDraft).where(TaskDraft.task_id == task_id))
+    flash(_success_message(row.name, result), "success")
+    if row.role == "producer":
+        return redirect(url_for("portal.index"))
+    return redirect(url_for("inbox.index"))
+
+
+def _success_message(name: str, result) -> str:
+    if result.stars:
+        return _("Đã hoàn thành \"%(name)s\". Sản phẩm được xếp hạng %(stars)s sao.", name=name, stars=result.stars)
+    return _("Đã hoàn thành \"%(name)s\".", name=name)
+
+
+def _draft_items(data: dict):
+    """A stored draft ({name: [values]}) back as form items."""
+    for key, values in (data or {}).items():
+        for value in values if isinstance(values, list) else [values]:
+            yield str(key), str(value)
+
+
+@inbox.post("/tasks/<task_id>/draft")
+@login_required
+def save_draft(task_id: str):
+    """Keep what was typed, without completing the task."""
+    _valid_task_id(task_id)
+    me = actor()
+    with db().transaction() as session:
+        if inbox_queries.visible_task(session, me, task_id) is None:
+            abort(404)
+    data = {key: values for key, values in request.form.to_dict(flat=False).items()
+            if key not in ("csrf_token", "next")}
+    if sum(len(key) + sum(len(v) for v in values) for key, values in data.items()) > task_forms.MAX_DRAFT_CHARS:
+        return _render_task(task_id, request.form, status=413,
+                            problem=_("Bản nháp quá dài nên chưa được lưu."))
+    with db().transaction() as session:
+        draft = session.scalar(select(TaskDraft).where(TaskDraft.task_id == task_id,
+                                                       TaskDraft.user_id == me.user_id))
+        if draft is None:
+            session.add(TaskDraft(task_id=task_id, user_id=me.user_id, data=data, saved_at=_now()))
+        else:
+            draft.data, draft.saved_at = data, _now()
+    flash(_("Đã lưu bản nháp. Việc chưa được hoàn thành."), "success")
+    return redirect(url_for("inbox.task", task_id=task_id))
