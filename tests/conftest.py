@@ -81,16 +81,21 @@ def world(engine):
     return engine
 
 
+def make_app(world, db_url, tmp_path, **overrides):
+    from web.app import create_app
+    from web.extensions import limiter
+    application = create_app(db_url, testing=True,
+                             overrides={"UPLOAD_DIR": str(tmp_path / "uploads"), **overrides})
+    application.extensions["ocop_engine"].clock = world.clock
+    if application.config.get("RATELIMIT_ENABLED", True):
+        limiter.reset()
+    return application
+
+
 @pytest.fixture
 def app(world, db_url, tmp_path):
     """The web application on the test database, with the demo world."""
-    from web.app import create_app
-    from web.extensions import limiter
-    application = create_app(db_url, testing=True)
-    application.config["UPLOAD_DIR"] = str(tmp_path / "uploads")
-    application.extensions["ocop_engine"].clock = world.clock
-    limiter.reset()
-    return application
+    return make_app(world, db_url, tmp_path)
 
 
 @pytest.fixture
@@ -105,12 +110,14 @@ ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 
 
 @pytest.fixture
-def live_server(app):
-    """The app served over real HTTP on a loopback port, in a thread."""
+def live_server(world, db_url, tmp_path):
+    """The app served over real HTTP on a loopback port, in a thread. Many
+    people sign in from one address here, so the login rate limit is off."""
     import threading
 
     from werkzeug.serving import make_server
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, make_app(world, db_url, tmp_path, RATELIMIT_ENABLED=False),
+                         threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.port}"

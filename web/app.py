@@ -16,7 +16,8 @@ LANGUAGES = ("vi", "en")
 DEV_SECRET = "dev-only-not-secret"
 
 
-def create_app(database_url: str | None = None, testing: bool = False) -> Flask:
+def create_app(database_url: str | None = None, testing: bool = False,
+               overrides: dict | None = None) -> Flask:
     app = Flask(__name__)
     production = os.environ.get("OCOP_ENV") == "production"
     secret = os.environ.get("OCOP_SECRET_KEY", "")
@@ -36,6 +37,7 @@ def create_app(database_url: str | None = None, testing: bool = False) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.config.update(overrides or {})
     app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
                                      else OcopEngine.from_environment())
 
