@@ -40,3 +40,15 @@ def may_act(actor: Actor, task: InboxTask) -> bool:
     if task.role == "producer":
         return task.producer_id in actor.producer_ids
     return actor.holds(task.role, task.jurisdiction_id)
+
+
+def may_read_product(actor: Actor, producer_id: int | None, areas) -> bool:
+    """Read a product's record (status, history, dossier files): its
+    producer; anyone holding a role for one of the product's areas -- its
+    commune, district, province, or the central level (national councils
+    score 5-star candidates); and auditors, who read everything and change
+    nothing. `areas` are the jurisdiction ids of the product's chain."""
+    if producer_id is not None and producer_id in actor.producer_ids:
+        return True
+    areas = set(areas)
+    return any(role == "auditor" or area in areas for role, area in actor.roles)

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.access import Actor
+from engine.access import Actor, may_read_product
 from engine.accounts import MIN_PASSWORD_LENGTH, create_user
 from engine.diagram import PRODUCT_PROCESS
 from storage.areas import area_chain
@@ -43,9 +43,6 @@ FIRST_PRODUCT_STEP = 2
 RECOGNISED_FROM_STARS = 3
 NAME_MAX = 200
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
-# Levels whose officers may look at a product of their area (not central:
-# national roles see aggregates and audits, not a producer's files).
-VIEWING_LEVELS = ("commune", "district", "province")
 
 
 class InvalidRegistration(ValueError):
@@ -67,13 +64,9 @@ def may_manage(actor: Actor, producer: Producer) -> bool:
 
 
 def may_view(session: Session, actor: Actor, producer: Producer) -> bool:
-    """Read the product, its history and its files: managers, and officers
-    holding any role for the producer's commune, district or province."""
-    if may_manage(actor, producer):
-        return True
-    chain = area_chain(session, producer.commune_id)
-    areas = {chain[level] for level in VIEWING_LEVELS if level in chain}
-    return any(area in areas for _role, area in actor.roles)
+    """Read the product, its history and its files (engine.access.may_read_product)."""
+    return may_manage(actor, producer) or may_read_product(
+        actor, producer.id, area_chain(session, producer.commune_id).values())
 
 
 def officer_communes(actor: Actor) -> list[int]:

@@ -5,7 +5,8 @@
 # scripts/setup.sh, which compiles the catalogs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-.venv/bin/pybabel extract -F web/babel.cfg -k _ -k gettext -k lazy_gettext -o web/translations/messages.pot --no-location --sort-output .
+mkdir -p web/translations
+.venv/bin/pybabel extract -F web/babel.cfg -k _ -k _l -k gettext -k lazy_gettext -o web/translations/messages.pot --no-location --sort-output .
 if [ -e web/translations/en/LC_MESSAGES/messages.po ]; then
     .venv/bin/pybabel update -i web/translations/messages.pot -d web/translations -l en --no-fuzzy-matching
 else

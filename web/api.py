@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from wtforms.validators import ValidationError as CsrfValidationError
 
-from engine.access import Actor, load_actor
+from engine.access import Actor, load_actor, may_read_product
 from engine.audit import as_utc, verify_chain
 from engine.errors import (
     AlreadyInCycle,
@@ -272,13 +272,8 @@ def _dump(schema: Schema, value, status: int = 200):
 
 
 def _may_see_instance(actor: Actor, instance: ProcessInstance | None) -> bool:
-    """Its producer, officers holding any role in one of its areas, auditors."""
-    if instance is None:
-        return False
-    if instance.product is not None and instance.product.producer_id in actor.producer_ids:
-        return True
-    areas = set(instance.areas.values())
-    return any(area in areas or role == "auditor" for role, area in actor.roles)
+    return instance is not None and may_read_product(
+        actor, instance.product.producer_id if instance.product else None, instance.areas.values())
 
 
 def _visible_products(actor: Actor):

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, request, session
+from flask_babel import lazy_gettext
 
 from engine.engine import OcopEngine
 from storage.db import Database
@@ -43,6 +44,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    login_manager.login_message = lazy_gettext("Vui lòng đăng nhập để tiếp tục.")
     login_manager.session_protection = "strong"
     csrf.init_app(app)
     limiter.init_app(app)

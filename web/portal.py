@@ -29,7 +29,6 @@ from werkzeug.routing import BuildError
 
 from engine import products
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
-from engine.roles import ROLES
 from storage.criteria import sets_by_code
 from storage.documents import (
     MAX_SIZE,
@@ -41,6 +40,7 @@ from storage.documents import (
 )
 from storage.models import PRODUCER_KINDS, Document, InboxTask, Producer, Product, TaskDraft
 from web.auth import actor, db, engine
+from web.labels import ROLE_LABELS
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -97,8 +97,7 @@ def labels():
 
 
 def _role_label(role: str) -> str:
-    known = ROLES.get(role)
-    return _(known.label_vi) if known else role
+    return ROLE_LABELS.get(role, role)
 
 
 def _task_url(task_id: str) -> str:
