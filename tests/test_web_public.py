@@ -22,3 +22,23 @@ def test_overview_and_catalogue_show_the_cycle(world, client):
     assert "Hồ tiêu Gio Linh" in text and "Tỉnh Quảng Trị" in text and "★★★★" in text
     assert "Hồ tiêu" not in client.get("/catalogue?stars=5").get_data(as_text=True)
     assert "frame-ancestors 'none'" in catalogue.headers["Content-Security-Policy"]
+
+
+def test_catalogue_filters_by_province_and_group(world, client):
+    for name, total in (("Hồ tiêu Gio Linh", 60), ("Rượu mận Sa Pa", 60)):
+        cycle = Cycle(world, name).start().through_dossier()
+        cycle.do("score_product", sheets(total))
+    from sqlalchemy import select
+
+    from storage.models import Jurisdiction
+    with world.db.transaction() as session:
+        lao_cai = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "LC"))
+    both = client.get("/catalogue").get_data(as_text=True)
+    assert "Hồ tiêu Gio Linh" in both and "Rượu mận Sa Pa" in both
+    only_lao_cai = client.get(f"/catalogue?province={lao_cai}").get_data(as_text=True)
+    assert "Rượu mận Sa Pa" in only_lao_cai and "Hồ tiêu Gio Linh" not in only_lao_cai
+    spices = client.get("/catalogue?group=S10").get_data(as_text=True)
+    assert "Hồ tiêu Gio Linh" in spices and "Rượu mận Sa Pa" not in spices
+    # The certificate is valid 36 months; dates in the reader's locale.
+    assert "2 thg 3, 2029" in both
+    assert "Mar 2, 2029" in client.get("/catalogue?lang=en").get_data(as_text=True)

@@ -62,8 +62,9 @@ def create_app(database_url: str | None = None, testing: bool = False,
 
     @app.context_processor
     def template_helpers():
-        from flask_babel import get_locale
-        return {"get_locale": get_locale}
+        # Dates and numbers in the reader's locale (vi: 30/11/2026, en: Nov 30, 2026).
+        from flask_babel import format_date, format_decimal, get_locale
+        return {"get_locale": get_locale, "format_date": format_date, "format_decimal": format_decimal}
 
     @app.before_request
     def remember_language():

@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import func, select, text
 
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
+from storage.criteria import sets_by_code
 from web.labels import ROLE_LABELS
 
 public = Blueprint("public", __name__)
@@ -65,12 +66,22 @@ def overview():
 
 @public.get("/catalogue")
 def catalogue():
+    """Promoted products, filtered by province, product group and stars."""
     stars = request.args.get("stars", type=int)
+    province = request.args.get("province", type=int)
+    group = request.args.get("group", "")
     with _db().transaction() as session:
         query = (select(PromotionListing, Jurisdiction.name)
                  .join(Jurisdiction, Jurisdiction.id == PromotionListing.province_id)
                  .order_by(PromotionListing.stars.desc(), PromotionListing.product_name))
         if stars in (3, 4, 5):
             query = query.where(PromotionListing.stars == stars)
+        if province:
+            query = query.where(PromotionListing.province_id == province)
+        if group in sets_by_code():
+            query = query.where(PromotionListing.group_code == group)
         listings = session.execute(query.limit(500)).all()
-    return render_template("catalogue.html", listings=listings, stars=stars)
+        provinces = session.execute(select(Jurisdiction.id, Jurisdiction.name)
+                                    .where(Jurisdiction.level == "province").order_by(Jurisdiction.name)).all()
+    return render_template("catalogue.html", listings=listings, stars=stars, province=province, group=group,
+                           provinces=provinces, groups=sets_by_code())
