@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from engine.errors import FormInvalid
-from storage.criteria import section_maxima
+from storage.criteria import mandatory_criteria, section_maxima
 
 DEFAULT_CRITERIA_SET = "S07"
 SUPPORT_KINDS = ("training", "consulting", "technology", "loan", "trade_promotion")
@@ -126,10 +126,21 @@ class ScoreProductForm(FormSchema):
 
     sheets = fields.List(fields.Nested(ScoreSheet), required=True,
                          validate=validate.Length(min=1, max=30))
+    # Starred criteria whose minimum the product does not reach: it cannot
+    # take a rank that requires them (the cap is applied by rank_product).
+    minimums_missed = fields.List(fields.String(validate=validate.Length(max=20)), load_default=list)
 
-    def __init__(self, maxima: dict[str, float], **kwargs):
+    def __init__(self, criteria_set: str, **kwargs):
         super().__init__(**kwargs)
-        self.maxima = maxima
+        self.maxima = section_maxima(criteria_set)
+        self.starred = {c["id"] for c in mandatory_criteria(criteria_set)}
+
+    @validates_schema
+    def _known_criteria(self, data, **kwargs):
+        unknown = sorted(set(data.get("minimums_missed", [])) - self.starred)
+        if unknown:
+            raise ValidationError(f"Không phải tiêu chí có yêu cầu tối thiểu / not a starred criterion: "
+                                  f"{', '.join(unknown)}", "minimums_missed")
 
     @validates_schema
     def _within_maxima(self, data, **kwargs):
@@ -185,7 +196,7 @@ FORMS: dict[str, type[FormSchema]] = {
 def form_schema(form_key: str, criteria_set: str | None = None) -> FormSchema:
     schema_class = FORMS[form_key]
     if schema_class is ScoreProductForm:
-        return ScoreProductForm(section_maxima(criteria_set or DEFAULT_CRITERIA_SET))
+        return ScoreProductForm(criteria_set or DEFAULT_CRITERIA_SET)
     return schema_class()
 
 

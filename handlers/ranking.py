@@ -1,7 +1,9 @@
 """rank_product, and the one place that turns council scores into stars.
 
 Stars come from the council's *average* total (Decision 148 and 26/2026,
-Art. 3.3); the bands are data in processes/criteria/index.json. A council
+Art. 3.3); the bands are data in processes/criteria/index.json. A product
+that misses the starred minimum of a criterion cannot take a rank that
+requires it (the criteria files' "required from N stars"). A council
 recognises at most `max_stars` (district 3, province 4, central 5);
 1 and 2 stars are never recognised.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from handlers.registry import HandlerContext, handler
-from storage.criteria import star_bands
+from storage.criteria import sets_by_code, star_bands, star_cap
 
 LEVELS = ("district", "province", "central")
 RECOGNISED_FROM = 3
@@ -51,13 +53,19 @@ class RankProductParams(Schema):
     sheets = fields.List(fields.Nested(SheetSchema, unknown="include"), required=True,
                          validate=validate.Length(min=1))
     max_stars = fields.Integer(required=True, validate=validate.Range(min=3, max=5))
+    criteria_set = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.OneOf(sorted(sets_by_code())))
+    minimums_missed = fields.List(fields.String(), load_default=list)
 
 
 @handler("rank_product", RankProductParams,
          "Tính điểm trung bình của hội đồng và xếp hạng sao / council average and star rank",
-         result={"average": "number", "stars": "1..5", "recognised_stars": "0 or 3..max_stars"})
-def rank_product(context: HandlerContext, level: str, sheets: list[dict], max_stars: int) -> dict:
+         result={"average": "number", "stars": "1..5, capped by missed starred minimums",
+                 "recognised_stars": "0 or 3..max_stars", "star_cap": "1..5"})
+def rank_product(context: HandlerContext, level: str, sheets: list[dict], max_stars: int,
+                 criteria_set: str | None, minimums_missed: list[str]) -> dict:
     average = council_average(sheets)
-    stars = stars_for_score(average)
-    return {"level": level, "average": average, "stars": stars, "members": len(sheets),
+    cap = star_cap(criteria_set, minimums_missed) if (criteria_set and minimums_missed) else 5
+    stars = min(stars_for_score(average), cap)
+    return {"level": level, "average": average, "stars": stars, "star_cap": cap, "members": len(sheets),
             "recognised_stars": recognised_stars(stars, max_stars)}

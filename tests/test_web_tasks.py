@@ -370,3 +370,16 @@ def test_each_form_key_renders(world, client):
         assert response.status_code == 200, form_key
         seen.add(form_key)
     assert len(seen) == 9
+
+
+def test_the_council_marks_missed_starred_minimums(world, client):
+    cycle = at_score(world)  # Hồ tiêu Gio Linh: criteria set S10
+    token = login(client, "hd.qt-gl")
+    page = client.get(f"/inbox/tasks/{cycle.task('score_product').id}").get_data(as_text=True)
+    assert 'name="minimums_missed" value="A.1.5"' in page and "bắt buộc từ 4 sao" in page
+    rows = {"sheets-0-member": "Chủ tịch", "sheets-0-part_a": "30", "sheets-0-part_b": "19",
+            "sheets-0-part_c": "26", "minimums_missed": ["A.1.5"]}  # 75 points, a 4-star minimum missed
+    response = client.post(f"/inbox/tasks/{cycle.task('score_product').id}", data={"csrf_token": token, **rows})
+    assert response.status_code == 302
+    instance = cycle.instance()
+    assert (instance.status, instance.stars) == ("completed", 3)  # not forwarded to the province

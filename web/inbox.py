@@ -34,7 +34,7 @@ from engine.history import instance_history
 from engine.inbox import DUE_SOON, SORTS, InboxFilter
 from engine.roles import LANE_ROLES, ROLES
 from handlers.ranking import stars_for_score
-from storage.criteria import criteria_set, section_maxima, sets_by_code, star_bands
+from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.models import TaskDraft, User
 from web import task_forms
 from web.auth import actor, db, engine
@@ -235,6 +235,7 @@ def _score_context(group_code: str | None, values: MultiDict) -> dict:
         "bands": [{"stars": band["stars"], "min": band["min_inclusive"]} for band in star_bands()],
         "rows": rows, "totals": totals, "average": average,
         "stars": stars_for_score(average) if average is not None else None,
+        "mandatory": mandatory_criteria(code), "missed": values.getlist("minimums_missed"),
     }
 
 

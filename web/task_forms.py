@@ -208,9 +208,14 @@ def _describe_field(name: str, schema_field) -> FormField:
     return spec
 
 
+# Fields the score sheet draws itself, with choices from the product's own
+# criteria set (the generic field list cannot know them).
+SCORE_SHEET_FIELDS = ("minimums_missed",)
+
+
 def form_fields(form_key: str) -> list[FormField]:
     """The fields of a form key, in display order."""
-    declared = form_schema(form_key).fields
+    declared = {n: f for n, f in form_schema(form_key).fields.items() if n not in SCORE_SHEET_FIELDS}
     names = [n for n in LEAD_FIELDS if n in declared]
     names += [n for n in declared if n not in LEAD_FIELDS and n not in TRAILING_FIELDS]
     names += [n for n in TRAILING_FIELDS if n in declared]
@@ -243,6 +248,8 @@ def parse(form_key: str, form: MultiDict) -> tuple[dict, list[int]]:
         raw = form.get(name)
         if spec.kind == "score_sheet":
             data[name], rows = _parse_sheets(form)
+            for extra in SCORE_SHEET_FIELDS:
+                data[extra] = form.getlist(extra)
         elif spec.kind == "checkboxes":
             data[name] = form.getlist(name)
         elif spec.kind == "checkbox":
