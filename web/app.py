@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext
 
 from engine.engine import OcopEngine
 from storage.db import Database
+from web import formatting
 from web.extensions import babel, csrf, limiter, login_manager
 
 LANGUAGES = ("vi", "en")
@@ -35,6 +36,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         UPLOAD_DIR=os.environ.get("OCOP_UPLOAD_DIR", str(Path("instance") / "uploads")),
         BABEL_DEFAULT_LOCALE="vi",
+        BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         WTF_CSRF_TIME_LIMIT=None,
     )
@@ -49,6 +51,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_locale)
+    formatting.register(app)
 
     from web.admin import admin
     from web.api import api
@@ -62,9 +65,8 @@ def create_app(database_url: str | None = None, testing: bool = False,
 
     @app.context_processor
     def template_helpers():
-        # Dates and numbers in the reader's locale (vi: 30/11/2026, en: Nov 30, 2026).
-        from flask_babel import format_date, format_decimal, get_locale
-        return {"get_locale": get_locale, "format_date": format_date, "format_decimal": format_decimal}
+        from flask_babel import format_decimal, get_locale
+        return {"get_locale": get_locale, "format_decimal": format_decimal}
 
     @app.before_request
     def remember_language():

@@ -9,7 +9,7 @@ each engine call is one transaction.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -42,19 +42,9 @@ from web.auth import actor, db, engine
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 SCOPES = ("area", "mine", "unassigned")
-# Vietnam keeps one offset all year (no daylight saving).
-VIETNAM = timezone(timedelta(hours=7))
 LANE_ROLE_KEYS = {role.key for role in LANE_ROLES} - {"producer"}
 
 
-@inbox.app_template_filter("inbox_datetime")
-def _format_datetime(moment: datetime | None) -> str:
-    return as_utc(moment).astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if moment else ""
-
-
-@inbox.app_template_filter("inbox_date")
-def _format_date(moment: datetime | None) -> str:
-    return as_utc(moment).astimezone(VIETNAM).strftime("%d/%m/%Y") if moment else ""
 
 
 def _now() -> datetime:

@@ -8,8 +8,6 @@ other producers' products is not revealed either.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 from flask import (
     Blueprint,
     abort,
@@ -75,17 +73,6 @@ REFUSALS = {
     "type": _l("Chỉ nhận tệp PDF, JPG, PNG, DOCX hoặc XLSX."),
     "content": _l("Nội dung tệp không đúng với phần mở rộng của tên tệp."),
 }
-VIETNAM = timezone(timedelta(hours=7))  # no daylight saving time
-
-
-@portal.app_template_filter("portal_date")
-def portal_date(value) -> str:
-    """dd/mm/yyyy; times are stored in UTC (SQLite hands them back naive)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(VIETNAM)
-    return value.strftime("%d/%m/%Y")
 
 
 @portal.context_processor

@@ -7,8 +7,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
-from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
 from storage.criteria import sets_by_code
+from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
 from web.labels import ROLE_LABELS
 
 public = Blueprint("public", __name__)
