@@ -40,6 +40,9 @@ def create_app(database_url: str | None = None, testing: bool = False,
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         WTF_CSRF_TIME_LIMIT=None,
     )
+    # Explicit, because the limiter is shared and otherwise keeps the last
+    # app's setting (tests build apps with and without it).
+    app.config["RATELIMIT_ENABLED"] = True
     app.config.update(overrides or {})
     app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
                                      else OcopEngine.from_environment())
