@@ -83,6 +83,22 @@ def managed_producers(session: Session, actor: Actor) -> list[Producer]:
     return list(session.scalars(select(Producer).where(condition).order_by(Producer.name, Producer.id)))
 
 
+def all_communes(session: Session) -> list[tuple[int, str]]:
+    """Every commune as (id, "Xã A – Huyện B – Tỉnh C"), for a producer
+    choosing its own when it registers."""
+    units = {unit.id: unit for unit in session.scalars(select(Jurisdiction))}
+    labels = []
+    for unit in units.values():
+        if unit.level != "commune":
+            continue
+        names, parent = [unit.name], units.get(unit.parent_id)
+        while parent is not None and parent.level != "central":
+            names.append(parent.name)
+            parent = units.get(parent.parent_id)
+        labels.append((unit.id, " – ".join(names)))
+    return sorted(labels, key=lambda item: item[1].split(" – ")[::-1])  # by province, district, commune
+
+
 def communes_by_id(session: Session, ids) -> dict[int, Jurisdiction]:
     ids = list(set(ids))
     if not ids:

@@ -21,11 +21,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
+from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from engine import products
+from engine.access import load_actor
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from storage.criteria import sets_by_code
 from storage.documents import (
@@ -37,7 +38,8 @@ from storage.documents import (
     clean_filename,
 )
 from storage.models import PRODUCER_KINDS, Document, InboxTask, Producer, Product, TaskDraft
-from web.auth import actor, db, engine
+from web.auth import SignedInUser, actor, db, engine
+from web.extensions import limiter
 from web.labels import ROLE_LABELS
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
@@ -289,33 +291,56 @@ def document(document_id: int):
 @portal.route("/register", methods=["GET", "POST"])
 @login_required
 def register():
+    """A commune officer registers a producer of one of their communes."""
     communes_ids = products.officer_communes(actor())
     if not communes_ids:
         abort(404)
     with db().transaction() as session:
         communes = [(unit.id, unit.name) for unit in sorted(
             products.communes_by_id(session, communes_ids).values(), key=lambda u: u.name)]
+    return _registration(communes, self_signup=False)
+
+
+@portal.route("/signup", methods=["GET", "POST"])
+@limiter.limit("5 per minute", methods=["POST"])
+def signup():
+    """A producer registers itself: its account, the producer and a first
+    product, in any commune; then it is signed in to its portal."""
+    if current_user.is_authenticated:
+        return redirect(url_for("portal.index"))
+    with db().transaction() as session:
+        communes = products.all_communes(session)
+    return _registration(communes, self_signup=True)
+
+
+def _registration(communes: list[tuple[int, str]], self_signup: bool):
     fields = ("commune_id", "name", "kind", "username", "full_name", "product_name", "group_code")
     form = dict.fromkeys(fields, "")
-    form["commune_id"] = str(communes[0][0])
+    form["commune_id"] = str(communes[0][0]) if communes else ""
     errors: dict[str, str] = {}
     if request.method == "POST":
         form.update({key: request.form.get(key, "").strip() for key in fields})
         password = request.form.get("password", "")
         commune_id = int(form["commune_id"]) if form["commune_id"].isdigit() else 0
-        if commune_id not in communes_ids:
-            commune_id = 0  # only the officer's own communes: reported as unknown
+        if commune_id not in {cid for cid, _name in communes}:
+            commune_id = 0  # only communes offered on the page: reported as unknown
         try:
             with db().transaction() as session:
                 product = products.register_producer(
                     session, commune_id, form["name"], form["kind"], form["username"], form["full_name"],
                     password, form["product_name"], form["group_code"])
-                product_id = product.id
+                product_id, owner_id = product.id, product.producer.owner_user_id
+                owner = SignedInUser(load_actor(session, owner_id), form["username"].lower()) if self_signup else None
         except products.InvalidRegistration as invalid:
             errors = _errors(invalid.errors)
         else:
-            flash(_("Đã đăng ký chủ thể %(name)s và tài khoản %(username)s.",
-                    name=form["name"], username=form["username"].lower()), "info")
+            if self_signup:
+                login_user(owner)
+                flash(_("Đã tạo tài khoản. Hãy bắt đầu chu trình OCOP cho sản phẩm khi địa bàn mở đăng ký."),
+                      "info")
+            else:
+                flash(_("Đã đăng ký chủ thể %(name)s và tài khoản %(username)s.",
+                        name=form["name"], username=form["username"].lower()), "info")
             return redirect(url_for("portal.product", product_id=product_id))
     return render_template("portal/register.html", form=form, errors=errors, communes=communes,
-                           kinds=PRODUCER_KINDS), (400 if errors else 200)
+                           kinds=PRODUCER_KINDS, self_signup=self_signup), (400 if errors else 200)
