@@ -135,14 +135,22 @@ class OcopEngine:
         if isinstance(xml, str):
             xml = xml.encode("utf-8")
         checked = diagram.check_or_raise(xml, f"{name}.bpmn")
-        digest = hashlib.sha256(xml).hexdigest()
         with self.db.transaction() as session:
-            latest = session.scalar(select(ProcessDefinition).where(ProcessDefinition.name == name)
-                                    .order_by(ProcessDefinition.version.desc()).limit(1))
-            if latest is not None and latest.sha256 == digest and latest.province_id == province_id:
-                if activate and not latest.is_active:
-                    self._activate(session, latest)
-                return latest
+            definition, _created = self.store_definition(session, xml, checked, name, author, message,
+                                                         province_id, activate)
+            return definition
+
+    def store_definition(self, session: Session, xml: bytes, checked: diagram.CheckedDiagram, name: str,
+                         author: str, message: str, province_id: int | None,
+                         activate: bool) -> tuple[ProcessDefinition, bool]:
+        """In the caller's transaction, store a checked diagram as the next
+        version of `name` (or find the latest version when it has the same
+        bytes and scope). Returns the definition and whether it is new."""
+        digest = hashlib.sha256(xml).hexdigest()
+        latest = session.scalar(select(ProcessDefinition).where(ProcessDefinition.name == name)
+                                .order_by(ProcessDefinition.version.desc()).limit(1))
+        created = not (latest is not None and latest.sha256 == digest and latest.province_id == province_id)
+        if created:
             definition = ProcessDefinition(
                 name=name, version=(latest.version + 1) if latest else 1,
                 bpmn_xml=xml.decode("utf-8"), sha256=digest,
@@ -150,11 +158,13 @@ class OcopEngine:
                 author=author, message=message, deployed_at=self.clock(), province_id=province_id)
             session.add(definition)
             session.flush()
-            if activate:
-                self._activate(session, definition)
-            return definition
+        else:
+            definition = latest
+        if activate and not definition.is_active:
+            self.activate(session, definition)
+        return definition, created
 
-    def _activate(self, session: Session, definition: ProcessDefinition) -> None:
+    def activate(self, session: Session, definition: ProcessDefinition) -> None:
         """One active definition per scope (national, or one province)."""
         for other in session.scalars(select(ProcessDefinition).where(
                 ProcessDefinition.is_active.is_(True), _same_scope(definition.province_id))):

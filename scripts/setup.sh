@@ -144,6 +144,13 @@ ensure_frontend() {
             "$VENV/bin/pybabel" compile -f -i "$po" -o "${po%.po}.mo" >/dev/null
         fi
     done
+    # The diagram editor's bundle (bpmn-js): npm ci + esbuild into web/static/dist/.
+    if command -v npm >/dev/null 2>&1; then
+        bash scripts/build_frontend.sh
+    else
+        warn "npm is missing; the diagram editor (/modeler/) is not built (install Node.js and npm," \
+             "then run scripts/build_frontend.sh)"
+    fi
 }
 
 # ---------------------------------------------------------------------------

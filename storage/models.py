@@ -357,3 +357,22 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[Optional[datetime]] = mapped_column()
     revoked_at: Mapped[Optional[datetime]] = mapped_column()
+
+
+class AdminLogEntry(Base):
+    """Append-only record of what program managers and administrators did
+    to the diagrams (deploy, activate): who, when, which version, for which
+    province, and why. The database refuses UPDATE and DELETE (0005)."""
+
+    __tablename__ = "admin_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))  # deploy | redeploy | activate
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
+    definition_name: Mapped[str] = mapped_column(String(100))
+    definition_version: Mapped[int] = mapped_column(Integer)
+    # None: national scope; else the province the version is for.
+    province_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
+    message: Mapped[str] = mapped_column(Text, default="")

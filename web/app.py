@@ -59,10 +59,12 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.admin import admin
     from web.api import api
     from web.auth import auth
+    from web.definitions import definitions
     from web.inbox import inbox
+    from web.modeler import modeler
     from web.portal import portal
     from web.public import public
-    for blueprint in (public, auth, inbox, portal, admin, api):
+    for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 

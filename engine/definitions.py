@@ -1,0 +1,123 @@
+"""Managing deployed diagrams: listing versions, deploying a new version,
+activating an older one -- with the permission rule and the admin log.
+
+Who may change which scope (one rule, `may_manage`):
+- the national diagram (province_id None) needs the `admin` role: the demo
+  has no program manager for the central level, and a national change
+  affects every province without a variant of its own;
+- a province's variant needs `program_manager` of that province, or `admin`.
+
+Each deploy and activate writes an AdminLogEntry (who, when, action,
+version, province, message) in the *same* transaction as the change, so
+there is never a change without its log line, nor a log line without its
+change. That is why `deploy` does not call OcopEngine.deploy (which opens
+its own transaction): it runs the same steps -- the three-layer check,
+the next version per name, one active version per scope through
+`OcopEngine.activate` -- inside one unit of work with the log entry.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import diagram
+from engine.access import Actor
+from engine.engine import OcopEngine
+from engine.errors import NotAllowed, OcopError
+from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_MESSAGE_LENGTH = 2000
+
+
+class Refused(OcopError):
+    """The request itself is wrong (a bad name, an unknown province, ...)."""
+
+
+def may_manage(actor: Actor, province_id: int | None) -> bool:
+    """The scope rule above: admins everything, program managers their province."""
+    if any(role == "admin" for role, _area in actor.roles):
+        return True
+    return province_id is not None and actor.holds("program_manager", province_id)
+
+
+def manageable_provinces(session: Session, actor: Actor) -> list[Jurisdiction]:
+    """The provinces the actor may deploy a variant for."""
+    provinces = session.scalars(select(Jurisdiction).where(Jurisdiction.level == "province")
+                                .order_by(Jurisdiction.name)).all()
+    return [p for p in provinces if may_manage(actor, p.id)]
+
+
+def list_versions(session: Session) -> list[ProcessDefinition]:
+    """Every deployed version, by name then newest first (the XML and specs stay unloaded)."""
+    return list(session.scalars(select(ProcessDefinition)
+                                .order_by(ProcessDefinition.name, ProcessDefinition.version.desc())))
+
+
+def admin_log(session: Session, limit: int = 100) -> list[AdminLogEntry]:
+    return list(session.scalars(select(AdminLogEntry)
+                                .order_by(AdminLogEntry.at.desc(), AdminLogEntry.id.desc()).limit(limit)))
+
+
+def deploy(engine: OcopEngine, actor: Actor, xml: bytes | str, name: str, message: str = "",
+           province_id: int | None = None, activate: bool = True) -> ProcessDefinition:
+    """Check the diagram and store it as the next version of `name` for the
+    scope (national or one province), active by default. The same bytes as
+    the latest version of the same scope are not stored twice: that version
+    is returned (and activated) and the log says "redeploy".
+
+    Raises NotAllowed, Refused, or DiagramError (nothing stored)."""
+    _require(actor, province_id)
+    name = (name or "").strip()
+    message = (message or "").strip()
+    if not NAME.match(name):
+        raise Refused("the name must be 1-100 letters, digits, '_', '.' or '-', e.g. ocop_cycle")
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise Refused(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
+    if isinstance(xml, str):
+        xml = xml.encode("utf-8")
+    checked = diagram.check_or_raise(xml, f"{name}.bpmn")
+    with engine.db.transaction() as session:  # the version and its log entry, together
+        _require_province(session, province_id)
+        definition, created = engine.store_definition(session, xml, checked, name, actor.name, message,
+                                                      province_id, activate)
+        _log(session, engine, actor, "deploy" if created else "redeploy", definition, message)
+    return definition
+
+
+def activate(engine: OcopEngine, actor: Actor, definition_id: int, message: str = "") -> ProcessDefinition:
+    """Make a stored version the active one of its scope (e.g. roll back)."""
+    with engine.db.transaction() as session:
+        definition = session.get(ProcessDefinition, definition_id)
+        if definition is None:
+            raise LookupError(f"no process definition {definition_id}")
+        _require(actor, definition.province_id)
+        engine.activate(session, definition)
+        _log(session, engine, actor, "activate", definition, (message or "").strip()[:MAX_MESSAGE_LENGTH])
+    return definition
+
+
+def _require(actor: Actor, province_id: int | None) -> None:
+    if not may_manage(actor, province_id):
+        if province_id is None:
+            raise NotAllowed("only an administrator may change the national diagram")
+        raise NotAllowed("only the province's program manager or an administrator may change "
+                         "this province's diagram")
+
+
+def _require_province(session: Session, province_id: int | None) -> None:
+    if province_id is None:
+        return
+    level = session.scalar(select(Jurisdiction.level).where(Jurisdiction.id == province_id))
+    if level != "province":
+        raise Refused(f"jurisdiction {province_id} is not a province")
+
+
+def _log(session: Session, engine: OcopEngine, actor: Actor, action: str,
+         definition: ProcessDefinition, message: str) -> None:
+    session.add(AdminLogEntry(
+        at=engine.clock(), actor_id=actor.user_id, actor_name=actor.name, action=action,
+        definition_id=definition.id, definition_name=definition.name,
+        definition_version=definition.version, province_id=definition.province_id, message=message))

@@ -1,0 +1,153 @@
+"""Diagram versions: list, download, validate, deploy, activate.
+
+Program managers and administrators only (everyone else gets 403); who may
+change which scope is engine.definitions.may_manage. Every POST carries the
+CSRF token: a form field, or the X-CSRFToken header for JSON calls.
+"""
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from engine import definitions as defs
+from engine import diagram
+from engine.errors import DiagramError, NotAllowed, Problem
+from storage.models import Jurisdiction, ProcessDefinition
+from web.auth import actor, db, engine, require_role
+from web.extensions import login_manager
+
+definitions = Blueprint("definitions", __name__, url_prefix="/definitions")
+
+
+@definitions.before_request
+def _managers_only():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    require_role("program_manager", "admin")
+
+
+@definitions.get("/")
+def index():
+    return _index_page()
+
+
+def _index_page(status: int = 200, form: dict | None = None):
+    with db().transaction() as session:
+        versions = defs.list_versions(session)
+        log = defs.admin_log(session, limit=50)
+        areas = dict(session.execute(select(Jurisdiction.id, Jurisdiction.name)).all())
+        provinces = defs.manageable_provinces(session, actor())
+    return render_template("definitions/index.html", versions=versions, log=log, areas=areas,
+                           provinces=provinces, national=defs.may_manage(actor(), None),
+                           names=sorted({v.name for v in versions}), form=form or {},
+                           may_manage=lambda province_id: defs.may_manage(actor(), province_id)), status
+
+
+@definitions.get("/<int:definition_id>.bpmn")
+def download(definition_id: int):
+    with db().transaction() as session:
+        definition = session.get(ProcessDefinition, definition_id)
+        if definition is None:
+            abort(404)
+        xml, filename = definition.bpmn_xml, f"{definition.name}-v{definition.version}.bpmn"
+    return Response(xml.encode("utf-8"), mimetype="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@definitions.post("/validate")
+def validate():
+    checked = diagram.check(_uploaded_xml())
+    return jsonify(ok=checked.ok, errors=[_problem(p) for p in checked.problems],
+                   warnings=[_problem(p) for p in checked.warnings])
+
+
+@definitions.post("/deploy")
+def deploy():
+    form = request.form
+    xml = _uploaded_xml()
+    if form.get("check_only"):
+        checked = diagram.check(xml)
+        return _problems(checked.problems, checked.warnings, 422 if checked.problems else 200)
+    try:
+        province_id = _province_id(form.get("province_id", ""))
+        definition = defs.deploy(engine(), actor(), xml, form.get("name", ""), form.get("message", ""),
+                                 province_id)
+    except NotAllowed as err:
+        if _wants_json():
+            return jsonify(ok=False, error=str(err)), 403
+        abort(403, str(err))
+    except DiagramError as err:
+        return _problems(err.problems, [], 422)
+    except defs.Refused as err:
+        if _wants_json():
+            return jsonify(ok=False, error=str(err)), 422
+        flash(_("Không triển khai được: %(reason)s", reason=str(err)), "error")
+        return _index_page(422, form)
+    if _wants_json():
+        return jsonify(ok=True, id=definition.id, name=definition.name, version=definition.version,
+                       province_id=definition.province_id, active=definition.is_active), 201
+    flash(_("Đã triển khai %(name)s phiên bản %(version)s.", name=definition.name,
+            version=definition.version), "ok")
+    return redirect(url_for("definitions.index"))
+
+
+@definitions.post("/<int:definition_id>/activate")
+def activate(definition_id: int):
+    try:
+        definition = defs.activate(engine(), actor(), definition_id, request.form.get("message", ""))
+    except LookupError:
+        abort(404)
+    except NotAllowed as err:
+        abort(403, str(err))
+    flash(_("Đã kích hoạt %(name)s phiên bản %(version)s.", name=definition.name,
+            version=definition.version), "ok")
+    return redirect(url_for("definitions.index"))
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _uploaded_xml() -> bytes:
+    """The diagram from a file field `file`, a form field `xml`, or the body."""
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        return upload.read()
+    if "xml" in request.form:
+        return request.form["xml"].encode("utf-8")
+    return request.get_data()
+
+
+def _province_id(value: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise defs.Refused(_("Tỉnh không hợp lệ."))
+    return int(value)
+
+
+def _problem(problem: Problem) -> dict:
+    return {"message": problem.message, "element_id": problem.element_id, "line": problem.line,
+            "layer": problem.layer}
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def _problems(problems: list[Problem], warnings: list[Problem], status: int):
+    if _wants_json():
+        return jsonify(ok=not problems, errors=[_problem(p) for p in problems],
+                       warnings=[_problem(p) for p in warnings]), status
+    return render_template("definitions/problems.html", problems=problems, warnings=warnings), status
