@@ -87,6 +87,24 @@ def validate(paths: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--products", "-n", default=30, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seed", "-s", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def dryrun(path: str, products: int, seed: int, as_json: bool) -> None:
+    """Run a diagram through the real engine on a throwaway in-memory
+    database with sample products; exit 1 on errors, stuck instances or
+    elements never reached."""
+    from engine.dryrun import dry_run, format_report
+    report = dry_run(Path(path).read_bytes(), products, seed, os.path.basename(path))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_report(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", required=True, help="Diagram name, e.g. ocop_cycle.")
 @click.option("--message", "-m", default="", help="What changed.")
 @click.option("--province", default=None, help="Province code for a local variant.")
@@ -143,3 +161,43 @@ def status() -> None:
     click.echo("Ready tasks (role, task: count):")
     for role, name, count in tasks:
         click.echo(f"  {role:<18} {name}: {count}")
+
+
+@main.command()
+@click.option("--to", "target", required=True, type=int, help="Target process definition id.")
+@click.option("--instance", "instance_ids", multiple=True, type=int, help="An instance id (repeatable).")
+@click.option("--all-on", "all_on", type=int, default=None,
+              help="Every running instance on this definition id.")
+@click.option("--apply", "apply_", is_flag=True, help="Migrate the safe instances (default: only print the plan).")
+def migrate(target: int, instance_ids: tuple[int, ...], all_on: int | None, apply_: bool) -> None:
+    """Move running instances to another version of their diagram.
+
+    Without --apply, prints the plan (safe / unsafe with reasons / not
+    applicable) and writes nothing. With --apply, migrates the safe ones,
+    one transaction each, and skips the rest. The CLI is an operator tool:
+    it runs as the system actor (admin role, no user id in the audit).
+    """
+    from engine import migration
+    if bool(instance_ids) == (all_on is not None):
+        raise click.UsageError("give either --instance ID ... or --all-on DEFINITION_ID")
+    selection = migration.AllOn(all_on) if all_on is not None else list(instance_ids)
+    engine = _engine()
+    try:
+        if not apply_:
+            report = migration.plan(engine, selection, target)
+            click.echo(f"Plan: to {report.target_name} version {report.target_version} (definition {target})")
+            for item in report.instances:
+                detail = "; ".join(item.reasons) or (", ".join(item.changed) or "no task of it changes")
+                click.echo(f"  instance {item.instance_id}: {item.verdict}: {detail}")
+            click.echo(f"{len(report.safe)} safe, {len(report.unsafe)} unsafe, "
+                       f"{len(report.not_applicable)} not applicable (nothing written; --apply to migrate)")
+            return
+        result = migration.migrate(engine, migration.SYSTEM_ACTOR, selection, target)
+    except LookupError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Migrate: to {result.target_name} version {result.target_version} (definition {target})")
+    for item in result.results:
+        click.echo(f"  instance {item.instance_id}: {item.outcome}"
+                   + (f": {'; '.join(item.reasons)}" if item.reasons else ""))
+    click.echo(f"{len(result.migrated)} migrated, {len(result.skipped)} skipped, {len(result.failed)} failed")
+    sys.exit(1 if result.failed else 0)

@@ -73,6 +73,21 @@ def validate():
                    warnings=[_problem(p) for p in checked.warnings])
 
 
+@definitions.post("/dryrun")
+def dryrun():
+    """The diagram through the real engine on a throwaway in-memory database
+    (engine.dryrun); `products` (1..200) and `seed` from the form or query."""
+    from engine.dryrun import DEFAULT_PRODUCTS, DEFAULT_SEED, dry_run
+    xml = _uploaded_xml()
+    values = request.values
+    try:
+        products = min(200, max(1, int(values.get("products", DEFAULT_PRODUCTS))))
+        seed = int(values.get("seed", DEFAULT_SEED))
+    except ValueError:
+        return jsonify(ok=False, error="products and seed must be whole numbers"), 400
+    return jsonify(dry_run(xml, products, seed).to_dict())
+
+
 @definitions.post("/deploy")
 def deploy():
     form = request.form
