@@ -72,7 +72,7 @@ class StepResult:
     stars: int | None = None
 
 
-class _Run:
+class StepRun:
     """One engine call in progress: the transaction, the instance, its
     workflow and the events to append. Service-task handlers are dispatched
     through it so their writes join the same transaction."""
@@ -102,7 +102,7 @@ class _Run:
         except HandlerParameterError as err:
             raise ServiceTaskFailed(f"{task.task_spec.bpmn_id}: {err}") from None
         self.events.append(PendingEvent("service_called", task.task_spec.bpmn_id, {
-            "handler": name, "step": _step_of(task.task_spec), "params": values, "result": result}))
+            "handler": name, "step": step_of(task.task_spec), "params": values, "result": result}))
         return json.dumps(result, default=str)
 
 
@@ -180,7 +180,7 @@ class OcopEngine:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
 
-    def _spec_for(self, session: Session, definition_id: int, process_id: str):
+    def spec_for(self, session: Session, definition_id: int, process_id: str):
         """Parsed specs of a deployed version, restored once and cached (an
         LRU of SPEC_CACHE_SIZE versions); deployments never change."""
         with self._lock:
@@ -260,8 +260,8 @@ class OcopEngine:
                                      "idea registration is not open for this area today")
 
     def _start(self, session, definition, process_id, product_id, jurisdiction_id, areas, year, data,
-               actor, now) -> _Run:
-        spec, subprocess_specs = self._spec_for(session, definition.id, process_id)
+               actor, now) -> StepRun:
+        spec, subprocess_specs = self.spec_for(session, definition.id, process_id)
         instance = ProcessInstance(definition_id=definition.id, process_id=process_id,
                                    product_id=product_id, jurisdiction_id=jurisdiction_id, areas=areas,
                                    year=year, status="running", state="", version=0,
@@ -271,7 +271,7 @@ class OcopEngine:
             session.flush()
         except IntegrityError:  # lost a race against another start of this product and year
             raise AlreadyInCycle(f"the product is already in the {year} cycle") from None
-        run = _Run(session, instance, now)
+        run = StepRun(session, instance, now)
         run.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
             task.data.update(data)
@@ -305,7 +305,7 @@ class OcopEngine:
                                    options=[joinedload(ProcessInstance.product)])
             product = instance.product
             form = validate_form(row.form_key, data, product.group_code if product else None)
-            run = _Run(session, instance, now)
+            run = StepRun(session, instance, now)
             self._load(run)
             task = run.workflow.get_task_from_id(UUID(task_id))
             if task is None:
@@ -363,7 +363,7 @@ class OcopEngine:
             event = PendingEvent(kind, row.element_id, {"task_id": task_id, "assignee": assignee,
                                                         "previous": row.assignee_id}, actor.user_id)
             old_version = instance.version
-            new_version = self._write_instance(session, instance, {"updated_at": now}, [event], now)
+            new_version = self.write_instance(session, instance, {"updated_at": now}, [event], now)
             session.connection().execute(update(InboxTask.__table__).where(InboxTask.id == task_id)
                                          .values(assignee_id=assignee))
         with self._lock:  # the state did not change: a cached workflow stays valid
@@ -381,7 +381,7 @@ class OcopEngine:
                 raise InstanceNotRunning(f"instance {instance_id} is {instance.status}")
             if not _supervises(actor, instance):
                 raise NotAllowed("only a program manager of the province or an administrator may cancel")
-            run = _Run(session, instance, now)
+            run = StepRun(session, instance, now)
             self._load(run)
             run.workflow.cancel()
             run.events.append(PendingEvent("cancelled", None, {"reason": reason}, actor.user_id))
@@ -392,10 +392,10 @@ class OcopEngine:
 
     def load_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
         """The instance's workflow as stored, for reading (replay, inspection)."""
-        spec, subprocess_specs = self._spec_for(session, instance.definition_id, instance.process_id)
+        spec, subprocess_specs = self.spec_for(session, instance.definition_id, instance.process_id)
         return state_from_json(instance.state, spec, subprocess_specs)
 
-    def _load(self, run: _Run) -> None:
+    def _load(self, run: StepRun) -> None:
         """The workflow as of the instance's stored version: from this
         process's cache when it holds exactly that version, else deserialized.
         The entry leaves the cache; only a committed step puts it back."""
@@ -410,7 +410,12 @@ class OcopEngine:
         # The script engine is not part of the state: set it after every load.
         run.workflow.script_engine = SafeScriptEngine(run.call_service)
 
-    def _committed(self, run: _Run) -> StepResult:
+    def forget_cached(self, instance_id: int) -> None:
+        """Drop this process's cached workflow of an instance (e.g. migrated)."""
+        with self._lock:
+            self._workflows.pop(instance_id, None)
+
+    def _committed(self, run: StepRun) -> StepResult:
         """After commit: remember the workflow for the next step."""
         run.workflow.script_engine = None  # drop the reference to the closed transaction
         with self._lock:
@@ -419,19 +424,19 @@ class OcopEngine:
                 self._workflows.popitem(last=False)
         return run.result
 
-    def _run_task(self, task, run: _Run) -> None:
+    def _run_task(self, task, run: StepRun) -> None:
         try:
             task.run()
         except WorkflowException as err:
             raise self._service_failure(err) from None
 
-    def _advance(self, run: _Run) -> None:
+    def _advance(self, run: StepRun) -> None:
         completed: list[str] = []
 
         def record(task):
             if not task.task_spec.manual and getattr(task.task_spec, "bpmn_id", None):
                 completed.append(task.task_spec.bpmn_id)
-                run.last_step = _step_of(task.task_spec) or run.last_step
+                run.last_step = step_of(task.task_spec) or run.last_step
 
         try:
             run.workflow.do_engine_steps(did_complete_task=record)
@@ -447,14 +452,14 @@ class OcopEngine:
             return cause
         return ServiceTaskFailed(f"{err}")
 
-    def _save(self, run: _Run, status: str | None = None) -> None:
+    def _save(self, run: StepRun, status: str | None = None) -> None:
         """Write the step. The instance row goes first and alone:
         UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
         a race matches no row and stops there, before any task or history
         row is written; the winner holds the row until it commits."""
         session, instance, workflow, now = run.session, run.instance, run.workflow, run.now
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        stale_ids, new_rows = self._inbox_changes(run, ready)
+        stale_ids, new_rows = self.inbox_changes(run, ready)
         values = {"state": state_to_json(workflow), "updated_at": now, "status": status or instance.status}
         if workflow.is_completed() and values["status"] == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
@@ -463,9 +468,9 @@ class OcopEngine:
             values.update(status="completed", finished_at=now, stars=stars or None,
                           end_event=end_task.task_spec.bpmn_id if end_task else None)
             run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
-        ready_steps = [step for step in map(_step_of, (t.task_spec for t in ready.values())) if step]
+        ready_steps = [step for step in map(step_of, (t.task_spec for t in ready.values())) if step]
         values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
-        run.result_version = self._write_instance(session, instance, values, run.events, now)
+        run.result_version = self.write_instance(session, instance, values, run.events, now)
         connection = session.connection()
         if stale_ids:
             connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
@@ -473,12 +478,12 @@ class OcopEngine:
             connection.execute(insert(InboxTask.__table__), new_rows)
         run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
-             "lane": t.task_spec.lane, "step": _step_of(t.task_spec),
+             "lane": t.task_spec.lane, "step": step_of(t.task_spec),
              "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
             for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
 
     @staticmethod
-    def _write_instance(session: Session, instance: ProcessInstance, values: dict,
+    def write_instance(session: Session, instance: ProcessInstance, values: dict,
                         events: list[PendingEvent], now: datetime) -> int:
         """The one write of an instance row: the optimistic version check,
         the new values, the history events chained after the head. Plain
@@ -497,19 +502,19 @@ class OcopEngine:
             connection.execute(insert(AuditEvent.__table__), history)
         return new_version
 
-    def _inbox_changes(self, run: _Run, ready: dict) -> tuple[list[str], list[dict]]:
+    def inbox_changes(self, run: StepRun, ready: dict) -> tuple[list[str], list[dict]]:
         """Task ids to delete and rows to add so the inbox holds exactly the
         instance's ready user tasks (rows of tasks still ready, and their
         claims, stay as they are)."""
         stale = sorted(run.ready_before - set(ready))
-        new = [self._inbox_row(run.instance, task, run.now)
+        new = [self.inbox_row(run.instance, task, run.now)
                for task_id, task in ready.items() if task_id not in run.ready_before]
         if new:
             run.events.append(PendingEvent("tasks_ready", None, {"elements": [r["element_id"] for r in new]}))
         return stale, new
 
     @staticmethod
-    def _inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
+    def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         spec = task.task_spec
         props = diagram.user_task_properties(spec)
         role = roles.role_for_lane(spec.lane)
@@ -541,7 +546,7 @@ def _same_scope(province_id: int | None):
             else ProcessDefinition.province_id == province_id)
 
 
-def _step_of(task_spec) -> int | None:
+def step_of(task_spec) -> int | None:
     """The cycle step (1..6) a task declares in its `step` property, if any."""
     extensions = getattr(task_spec, "extensions", None) or {}
     return _int(extensions.get("properties", {}).get("step"))

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from engine.access import Actor
 from engine.audit import PendingEvent
 from engine.definitions import _require
-from engine.engine import OcopEngine, _Run, _step_of
+from engine.engine import OcopEngine, StepRun, step_of
 from engine.errors import ConcurrencyConflict
 from engine.serialization import SERIALIZER, state_to_json
 from storage.models import InboxTask, ProcessDefinition, ProcessInstance
@@ -181,7 +181,7 @@ def _plan_one(engine: OcopEngine, session: Session, instance: ProcessInstance | 
     if result.reasons:
         return result, None
     try:
-        spec, subprocess_specs = engine._spec_for(session, target.id, instance.process_id)
+        spec, subprocess_specs = engine.spec_for(session, target.id, instance.process_id)
     except KeyError:
         result.reasons.append(f"the target has no process {instance.process_id}")
         return result, None
@@ -274,8 +274,8 @@ def spec_changes(engine: OcopEngine, from_definition_id: int, to_definition_id: 
 
 
 def _spec_changes(engine: OcopEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
-    old, _ = engine._spec_for(session, from_id, process_id)
-    new, _ = engine._spec_for(session, to_id, process_id)
+    old, _ = engine.spec_for(session, from_id, process_id)
+    new, _ = engine.spec_for(session, to_id, process_id)
     diff = SpecDiff(SERIALIZER.registry, old, new)
     return {"changed": {ts.name: sorted(attrs) for ts, attrs in diff.changed.items()},
             "added": sorted(ts.name for ts in diff.added),
@@ -314,15 +314,14 @@ def _migrate_one(engine: OcopEngine, actor: Actor, instance_id: int, target_info
         return InstanceResult(instance_id, FAILED, ["the instance changed meanwhile; nothing was changed"])
     except Exception as err:  # noqa: BLE001 - one instance's failure must not stop the others
         return InstanceResult(instance_id, FAILED, [f"{type(err).__name__}: {err}; nothing was changed"])
-    with engine._lock:  # the version bump already makes it miss; free it anyway
-        engine._workflows.pop(instance_id, None)
+    engine.forget_cached(instance_id)  # the version bump already makes it miss; free it anyway
     return InstanceResult(instance_id, MIGRATED, [], result, new_version)
 
 
 def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInstance, workflow,
                      target: ProcessDefinition, result: InstancePlan, actor: Actor) -> int:
     now = engine.clock()
-    run = _Run(session, instance, now)
+    run = StepRun(session, instance, now)
     run.workflow = workflow
     # Inbox rows are exactly the ready user tasks before the migration; the
     # reset keeps the ids of tasks still ready, so compare ids.
@@ -337,7 +336,7 @@ def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInst
         "instance_elements_changed": result.changed, "tasks_reset": result.reset}, actor.user_id))
 
     ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-    stale_ids, new_rows = engine._inbox_changes(run, ready)
+    stale_ids, new_rows = engine.inbox_changes(run, ready)
     # Rows of tasks still ready whose element changed: rewritten from the new
     # element, keeping when they appeared (so dueDays counts from then) and a
     # claim that still fits the role and area.
@@ -346,14 +345,14 @@ def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInst
         task = ready.get(row.id)
         if task is None or task.task_spec.name not in result.reset:
             continue
-        fresh = engine._inbox_row(instance, task, row.created_at)
+        fresh = engine.inbox_row(instance, task, row.created_at)
         same_hands = (fresh["role"], fresh["jurisdiction_id"]) == (row.role, row.jurisdiction_id)
         fresh["assignee_id"] = row.assignee_id if same_hands else None
         rewritten.append(fresh)
-    ready_steps = [s for s in (_step_of(t.task_spec) for t in ready.values()) if s]
+    ready_steps = [s for s in (step_of(t.task_spec) for t in ready.values()) if s]
     values = {"state": state_to_json(workflow), "definition_id": target.id, "updated_at": now,
               "current_step": max(ready_steps) if ready_steps else instance.current_step}
-    new_version = engine._write_instance(session, instance, values, run.events, now)
+    new_version = engine.write_instance(session, instance, values, run.events, now)
     connection = session.connection()
     gone = list(stale_ids) + [row["id"] for row in rewritten]
     if gone:

@@ -4,7 +4,7 @@ anonymous visitors are sent to sign in (pages) or get 401 (API)."""
 import pytest
 from sqlalchemy import select
 
-from storage.models import Document, Product, User
+from storage.models import Document, User
 from tests.conftest import make_app
 from tests.cycle import Cycle
 from tests.web_helpers import login

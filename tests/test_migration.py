@@ -235,14 +235,14 @@ def test_a_failure_rolls_back_that_instance_only(world, monkeypatch):
     broken = start(world, "Tinh dầu tràm Cam Lộ").through_dossier()
     before = snapshot(world, broken.instance_id)
     v2 = world.deploy(later_change().encode(), "ocop_cycle", "test")
-    real = world._inbox_row
+    real = world.inbox_row
 
     def failing(instance, task, now):
         if instance.id == broken.instance_id:
             raise RuntimeError("disk on fire")
         return real(instance, task, now)
 
-    monkeypatch.setattr(world, "_inbox_row", failing)
+    monkeypatch.setattr(world, "inbox_row", failing)
     result = migrate(world, actor(world, "admin"), [broken.instance_id, ok.instance_id], v2.id)
     assert [r.outcome for r in result.results] == [FAILED, MIGRATED]
     assert "disk on fire" in result.results[0].reasons[0]
