@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the diagram editor's front end into web/static/dist/ (ignored by git):
 #   - npm ci when node_modules is missing or package-lock.json is newer;
-#   - esbuild bundles web/static/src/modeler.js -> web/static/dist/modeler.js;
+#   - esbuild bundles web/static/src/modeler.js -> web/static/dist/modeler.js
+#     and web/static/src/compare.js (the version comparison viewer) -> dist/compare.js;
 #   - the bpmn-js style sheets and the bpmn icon font are copied beside it.
 # Quick when nothing changed. Needs node and npm (the npm registry for npm ci).
 set -euo pipefail
@@ -21,21 +22,22 @@ fi
 DIST=web/static/dist
 ASSETS=node_modules/bpmn-js/dist/assets
 OUT="$DIST/modeler.js"
+COMPARE="$DIST/compare.js"
 
 # Rebuild when the bundle is missing or older than a source or the lock file.
 stale=0
-if [ ! -e "$OUT" ] || [ package-lock.json -nt "$OUT" ] || [ "$0" -nt "$OUT" ]; then
+if [ ! -e "$OUT" ] || [ ! -e "$COMPARE" ] || [ package-lock.json -nt "$OUT" ] || [ "$0" -nt "$OUT" ]; then
     stale=1
 elif [ -n "$(find web/static/src -name '*.js' -newer "$OUT" -print -quit)" ]; then
     stale=1
 fi
 
 if [ "$stale" -eq 1 ]; then
-    log "esbuild web/static/src/modeler.js -> $OUT"
+    log "esbuild web/static/src/{modeler,compare}.js -> $OUT, $COMPARE"
     mkdir -p "$DIST"
-    npx --no-install esbuild web/static/src/modeler.js --bundle --minify --sourcemap \
+    npx --no-install esbuild web/static/src/modeler.js web/static/src/compare.js --bundle --minify --sourcemap \
         --format=iife --target=es2020 --legal-comments=linked --log-level=warning \
-        --outfile="$OUT"
+        --outdir="$DIST"
     rm -rf "$DIST/bpmn-font"
     mkdir -p "$DIST/bpmn-font/css" "$DIST/bpmn-font/font"
     cp "$ASSETS/diagram-js.css" "$ASSETS/bpmn-js.css" "$DIST/"

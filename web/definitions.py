@@ -6,10 +6,13 @@ CSRF token: a form field, or the X-CSRFToken header for JSON calls.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -22,9 +25,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from engine import definitions as defs
-from engine import diagram
+from engine import diagram, migration
+from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
-from storage.models import Jurisdiction, ProcessDefinition
+from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
 from web.auth import actor, db, engine, require_role
 from web.extensions import login_manager
 
@@ -129,6 +133,125 @@ def activate(definition_id: int):
     flash(_("Đã kích hoạt %(name)s phiên bản %(version)s.", name=definition.name,
             version=definition.version), "ok")
     return redirect(url_for("definitions.index"))
+
+
+@definitions.get("/compare")
+def compare():
+    """Two versions side by side: a table of the element differences and,
+    when the front end is built, both diagrams with the elements marked."""
+    a, b = _compared()
+    result = _compare(a, b)
+    return render_template("definitions/compare.html", a=a, b=b, result=result,
+                           viewer_built=_viewer_built())
+
+
+@definitions.get("/compare.json")
+def compare_json():
+    a, b = _compared()
+    return jsonify(a=_version_dict(a), b=_version_dict(b), **_compare(a, b))
+
+
+def _compared() -> tuple[ProcessDefinition, ProcessDefinition]:
+    """The versions ?a= and ?b=; without a, the previous version of b's name."""
+    b_id = request.args.get("b", type=int)
+    a_id = request.args.get("a", type=int)
+    with db().transaction() as session:
+        b = session.get(ProcessDefinition, b_id) if b_id else None
+        if b is None:
+            abort(404)
+        if a_id is None:
+            a = session.scalars(select(ProcessDefinition).where(
+                ProcessDefinition.name == b.name, ProcessDefinition.version < b.version)
+                .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+        else:
+            a = session.get(ProcessDefinition, a_id)
+        if a is None:
+            abort(404)
+        for version in (a, b):
+            version.bpmn_xml  # noqa: B018 - loaded before the session closes
+        session.expunge_all()
+    return a, b
+
+
+def _compare(a: ProcessDefinition, b: ProcessDefinition) -> dict:
+    try:
+        return compare_xml(a.bpmn_xml, b.bpmn_xml)
+    except DiagramError:
+        abort(422)
+
+
+def _version_dict(version: ProcessDefinition) -> dict:
+    return {"id": version.id, "name": version.name, "version": version.version,
+            "province_id": version.province_id,
+            "url": url_for("definitions.download", definition_id=version.id)}
+
+
+def _viewer_built() -> bool:
+    return (Path(current_app.static_folder) / "dist" / "compare.js").exists()
+
+
+@definitions.get("/<int:definition_id>/migrate")
+def migrate_page(definition_id: int):
+    target, sources, chosen = _migration_scope(definition_id)
+    rows = _plan_rows(target, [chosen] if chosen else sources)
+    return render_template("definitions/migrate.html", target=target, sources=sources, chosen=chosen,
+                           steps=_step_labels(), rows=rows, result=None, may_migrate=defs.may_manage(actor(), target.province_id))
+
+
+@definitions.post("/<int:definition_id>/migrate")
+def migrate_run(definition_id: int):
+    target, sources, chosen = _migration_scope(definition_id, request.form.get("from", type=int))
+    selected = [chosen] if chosen else sources
+    safe = [row["plan"].instance_id for row in _plan_rows(target, selected)
+            if row["plan"].verdict == migration.SAFE]
+    try:
+        report = migration.migrate(engine(), actor(), safe, target.id)
+    except NotAllowed as err:
+        abort(403, str(err))
+    flash(_("Đã chuyển %(count)s hồ sơ sang %(name)s phiên bản %(version)s.", count=len(report.migrated),
+            name=target.name, version=target.version), "ok")
+    rows = _plan_rows(target, selected)
+    return render_template("definitions/migrate.html", target=target, sources=sources, chosen=chosen,
+                           steps=_step_labels(), rows=rows, result=report, may_migrate=True)
+
+
+def _step_labels() -> dict:
+    from web import task_forms
+    return task_forms.STEP_LABELS
+
+
+def _migration_scope(definition_id: int, chosen_id: int | None = None):
+    """The target, every other version of its name, and the chosen source (?from=)."""
+    if chosen_id is None:
+        chosen_id = request.args.get("from", type=int)
+    with db().transaction() as session:
+        target = session.get(ProcessDefinition, definition_id)
+        if target is None:
+            abort(404)
+        sources = list(session.scalars(select(ProcessDefinition).where(
+            ProcessDefinition.name == target.name, ProcessDefinition.id != target.id)
+            .order_by(ProcessDefinition.version.desc())))
+        session.expunge_all()
+    chosen = next((s for s in sources if s.id == chosen_id), None)
+    if chosen_id is not None and chosen is None:
+        abort(404)
+    return target, sources, chosen
+
+
+def _plan_rows(target: ProcessDefinition, sources: list[ProcessDefinition]) -> list[dict]:
+    """Each running instance on the sources: its plan, product and current step."""
+    plans = []
+    for source in sources:
+        plans += migration.plan(engine(), migration.AllOn(source.id), target.id).instances
+    rows = []
+    with db().transaction() as session:
+        for instance_plan in plans:
+            instance = session.get(ProcessInstance, instance_plan.instance_id)
+            rows.append({"plan": instance_plan,
+                         "product": instance.product.name if instance and instance.product else None,
+                         "process_id": instance.process_id if instance else None,
+                         "step": instance.current_step if instance else None})
+    return rows
 
 
 # --- helpers -------------------------------------------------------------------------
