@@ -69,7 +69,7 @@ def deploy(engine: OcopEngine, actor: Actor, xml: bytes | str, name: str, messag
     is returned (and activated) and the log says "redeploy".
 
     Raises NotAllowed, Refused, or DiagramError (nothing stored)."""
-    _require(actor, province_id)
+    require_scope(actor, province_id)
     name = (name or "").strip()
     message = (message or "").strip()
     if not NAME.match(name):
@@ -83,7 +83,7 @@ def deploy(engine: OcopEngine, actor: Actor, xml: bytes | str, name: str, messag
         _require_province(session, province_id)
         definition, created = engine.store_definition(session, xml, checked, name, actor.name, message,
                                                       province_id, activate)
-        _log(session, engine, actor, "deploy" if created else "redeploy", definition, message)
+        log_action(session, engine, actor, "deploy" if created else "redeploy", definition, message)
     return definition
 
 
@@ -93,13 +93,13 @@ def activate(engine: OcopEngine, actor: Actor, definition_id: int, message: str 
         definition = session.get(ProcessDefinition, definition_id)
         if definition is None:
             raise LookupError(f"no process definition {definition_id}")
-        _require(actor, definition.province_id)
+        require_scope(actor, definition.province_id)
         engine.activate(session, definition)
-        _log(session, engine, actor, "activate", definition, (message or "").strip()[:MAX_MESSAGE_LENGTH])
+        log_action(session, engine, actor, "activate", definition, (message or "").strip()[:MAX_MESSAGE_LENGTH])
     return definition
 
 
-def _require(actor: Actor, province_id: int | None) -> None:
+def require_scope(actor: Actor, province_id: int | None) -> None:
     if not may_manage(actor, province_id):
         if province_id is None:
             raise NotAllowed("only an administrator may change the national diagram")
@@ -115,8 +115,9 @@ def _require_province(session: Session, province_id: int | None) -> None:
         raise Refused(f"jurisdiction {province_id} is not a province")
 
 
-def _log(session: Session, engine: OcopEngine, actor: Actor, action: str,
+def log_action(session: Session, engine: OcopEngine, actor: Actor, action: str,
          definition: ProcessDefinition, message: str) -> None:
+    """Append to the admin log, in the caller's transaction."""
     session.add(AdminLogEntry(
         at=engine.clock(), actor_id=actor.user_id, actor_name=actor.name, action=action,
         definition_id=definition.id, definition_name=definition.name,

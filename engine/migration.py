@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from engine.access import Actor
 from engine.audit import PendingEvent
-from engine.definitions import _require
+from engine.definitions import log_action, require_scope
 from engine.engine import OcopEngine, StepRun, step_of
 from engine.errors import ConcurrencyConflict
 from engine.serialization import SERIALIZER, state_to_json
@@ -294,11 +294,16 @@ def migrate(engine: OcopEngine, actor: Actor, instances: Iterable[int] | AllOn,
     an admin)."""
     with engine.db.transaction() as session:
         target = _target(session, target_definition_id)
-        _require(actor, target.province_id)
+        require_scope(actor, target.province_id)
         target_info = (target.id, target.name, target.version, target.province_id)
         selected = _select(session, instances)
     results = [_migrate_one(engine, actor, instance_id, target_info) for instance_id in selected]
-    return MigrationReport(target_info[0], target_info[1], target_info[2], results)
+    report = MigrationReport(target_info[0], target_info[1], target_info[2], results)
+    with engine.db.transaction() as session:  # the action itself, in the admin log
+        log_action(session, engine, actor, "migrate", session.get(ProcessDefinition, target_info[0]),
+                   f"{len(report.migrated)} migrated, {len(report.skipped)} skipped, "
+                   f"{len(report.failed)} failed: " + ", ".join(str(r.instance_id) for r in report.migrated))
+    return report
 
 
 def _migrate_one(engine: OcopEngine, actor: Actor, instance_id: int, target_info) -> InstanceResult:

@@ -191,6 +191,11 @@ def test_bulk_plan_and_migrate_twenty_instances_at_mixed_steps(world):
     left = {c.instance_id: snapshot(world, c.instance_id) for c in cycles["province"] + cycles["done"]}
     result = migrate(world, actor(world, "admin"), ids, v2.id)
     assert len(result.migrated) == 14 and len(result.skipped) == 6 and result.failed == []
+    with world.db.transaction() as session:  # the action is in the append-only admin log
+        from storage.models import AdminLogEntry
+        entry = session.scalars(select(AdminLogEntry).order_by(AdminLogEntry.id.desc())).first()
+        assert (entry.action, entry.definition_id) == ("migrate", v2.id)
+        assert entry.message.startswith("14 migrated, 6 skipped, 0 failed")
     assert {c.instance_id: snapshot(world, c.instance_id) for c in cycles["province"] + cycles["done"]} == left
     assert plan(world, AllOn(v1), v2.id).safe == []
 
@@ -273,3 +278,5 @@ def test_cli_prints_the_plan_then_applies_it(world, db_url):
     assert events(world, cycle.instance_id)[-1].actor_id is None    # the system actor
     bad = runner.invoke(main, ["migrate", "--to", str(v2.id)], env=env)
     assert bad.exit_code == 2
+
+
