@@ -28,9 +28,8 @@ from engine.demo import PRODUCERS, seed_areas_and_people
 from engine.driver import Driver
 from engine.engine import OcopEngine
 from engine.errors import Problem
-from engine.samples import SampleDecider
+from engine.samples import SampleDecider, add_sample_products
 from storage.areas import area_chain
-from storage.criteria import sets_by_code
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -227,18 +226,7 @@ def _products(engine: OcopEngine, communes: list[int], count: int, rng: random.R
             owner = User(username=DRYRUN_USERNAME, full_name="Chủ thể chạy thử")
             session.add(owner)
             session.flush()
-            groups = sorted(sets_by_code())
-            for number in range(count - len(ids)):
-                producer = Producer(name=f"HTX chạy thử {number + 1}",
-                                    kind=rng.choice(("cooperative", "enterprise", "household", "farm")),
-                                    commune_id=communes[number % len(communes)], owner_user_id=owner.id)
-                session.add(producer)
-                session.flush()
-                product = Product(producer_id=producer.id, name=f"Sản phẩm chạy thử {number + 1}",
-                                  group_code=rng.choice(groups))
-                session.add(product)
-                session.flush()
-                ids.append(product.id)
+            ids += add_sample_products(session, owner.id, communes, count - len(ids), rng, "chạy thử")
     return ids
 
 

@@ -17,9 +17,8 @@ from engine.demo import run_outreach
 from engine.driver import Driver
 from engine.engine import OcopEngine
 from engine.errors import RegistrationClosed
-from engine.samples import SampleDecider
-from storage.criteria import sets_by_code
-from storage.models import AuditEvent, Jurisdiction, ProcessInstance, Producer, Product, User
+from engine.samples import SampleDecider, add_sample_products
+from storage.models import AuditEvent, Jurisdiction, ProcessInstance, User
 
 SIM_USERNAME = "sim.producer"
 STEP_NAMES = {2: "ý tưởng / idea", 3: "phương án / plan", 4: "triển khai / implementation",
@@ -38,21 +37,8 @@ def create_products(engine: OcopEngine, count: int, rng: random.Random) -> list[
             owner = User(username=SIM_USERNAME, full_name="Chủ thể mô phỏng")
             session.add(owner)
             session.flush()
-        groups = sorted(sets_by_code())
-        product_ids = []
-        for number in range(count):
-            commune = rng.choice(communes)
-            producer = Producer(name=f"HTX mô phỏng {number + 1} – {commune.name}",
-                                kind=rng.choice(("cooperative", "enterprise", "household", "farm")),
-                                commune_id=commune.id, owner_user_id=owner.id)
-            session.add(producer)
-            session.flush()
-            product = Product(producer_id=producer.id, name=f"Sản phẩm mô phỏng {number + 1}",
-                              group_code=rng.choice(groups))
-            session.add(product)
-            session.flush()
-            product_ids.append(product.id)
-    return product_ids
+        commune_ids = [rng.choice(communes).id for _ in range(count)]
+        return add_sample_products(session, owner.id, commune_ids, count, rng, "mô phỏng")
 
 
 def simulate(engine: OcopEngine, products: int, seed: int,

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from engine.demo import DEMO_PASSWORD
 from tests.conftest import ARTIFACTS
+from tests.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -25,14 +25,6 @@ def shot(page, name):
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
 
-
-def sign_in(page, username):
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url, f"{username} could not sign in"
 
 
 def sign_out(page):

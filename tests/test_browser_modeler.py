@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.demo import DEMO_PASSWORD
 from tests.conftest import ARTIFACTS
 from tests.cycle import Cycle
+from tests.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -49,14 +49,6 @@ CONNECT = """([id]) => {
           task.incoming.map((f) => f.source.id), task.outgoing.map((f) => f.target.id)];
 }"""
 
-
-def sign_in(page, username):
-    page.goto("/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url, f"{username} could not sign in"
 
 
 def test_a_new_task_is_modelled_deployed_and_reaches_the_officer(page, world):

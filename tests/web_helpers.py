@@ -19,3 +19,13 @@ def login(client, username: str, password: str = DEMO_PASSWORD) -> str:
     response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     assert response.status_code == 302, f"login as {username} failed: {response.status_code}"
     return csrf_token(client)
+
+
+def sign_in_browser(page, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Sign in through the login page in a Playwright page."""
+    page.goto("/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url, f"{username} could not sign in"
