@@ -59,6 +59,21 @@ def chain(instance_id: int, seq: int, prev_hash: str, events: list[PendingEvent]
     return rows, seq, prev_hash
 
 
+def plain(data: dict) -> dict:
+    """A JSON-plain copy of process data: what the history stores."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def data_delta(before: dict, after: dict, skip: str | None = None) -> dict:
+    """The process variables a step set (new or changed values) and removed."""
+    changed = {key: value for key, value in after.items() if key != skip and before.get(key, _ABSENT) != value}
+    removed = sorted(key for key in before if key not in after and key != skip)
+    return {"set": changed, "removed": removed}
+
+
+_ABSENT = object()
+
+
 def verify_chain(session: Session, instance_id: int) -> list[str]:
     """Problems found in one instance's chain (empty when it is intact)."""
     problems = []

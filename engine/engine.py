@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from engine import audit, diagram, roles
+from engine import audit, diagram, expressions, roles
 from engine.access import Actor, may_act
 from engine.audit import PendingEvent
 from engine.errors import (
@@ -89,6 +89,7 @@ class StepRun:
         self.ready_before: set[str] = set()
         self.result: StepResult | None = None
         self.result_version: int | None = None
+        self.last_data: dict = {}  # data of the last task this step ran (for the completion's delta)
 
     def call_service(self, task, name: str, params: dict) -> str:
         handler = registry.get(name)
@@ -277,7 +278,7 @@ class OcopEngine:
             task.data.update(data)
         run.events.append(PendingEvent("started", process_id, {
             "definition": definition.name, "version": definition.version, "data": data}, actor.user_id))
-        self._advance(run)
+        self.advance(run)
         self._save(run)
         return run
 
@@ -312,12 +313,13 @@ class OcopEngine:
                 raise UnknownTask(task_id)
             if task.state != TaskState.READY:
                 raise TaskNotReady(task_id, TaskState.get_name(task.state))
+            before = audit.plain(task.data)
             task.data[row.data_key] = form
-            run.events.append(PendingEvent("task_completed", row.element_id, {
+            completion = PendingEvent("task_completed", row.element_id, {
                 "task_id": task_id, "name": row.name, "role": row.role, "step": row.step,
-                "form_key": row.form_key, "data_key": row.data_key, "form": form}, actor.user_id))
-            self._run_task(task, run)
-            self._advance(run)
+                "form_key": row.form_key, "data_key": row.data_key, "form": form}, actor.user_id)
+            run.events.append(completion)
+            self.run_user_task(run, task, completion, before)
             self._save(run)
         return self._committed(run)
 
@@ -424,19 +426,33 @@ class OcopEngine:
                 self._workflows.popitem(last=False)
         return run.result
 
-    def _run_task(self, task, run: StepRun) -> None:
+    def run_user_task(self, run: StepRun, task, completion: PendingEvent, before: dict) -> None:
+        """Run a user task whose form is in its data, and everything automatic
+        after it; the completion event gets the data delta this caused (the
+        form's own variable is already in the event)."""
         try:
             task.run()
         except WorkflowException as err:
             raise self._service_failure(err) from None
+        run.last_data = task.data
+        self.advance(run)
+        completion.data["delta"] = audit.data_delta(before, audit.plain(run.last_data),
+                                                    skip=completion.data["data_key"])
 
-    def _advance(self, run: StepRun) -> None:
+    def advance(self, run: StepRun) -> None:
+        """Run the automatic tasks that are ready (gateways, scripts, service
+        tasks, events) until only user tasks wait; record what ran and which
+        way each gateway went."""
         completed: list[str] = []
 
         def record(task):
             if not task.task_spec.manual and getattr(task.task_spec, "bpmn_id", None):
                 completed.append(task.task_spec.bpmn_id)
                 run.last_step = step_of(task.task_spec) or run.last_step
+                run.last_data = task.data
+                decision = gateway_decision(task)
+                if decision is not None:
+                    run.events.append(decision)
 
         try:
             run.workflow.do_engine_steps(did_complete_task=record)
@@ -509,8 +525,9 @@ class OcopEngine:
         stale = sorted(run.ready_before - set(ready))
         new = [self.inbox_row(run.instance, task, run.now)
                for task_id, task in ready.items() if task_id not in run.ready_before]
-        if new:
-            run.events.append(PendingEvent("tasks_ready", None, {"elements": [r["element_id"] for r in new]}))
+        if new:  # task ids let a replay match later claims and completions
+            run.events.append(PendingEvent("tasks_ready", None, {
+                "elements": [r["element_id"] for r in new], "task_ids": [r["id"] for r in new]}))
         return stale, new
 
     @staticmethod
@@ -529,6 +546,25 @@ class OcopEngine:
             jurisdiction_id=instance.areas.get(role.level or "commune"),
             form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
             created_at=now, due_at=now + timedelta(days=due_days) if due_days else None)
+
+
+def gateway_decision(task) -> PendingEvent | None:
+    """Which way a gateway with several outgoing flows went, and why: the
+    condition of the flow taken (None for the default flow) and the values
+    its conditions read."""
+    spec = task.task_spec
+    conditions = getattr(spec, "cond_task_specs", None)
+    if conditions is None or len(spec.outputs) < 2:
+        return None
+    chosen = [child.task_spec for child in task.children if not child.has_state(TaskState.PREDICTED_MASK)]
+    taken, inputs = [], {}
+    for condition, _target in conditions:
+        if condition is not None:
+            inputs.update(expressions.inputs_of(condition.args[0], task.data))
+    for target in chosen:
+        condition = next((c.args[0] for c, name in conditions if name == target.name and c is not None), None)
+        taken.append({"to": getattr(target, "bpmn_id", None) or target.name, "condition": condition})
+    return PendingEvent("gateway_decision", spec.bpmn_id, {"taken": taken, "inputs": inputs})
 
 
 def _supervises(actor: Actor, instance: ProcessInstance) -> bool:

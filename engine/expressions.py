@@ -117,6 +117,39 @@ def check_script(source: str) -> None:
     parse_script(source)
 
 
+def inputs_of(source: str, names: dict) -> dict:
+    """The values an expression read, for the record of why a gateway chose
+    its flow: `{"district_rank['stars']": 4, "max_resubmissions": 3}`.
+    Subscripts with constant keys are followed; a name that is missing
+    (or a key that is) is recorded as None."""
+    inputs: dict = {}
+    inside: set[int] = set()
+    for node in ast.walk(parse_expression(source)):
+        if id(node) in inside or not isinstance(node, (ast.Subscript, ast.Name)):
+            continue
+        path, value, inner = [], None, node
+        while isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
+            path.append(inner.slice.value)
+            inside.add(id(inner.value))
+            inner = inner.value
+        if not isinstance(inner, ast.Name) or (isinstance(node, ast.Name) and node.id in FUNCTIONS):
+            continue
+        inside.add(id(inner))
+        value = names.get(inner.id)
+        for key in reversed(path):
+            value = _item(value, key)
+        inputs[ast.unparse(node)] = value
+    return inputs
+
+
+def _item(container, key):
+    if isinstance(container, dict):
+        return container.get(key)
+    if isinstance(container, (list, tuple)) and isinstance(key, int) and -len(container) <= key < len(container):
+        return container[key]
+    return None
+
+
 class _Evaluator(EvalWithCompoundTypes):
     """simpleeval with only the nodes _check_tree allows (no comprehensions,
     no attribute access), and the FUNCTIONS allow-list."""

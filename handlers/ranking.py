@@ -61,7 +61,8 @@ class RankProductParams(Schema):
 @handler("rank_product", RankProductParams,
          "Tính điểm trung bình của hội đồng và xếp hạng sao / council average and star rank",
          result={"average": "number", "stars": "1..5, capped by missed starred minimums",
-                 "recognised_stars": "0 or 3..max_stars", "star_cap": "1..5"})
+                 "recognised_stars": "0 or 3..max_stars", "star_cap": "1..5"},
+         pure=True)
 def rank_product(context: HandlerContext, level: str, sheets: list[dict], max_stars: int,
                  criteria_set: str | None, minimums_missed: list[str]) -> dict:
     average = council_average(sheets)

@@ -39,6 +39,10 @@ class Handler:
     params: type[Schema]
     description: str
     result: dict = field(default_factory=dict)  # documentation: result keys -> meaning
+    # A pure handler computes its result from its parameters alone and writes
+    # nothing: a replay runs it again and compares. Other handlers' recorded
+    # results are reused by a replay, which must not write.
+    pure: bool = False
 
     def parameter_names(self) -> tuple[set[str], set[str]]:
         """(all declared names, required names)."""
@@ -62,13 +66,14 @@ class HandlerParameterError(ValueError):
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(name: str, params: type[Schema], description: str, result: dict | None = None):
+def handler(name: str, params: type[Schema], description: str, result: dict | None = None,
+            pure: bool = False):
     """Decorator that registers a handler under the name diagrams use."""
 
     def register(function: Callable[..., dict]) -> Callable[..., dict]:
         if name in HANDLERS:
             raise ValueError(f"handler '{name}' registered twice")
-        HANDLERS[name] = Handler(name, function, params, description, result or {})
+        HANDLERS[name] = Handler(name, function, params, description, result or {}, pure)
         return function
 
     return register
