@@ -74,18 +74,66 @@ def data_delta(before: dict, after: dict, skip: str | None = None) -> dict:
 _ABSENT = object()
 
 
-def verify_chain(session: Session, instance_id: int) -> list[str]:
-    """Problems found in one instance's chain (empty when it is intact)."""
+# What a verification can find, named for the person reading the report.
+CHAIN_BROKEN = "chain broken"
+EVENT_MISSING = "event missing"
+DATA_ALTERED = "data altered"
+OUT_OF_ORDER = "events reordered"
+STATE_DRIFT = "state drift"
+CHECKPOINT_MISMATCH = "checkpoint mismatch"
+
+
+@dataclass(frozen=True)
+class Problem:
+    instance_id: int | None
+    seq: int | None  # the event it concerns, when there is one
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"instance {self.instance_id}" + (f", event {self.seq}" if self.seq is not None else "")
+        return f"{where}: {self.kind}: {self.message}"
+
+
+def verify_chain(session: Session, instance_id: int, rows: list[AuditEvent] | None = None,
+                 head: tuple[int, str] | None = None) -> list[Problem]:
+    """Problems found in one instance's chain (empty when it is intact):
+    each stored event must hash to its stored hash and link to the event
+    before it; `head` (the instance row's audit_seq and audit_head) must be
+    the last event, so a history cut short is found too. One problem per
+    event: after a mismatch the check goes on from the stored hash."""
+    if rows is None:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
+                               .order_by(AuditEvent.seq)).all()
+    by_hash = {row.hash: row.seq for row in rows}
     problems = []
-    prev_hash, expected_seq = GENESIS, 1
-    rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
-                           .order_by(AuditEvent.seq)).all()
+    prev_hash, prev_seq = GENESIS, 0
     for row in rows:
-        if row.seq != expected_seq:
-            problems.append(f"event {expected_seq} missing (next is {row.seq})")
-        digest = event_hash(prev_hash, instance_id, row.seq, as_utc(row.at), row.actor_id, row.kind,
-                            row.element_id, row.data)
-        if row.prev_hash != prev_hash or row.hash != digest:
-            problems.append(f"event {row.seq} ({row.kind}) does not match its hash")
-        prev_hash, expected_seq = row.hash, row.seq + 1
+        if row.seq != prev_seq + 1:
+            missing = f"event {prev_seq + 1}" if row.seq == prev_seq + 2 else f"events {prev_seq + 1}-{row.seq - 1}"
+            problems.append(Problem(instance_id, prev_seq + 1, EVENT_MISSING,
+                                    f"{missing} missing before event {row.seq} ({row.kind})"))
+        if row.prev_hash != prev_hash and row.prev_hash in by_hash and by_hash[row.prev_hash] != prev_seq:
+            problems.append(Problem(instance_id, row.seq, OUT_OF_ORDER,
+                                    f"event {row.seq} ({row.kind}) was chained after event "
+                                    f"{by_hash[row.prev_hash]}, not after event {prev_seq}"))
+        elif row.prev_hash != prev_hash and row.seq == prev_seq + 1:
+            problems.append(Problem(instance_id, row.seq, CHAIN_BROKEN,
+                                    f"event {row.seq} ({row.kind}) does not link to the event before it"))
+        elif row.hash != event_hash(row.prev_hash, instance_id, row.seq, as_utc(row.at), row.actor_id, row.kind,
+                                    row.element_id, row.data):
+            problems.append(Problem(instance_id, row.seq, DATA_ALTERED,
+                                    f"event {row.seq} ({row.kind} {row.element_id or ''}) does not match its "
+                                    "hash: its content was changed"))
+        prev_hash, prev_seq = row.hash, row.seq
+    if head is not None and head != (prev_seq, prev_hash):
+        seq, digest = head
+        if seq > prev_seq:
+            problems.append(Problem(instance_id, prev_seq + 1, EVENT_MISSING,
+                                    f"events {prev_seq + 1}-{seq} missing: the instance's head is event {seq}, "
+                                    f"the last stored event is {prev_seq}"))
+        else:
+            problems.append(Problem(instance_id, seq, CHAIN_BROKEN,
+                                    f"the instance's head (event {seq}, {digest[:12]}…) is not the last stored "
+                                    f"event ({prev_seq}, {prev_hash[:12]}…)"))
     return problems

@@ -468,15 +468,18 @@ class OcopEngine:
             return cause
         return ServiceTaskFailed(f"{err}")
 
-    def _save(self, run: StepRun, status: str | None = None) -> None:
-        """Write the step. The instance row goes first and alone:
-        UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
-        a race matches no row and stops there, before any task or history
-        row is written; the winner holds the row until it commits."""
-        session, instance, workflow, now = run.session, run.instance, run.workflow, run.now
+    def conclude(self, run: StepRun, status: str | None = None) -> tuple[dict, dict]:
+        """How the step ends, without writing: the ready user tasks (id ->
+        task), the instance row's new values, and the closing events (tasks
+        that became ready, the end reached)."""
+        instance, workflow, now = run.instance, run.workflow, run.now
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        stale_ids, new_rows = self.inbox_changes(run, ready)
-        values = {"state": state_to_json(workflow), "updated_at": now, "status": status or instance.status}
+        newly_ready = [(task_id, t) for task_id, t in ready.items() if task_id not in run.ready_before]
+        if newly_ready:  # task ids let a replay match later claims and completions
+            run.events.append(PendingEvent("tasks_ready", None, {
+                "elements": [t.task_spec.bpmn_id for _id, t in newly_ready],
+                "task_ids": [task_id for task_id, _t in newly_ready]}))
+        values = {"state": None, "updated_at": now, "status": status or instance.status}
         if workflow.is_completed() and values["status"] == "running":
             end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
                              if isinstance(t.task_spec, EndEvent)), None)
@@ -486,7 +489,18 @@ class OcopEngine:
             run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
         ready_steps = [step for step in map(step_of, (t.task_spec for t in ready.values())) if step]
         values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
-        run.result_version = self.write_instance(session, instance, values, run.events, now)
+        return ready, values
+
+    def _save(self, run: StepRun, status: str | None = None) -> None:
+        """Write the step. The instance row goes first and alone:
+        UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
+        a race matches no row and stops there, before any task or history
+        row is written; the winner holds the row until it commits."""
+        session, instance = run.session, run.instance
+        ready, values = self.conclude(run, status)
+        stale_ids, new_rows = self.inbox_changes(run, ready)
+        values["state"] = state_to_json(run.workflow)
+        run.result_version = self.write_instance(session, instance, values, run.events, run.now)
         connection = session.connection()
         if stale_ids:
             connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
@@ -525,9 +539,6 @@ class OcopEngine:
         stale = sorted(run.ready_before - set(ready))
         new = [self.inbox_row(run.instance, task, run.now)
                for task_id, task in ready.items() if task_id not in run.ready_before]
-        if new:  # task ids let a replay match later claims and completions
-            run.events.append(PendingEvent("tasks_ready", None, {
-                "elements": [r["element_id"] for r in new], "task_ids": [r["id"] for r in new]}))
         return stale, new
 
     @staticmethod

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from engine.access import Actor
 from engine.audit import PendingEvent
 from engine.definitions import log_action, require_scope
-from engine.engine import OcopEngine, StepRun, step_of
+from engine.engine import OcopEngine, StepRun
 from engine.errors import ConcurrencyConflict
 from engine.serialization import SERIALIZER, state_to_json
 from storage.models import InboxTask, ProcessDefinition, ProcessInstance
@@ -188,18 +188,12 @@ def _plan_one(engine: OcopEngine, session: Session, instance: ProcessInstance | 
 
     workflow = engine.load_workflow(session, instance)
     try:
-        top_diff, sub_diffs = diff_workflow(SERIALIZER.registry, workflow, spec, subprocess_specs)
+        diffs, missing = _diffs(workflow, spec, subprocess_specs)
     except Exception as err:  # noqa: BLE001 - a diff SpiffWorkflow cannot align is unsafe
         result.verdict = UNSAFE
         result.reasons.append(f"the versions cannot be aligned: {type(err).__name__}: {err}")
         return result, None
-    diffs = [(workflow, top_diff, spec)]
-    for sp_id, sub in workflow.subprocesses.items():
-        sub_diff = sub_diffs.get(sp_id)
-        if sub_diff is None:
-            result.reasons.append(f"subprocess {sub.spec.name} is not in the target")
-            continue
-        diffs.append((sub, sub_diff, subprocess_specs[sub.spec.name]))
+    result.reasons.extend(missing)
 
     for _wf, diff, _spec in diffs:
         for task in diff.changed:
@@ -223,9 +217,7 @@ def _plan_one(engine: OcopEngine, session: Session, instance: ProcessInstance | 
 
     # The dry run proper: migrate the copy and check what it left.
     try:
-        for wf, diff, new_spec in diffs:
-            migrate_workflow(diff, wf, new_spec)
-        workflow.subprocess_specs = dict(subprocess_specs)
+        _apply(diffs, workflow, subprocess_specs)
     except Exception as err:  # noqa: BLE001 - any failure makes the instance unsafe
         result.verdict = UNSAFE
         result.reasons.append(f"the migration fails: {err}")
@@ -236,6 +228,35 @@ def _plan_one(engine: OcopEngine, session: Session, instance: ProcessInstance | 
         return result, None
     result.verdict = SAFE
     return result, workflow
+
+
+def _diffs(workflow, spec, subprocess_specs) -> tuple[list, list[str]]:
+    """(workflow or subprocess, its diff, its new spec) for the workflow and
+    each subprocess, and the subprocesses the target lacks."""
+    top_diff, sub_diffs = diff_workflow(SERIALIZER.registry, workflow, spec, subprocess_specs)
+    diffs, missing = [(workflow, top_diff, spec)], []
+    for sp_id, sub in workflow.subprocesses.items():
+        sub_diff = sub_diffs.get(sp_id)
+        if sub_diff is None:
+            missing.append(f"subprocess {sub.spec.name} is not in the target")
+            continue
+        diffs.append((sub, sub_diff, subprocess_specs[sub.spec.name]))
+    return diffs, missing
+
+
+def _apply(diffs, workflow, subprocess_specs) -> None:
+    for wf, diff, new_spec in diffs:
+        migrate_workflow(diff, wf, new_spec)
+    workflow.subprocess_specs = dict(subprocess_specs)
+
+
+def move_workflow(workflow, spec, subprocess_specs) -> None:
+    """Move a workflow onto another version's specs in memory, as a
+    migration does (a replay repeats recorded migrations with this)."""
+    diffs, missing = _diffs(workflow, spec, subprocess_specs)
+    if missing:
+        raise ValueError("; ".join(missing))
+    _apply(diffs, workflow, subprocess_specs)
 
 
 def _note(reasons: list[str], reason: str) -> None:
@@ -340,7 +361,7 @@ def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInst
         "definition": target.name, "changed_elements": changes,
         "instance_elements_changed": result.changed, "tasks_reset": result.reset}, actor.user_id))
 
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    ready, values = engine.conclude(run)
     stale_ids, new_rows = engine.inbox_changes(run, ready)
     # Rows of tasks still ready whose element changed: rewritten from the new
     # element, keeping when they appeared (so dueDays counts from then) and a
@@ -354,9 +375,7 @@ def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInst
         same_hands = (fresh["role"], fresh["jurisdiction_id"]) == (row.role, row.jurisdiction_id)
         fresh["assignee_id"] = row.assignee_id if same_hands else None
         rewritten.append(fresh)
-    ready_steps = [s for s in (step_of(t.task_spec) for t in ready.values()) if s]
-    values = {"state": state_to_json(workflow), "definition_id": target.id, "updated_at": now,
-              "current_step": max(ready_steps) if ready_steps else instance.current_step}
+    values.update(state=state_to_json(workflow), definition_id=target.id)
     new_version = engine.write_instance(session, instance, values, run.events, now)
     connection = session.connection()
     gone = list(stale_ids) + [row["id"] for row in rewritten]

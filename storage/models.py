@@ -376,3 +376,23 @@ class AdminLogEntry(Base):
     # None: national scope; else the province the version is for.
     province_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of every instance's history head at one moment:
+    the Merkle root over (instance, seq, head) leaves, signed with a key
+    kept outside the database. A later rewrite of any event up to a head,
+    even with every hash recomputed, no longer reaches the signed head.
+    Append-only in the database (0006)."""
+
+    __tablename__ = "audit_checkpoint"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    tree_size: Mapped[int] = mapped_column(Integer)     # instances covered (leaves)
+    event_count: Mapped[int] = mapped_column(Integer)   # events covered, all instances together
+    root_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    statement: Mapped[str] = mapped_column(Text)        # the exact bytes signed (canonical JSON)
+    signature: Mapped[str] = mapped_column(Text)        # base64 Ed25519 signature of `statement`
+    leaves: Mapped[list] = mapped_column(JSON)          # [[instance_id, seq, head], ...] by instance id

@@ -35,6 +35,7 @@ def main() -> None:
               help="Seed the demo province, officers, producers and products.")
 def init(demo: bool) -> None:
     """Create or upgrade the schema and deploy the bundled diagrams."""
+    from engine import checkpoints
     engine = _engine()
     upgrade(engine.db.engine)
     if demo:
@@ -42,6 +43,9 @@ def init(demo: bool) -> None:
     else:
         deploy_bundled(engine)
     click.echo(f"Database ready: {engine.db.engine.url.render_as_string(hide_password=True)}")
+    key_file = checkpoints.key_path()
+    if checkpoints.create_key(key_file):
+        click.echo(f"Audit signing key created: {key_file} (keep it outside the database and backed up)")
 
 
 @main.command()
@@ -201,3 +205,92 @@ def migrate(target: int, instance_ids: tuple[int, ...], all_on: int | None, appl
                    + (f": {'; '.join(item.reasons)}" if item.reasons else ""))
     click.echo(f"{len(result.migrated)} migrated, {len(result.skipped)} skipped, {len(result.failed)} failed")
     sys.exit(1 if result.failed else 0)
+
+
+# --- the audit --------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """Verify the record and issue signed checkpoints."""
+
+
+@audit.command("verify")
+@click.option("--instance", "instance_ids", multiple=True, type=int, help="An instance id (repeatable).")
+@click.option("--all", "all_", is_flag=True, help="Every instance.")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False),
+              help="Also prove that everything up to this signed checkpoint is unchanged.")
+@click.option("--public-key", "public_key_file", type=click.Path(exists=True, dir_okay=False),
+              help="PEM public key for --checkpoint (default: the public half of the configured signing key).")
+@click.option("--no-replay", is_flag=True, help="Check the hash chains only.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=lambda: min(os.cpu_count() or 1, 8),
+              show_default="number of CPUs, at most 8", help="Worker processes for the replay.")
+def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str | None,
+                 public_key_file: str | None, no_replay: bool, jobs: int) -> None:
+    """Check every hash chain and replay every instance; exit 1 on any problem,
+    naming the instance, the event and what differs."""
+    from engine import checkpoints, verification
+    if not (instance_ids or all_ or checkpoint_file):
+        raise click.UsageError("give --instance ID ..., --all, or --checkpoint FILE")
+    engine = _engine()
+    problems = []
+    if checkpoint_file:
+        document = _read_json(checkpoint_file)
+        key_file = Path(public_key_file) if public_key_file else checkpoints.key_path()
+        try:
+            public_key = checkpoints.load_public_key(key_file.read_bytes())
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f"cannot read the public key {key_file}: {err}") from None
+        leaves = len(document.get("leaves") or [])
+        with engine.db.transaction() as session, _bar(leaves, "checkpoint") as bar:
+            result = checkpoints.verify_document(session, document, public_key, progress=bar.update)
+        click.echo(f"Checkpoint {result.checkpoint_id} of {result.created_at}: {result.covered} instances, "
+                   f"key {checkpoints.key_id(public_key)[:16]}: " + ("OK" if result.ok else "FAILED"))
+        problems.extend(result.problems)
+    if instance_ids or all_:
+        ids = None if all_ else list(instance_ids)
+        total = len(verification.all_instance_ids(engine)) if ids is None else len(ids)
+        with _bar(total, "instance") as bar:
+            report = verification.verify(engine, ids, replay_too=not no_replay, jobs=jobs, progress=bar.update)
+        what = "chains" if no_replay else "chains and replays"
+        click.echo(f"Verified {what} of {report.instances} instances, {report.events} events in "
+                   f"{report.seconds:.1f} s ({report.instances / max(report.seconds, 1e-9):.0f} instances/s): "
+                   + ("OK" if report.ok else f"{len(report.failed_instances)} instance(s) FAILED"))
+        problems.extend(report.problems)
+    for problem in problems:
+        click.echo(f"  {problem}")
+    sys.exit(1 if problems else 0)
+
+
+@audit.command("checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the checkpoint file here.")
+def audit_checkpoint(out: str | None) -> None:
+    """Sign the current head of every instance's history (a Merkle root)."""
+    from engine import checkpoints
+    engine = _engine()
+    try:
+        key = checkpoints.load_private_key(checkpoints.key_path())
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    with engine.db.transaction() as session:
+        checkpoint = checkpoints.issue(session, key, engine.clock())
+        document = checkpoints.as_file(checkpoint, key.public_key())
+    click.echo(f"Checkpoint {checkpoint.id}: {checkpoint.tree_size} instances, {checkpoint.event_count} events, "
+               f"root {checkpoint.root_hash}, key {checkpoint.key_id[:16]}")
+    if out:
+        Path(out).write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+        click.echo(f"Written to {out}")
+
+
+def _read_json(path: str) -> dict:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"cannot read {path}: {err}") from None
+    if not isinstance(document, dict):
+        raise click.ClickException(f"{path} is not a checkpoint document")
+    return document
+
+
+def _bar(total: int, unit: str):
+    """A progress bar on stderr when it is a terminal."""
+    return tqdm(total=total, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())
