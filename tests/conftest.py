@@ -34,6 +34,20 @@ class FakeClock:
         self.now += timedelta(**kwargs)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_signing_key(tmp_path_factory):
+    """The key `ocop init` creates, and checkpoints use, in a temporary
+    directory rather than the working copy's instance/."""
+    path = tmp_path_factory.mktemp("keys") / "audit_signing_key.pem"
+    previous = os.environ.get("OCOP_AUDIT_KEY_FILE")
+    os.environ["OCOP_AUDIT_KEY_FILE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("OCOP_AUDIT_KEY_FILE", None)
+    else:
+        os.environ["OCOP_AUDIT_KEY_FILE"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     reason = pgserver.available()
