@@ -313,7 +313,7 @@ class OcopEngine:
                 raise UnknownTask(task_id)
             if task.state != TaskState.READY:
                 raise TaskNotReady(task_id, TaskState.get_name(task.state))
-            before = audit.plain(task.data)
+            before = dict(task.data)  # values are replaced by later steps, never changed in place
             task.data[row.data_key] = form
             completion = PendingEvent("task_completed", row.element_id, {
                 "task_id": task_id, "name": row.name, "role": row.role, "step": row.step,
@@ -436,7 +436,7 @@ class OcopEngine:
             raise self._service_failure(err) from None
         run.last_data = task.data
         self.advance(run)
-        completion.data["delta"] = audit.data_delta(before, audit.plain(run.last_data),
+        completion.data["delta"] = audit.data_delta(before, run.last_data,
                                                     skip=completion.data["data_key"])
 
     def advance(self, run: StepRun) -> None:

@@ -108,6 +108,7 @@ class Replay:
         self.workflow: BpmnWorkflow | None = None
         self.definition: ProcessDefinition | None = None
         self.task_ids: dict[str, str] = {}  # recorded task id -> replayed task id
+        self.ready: set[str] = set()  # ids of the replayed user tasks waiting now
         # The instance row as the replay has it so far.
         self.status, self.current_step, self.stars, self.end_event = "running", None, None, None
 
@@ -130,7 +131,7 @@ class Replay:
                                       product_id=self.instance.product_id)
         run = ReplayRun(self.session, as_replayed, call, caused)
         run.workflow = self.workflow
-        run.ready_before = _ready_ids(self.workflow) if self.workflow else set()
+        run.ready_before = self.ready
         status = None
         try:
             if call.kind == "started":
@@ -150,7 +151,8 @@ class Replay:
         except ServiceTaskFailed as err:
             raise Drift(call.seq, f"the replay fails here: {err}") from None
         if call.kind not in CLAIM_KINDS:
-            _ready, values = self.engine.conclude(run, status)
+            ready, values = self.engine.conclude(run, status)
+            self.ready = set(ready)
             self.status, self.current_step = values["status"], values["current_step"]
             if "end_event" in values:
                 self.stars, self.end_event = values["stars"], values["end_event"]
@@ -175,7 +177,7 @@ class Replay:
         if not task.task_spec.manual:
             raise Drift(call.seq, f"{call.element_id} is not a user task")
         self.workflow.script_engine = SafeScriptEngine(run.call_service)
-        before = audit.plain(task.data)
+        before = dict(task.data)
         task.data[data["data_key"]] = data.get("form")
         completion = PendingEvent("task_completed", call.element_id, {"data_key": data["data_key"]})
         self.engine.run_user_task(run, task, completion, before)
@@ -281,10 +283,6 @@ def _compare_workflows(stored: BpmnWorkflow, replayed: BpmnWorkflow, task_ids: d
                         "which the history never made ready")
     if len(stored_tasks) != len(replayed_tasks):
         raise Drift(None, f"stored state has {len(stored_tasks)} tasks, the replay {len(replayed_tasks)}")
-
-
-def _ready_ids(workflow: BpmnWorkflow) -> set[str]:
-    return {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
 
 def _data_diff(stored: dict, replayed: dict) -> str:

@@ -22,6 +22,8 @@ from storage.db import Database
 from storage.models import AuditEvent, ProcessInstance
 
 BATCH_SIZE = 100
+EVENT_COLUMNS = [AuditEvent.__table__.c[name] for name in (
+    "instance_id", "seq", "at", "actor_id", "kind", "element_id", "data", "prev_hash", "hash")]
 
 
 @dataclass
@@ -49,8 +51,9 @@ def verify_batch(engine: OcopEngine, session: Session, instance_ids: list[int], 
     """Chain and replay of some instances, read in two queries."""
     report = Report()
     instances = {i.id: i for i in session.scalars(select(ProcessInstance).where(ProcessInstance.id.in_(instance_ids)))}
-    events: dict[int, list[AuditEvent]] = {}
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.instance_id.in_(instance_ids))
+    # Plain rows, not ORM objects: a tenth of the cost, and nothing here is written.
+    events: dict[int, list] = {}
+    for event in session.execute(select(*EVENT_COLUMNS).where(AuditEvent.instance_id.in_(instance_ids))
                                  .order_by(AuditEvent.instance_id, AuditEvent.seq)):
         events.setdefault(event.instance_id, []).append(event)
     for instance_id in instance_ids:

@@ -1,0 +1,162 @@
+"""Benchmark: verifying the record at scale.
+
+Builds a database of N finished product cycles (default 10,000) on SQLite
+and on PostgreSQL, then measures `ocop audit verify --all` (every hash
+chain checked and every instance replayed through the engine), chains
+alone, and a signed checkpoint with its verification.
+
+    .venv/bin/python bench/audit.py [--instances N] [--distinct D] [--jobs J] [--no-postgres]
+
+The instances: D products are run through the real engine with seeded
+random decisions (returns, not recognised, 3 to 5 stars), then their
+finished histories are copied onto new products until N instances exist;
+each copy gets its own instance id, so its chain is hashed anew and its
+replay is real work. Writes bench/audit_results.json. Not a test: the
+target (10,000 instances verified within 2 minutes on 2 cores) is
+checked and printed, not asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select, text  # noqa: E402
+
+from bench.run import prepared_engine  # noqa: E402
+from engine import audit, checkpoints, verification  # noqa: E402
+from engine.engine import OcopEngine  # noqa: E402
+from engine.simulate import simulate  # noqa: E402
+from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
+
+RESULTS = ROOT / "bench" / "audit_results.json"
+TARGET_SECONDS = 120
+
+
+def build(url: str, instances: int, distinct: int) -> OcopEngine:
+    engine = prepared_engine(url)
+    simulate(engine, distinct, seed=1)
+    with engine.db.transaction() as session:
+        finished = list(session.scalars(select(ProcessInstance).where(
+            ProcessInstance.process_id == "ocop_product_cycle", ProcessInstance.status == "completed")
+            .order_by(ProcessInstance.id)))
+        sources = [(instance, list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance.id)
+                                                   .order_by(AuditEvent.seq))), session.get(Product, instance.product_id))
+                   for instance in finished]
+        have = session.scalar(select(func.count()).select_from(ProcessInstance)
+                              .where(ProcessInstance.process_id == "ocop_product_cycle"))
+        next_instance = session.scalar(select(func.max(ProcessInstance.id))) + 1
+        next_product = session.scalar(select(func.max(Product.id))) + 1
+    copies, batch = instances - have, []
+    for n in range(max(copies, 0)):
+        instance, events, product = sources[n % len(sources)]
+        batch.append(_copy(instance, events, product, next_instance + n, next_product + n))
+        if len(batch) == 250 or n == copies - 1:
+            _insert(engine, batch)
+            batch = []
+    if engine.db.engine.dialect.name == "postgresql":
+        with engine.db.transaction() as session:
+            for table in ("process_instance", "product", "audit_event"):
+                session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT max(id) FROM {table}))"))
+    return engine
+
+
+def _copy(instance, events, product, instance_id: int, product_id: int):
+    product_row = {"id": product_id, "producer_id": product.producer_id, "name": f"{product.name} #{product_id}",
+                   "group_code": product.group_code, "created_at": product.created_at}
+    columns = ProcessInstance.__table__.columns.keys()
+    instance_row = {c: getattr(instance, c) for c in columns} | {"id": instance_id, "product_id": product_id}
+    prev, rows = audit.GENESIS, []
+    for event in events:
+        digest = audit.event_hash(prev, instance_id, event.seq, audit.as_utc(event.at), event.actor_id, event.kind,
+                                  event.element_id, event.data)
+        rows.append({"instance_id": instance_id, "seq": event.seq, "at": event.at, "actor_id": event.actor_id,
+                     "kind": event.kind, "element_id": event.element_id, "data": event.data, "prev_hash": prev,
+                     "hash": digest})
+        prev = digest
+    instance_row["audit_head"] = prev
+    return product_row, instance_row, rows
+
+
+def _insert(engine: OcopEngine, batch) -> None:
+    with engine.db.transaction() as session:
+        connection = session.connection()
+        connection.execute(insert(Product.__table__), [b[0] for b in batch])
+        connection.execute(insert(ProcessInstance.__table__), [b[1] for b in batch])
+        connection.execute(insert(AuditEvent.__table__), [row for b in batch for row in b[2]])
+
+
+def measure(url: str, instances: int, distinct: int, jobs: int) -> dict:
+    started = time.perf_counter()
+    engine = build(url, instances, distinct)
+    figures = {"build_seconds": round(time.perf_counter() - started, 1)}
+    chains = verification.verify(engine, replay_too=False, jobs=1)
+    figures.update(instances=chains.instances, events=chains.events,
+                   chains_seconds=round(chains.seconds, 2),
+                   chains_per_second=round(chains.instances / chains.seconds))
+    for workers in sorted({1, jobs}):
+        report = verification.verify(engine, jobs=workers)
+        if not report.ok:
+            raise SystemExit(f"verification failed: {report.problems[:3]}")
+        figures[f"verify_all_seconds_{workers}_jobs"] = round(report.seconds, 2)
+        figures[f"verify_all_per_second_{workers}_jobs"] = round(report.instances / report.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "key.pem"
+        checkpoints.create_key(key_file)
+        key = checkpoints.load_private_key(key_file)
+        started = time.perf_counter()
+        with engine.db.transaction() as session:
+            document = checkpoints.as_file(checkpoints.issue(session, key, engine.clock()))
+        figures["checkpoint_issue_seconds"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        with engine.db.transaction() as session:
+            assert checkpoints.verify_document(session, document, key.public_key()).ok
+        figures["checkpoint_verify_seconds"] = round(time.perf_counter() - started, 2)
+    engine.db.dispose()
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--instances", type=int, default=10_000)
+    parser.add_argument("--distinct", type=int, default=60)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    results: dict = {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}, "
+                                f"{os.cpu_count()} CPUs",
+                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "target_verify_all_seconds_max": TARGET_SECONDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["sqlite"] = measure(f"sqlite:///{tmp}/audit.db", args.instances, args.distinct, args.jobs)
+        print(json.dumps(results["sqlite"], indent=2), flush=True)
+    if not args.no_postgres:
+        from tests.pgserver import PostgresServer, available
+        reason = available()
+        if reason:
+            results["postgresql_skipped"] = reason
+        else:
+            with PostgresServer() as server:
+                results["postgresql"] = measure(server.create_database("audit"), args.instances, args.distinct,
+                                                args.jobs)
+    for backend in ("sqlite", "postgresql"):
+        if backend in results:
+            seconds = results[backend][f"verify_all_seconds_{args.jobs}_jobs"]
+            results[f"{backend}_target_met"] = seconds <= TARGET_SECONDS * results[backend]["instances"] / 10_000
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
