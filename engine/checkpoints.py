@@ -237,10 +237,11 @@ class CheckpointResult:
 
 
 def verify_document(session: Session, document: dict, public_key: Ed25519PublicKey,
-                    progress=None) -> CheckpointResult:
+                    progress=None, instance_ids=None) -> CheckpointResult:
     """Check a checkpoint file: its signature under `public_key`, its root
-    over its leaves, and that every leaf's instance still hashes, from its
-    stored events, to the signed head."""
+    over its leaves, and that every leaf's instance (or those of
+    `instance_ids` only) still hashes, from its stored events, to the
+    signed head."""
     statement = document.get("statement") or {}
     result = CheckpointResult(document.get("id"), str(statement.get("created_at")),
                               len(document.get("leaves") or []), [])
@@ -263,6 +264,10 @@ def verify_document(session: Session, document: dict, public_key: Ed25519PublicK
         result.problems.append(Problem(None, None, CHECKPOINT_MISMATCH,
                                        "the leaves do not make the signed root: the leaf list was altered"))
         return result
+    if instance_ids is not None:
+        wanted = set(instance_ids)
+        leaves = [leaf for leaf in leaves if leaf.instance_id in wanted]
+        result.covered = len(leaves)
     for batch_start in range(0, len(leaves), 500):
         batch = leaves[batch_start:batch_start + 500]
         result.problems.extend(_check_leaves(session, batch, result.checkpoint_id))
