@@ -35,6 +35,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
         REMEMBER_COOKIE_SECURE=production,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         UPLOAD_DIR=os.environ.get("OCOP_UPLOAD_DIR", str(Path("instance") / "uploads")),
+        AUDIT_KEY_FILE=None,  # None: OCOP_AUDIT_KEY_FILE, else instance/audit_signing_key.pem
         BABEL_DEFAULT_LOCALE="vi",
         BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
@@ -58,13 +59,15 @@ def create_app(database_url: str | None = None, testing: bool = False,
 
     from web.admin import admin
     from web.api import api
+    from web.audit import audit
     from web.auth import auth
+    from web.checkpoints import checkpoint_pages
     from web.definitions import definitions
     from web.inbox import inbox
     from web.modeler import modeler
     from web.portal import portal
     from web.public import public
-    for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler):
+    for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 
