@@ -494,6 +494,7 @@ def frames_document(history: History) -> dict:
     """What the history viewer fetches: the frames, the names of the people
     in them, and the diagram they are drawn on."""
     users = {str(uid): name for uid, name in history.users.items()}
-    return {"instance_id": history.instance.id, "definition": history.definition_name,
+    return {"instance_id": history.instance.id, "process_id": history.instance.process_id,
+            "definition": history.definition_name,
             "version": history.definition_version, "frames": frames(history.events, history.graph),
             "users": users}

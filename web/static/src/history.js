@@ -98,8 +98,22 @@ class HistoryView {
     this.overlays.remove({ type: OVERLAY });
   }
 
-  overlay(id, position, node) {
-    this.overlays.add(id, OVERLAY, { position, html: node });
+  // Overlays never shrink below their own size, so counts and names stay
+  // legible over a zoomed-out diagram; `minZoom` hides the busier ones there.
+  overlay(id, position, node, minZoom) {
+    const options = { position, html: node, scale: { min: 1 } };
+    if (minZoom) {
+      options.show = { minZoom };
+    }
+    this.overlays.add(id, OVERLAY, options);
+  }
+
+  zoom(factor) {
+    if (factor) {
+      this.canvas.zoom(this.canvas.zoom() * factor, 'auto');
+    } else {
+      this.fit(this.processId, this.container);
+    }
   }
 
   show(index) {
@@ -121,7 +135,7 @@ class HistoryView {
     for (const [id, people] of Object.entries(state.acted)) {
       if (this.registry.get(id) && people.length) {
         this.overlay(id, { bottom: -4, left: 0 },
-          badge(people.map((p) => this.name(p)).join(', '), 'history-people'));
+          badge(people.map((p) => this.name(p)).join(', '), 'history-people'), 0.4);
       }
     }
     for (const [id, holder] of state.active) {
@@ -132,7 +146,49 @@ class HistoryView {
     }
     this.slider.value = String(index + 1);
     this.highlight(state.seq);
+    this.follow(state);
     this.root.dataset.seq = String(state.seq);
+  }
+
+  // Keep what the event touched in sight: its element (or else a task
+  // now waiting), when it lies outside the visible part of the diagram.
+  follow(state) {
+    const row = this.rows.get(state.seq);
+    const candidates = [row && row.dataset.element, ...state.active.map(([id]) => id)];
+    const target = candidates.map((id) => id && this.registry.get(id)).find(Boolean);
+    if (!target || target.waypoints) {
+      return;
+    }
+    const box = this.canvas.viewbox();
+    const inside = target.x >= box.x && target.y >= box.y
+      && target.x + target.width <= box.x + box.width && target.y + target.height <= box.y + box.height;
+    if (!inside) {
+      this.canvas.scrollToElement(target);
+    }
+  }
+
+  // The instance's own pool (a file holds the outreach process too), or
+  // everything; the canvas takes the pool's proportions (within limits) so
+  // a wide diagram leaves no empty band below it.
+  fit(processId, container) {
+    this.processId = processId;
+    this.container = container;
+    const pool = this.registry.filter((element) => element.type === 'bpmn:Participant'
+      && element.businessObject.processRef && element.businessObject.processRef.id === processId)[0];
+    const margin = 20;
+    const box = pool
+      ? { x: pool.x - margin, y: pool.y - margin, width: pool.width + 2 * margin, height: pool.height + 2 * margin }
+      : this.canvas.getRootElement() && this.canvas.viewbox().inner;
+    if (box && box.width > 0) {
+      // Tall enough to be worth zooming into, no taller than the window.
+      const wanted = Math.max(container.clientWidth * (box.height / box.width), window.innerHeight * 0.55);
+      const limit = window.innerHeight - 160;
+      container.style.height = `${Math.round(Math.max(240, Math.min(wanted, limit)))}px`;
+      this.canvas.resized();
+      this.canvas.viewbox(box);
+    } else {
+      this.canvas.zoom('fit-viewport');
+    }
   }
 
   // The timeline row of this event (or the nearest shown one before it).
@@ -155,6 +211,14 @@ class HistoryView {
     if (row) {
       row.classList.add('current');
       row.setAttribute('aria-current', 'step');
+      // Scroll the timeline panel only (never the page) to the row.
+      const panel = row.closest('.audit-timeline');
+      if (panel && panel.scrollHeight > panel.clientHeight) {
+        const top = row.offsetTop; // the panel is the row's offset parent (position: relative)
+        if (top < panel.scrollTop || top + row.offsetHeight > panel.scrollTop + panel.clientHeight) {
+          panel.scrollTop = Math.max(0, top - panel.clientHeight / 3);
+        }
+      }
     }
   }
 
@@ -178,6 +242,9 @@ class HistoryView {
     document.getElementById('history-next').addEventListener('click', () => this.go(this.current() + 1));
     document.getElementById('history-first').addEventListener('click', () => this.go(0));
     document.getElementById('history-last').addEventListener('click', () => this.go(this.states.length - 1));
+    document.getElementById('history-zoom-in').addEventListener('click', () => this.zoom(1.5));
+    document.getElementById('history-zoom-out').addEventListener('click', () => this.zoom(1 / 1.5));
+    document.getElementById('history-zoom-fit').addEventListener('click', () => this.zoom(0));
     for (const button of document.querySelectorAll('.history-goto')) {
       button.hidden = false;
       const plain = button.parentElement.querySelector('.event-seq');
@@ -201,8 +268,8 @@ async function main() {
       fetchOk(root.dataset.framesUrl, 'json'), fetchOk(root.dataset.diagramUrl)]);
     const viewer = new NavigatedViewer({ container: document.getElementById('history-canvas') });
     await viewer.importXML(xml);
-    viewer.get('canvas').zoom('fit-viewport');
     const view = new HistoryView(root, viewer, data);
+    view.fit(data.process_id, document.getElementById('history-canvas'));
     view.bind();
     view.go(view.states.length - 1);
     window.ocopHistory = view; // for the browser tests and the console
