@@ -10,7 +10,7 @@ from engine import dashboard
 from engine.access import load_actor
 from engine.dashboard import Audience, Filters, percentile
 from engine.errors import NotAllowed
-from storage.models import Jurisdiction, Producer, Product, User
+from storage.models import Jurisdiction, ProcessInstance, Producer, Product, User
 from tests.cycle import Cycle, returned, sheets
 
 YEAR = 2026
@@ -168,3 +168,22 @@ def test_who_sees_which_provinces(world):
         assert not Audience.of(actor(world, username)).may_view
         with pytest.raises(NotAllowed):
             Audience.of(actor(world, username)).filters(YEAR)
+
+
+def test_the_same_figures_from_the_events_alone(year, monkeypatch):
+    """Form keys, steps and handlers come from the deployed diagrams; where
+    the diagrams do not settle an element, each event's own JSON does."""
+    expected = figures(year)
+    dashboard._histories.clear()
+    monkeypatch.setattr(dashboard, "diagram_elements", lambda session: {})
+    assert figures(year) == expected
+
+
+def test_a_history_is_read_again_when_it_grows(year):
+    assert figures(year).funnel.total["idea_accepted"] == 4      # kept in memory now
+    honey = Cycle(year, "Mật ong rừng Gio Sơn")
+    with year.db.transaction() as session:
+        honey.instance_id = session.scalar(select(ProcessInstance.id).where(
+            ProcessInstance.product_id == honey.product_id, ProcessInstance.status == "running"))
+    honey.do("review_idea")
+    assert figures(year).funnel.total["idea_accepted"] == 5
