@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, NamedTuple, Sequence
 
-from sqlalchemy import and_, case, distinct, func, or_, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from engine import diagram
@@ -517,7 +517,7 @@ def provinces(session: Session, audience: Audience) -> list[tuple[int, str]]:
 
 def cycle_years(session: Session, audience: Audience, current: int) -> list[int]:
     """Years with product cycles the audience may see, and the current one; newest first."""
-    query = select(distinct(ProcessInstance.year)).where(ProcessInstance.process_id == PRODUCT_PROCESS)
+    query = select(ProcessInstance.year).distinct().where(ProcessInstance.process_id == PRODUCT_PROCESS)
     if not audience.national:
         query = query.where(_province().in_(audience.provinces))
     return sorted(set(session.scalars(query)) | {current}, reverse=True)

@@ -3,6 +3,10 @@ diagrams, returns, a cancelled cycle, last year's cycle, overdue work), the
 CSV downloads, and who may see which province -- on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import csv
+import io
+import os
+
 import pytest
 from sqlalchemy import select
 
@@ -11,7 +15,9 @@ from engine.access import load_actor
 from engine.dashboard import Audience, Filters, percentile
 from engine.errors import NotAllowed
 from storage.models import Jurisdiction, ProcessInstance, Producer, Product, User
+from tests.conftest import ARTIFACTS
 from tests.cycle import Cycle, returned, sheets
+from tests.web_helpers import login, sign_in_browser
 
 YEAR = 2026
 TEA = "Chè Shan tuyết Sa Pa"   # a second Lào Cai product, added here
@@ -187,3 +193,119 @@ def test_a_history_is_read_again_when_it_grows(year):
             ProcessInstance.product_id == honey.product_id, ProcessInstance.status == "running"))
     honey.do("review_idea")
     assert figures(year).funnel.total["idea_accepted"] == 5
+
+
+# --- the pages and their CSV -----------------------------------------------------------
+
+def get(client, url: str, status: int = 200):
+    response = client.get(url)
+    assert response.status_code == status, f"{url}: {response.status_code}"
+    return response
+
+
+def read_csv(response) -> list[list[str]]:
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode("utf-8")), "UTF-8 with a byte order mark, for Excel"
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_the_auditor_sees_every_province_as_charts_and_tables(year, client):
+    login(client, "kiemtoan")
+    html = get(client, "/dashboard/").get_data(as_text=True)
+    assert 'href="/dashboard/"' in html                              # the nav link
+    assert "Tỉnh Quảng Trị" in html and "Tỉnh Lào Cai" in html and "Huyện Gio Linh" in html
+    assert "Xã trực thuộc tỉnh (không có cấp huyện)" in html
+    assert html.count("<svg") == 5 and "<script" not in html and "style=" not in html
+    assert '<g class="bar ">' in html and "<title>Ý tưởng đã đăng ký: 6</title>" in html
+    assert "<title>Ý tưởng được chấp nhận: 4 (67%)</title>" in html
+    assert "<title>Ý tưởng sản phẩm: 20,0% (1/5)</title>" in html
+    assert "<title>Bước 2: phân vị 90: 6,5 ngày</title>" in html
+    assert "<title>Huyện Gio Linh: 2</title>" in html
+    assert '<option value="2026" selected>' in html and '<option value="2025">' in html
+
+
+def test_csv_downloads_carry_the_same_numbers(year, client):
+    login(client, "kiemtoan")
+    funnel = get(client, "/dashboard/funnel.csv?year=2026")
+    assert funnel.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert funnel.headers["Content-Disposition"] == 'attachment; filename="ocop-funnel-2026.csv"'
+    assert read_csv(funnel) == [
+        ["Tỉnh", "Huyện", "Ý tưởng đã đăng ký", "Ý tưởng được chấp nhận", "Phương án được chấp nhận",
+         "Hồ sơ sản phẩm đã nộp", "Đã đánh giá, xếp hạng", "Đưa vào xúc tiến thương mại"],
+        ["Tỉnh Lào Cai", "Cả tỉnh", "2", "1", "1", "1", "1", "1"],
+        ["Tỉnh Lào Cai", "Xã trực thuộc tỉnh (không có cấp huyện)", "2", "1", "1", "1", "1", "1"],
+        ["Tỉnh Quảng Trị", "Cả tỉnh", "4", "3", "2", "2", "2", "1"],
+        ["Tỉnh Quảng Trị", "Huyện Cam Lộ", "1", "1", "1", "1", "1", "0"],
+        ["Tỉnh Quảng Trị", "Huyện Gio Linh", "3", "2", "1", "1", "1", "1"],
+        ["Tổng cộng", "", "6", "4", "3", "3", "3", "2"]]
+    assert read_csv(get(client, "/dashboard/stars.csv")) == [
+        ["Hạng", "Số sản phẩm"], ["3 sao", "1"], ["4 sao", "1"], ["5 sao", "0"], ["Không được công nhận", "1"]]
+    assert read_csv(get(client, "/dashboard/returns.csv")) == [
+        ["Hồ sơ được đánh giá", "Bước", "Số lượt đánh giá", "Số lượt trả lại", "Tỷ lệ trả lại (%)"],
+        ["Ý tưởng sản phẩm", "2", "5", "1", "20.0"], ["Phương án sản xuất kinh doanh", "3", "4", "1", "25.0"],
+        ["Hồ sơ sản phẩm", "4", "5", "1", "20.0"]]
+    assert read_csv(get(client, "/dashboard/step-times.csv"))[1:] == [
+        ["2", "Đăng ký ý tưởng sản phẩm", "6", "3.00", "6.50"], ["3", "Phương án sản xuất kinh doanh", "4", "3.50", "5.70"],
+        ["4", "Triển khai phương án", "3", "5.00", "9.00"], ["5", "Đánh giá và xếp hạng", "3", "3.00", "3.80"]]
+    lao_cai = area(year, "LC")
+    overdue = get(client, f"/dashboard/overdue.csv?year=2026&province={lao_cai}")
+    assert overdue.headers["Content-Disposition"] == f'attachment; filename="ocop-overdue-2026-p{lao_cai}.csv"'
+    assert read_csv(overdue) == [["Địa bàn", "Cấp", "Số việc quá hạn"], ["Phường Sa Pa", "Xã", "1"]]
+    last_year = read_csv(get(client, "/dashboard/funnel.csv?year=2025"))
+    assert last_year[-1] == ["Tổng cộng", "", "1", "0", "0", "0", "0", "0"]
+
+
+def test_a_program_manager_sees_only_their_province(year, client):
+    login(client, "qlct.qt")
+    html = get(client, "/dashboard/").get_data(as_text=True)
+    assert "Tỉnh Quảng Trị" in html and "Huyện Gio Linh" in html
+    assert "Lào Cai" not in html and "Sa Pa" not in html
+    assert "<title>Ý tưởng đã đăng ký: 4</title>" in html
+    assert read_csv(get(client, "/dashboard/stars.csv")) == [
+        ["Hạng", "Số sản phẩm"], ["3 sao", "1"], ["4 sao", "0"], ["5 sao", "0"], ["Không được công nhận", "1"]]
+    funnel = read_csv(get(client, "/dashboard/funnel.csv"))
+    assert [row[0] for row in funnel[1:]] == ["Tỉnh Quảng Trị"] * 3 + ["Tổng cộng"]
+    assert read_csv(get(client, "/dashboard/overdue.csv"))[1:] == [["Huyện Gio Linh", "Huyện", "2"]]
+
+
+def test_a_forged_province_is_refused_on_the_page_and_every_csv(year, client):
+    login(client, "qlct.lc")
+    quang_tri, lao_cai = area(year, "QT"), area(year, "LC")
+    assert "Tỉnh Lào Cai" in get(client, f"/dashboard/?province={lao_cai}").get_data(as_text=True)
+    for path in ("/dashboard/", "/dashboard/funnel.csv", "/dashboard/stars.csv", "/dashboard/returns.csv",
+                 "/dashboard/step-times.csv", "/dashboard/overdue.csv"):
+        response = get(client, f"{path}?year=2026&province={quang_tri}", 403)
+        assert "Quảng Trị" not in response.get_data(as_text=True)
+
+
+def test_others_are_refused_and_visitors_sent_to_sign_in(world, app):
+    visitor = app.test_client()
+    response = get(visitor, "/dashboard/funnel.csv", 302)
+    assert "/login" in response.headers["Location"]
+    for username in ("cb.qt-gl-gm", "hd.qt", "htx.giomy"):
+        client = app.test_client()
+        login(client, username)
+        get(client, "/dashboard/", 403)
+        get(client, "/dashboard/stars.csv", 403)
+        assert 'href="/dashboard/"' not in get(client, "/catalogue").get_data(as_text=True)
+
+
+def test_the_page_in_english(year, client):
+    login(client, "qlct.qt")
+    html = get(client, "/dashboard/?lang=en").get_data(as_text=True)
+    assert "Ideas registered" in html and "Ý tưởng đã đăng ký" not in html
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_browser_dashboard(year, page):
+    sign_in_browser(page, "kiemtoan")
+    page.click("a[data-nav=dashboard]")
+    page.wait_for_selector("#funnel-chart")
+    assert page.locator("#funnel-chart g.bar").count() == 6
+    assert page.locator("svg.chart").count() == 5
+    page.select_option("select[name=province]", label="Tỉnh Quảng Trị")
+    page.locator("form.filters button").click()
+    page.wait_for_load_state()
+    assert "Lào Cai" not in page.locator("#funnel").inner_text()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard.png"), full_page=True)

@@ -62,12 +62,14 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.audit import audit
     from web.auth import auth
     from web.checkpoints import checkpoint_pages
+    from web.dashboard import dashboard
     from web.definitions import definitions
     from web.inbox import inbox
     from web.modeler import modeler
     from web.portal import portal
     from web.public import public
-    for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages):
+    for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
+                      dashboard):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 
