@@ -55,6 +55,13 @@ MATRIX = [
     ("GET", "/admin/users/{user}", None, {"admin"}),
     ("GET", "/admin/users/new", None, {"admin"}),
     ("POST", "/admin/users/{user}/roles", {"role": "nope"}, {"admin"}),
+    # The programme dashboard: program managers see their own province, auditors and administrators all.
+    ("GET", "/dashboard/", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/dashboard/funnel.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/dashboard/stars.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/dashboard/returns.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/dashboard/step-times.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/dashboard/overdue.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/api/v1/tasks", None, SIGNED_IN),
     ("GET", "/api/v1/products", None, SIGNED_IN),
     ("GET", "/api/v1/definitions", None, SIGNED_IN),
