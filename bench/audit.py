@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -126,6 +127,40 @@ def measure(url: str, instances: int, distinct: int, jobs: int) -> dict:
     return figures
 
 
+def history_page(url: str, rounds: int = 30) -> dict:
+    """Server time of the auditor's history page (and its frames) for one
+    instance of about 100 events: three returns at each review step."""
+    from tests.cycle import Cycle, returned, sheets
+    from tests.web_helpers import login
+    from web.app import create_app
+    engine = prepared_engine(url)
+    cycle = Cycle(engine, "Hồ tiêu Gio Linh").start()
+    for review, before in (("review_idea", ("register_idea", "receive_idea")), ("review_plan", ("submit_plan",)),
+                           ("check_dossier", ("support_record", "submit_dossier"))):
+        for decision in (returned(review),) * 3 + (None,):
+            for form_key in before:
+                if form_key in cycle.ready_forms():
+                    cycle.do(form_key)
+            cycle.do(review, decision)
+    cycle.do("score_product", sheets(60))
+    instance = cycle.instance()
+    app = create_app(url, testing=True, overrides={"RATELIMIT_ENABLED": False})
+    client = app.test_client()
+    login(client, "kiemtoan")
+    figures = {"history_events": instance.audit_seq}
+    for name, path in (("history_page", f"/audit/instances/{instance.id}"),
+                       ("history_frames", f"/audit/instances/{instance.id}/frames.json")):
+        assert client.get(path).status_code == 200, path
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            client.get(path)
+            times.append(time.perf_counter() - started)
+        figures[f"{name}_ms_median"] = round(statistics.median(times) * 1000, 1)
+    engine.db.dispose()
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=10_000)
@@ -137,6 +172,9 @@ def main() -> int:
                                 f"{os.cpu_count()} CPUs",
                      "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "target_verify_all_seconds_max": TARGET_SECONDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["history_page_sqlite"] = history_page(f"sqlite:///{tmp}/history.db")
+        print(json.dumps(results["history_page_sqlite"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = measure(f"sqlite:///{tmp}/audit.db", args.instances, args.distinct, args.jobs)
         print(json.dumps(results["sqlite"], indent=2), flush=True)
