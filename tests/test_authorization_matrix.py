@@ -32,6 +32,10 @@ SIGNED_IN = set(USERS) - {"anonymous"}
 READERS = {"producer_own", "commune_own", "district_own", "district_council_own",
            "province_council_own", "manager_own", "central_council", "admin", "auditor"}
 PRODUCERS = {"producer_own", "producer_other"}
+# The auditor pages: auditors and administrators everything, program
+# managers their own province (another province's instance answers 404).
+AUDIT_SEARCH = {"auditor", "admin", "manager_own", "manager_other"}
+AUDIT_INSTANCE = {"auditor", "admin", "manager_own"}
 PRODUCT = "Hồ tiêu Gio Linh"
 
 # (method, path template, form/json data, who is allowed). Placeholders:
@@ -67,6 +71,14 @@ MATRIX = [
     ("GET", "/api/v1/definitions", None, SIGNED_IN),
     ("GET", "/api/v1/instances/{instance}", None, READERS),
     ("GET", "/api/v1/instances/{instance}/history", None, READERS),
+    ("GET", "/audit/", None, AUDIT_SEARCH),  # each sees only the instances in scope
+    ("GET", "/audit/export.json", None, AUDIT_SEARCH),
+    ("GET", "/audit/export.csv", None, AUDIT_SEARCH),
+    ("GET", "/audit/instances/{instance}", None, AUDIT_INSTANCE),
+    ("GET", "/audit/instances/{instance}/frames.json", None, AUDIT_INSTANCE),
+    ("GET", "/audit/instances/{instance}/diagram.bpmn", None, AUDIT_INSTANCE),
+    ("GET", "/audit/instances/{instance}/export.json", None, AUDIT_INSTANCE),
+    ("GET", "/audit/instances/{instance}/export.csv", None, AUDIT_INSTANCE),
     ("POST", "/api/v1/tasks/{task}/complete", {"decision": "maybe"}, {"district_own"}),
     ("POST", "/api/v1/products/{product}/start", {}, {"producer_own", "commune_own"}),
 ]

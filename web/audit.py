@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -320,7 +320,9 @@ def _download_csv(instance_ids: list[int], name: str) -> Response:
 
 
 def _download(chunks, mimetype: str, filename: str) -> Response:
-    return Response(stream_with_context(chunks), mimetype=mimetype,
+    """Streamed as produced. The chunks need no request context (they open
+    their own transactions), so none is kept alive while the file is sent."""
+    return Response(chunks, mimetype=mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
