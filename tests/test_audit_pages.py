@@ -277,16 +277,19 @@ def test_a_100_event_history_is_served_in_a_few_milliseconds(app, world, db_url)
         sa_event.listen(database, "before_cursor_execute", count)
         try:
             statements.clear()
-            started = time.perf_counter()
-            runs = 5
+            runs, took = 10, []
             for _ in range(runs):
+                started = time.perf_counter()
                 assert client.get(url).status_code == 200
-            timings[route or "page"] = (time.perf_counter() - started) / runs * 1000
+                took.append((time.perf_counter() - started) * 1000)
             per_request = len(statements) / runs
         finally:
             sa_event.remove(database, "before_cursor_execute", count)
+        took.sort()
+        timings[route or "page"] = (took[0], took[runs // 2])
         # The same few queries whatever the number of events (no N+1).
         assert per_request <= 8, (route, statements[:10])
-    print(f"\n{events} events on {db_url.split(':')[0]}: "
-          + ", ".join(f"{name} {ms:.1f} ms" for name, ms in timings.items()))
-    assert all(ms < 250 for ms in timings.values()), timings  # a few ms in practice; loose for slow CI
+    # Through the test client: the whole request, sign-in lookup included.
+    print(f"\n{events} events on {db_url.split(':')[0]}: " + ", ".join(
+        f"{name} {best:.1f} ms (median {median:.1f})" for name, (best, median) in timings.items()))
+    assert all(best < 100 for best, _median in timings.values()), timings  # loose: shared CI machines

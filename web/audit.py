@@ -131,7 +131,11 @@ def value_html(value, yes: str, no: str, labels: dict | None = None, depth: int 
     return escape(str(value))
 
 
-def row_view(row: timeline.TimelineRow, texts: dict[str, str], words: _Words, when: str) -> RowView:
+def row_view(row: timeline.TimelineRow, texts: dict[str, str], words: _Words, when: str,
+             folded: bool = False) -> RowView:
+    """`folded`: a bookkeeping row the page hides, which needs only its headline."""
+    if folded:
+        return RowView(row, headline(row, texts), when, [], "")
     yes, no = words(ROW_WORDS, "yes"), words(ROW_WORDS, "no")
     sections = []
     for key, pairs in row.sections:
@@ -242,15 +246,16 @@ def instance(instance_id: int):
     history = _history(instance_id)
     texts = {key: str(text) for key, text in HEADLINES.items()}
     words = _Words()
+    show_all = request.args.get("all") == "1"
     times: dict = {}  # the events of one engine call share their time: format each time once
     views = []
     for row in timeline.timeline_rows(history):
         if row.at not in times:
             times[row.at] = local_datetime(row.at)
-        views.append(row_view(row, texts, words, times[row.at]))
+        views.append(row_view(row, texts, words, times[row.at], folded=not (row.main or show_all)))
     return render_template(
         "audit/instance.html", history=history, instance=history.instance, rows=views,
-        show_all=request.args.get("all") == "1", steps=task_forms.STEP_LABELS, viewer_built=_viewer_built(),
+        show_all=show_all, steps=task_forms.STEP_LABELS, viewer_built=_viewer_built(),
         roles={key: str(label) for key, label in ROLE_LABELS.items()},
         decisions={key: str(label) for key, label in task_forms.CHOICE_LABELS["decision"].items()},
         words={key: str(word) for key, word in ROW_WORDS.items()})
