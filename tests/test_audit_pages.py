@@ -293,3 +293,17 @@ def test_a_100_event_history_is_served_in_a_few_milliseconds(app, world, db_url)
     print(f"\n{events} events on {db_url.split(':')[0]}: " + ", ".join(
         f"{name} {best:.1f} ms (median {median:.1f})" for name, (best, median) in timings.items()))
     assert all(best < 100 for best, _median in timings.values()), timings  # loose: shared CI machines
+
+
+def test_an_outreach_campaign_has_a_history_too(app, world):
+    with world.db.transaction() as session:
+        outreach = session.scalar(select(ProcessInstance.id).where(ProcessInstance.product_id.is_(None))
+                                  .order_by(ProcessInstance.id).limit(1))
+    client = app.test_client()
+    login(client, "kiemtoan")
+    page = client.get(f"/audit/instances/{outreach}").get_data(as_text=True)
+    assert "Tuyên truyền, hướng dẫn" in page and "Huyện Gio Linh" in page
+    assert "Kết thúc tại: Hoàn thành tuyên truyền" in page
+    assert client.get(f"/audit/instances/{outreach}/frames.json").get_json()["process_id"] == "ocop_outreach"
+    english = client.get("/audit/?lang=en").get_data(as_text=True)
+    assert "Search dossier histories" in english and "Tra cứu lịch sử hồ sơ" not in english
