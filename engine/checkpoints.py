@@ -210,16 +210,26 @@ def latest(session: Session) -> AuditCheckpoint | None:
     return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
 
 
-def proof_for(checkpoint: AuditCheckpoint, instance_id: int) -> dict | None:
-    """What an outside party needs to check that one instance's head is in
-    a signed checkpoint: the leaf, its index, the audit path."""
-    index = next((i for i, leaf in enumerate(checkpoint.leaves) if leaf[0] == instance_id), None)
-    if index is None:
-        return None
-    levels = tree_levels([leaf_hash(leaf_bytes(*leaf)) for leaf in checkpoint.leaves])
-    return {"checkpoint": checkpoint.id, "statement": json.loads(checkpoint.statement),
-            "signature": checkpoint.signature, "leaf": checkpoint.leaves[index], "leaf_index": index,
-            "proof": [h.hex() for h in inclusion_proof(levels, index)]}
+class Proofs:
+    """Inclusion proofs in one checkpoint, its tree built once: what an
+    outside party needs to check that an instance's head is in the signed
+    root (the leaf, its index, the audit path, the signed statement)."""
+
+    def __init__(self, checkpoint: AuditCheckpoint):
+        self.checkpoint_id = checkpoint.id
+        self.statement = json.loads(checkpoint.statement)
+        self.signature = checkpoint.signature
+        self.leaves = checkpoint.leaves
+        self.index = {leaf[0]: i for i, leaf in enumerate(checkpoint.leaves)}
+        self.levels = tree_levels([leaf_hash(leaf_bytes(*leaf)) for leaf in checkpoint.leaves])
+
+    def for_instance(self, instance_id: int) -> dict | None:
+        index = self.index.get(instance_id)
+        if index is None:
+            return None
+        return {"checkpoint": self.checkpoint_id, "statement": self.statement, "signature": self.signature,
+                "leaf": self.leaves[index], "leaf_index": index,
+                "proof": [h.hex() for h in inclusion_proof(self.levels, index)]}
 
 
 # --- verifying ------------------------------------------------------------------

@@ -7,6 +7,9 @@ JSON:
                     "status", "audit_seq", "audit_head",
                     "events": [{"seq", "at", "actor", "actor_name", "kind", "element",
                                 "data", "prev_hash", "hash"}]}]}
+A JSON export may also carry "public_key" (PEM) and, per instance, a
+"checkpoint": {checkpoint, statement, signature, leaf, leaf_index, proof}
+(see engine/checkpoints.py); scripts/verify_export.py checks both.
 CSV: one row per event, columns CSV_COLUMNS; `data` is the canonical JSON
 of the event's data; an empty actor or element stands for null.
 
@@ -29,6 +32,7 @@ from typing import Iterable, Iterator
 from sqlalchemy import select
 
 from engine.audit import GENESIS, as_utc
+from engine.checkpoints import Proofs
 from storage.db import Database
 from storage.models import AuditEvent, ProcessDefinition, ProcessInstance, Product, User
 
@@ -96,11 +100,20 @@ def _instances(db: Database, instance_ids: Iterable[int], batch: int) -> Iterato
 
 
 def json_chunks(db: Database, instance_ids: Iterable[int], exported_at: datetime,
-                batch: int = BATCH) -> Iterator[str]:
-    """The JSON export, one instance per chunk (after the header)."""
+                batch: int = BATCH, proofs: Proofs | None = None, public_key_pem: str | None = None
+                ) -> Iterator[str]:
+    """The JSON export, one instance per chunk (after the header). With
+    `proofs` (the latest signed checkpoint), each instance it covers gets
+    its inclusion proof under "checkpoint", and the header the public key
+    (which the reader should compare with the fingerprint they hold)."""
     header = {"format": FORMAT, "exported_at": hashed_at(exported_at), "hash_rule": HASH_RULE}
+    if public_key_pem:
+        header["public_key"] = public_key_pem
     yield json.dumps(header, ensure_ascii=False)[:-1] + ', "instances": ['
     for number, instance in enumerate(_instances(db, instance_ids, batch)):
+        proof = proofs.for_instance(instance["instance_id"]) if proofs else None
+        if proof:
+            instance["checkpoint"] = proof
         yield (", " if number else "") + json.dumps(instance, ensure_ascii=False, default=str)
     yield "]}\n"
 

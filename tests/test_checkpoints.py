@@ -140,7 +140,7 @@ def test_proof_for_one_instance_leads_to_the_signed_root(world, key):
     cycle = recognised(world)
     issue(world, key)
     with world.db.transaction() as session:
-        proof = checkpoints.proof_for(checkpoints.latest(session), cycle.instance_id)
+        proof = checkpoints.Proofs(checkpoints.latest(session)).for_instance(cycle.instance_id)
     leaf = checkpoints.leaf_bytes(*proof["leaf"])
     root = checkpoints.root_from_proof(leaf, proof["leaf_index"], proof["statement"]["tree_size"],
                                        [bytes.fromhex(h) for h in proof["proof"]])

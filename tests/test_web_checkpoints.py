@@ -86,3 +86,44 @@ def test_verify_follows_the_readers_scope(world, client, key):
     client.get("/logout")
     token = login(client, "cb.qt-gl")
     assert client.post(f"/audit/instances/{in_qt}/verify", data={"csrf_token": token}).status_code == 403
+
+
+def run_verifier(tmp_path, export: bytes, public_key_pem: bytes | None = None):
+    """scripts/verify_export.py as an outside party runs it: its own process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = tmp_path / "export.json"
+    path.write_bytes(export)
+    args = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "verify_export.py"), str(path)]
+    if public_key_pem:
+        (tmp_path / "key.pem").write_bytes(public_key_pem)
+        args += ["--public-key", str(tmp_path / "key.pem")]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def test_an_export_carries_its_checkpoint_proof_for_the_outside_verifier(world, client, key, tmp_path):
+    instance_id = started(world)
+    token = login(client, "kiemtoan")
+    client.post("/audit/checkpoints/", data={"csrf_token": token})
+    published = client.get("/audit/checkpoints/public-key.pem").get_data()
+    exported = client.get(f"/audit/instances/{instance_id}/export.json").get_data()
+    assert json.loads(exported)["instances"][0]["checkpoint"]["checkpoint"] == 1
+    checked = run_verifier(tmp_path, exported, published)
+    assert checked.returncode == 0 and "1 instances" in checked.stdout and "1 checkpoint proofs: OK" in checked.stdout
+
+    with world.db.transaction() as session:  # the careful rewrite, after the checkpoint
+        tamper.drop_append_only_guard(session)
+        event = tamper.event_where(session, instance_id, "task_completed", form_key="register_idea")
+        tamper.rewrite(session, instance_id, event.seq, {**event.data, "form": {
+            **event.data["form"], "expected_market": "Xuất khẩu"}})
+    rewritten = client.get(f"/audit/instances/{instance_id}/export.json").get_data()
+    caught = run_verifier(tmp_path, rewritten, published)
+    assert caught.returncode == 1
+    assert f"instance {instance_id}, checkpoint 1: events 1-" in caught.stdout
+    assert "do not hash to the head signed in the checkpoint" in caught.stdout
+
+    forged = json.loads(exported)
+    forged["instances"][0]["checkpoint"]["statement"]["root"] = "0" * 64
+    refused = run_verifier(tmp_path, json.dumps(forged).encode(), published)
+    assert refused.returncode == 1 and "signature does not verify" in refused.stdout

@@ -19,11 +19,12 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from engine import audit_search, export, timeline
+from engine import audit_search, checkpoints, export, timeline, verification
 from engine.audit_search import AuditFilter
 from storage.models import ProcessDefinition, ProcessInstance
 from web import task_forms
 from web.auth import actor, db, engine
+from web.checkpoints import public_key_or_none
 from web.extensions import login_manager
 from web.formatting import local_datetime
 from web.labels import ROLE_LABELS
@@ -296,6 +297,22 @@ def instance_export_csv(instance_id: int):
     return _download_csv([instance_id], f"ocop-audit-{instance_id}")
 
 
+@audit.post("/instances/<int:instance_id>/verify")
+def verify_instance(instance_id: int):
+    """Chain, replay, and the instance's leaf in the latest signed checkpoint."""
+    _require_in_scope(instance_id)
+    report = verification.verify_instance(engine(), instance_id)
+    covered, key = None, public_key_or_none()
+    with db().transaction() as session:
+        latest = checkpoints.latest(session)
+        if latest is not None and key is not None:
+            result = checkpoints.verify_document(session, checkpoints.as_file(latest), key,
+                                                 instance_ids=[instance_id])
+            report.problems.extend(result.problems)
+            covered = result if result.covered else None
+    return render_template("checkpoints/verified.html", instance_id=instance_id, report=report, checkpoint=covered)
+
+
 @audit.get("/export.json")
 def export_json():
     return _download_json(_filtered_ids(), _filtered_name())
@@ -316,7 +333,12 @@ def _filtered_name() -> str:
 
 
 def _download_json(instance_ids: list[int], name: str) -> Response:
-    chunks = export.json_chunks(db(), instance_ids, engine().clock())
+    with db().transaction() as session:
+        latest = checkpoints.latest(session)
+        proofs = checkpoints.Proofs(latest) if latest is not None else None
+    key = public_key_or_none()
+    chunks = export.json_chunks(db(), instance_ids, engine().clock(), proofs=proofs,
+                                public_key_pem=checkpoints.public_key_pem(key) if key else None)
     return _download(chunks, "application/json", f"{name}.json")
 
 

@@ -2,9 +2,8 @@
 
 Auditors and administrators list the checkpoints, issue one on demand and
 download each as the JSON file they keep outside the system, with the
-public key to check it. Anyone who may read an instance's audit history
-(engine.audit_search.scope_of) may verify that instance: its chain, its
-replay, and its leaf in the latest checkpoint.
+public key to check it. (Verifying one instance is on its history page,
+web/audit.py.)
 """
 from __future__ import annotations
 
@@ -13,11 +12,11 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
-from engine import audit_search, checkpoints, verification
-from storage.models import AuditCheckpoint, ProcessInstance
+from engine import checkpoints
+from storage.models import AuditCheckpoint
 from web.auth import actor, db, engine, require_role
 
 checkpoint_pages = Blueprint("checkpoints", __name__, url_prefix="/audit")
@@ -29,7 +28,7 @@ def _key_file() -> Path:
     return Path(current_app.config.get("AUDIT_KEY_FILE") or checkpoints.key_path())
 
 
-def _public_key():
+def public_key_or_none():
     """The configured key's public half, or None when no key is set up."""
     try:
         return checkpoints.load_private_key(_key_file()).public_key()
@@ -46,7 +45,7 @@ def index():
                                       AuditCheckpoint.event_count, AuditCheckpoint.root_hash,
                                       AuditCheckpoint.key_id)
                                .order_by(AuditCheckpoint.id.desc()).limit(200)).all()
-    public_key = _public_key()
+    public_key = public_key_or_none()
     return render_template("checkpoints/index.html", checkpoints=rows, public_key=public_key,
                            key_id=checkpoints.key_id(public_key) if public_key else None)
 
@@ -75,7 +74,7 @@ def download(checkpoint_id: int):
         checkpoint = session.get(AuditCheckpoint, checkpoint_id)
         if checkpoint is None:
             abort(404)
-        document = checkpoints.as_file(checkpoint, _public_key())
+        document = checkpoints.as_file(checkpoint, public_key_or_none())
     return Response(json.dumps(document, ensure_ascii=False, indent=1), mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="ocop-checkpoint-{checkpoint_id}.json"'})
 
@@ -84,31 +83,8 @@ def download(checkpoint_id: int):
 @login_required
 def public_key():
     require_role(*ISSUERS)
-    key = _public_key()
+    key = public_key_or_none()
     if key is None:
         abort(404)
     return Response(checkpoints.public_key_pem(key), mimetype="application/x-pem-file",
                     headers={"Content-Disposition": 'attachment; filename="ocop-audit-public-key.pem"'})
-
-
-@checkpoint_pages.post("/instances/<int:instance_id>/verify")
-@login_required
-def verify_instance(instance_id: int):
-    scope = audit_search.scope_of(actor())
-    if scope is None:
-        abort(403)
-    with db().transaction() as session:
-        areas = session.scalar(select(ProcessInstance.areas).where(ProcessInstance.id == instance_id))
-        if areas is None or not scope.covers(areas):
-            abort(404)
-        latest = checkpoints.latest(session)
-        document = checkpoints.as_file(latest) if latest is not None else None
-    report = verification.verify_instance(engine(), instance_id)
-    covered, key = None, _public_key()
-    if document is not None and key is not None:
-        with db().transaction() as session:
-            result = checkpoints.verify_document(session, document, key, instance_ids=[instance_id])
-        report.problems.extend(result.problems)
-        covered = result if result.covered else None
-    return render_template("checkpoints/verified.html", instance_id=instance_id, report=report,
-                           checkpoint=covered, user=current_user)
