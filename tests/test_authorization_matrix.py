@@ -4,6 +4,7 @@ anonymous visitors are sent to sign in (pages) or get 401 (API)."""
 import pytest
 from sqlalchemy import select
 
+from engine import checkpoints
 from storage.models import Document, User
 from tests.conftest import make_app
 from tests.cycle import Cycle
@@ -79,13 +80,19 @@ MATRIX = [
     ("GET", "/audit/instances/{instance}/diagram.bpmn", None, AUDIT_INSTANCE),
     ("GET", "/audit/instances/{instance}/export.json", None, AUDIT_INSTANCE),
     ("GET", "/audit/instances/{instance}/export.csv", None, AUDIT_INSTANCE),
+    ("POST", "/audit/instances/{instance}/verify", {}, AUDIT_INSTANCE),
+    # Signed checkpoints cover every province: auditors and administrators only.
+    ("GET", "/audit/checkpoints/", None, {"auditor", "admin"}),
+    ("POST", "/audit/checkpoints/", {}, {"auditor", "admin"}),
+    ("GET", "/audit/checkpoints/public-key.pem", None, {"auditor", "admin"}),
     ("POST", "/api/v1/tasks/{task}/complete", {"decision": "maybe"}, {"district_own"}),
     ("POST", "/api/v1/products/{product}/start", {}, {"producer_own", "commune_own"}),
 ]
 
 
 @pytest.fixture
-def app(world, db_url, tmp_path):
+def app(world, db_url, tmp_path, audit_signing_key):
+    checkpoints.create_key(audit_signing_key)  # the checkpoint pages need the signing key
     # Fifteen people sign in for every endpoint: no login rate limit here.
     return make_app(world, db_url, tmp_path, RATELIMIT_ENABLED=False)
 
