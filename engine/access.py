@@ -52,3 +52,13 @@ def may_read_product(actor: Actor, producer_id: int | None, areas) -> bool:
         return True
     areas = set(areas)
     return any(role == "auditor" or area in areas for role, area in actor.roles)
+
+
+def overseen_provinces(actor: Actor) -> tuple[bool, frozenset[int]]:
+    """Whose programme records (audit histories, the dashboard) an actor may
+    read: (True, ...) for auditors and administrators, who read every
+    province; else the provinces where they are program manager (empty
+    for everyone else)."""
+    national = any(role in ("auditor", "admin") for role, _area in actor.roles)
+    managed = frozenset(area for role, area in actor.roles if role == "program_manager" and area is not None)
+    return national, managed

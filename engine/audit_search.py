@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, String, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from engine.access import Actor
+from engine.access import Actor, overseen_provinces
 from storage.models import AuditEvent, Jurisdiction, ProcessDefinition, ProcessInstance, Producer, Product, User
 
 PAGE_SIZE = 25
@@ -52,10 +52,10 @@ class AuditScope:
 
 
 def scope_of(actor: Actor) -> AuditScope | None:
-    roles = {role for role, _area in actor.roles}
-    if roles & {"auditor", "admin"}:
+    """The actor's scope, or None when they may not read audit histories."""
+    national, provinces = overseen_provinces(actor)
+    if national:
         return AuditScope(everything=True)
-    provinces = frozenset(area for role, area in actor.roles if role == "program_manager" and area is not None)
     return AuditScope(province_ids=provinces) if provinces else None
 
 

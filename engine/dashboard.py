@@ -41,7 +41,7 @@ from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from engine import diagram
-from engine.access import Actor
+from engine.access import Actor, overseen_provinces
 from engine.errors import NotAllowed
 from storage.models import (
     AuditEvent,
@@ -53,10 +53,6 @@ from storage.models import (
 )
 
 PRODUCT_PROCESS = "ocop_product_cycle"
-# Roles that see every province; a program manager sees the provinces where
-# they hold the role.
-NATIONAL_ROLES = ("auditor", "admin")
-MANAGER_ROLE = "program_manager"
 
 FUNNEL_STAGES = ("registered", "idea_accepted", "plan_accepted", "dossier_submitted", "ranked", "promoted")
 STAR_BUCKETS = ("3", "4", "5", "not_recognised")
@@ -94,9 +90,7 @@ class Audience:
 
     @classmethod
     def of(cls, actor: Actor) -> "Audience":
-        national = any(role in NATIONAL_ROLES for role, _area in actor.roles)
-        managed = frozenset(area for role, area in actor.roles if role == MANAGER_ROLE and area is not None)
-        return cls(national, managed)
+        return cls(*overseen_provinces(actor))
 
     @property
     def may_view(self) -> bool:
