@@ -1,0 +1,71 @@
+"""The background jobs: what keeps the cycle moving when nobody clicks.
+
+A job is a function `job(engine) -> int` (how many things it did) that
+is safe to run twice and on several machines at once: whatever it changes
+goes through the engine's transactional write (the optimistic version
+check on an instance) or claims its rows with a conditional UPDATE, so a
+second run finds nothing left to do. Jobs take the time from
+`engine.clock()`, so tests drive them with a fake clock.
+
+The same registry serves the embedded scheduler (`engine/worker.py`,
+inside the web process or `ocop worker`) and Celery (`engine/celery_app.py`,
+when OCOP_BROKER_URL is set): a job is named here once and run there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from engine.engine import OcopEngine
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    function: Callable[[OcopEngine], int]
+    every_seconds: int  # how often the schedulers run it
+    description: str
+
+
+JOBS: dict[str, Job] = {}
+
+
+def job(name: str, every_seconds: int, description: str):
+    """Register a job under the name the schedulers use."""
+
+    def register(function: Callable[[OcopEngine], int]) -> Callable[[OcopEngine], int]:
+        if name in JOBS:
+            raise ValueError(f"job '{name}' registered twice")
+        JOBS[name] = Job(name, function, every_seconds, description)
+        return function
+
+    return register
+
+
+def all_jobs() -> dict[str, Job]:
+    _load_builtin_jobs()
+    return dict(JOBS)
+
+
+def run(engine: OcopEngine, name: str) -> int:
+    jobs = all_jobs()
+    if name not in jobs:
+        raise LookupError(f"no job '{name}' (known: {', '.join(sorted(jobs))})")
+    return jobs[name].function(engine)
+
+
+def _load_builtin_jobs() -> None:
+    # Importing the modules runs their @job decorators.
+    import importlib
+
+    for module in BUILTIN_JOB_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a module that exists but fails to import is a real error
+                raise
+
+
+# Modules that define jobs. Listed here so that every scheduler sees the same set.
+BUILTIN_JOB_MODULES = ("engine.timers", "engine.incidents", "engine.outbox", "engine.digests",
+                       "engine.checkpoint_job")
