@@ -209,6 +209,19 @@ class InboxTask(Base):
     assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[Optional[datetime]] = mapped_column()
+    # Set when the task's deadline timer fired and its supervisor was told.
+    escalated_at: Mapped[Optional[datetime]] = mapped_column()
+
+
+class TimerDue(Base):
+    """When each BPMN timer an instance waits on is due: rewritten with every
+    write of the instance, so the worker finds due timers with one indexed
+    query instead of opening every workflow."""
+
+    __tablename__ = "timer_due"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuditEvent(Base):
