@@ -325,7 +325,47 @@ class Notification(Base):
     reasons: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[Optional[datetime]] = mapped_column(index=True)
+    read_at: Mapped[Optional[datetime]] = mapped_column()  # unused: read state is per user (NotificationReceipt)
+    # Outbox bookkeeping (engine/outbox.py): a worker claims the row with a
+    # conditional UPDATE before sending; a failed send is tried again at
+    # `next_attempt_at`, later after every failure.
+    delivery_claim: Mapped[Optional[str]] = mapped_column(String(32))
+    delivery_claimed_at: Mapped[Optional[datetime]] = mapped_column()
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column()
+    last_error: Mapped[Optional[str]] = mapped_column(String(500))
+
+
+class NotificationReceipt(Base):
+    """A notification as one user received it: written when the outbox
+    delivers it in-app, so each officer of an area reads it separately.
+    `emailed_at` says its e-mail to this user went out."""
+
+    __tablename__ = "notification_receipt"
+    __table_args__ = (UniqueConstraint("notification_id", "user_id"),
+                      Index("ix_notification_receipt_user_read", "user_id", "read_at"),
+                      Index("ix_notification_receipt_user_notification", "user_id", "notification_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    delivered_at: Mapped[datetime] = mapped_column()
     read_at: Mapped[Optional[datetime]] = mapped_column()
+    emailed_at: Mapped[Optional[datetime]] = mapped_column()
+
+
+class DigestSent(Base):
+    """One officer's daily e-mail digest for one local day: the row is
+    claimed before sending, so a second run that day sends nothing."""
+
+    __tablename__ = "digest_sent"
+    __table_args__ = (UniqueConstraint("user_id", "local_day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    local_day: Mapped[date] = mapped_column(Date)
+    claimed_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[Optional[datetime]] = mapped_column()
+    task_count: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- the web application's own records -------------------------------------
