@@ -311,6 +311,7 @@ class EnrolmentView:
     starts_on: date
     place: str
     topic: str
+    enrolment_id: int  # names its calendar invitation (.ics)
 
 
 @dataclass
@@ -343,9 +344,9 @@ def detail(session: Session, product: Product) -> ProductDetail:
     notifications = list(session.scalars(select(Notification).where(
         Notification.instance_id.in_(ids), Notification.producer_id == product.producer_id)
         .order_by(Notification.created_at.desc(), Notification.id.desc()))) if ids else []
-    enrolments = [EnrolmentView(t.title, t.starts_on, t.place, t.topic) for t in session.scalars(
-        select(Training).join(Enrolment, Enrolment.training_id == Training.id)
-        .where(Enrolment.instance_id.in_(ids)).order_by(Training.starts_on))] if ids else []
+    enrolments = [EnrolmentView(t.title, t.starts_on, t.place, t.topic, enrolment_id) for t, enrolment_id in
+                  session.execute(select(Training, Enrolment.id).join(Enrolment, Enrolment.training_id == Training.id)
+                                  .where(Enrolment.instance_id.in_(ids)).order_by(Training.starts_on))] if ids else []
     listing = session.scalar(select(PromotionListing).where(PromotionListing.product_id == product.id)
                              .order_by(PromotionListing.certified_on.desc(), PromotionListing.id.desc())
                              .limit(1))

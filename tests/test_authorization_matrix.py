@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from engine import checkpoints
-from storage.models import Document, User
+from engine.outbox import deliver_outbox
+from storage.models import Document, Enrolment, Notification, ProcessInstance, Training, User
 from tests.conftest import make_app
 from tests.cycle import Cycle
 from tests.web_helpers import login
@@ -40,7 +41,8 @@ AUDIT_INSTANCE = {"auditor", "admin", "manager_own"}
 PRODUCT = "Hồ tiêu Gio Linh"
 
 # (method, path template, form/json data, who is allowed). Placeholders:
-# {task} the district officer's review task, {product}, {instance}, {document}, {user}.
+# {task} the district officer's review task, {product}, {instance}, {document}, {user},
+# {notification} one delivered to the producer, {enrolment} the product's training enrolment.
 MATRIX = [
     ("GET", "/inbox/", None, OFFICERS | PRODUCERS),  # a producer's inbox holds its own tasks
     ("GET", "/inbox/tasks/{task}", None, {"district_own"}),
@@ -85,6 +87,12 @@ MATRIX = [
     ("GET", "/audit/checkpoints/", None, {"auditor", "admin"}),
     ("POST", "/audit/checkpoints/", {}, {"auditor", "admin"}),
     ("GET", "/audit/checkpoints/public-key.pem", None, {"auditor", "admin"}),
+    # The notification centre: everyone signed in has one; marking read touches only one's own
+    # receipt ({notification} was delivered to the producer alone).
+    ("GET", "/notifications/", None, SIGNED_IN),
+    ("POST", "/notifications/{notification}/read", {}, {"producer_own"}),
+    ("POST", "/notifications/read-all", {}, SIGNED_IN),
+    ("GET", "/portal/enrolments/{enrolment}.ics", None, READERS),
     ("POST", "/api/v1/tasks/{task}/complete", {"decision": "maybe"}, {"district_own"}),
     ("POST", "/api/v1/products/{product}/start", {}, {"producer_own", "commune_own"}),
 ]
@@ -111,8 +119,30 @@ def ids(world, app):
         document = session.scalar(select(Document.id).where(Document.product_id == cycle.product_id))
         user = session.scalar(select(User.id).where(User.username == "cb.qt-cl"))
         assert document, "the producer's upload should have been stored"
+        notification, enrolment = _notification_and_enrolment(session, cycle, world.clock())
+    deliver_outbox(world)
     return {"task": cycle.task("review_idea").id, "product": cycle.product_id,
-            "instance": cycle.instance_id, "document": document, "user": user}
+            "instance": cycle.instance_id, "document": document, "user": user,
+            "notification": notification, "enrolment": enrolment}
+
+
+def _notification_and_enrolment(session, cycle, now):
+    """A message for the product's producer and a training enrolment of the
+    product, as the cycle's handlers would write them later on."""
+    instance = session.get(ProcessInstance, cycle.instance_id)
+    producer_id = instance.product.producer_id
+    notification = Notification(instance_id=instance.id, recipient_role="producer", producer_id=producer_id,
+                                kind="idea_accepted", message="Ý tưởng sản phẩm đã được chấp nhận.", created_at=now)
+    training = Training(title="Tập huấn xây dựng phương án", topic="business_plan", level="district",
+                        jurisdiction_id=instance.areas["district"], starts_on=now.date(), place="Hội trường",
+                        capacity=30, enrolled=1)
+    session.add_all([notification, training])
+    session.flush()
+    enrolment = Enrolment(training_id=training.id, instance_id=instance.id, producer_id=producer_id,
+                          topic="business_plan", enrolled_at=now)
+    session.add(enrolment)
+    session.flush()
+    return notification.id, enrolment.id
 
 
 def request(app, who, method, path, data):

@@ -28,6 +28,7 @@ from werkzeug.routing import BuildError
 from engine import products
 from engine.access import load_actor
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
+from engine.invitations import enrolment_filename, enrolment_ics
 from storage.criteria import sets_by_code
 from storage.documents import (
     MAX_SIZE,
@@ -37,7 +38,7 @@ from storage.documents import (
     check_upload,
     clean_filename,
 )
-from storage.models import PRODUCER_KINDS, Document, InboxTask, Producer, Product, TaskDraft
+from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft
 from web.auth import SignedInUser, actor, db, engine
 from web.extensions import limiter
 from web.labels import ROLE_LABELS
@@ -282,6 +283,25 @@ def document(document_id: int):
                          conditional=True, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- training invitations ------------------------------------------------------------
+
+@portal.get("/enrolments/<int:enrolment_id>.ics")
+@login_required
+def enrolment_calendar(enrolment_id: int):
+    """The enrolment's training as an iCalendar file, for whoever may read
+    the product it belongs to."""
+    with db().transaction() as session:
+        enrolment = session.get(Enrolment, enrolment_id)
+        producer = session.get(Producer, enrolment.producer_id) if enrolment else None
+        if producer is None or not products.may_view(session, actor(), producer):
+            abort(404)
+        data, filename = enrolment_ics(session, enrolment), enrolment_filename(enrolment)
+    response = current_app.response_class(data, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
