@@ -3,7 +3,7 @@
 # everything is already in place.
 #
 #   scripts/setup.sh                 Python venv (.venv) + the project (editable, with test extras)
-#   scripts/setup.sh --with-system   also system packages the tests need (PostgreSQL server, ...)
+#   scripts/setup.sh --with-system   also system packages the tests need (PostgreSQL, chromium, redis-server)
 #                                    -- installed with apt-get when running as root
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -99,6 +99,16 @@ ensure_extra_system_packages() {
         apt_install chromium
     else
         warn "chromium is missing and apt-get is not usable; browser tests will be skipped"
+    fi
+    # The Celery tests start their own private redis-server (tests/redisserver.py).
+    if command -v redis-server >/dev/null 2>&1; then
+        log "redis-server: ok"
+    elif can_apt; then
+        apt_install redis-server
+        # The package may start a system-wide server; the tests never use it.
+        if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+    else
+        warn "redis-server is missing and apt-get is not usable; Celery tests will be skipped"
     fi
 }
 

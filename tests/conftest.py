@@ -16,7 +16,7 @@ from engine.engine import OcopEngine
 from engine.samples import SampleDecider
 from storage.db import Database
 from storage.migrate import upgrade
-from tests import pgserver
+from tests import pgserver, redisserver
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -57,6 +57,18 @@ def pg_server():
         pytest.skip(f"PostgreSQL not available: {reason}")
     with pgserver.PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A private Redis server on a loopback port, for the Celery tests."""
+    reason = redisserver.available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required in CI: {reason}")
+        pytest.skip(f"Redis not available: {reason}")
+    with redisserver.RedisServer() as server:
+        yield server.url()
 
 
 @pytest.fixture(params=BACKENDS)
