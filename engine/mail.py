@@ -12,6 +12,8 @@ import os
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
@@ -57,6 +59,15 @@ def mail_domain() -> str:
     stay the same from one run (and one machine) to the next."""
     address = parseaddr(os.environ.get("OCOP_MAIL_FROM", "") or DEFAULT_SENDER)[1]
     return address.rpartition("@")[2] or "localhost"
+
+
+def mailbox(name: str, address: str) -> str | None:
+    """A To header for the user, or None for an address that cannot be one
+    (callers skip that user with a log line instead of failing forever)."""
+    try:
+        return str(Address(display_name=name, addr_spec=address))
+    except (HeaderParseError, ValueError, IndexError):
+        return None
 
 
 def public_url(path: str) -> str:

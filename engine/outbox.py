@@ -20,8 +20,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 from email.message import EmailMessage
 
 from sqlalchemy import or_, select, update
@@ -29,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine.invitations import TOPIC_ANNOUNCED_BY, enrolment_filename, enrolment_ics
 from engine.jobs import job
-from engine.mail import Mailer, MailSettings, mail_domain, public_url
+from engine.mail import Mailer, MailSettings, mail_domain, mailbox, public_url
 from storage.models import (
     Enrolment,
     Notification,
@@ -222,7 +220,7 @@ def _content(session: Session, notification: Notification) -> _Content:
 
 
 def _message(notification_id: int, content: _Content, mail: _Mail) -> EmailMessage | None:
-    to = _address(mail.name, mail.address)
+    to = mailbox(mail.name, mail.address)
     if to is None:
         return None
     message = EmailMessage()
@@ -238,15 +236,6 @@ def _message(notification_id: int, content: _Content, mail: _Mail) -> EmailMessa
         message.add_attachment(data.decode("utf-8"), subtype="calendar", charset="utf-8", filename=filename,
                                params={"method": "PUBLISH"})
     return message
-
-
-def _address(name: str, address: str) -> str | None:
-    """The To header, or None for an address that cannot be one (skipped
-    with a log line rather than failing the whole notification forever)."""
-    try:
-        return str(Address(display_name=name, addr_spec=address))
-    except (HeaderParseError, ValueError, IndexError):
-        return None
 
 
 _told_in_app_only = False
