@@ -414,7 +414,7 @@ def _lint_user_task(task, lane: str | None) -> list[Problem]:
     data_key = props.get("dataKey", "")
     if not data_key.isidentifier() or data_key.startswith("_"):
         problems.append(Problem(f"dataKey '{data_key or '(missing)'}' must be a variable name", **where))
-    for name in ("step", "dueDays"):
+    for name in ("step", "dueDays", "dueWorkingDays"):
         if name in props and not props[name].isdigit():
             problems.append(Problem(f"property {name} must be a whole number, not '{props[name]}'", **where))
     return problems

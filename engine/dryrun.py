@@ -17,13 +17,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 
 from engine import diagram, roles
 from engine.access import load_actor
+from engine.audit import as_utc
 from engine.demo import PRODUCERS, seed_areas_and_people
 from engine.driver import Driver
 from engine.engine import OcopEngine
@@ -38,6 +39,7 @@ from storage.models import (
     ProcessInstance,
     Producer,
     Product,
+    TimerDue,
     User,
 )
 
@@ -85,6 +87,7 @@ class Profile:
     accept_rate: float
     qualities: tuple[float, ...]
     accept_kinds: int | None = None
+    late: bool = False  # lets every deadline pass before acting, so the timers fire
 
 
 @dataclass
@@ -115,7 +118,8 @@ def profiles(count: int, rng: random.Random) -> list[Profile]:
     special += [Profile("province council scores low", 1.0, (80.0, 35.0)),
                 Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0)),
                 Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0)),
-                Profile("five stars", 1.0, (96.0,))]
+                Profile("five stars", 1.0, (96.0,)),
+                Profile("misses every deadline (dossier returned)", 1.0, (70.0,), accept_kinds=2, late=True)]
     rest = max(0, count - len(special))
     low, high = QUALITY_RANGE
     spread = [round(low + (high - low) * i / max(1, rest - 1), 1) for i in range(rest)]
@@ -148,7 +152,8 @@ def dry_run(xml: bytes, products: int = DEFAULT_PRODUCTS, seed: int = DEFAULT_SE
 def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count: int, seed: int,
          report: DryRunReport) -> None:
     upgrade(database.engine)
-    engine = OcopEngine(database, clock=lambda: DRYRUN_NOW)
+    clock = DryRunClock()
+    engine = OcopEngine(database, clock=clock)
     seed_areas_and_people(engine)
     engine.deploy(xml, DRYRUN_NAME, "dryrun", "dry run")
     rng = random.Random(seed)
@@ -170,7 +175,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
             report.errors.append(_error(err, None, diagram.OUTREACH_PROCESS))
             continue
         instance_ids.append(started.instance_id)
-        _drive(engine, outreach_driver, started.instance_id, None, diagram.OUTREACH_PROCESS, (70.0,), report)
+        _drive(engine, outreach_driver, started.instance_id, None, diagram.OUTREACH_PROCESS, (70.0,), report, clock)
 
     for product_id, profile in zip(_products(engine, communes, count, rng), profiles(count, rng)):
         report.profiles.append({"product_id": product_id, **asdict(profile)})
@@ -185,7 +190,8 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
             report.errors.append(_error(err, product_id, diagram.PRODUCT_PROCESS))
             continue
         instance_ids.append(started.instance_id)
-        _drive(engine, driver, started.instance_id, product_id, diagram.PRODUCT_PROCESS, profile.qualities, report)
+        _drive(engine, driver, started.instance_id, product_id, diagram.PRODUCT_PROCESS, profile.qualities, report,
+               clock, profile.late)
 
     _summarize(engine, checked, instance_ids, report)
 
@@ -230,12 +236,38 @@ def _products(engine: OcopEngine, communes: list[int], count: int, rng: random.R
     return ids
 
 
+class DryRunClock:
+    """The dry run's time: fixed, moved forward only to let deadlines pass."""
+
+    def __init__(self):
+        self.now = DRYRUN_NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _let_deadlines_pass(engine: OcopEngine, clock: DryRunClock, instance_id: int) -> None:
+    """Move the clock past the instance's waiting timers and fire them."""
+    with engine.db.transaction() as session:
+        due = session.scalar(select(func.max(TimerDue.due_at)).where(TimerDue.instance_id == instance_id))
+    if due is not None:
+        clock.now = max(clock.now, as_utc(due) + timedelta(minutes=1))
+        engine.fire_due_timers(instance_id)
+
+
 def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
-           qualities: tuple[float, ...], report: DryRunReport) -> None:
+           qualities: tuple[float, ...], report: DryRunReport, clock: DryRunClock, late: bool = False) -> None:
     """Complete the oldest ready task until the instance ends, nothing is
-    ready, an error is raised or MAX_TASKS were completed."""
+    ready, an error is raised or MAX_TASKS were completed. A `late` product
+    lets every deadline pass before each task."""
     scored = 0
     for _ in range(MAX_TASKS):
+        if late:
+            try:
+                _let_deadlines_pass(engine, clock, instance_id)
+            except Exception as err:  # noqa: BLE001
+                report.errors.append(_error(err, product_id, process, "timers"))
+                return
         tasks = engine.ready_tasks(instance_id)
         if not tasks:
             with engine.db.transaction() as session:

@@ -17,17 +17,19 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from engine import audit, diagram, expressions, roles
+from engine import audit, clock, diagram, expressions, roles
 from engine.access import Actor, may_act
 from engine.audit import PendingEvent
+from engine.calendar import add_working_days
 from engine.errors import (
     AlreadyInCycle,
     ClaimedByOther,
@@ -54,6 +56,7 @@ from storage.models import (
     ProcessInstance,
     Product,
     RegistrationWindow,
+    TimerDue,
 )
 
 DEFAULT_MAX_RESUBMISSIONS = 3
@@ -90,6 +93,7 @@ class StepRun:
         self.result: StepResult | None = None
         self.result_version: int | None = None
         self.last_data: dict = {}  # data of the last task this step ran (for the completion's delta)
+        self.timers: dict[str, datetime] = {}  # waiting timers (element -> due), found by conclude()
 
     def call_service(self, task, name: str, params: dict) -> str:
         handler = registry.get(name)
@@ -390,6 +394,40 @@ class OcopEngine:
             self._save(run, status="cancelled")
         return self._committed(run)
 
+    # --- timers -------------------------------------------------------------
+
+    def fire_due_timers(self, instance_id: int) -> StepResult | None:
+        """Fire the instance's BPMN timers that are due by the engine's
+        clock and run what follows them, in one transaction like a task
+        completion (the same version check: a timer fired concurrently by
+        another worker, or a user's step in between, makes this one a
+        ConcurrencyConflict that changes nothing). None when nothing was due."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            instance = session.get(ProcessInstance, instance_id)
+            if instance is None or instance.status != "running":
+                return None
+            run = StepRun(session, instance, now)
+            self._load(run)
+            waiting = {str(t.id): t.task_spec.bpmn_id for t in timer_tasks(run.workflow)}
+            with clock.running_at(now):
+                run.workflow.refresh_timers()
+            fired = [t.task_spec.bpmn_id for t in run.workflow.get_tasks(state=TaskState.READY, manual=False)
+                     if str(t.id) in waiting]
+            if not fired:  # nothing is written; the workflow left the cache in _load
+                return None
+            self.advance(run)
+            run.events.insert(0, PendingEvent("timer_fired", fired[0], {"elements": fired}))
+            self._save(run)
+        return self._committed(run)
+
+    def due_timer_instances(self, limit: int = 500) -> list[int]:
+        """Running instances with a timer due by now, the longest overdue first."""
+        with self.db.transaction() as session:
+            return list(session.scalars(
+                select(TimerDue.instance_id).where(TimerDue.due_at <= self.clock())
+                .group_by(TimerDue.instance_id).order_by(func.min(TimerDue.due_at)).limit(limit)))
+
     # --- internals ----------------------------------------------------------
 
     def load_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
@@ -431,7 +469,8 @@ class OcopEngine:
         after it; the completion event gets the data delta this caused (the
         form's own variable is already in the event)."""
         try:
-            task.run()
+            with clock.running_at(run.now):
+                task.run()
         except WorkflowException as err:
             raise self._service_failure(err) from None
         run.last_data = task.data
@@ -455,7 +494,8 @@ class OcopEngine:
                     run.events.append(decision)
 
         try:
-            run.workflow.do_engine_steps(did_complete_task=record)
+            with clock.running_at(run.now):
+                run.workflow.do_engine_steps(did_complete_task=record)
         except WorkflowException as err:
             raise self._service_failure(err) from None
         if completed:
@@ -489,6 +529,7 @@ class OcopEngine:
             run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
         ready_steps = [step for step in map(step_of, (t.task_spec for t in ready.values())) if step]
         values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
+        run.timers = {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
         return ready, values
 
     def _save(self, run: StepRun, status: str | None = None) -> None:
@@ -506,6 +547,7 @@ class OcopEngine:
             connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
         if new_rows:
             connection.execute(insert(InboxTask.__table__), new_rows)
+        self.write_timers(session, instance.id, run.timers)
         run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
              "lane": t.task_spec.lane, "step": step_of(t.task_spec),
@@ -542,13 +584,26 @@ class OcopEngine:
         return stale, new
 
     @staticmethod
+    def write_timers(session: Session, instance_id: int, timers: dict[str, datetime]) -> None:
+        """The instance's rows in timer_due: exactly its waiting timers."""
+        connection = session.connection()
+        connection.execute(delete(TimerDue.__table__).where(TimerDue.instance_id == instance_id))
+        if timers:
+            connection.execute(insert(TimerDue.__table__), [
+                {"instance_id": instance_id, "element_id": element, "due_at": due} for element, due in timers.items()])
+
+    @staticmethod
     def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         spec = task.task_spec
         props = diagram.user_task_properties(spec)
         role = roles.role_for_lane(spec.lane)
         if role is None:  # deploy-time lint makes this unreachable
             raise ServiceTaskFailed(f"lane '{spec.lane}' of {spec.bpmn_id} is not a role")
-        due_days = _int(props.get("dueDays"))
+        due_days, working_days = _int(props.get("dueDays")), _int(props.get("dueWorkingDays"))
+        if working_days:  # the same calendar as a working_days_from_now() timer on the task
+            due_at = add_working_days(now, working_days)
+        else:
+            due_at = now + timedelta(days=due_days) if due_days else None
         product = instance.product
         return dict(
             id=str(task.id), instance_id=instance.id, product_id=instance.product_id,
@@ -556,7 +611,7 @@ class OcopEngine:
             name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
             jurisdiction_id=instance.areas.get(role.level or "commune"),
             form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
-            created_at=now, due_at=now + timedelta(days=due_days) if due_days else None)
+            created_at=now, due_at=due_at)
 
 
 def gateway_decision(task) -> PendingEvent | None:
@@ -576,6 +631,21 @@ def gateway_decision(task) -> PendingEvent | None:
         condition = next((c.args[0] for c, name in conditions if name == target.name and c is not None), None)
         taken.append({"to": getattr(target, "bpmn_id", None) or target.name, "condition": condition})
     return PendingEvent("gateway_decision", spec.bpmn_id, {"taken": taken, "inputs": inputs})
+
+
+def timer_tasks(workflow: BpmnWorkflow) -> list:
+    """Timer events the workflow waits on (or that fired and wait to run)."""
+    return [t for t in workflow.get_tasks(state=TaskState.WAITING | TaskState.READY, manual=False)
+            if isinstance(getattr(t.task_spec, "event_definition", None), TimerEventDefinition)]
+
+
+def timer_due_at(task) -> datetime:
+    """When a waiting timer fires: the moment SpiffWorkflow computed when it
+    began to wait (its `event_value`, ISO text)."""
+    value = task._get_internal_data("event_value")
+    if value is None:  # not evaluated yet: check again at the next run of the worker
+        return datetime.now(timezone.utc)
+    return TimerEventDefinition.get_datetime(value)
 
 
 def _supervises(actor: Actor, instance: ProcessInstance) -> bool:

@@ -17,13 +17,31 @@ from __future__ import annotations
 
 import ast
 import threading
+from datetime import timedelta
 from functools import lru_cache
 
 from simpleeval import EvalWithCompoundTypes, SimpleEval
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from engine import clock
+from engine.calendar import add_working_days
+
+
+def working_days_from_now(days) -> str:
+    """For timer events: the moment `days` working days after the step's
+    time (engine/calendar.py), as the ISO text a BPMN timeDate takes."""
+    return add_working_days(clock.now(), int(days)).isoformat()
+
+
+def days_from_now(days) -> str:
+    """For timer events: `days` calendar days after the step's time."""
+    return (clock.now() + timedelta(days=int(days))).isoformat()
+
+
 FUNCTIONS = {
+    "working_days_from_now": working_days_from_now,
+    "days_from_now": days_from_now,
     "min": min,
     "max": max,
     "len": len,

@@ -67,5 +67,4 @@ def _load_builtin_jobs() -> None:
 
 
 # Modules that define jobs. Listed here so that every scheduler sees the same set.
-BUILTIN_JOB_MODULES = ("engine.timers", "engine.incidents", "engine.outbox", "engine.digests",
-                       "engine.checkpoint_job")
+BUILTIN_JOB_MODULES = ("engine.timers", "engine.outbox", "engine.digests", "engine.checkpoint_job")

@@ -377,6 +377,7 @@ def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInst
         rewritten.append(fresh)
     values.update(state=state_to_json(workflow), definition_id=target.id)
     new_version = engine.write_instance(session, instance, values, run.events, now)
+    engine.write_timers(session, instance.id, run.timers)
     connection = session.connection()
     gone = list(stale_ids) + [row["id"] for row in rewritten]
     if gone:

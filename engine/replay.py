@@ -29,9 +29,9 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, clock
 from engine.audit import PendingEvent, Problem
-from engine.engine import OcopEngine, StepRun
+from engine.engine import OcopEngine, StepRun, timer_tasks
 from engine.errors import ServiceTaskFailed
 from engine.expressions import SafeScriptEngine
 from handlers import registry
@@ -40,7 +40,7 @@ from storage.models import AuditEvent, ProcessDefinition, ProcessInstance
 
 # The kinds that open a group: one engine call each.
 CALL_KINDS = frozenset({"started", "task_completed", "claimed", "unclaimed", "reassigned", "cancelled",
-                        "migrated"})
+                        "migrated", "timer_fired"})
 CLAIM_KINDS = frozenset({"claimed", "unclaimed", "reassigned"})
 
 
@@ -143,6 +143,8 @@ class Replay:
             elif call.kind == "cancelled":
                 run.workflow.cancel()
                 status = "cancelled"
+            elif call.kind == "timer_fired":
+                self.fire_timers(run, call)
             elif call.kind == "migrated":
                 self.migrate(call)
                 run.workflow = self.workflow
@@ -184,6 +186,18 @@ class Replay:
         if "delta" in data and audit.plain(completion.data["delta"]) != data["delta"]:
             raise Drift(call.seq, "the data this completion changed differs: recorded "
                         f"{_short(data['delta'])}, replayed {_short(completion.data['delta'])}")
+
+    def fire_timers(self, run: ReplayRun, call: AuditEvent) -> None:
+        """The timers the worker fired at the recorded time, and what followed."""
+        waiting = {str(t.id) for t in timer_tasks(self.workflow)}
+        self.workflow.script_engine = SafeScriptEngine(run.call_service)
+        with clock.running_at(run.now):
+            self.workflow.refresh_timers()
+        fired = [t.task_spec.bpmn_id for t in self.workflow.get_tasks(state=TaskState.READY, manual=False)
+                 if str(t.id) in waiting]
+        if fired != call.data.get("elements"):
+            raise Drift(call.seq, f"timers due at this time: {fired}, recorded as fired: {call.data.get('elements')}")
+        self.engine.advance(run)
 
     def ready_task(self, call: AuditEvent):
         """The replayed task a recorded call refers to: by the task id mapped

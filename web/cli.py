@@ -294,3 +294,39 @@ def _read_json(path: str) -> dict:
 def _bar(total: int, unit: str):
     """A progress bar on stderr when it is a terminal."""
     return tqdm(total=total, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run every job once now and exit.")
+@click.option("--job", "names", multiple=True, help="Only this job (repeatable); see --list.")
+@click.option("--list", "list_", is_flag=True, help="List the jobs and their intervals.")
+def worker(once: bool, names: tuple[str, ...], list_: bool) -> None:
+    """Background work without a broker: due timers, the outbox, digests,
+    checkpoints. Runs until stopped (Ctrl-C), or once with --once."""
+    import logging
+    import threading
+
+    from engine import jobs
+    from engine.worker import Scheduler, run_once
+    known = jobs.all_jobs()
+    if list_:
+        for name, job in sorted(known.items()):
+            click.echo(f"{name:<12} every {job.every_seconds:>6} s  {job.description}")
+        return
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise click.BadParameter(f"no job {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+                                 param_hint="--job")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = _engine()
+    if once:
+        done = run_once(engine, list(names) or None)
+        for name, count in done.items():
+            click.echo(f"{name}: {'FAILED (see log)' if count < 0 else count}")
+        sys.exit(1 if any(count < 0 for count in done.values()) else 0)
+    stop = threading.Event()
+    click.echo("ocop worker running (Ctrl-C stops it)")
+    try:
+        Scheduler(engine, list(names) or None).run(stop)
+    except KeyboardInterrupt:
+        stop.set()

@@ -1,0 +1,34 @@
+"""The `timers` job: fire the BPMN timers that are due.
+
+`timer_due` lists, for every running instance, when each timer it waits on
+fires (the engine rewrites the rows with every write of the instance).
+Each due instance is stepped through `OcopEngine.fire_due_timers`: one
+transaction with the optimistic version check, like a task completion, so
+two workers (or a worker and a user) never both move it.
+"""
+from __future__ import annotations
+
+import logging
+
+from engine.engine import OcopEngine
+from engine.errors import ConcurrencyConflict, ServiceTaskFailed
+from engine.jobs import job
+
+log = logging.getLogger(__name__)
+
+
+@job("timers", every_seconds=60, description="Fire due BPMN timers (deadlines, escalations, rounds)")
+def fire_due_timers(engine: OcopEngine) -> int:
+    """Instances whose due timers fired in this run."""
+    fired = 0
+    for instance_id in engine.due_timer_instances():
+        try:
+            if engine.fire_due_timers(instance_id) is not None:
+                fired += 1
+        except ConcurrencyConflict:
+            # Another worker or a user moved the instance meanwhile; its write
+            # refreshed timer_due, and a timer still due is fired next run.
+            log.info("instance %s changed while its timers fired; trying again next run", instance_id)
+        except ServiceTaskFailed as err:
+            log.warning("instance %s: a step after its timer failed: %s", instance_id, err)
+    return fired
