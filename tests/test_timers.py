@@ -135,3 +135,15 @@ def test_worker_once_runs_every_job(world, clock, db_url):
     assert result.exit_code == 0 and "timers: 0" in result.output  # already fired; the CLI's clock is real time
     assert CliRunner().invoke(main, ["worker", "--once", "--job", "nope"]).exit_code == 2
     assert len(events(world, cycle.instance_id, "timer_fired")) == 1
+
+
+def test_the_inbox_marks_an_escalated_task(world, clock, app, client):
+    from tests.web_helpers import login
+    cycle = at_dossier_check(world)
+    login(client, "cb.qt-gl-gm")
+    assert "data-escalated" not in client.get("/inbox/").get_data(as_text=True)
+    clock.now = calendar.add_working_days(clock.now, 15) + timedelta(minutes=5)
+    fire_due_timers(world)
+    page = client.get("/inbox/?overdue=1").get_data(as_text=True)
+    assert "Kiểm tra hồ sơ sản phẩm" in page and "data-escalated" in page
+    assert cycle.task("check_dossier").escalated_at is not None
