@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.accounts import create_user
 from engine.demo import DEMO_PASSWORD
 from engine.outbox import deliver_outbox
-from storage.models import Jurisdiction, Notification, RoleAssignment
+from storage.models import Jurisdiction, Notification, RoleAssignment, User
 from tests.cycle import RETURN, Cycle, returned
 from tests.web_helpers import login
 
@@ -126,3 +126,13 @@ def test_the_page_in_english(client, delivered):
     login(client, "htx.giomy")
     page = client.get("/notifications/?lang=en").get_data(as_text=True)
     assert "Notifications" in page and "Mark all as read" in page
+
+
+def test_an_administrator_gives_a_new_account_its_address(client, world):
+    token = login(client, "admin")
+    form = {"csrf_token": token, "username": "cb.moi", "full_name": "Cán bộ mới", "password": "mat-khau-dai"}
+    refused = client.post("/admin/users/new", data={**form, "email": "không phải địa chỉ"})
+    assert refused.status_code == 422
+    assert client.post("/admin/users/new", data={**form, "email": "cb.moi@giolinh.example"}).status_code == 302
+    with world.db.transaction() as session:
+        assert session.scalar(select(User.email).where(User.username == "cb.moi")) == "cb.moi@giolinh.example"

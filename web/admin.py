@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from engine.accounts import MIN_PASSWORD_LENGTH, assign_role, create_user
+from engine.mail import mailbox
 from engine.roles import ROLES
 from storage.models import (
     JURISDICTION_LEVELS,
@@ -186,6 +187,7 @@ def _create_from_form(form) -> int:
     username = form.get("username", "").strip().lower()
     full_name = form.get("full_name", "").strip()
     password = form.get("password", "")
+    email = form.get("email", "").strip() or None
     role = form.get("role", "")
     if not USERNAME.match(username):
         raise Refused(_("Tên đăng nhập gồm 3–80 ký tự: chữ thường không dấu, số, dấu chấm, gạch ngang."))
@@ -193,10 +195,12 @@ def _create_from_form(form) -> int:
         raise Refused(_("Cần nhập họ và tên."))
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Refused(_("Mật khẩu cần ít nhất %(count)d ký tự.", count=MIN_PASSWORD_LENGTH))
+    if email is not None and (len(email) > 200 or mailbox(full_name, email) is None):
+        raise Refused(_("Địa chỉ thư điện tử không hợp lệ."))
     with db().transaction() as session:
         if session.scalar(select(User.id).where(User.username == username)) is not None:
             raise Refused(_("Tên đăng nhập %(username)s đã có người dùng.", username=username))
-        account = create_user(session, username, full_name, password)
+        account = create_user(session, username, full_name, password, email=email)
         if role:
             _assign(session, account, role, form.get("jurisdiction_id", ""))
         return account.id
