@@ -17,13 +17,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from engine import celery_app, jobs
+from engine import celery_app, jobs, verification
 from storage.db import make_engine
+from storage.models import AuditEvent, TimerDue
 from tests import celery_probe
+from tests.cycle import Cycle
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60  # seconds for a worker to start (imports SpiffWorkflow, connects to Redis)
@@ -253,3 +257,30 @@ def test_beat_sends_each_registered_job_on_its_interval(celery, probe_db):
 
     wait_until(lambda: ticks() >= 2, JOB_TIMEOUT, "two beat ticks of the 1-second probe job", [worker, beat])
     assert "Sending due task ocop:probe_tick (ocop.run_job)" in beat.log()
+
+
+def test_the_timers_job_through_celery_fires_a_due_timer_once(celery, world):
+    if "timers" not in jobs.all_jobs():
+        pytest.skip("no 'timers' job registered (engine/timers.py)")
+    cycle = Cycle(world, "Hồ tiêu Gio Linh").start()
+    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan",
+                     "support_record", "submit_dossier"):
+        cycle.do(form_key)
+    # The world runs on the tests' clock in March 2026; the workers run on
+    # the real clock, by which the dossier check's 15 working days are over.
+    with world.db.transaction() as session:
+        due = session.scalars(select(TimerDue.due_at).where(TimerDue.instance_id == cycle.instance_id)).all()
+    assert due and max(d.replace(tzinfo=timezone.utc) for d in due) < datetime.now(timezone.utc)
+
+    # Two workers, three deliveries: whoever fires the timer, it fires once.
+    workers = [celery.worker(name) for name in ("w1", "w2")]
+    celery.send("timers", times=3)
+    wait_until(lambda: sum(w.log().count("succeeded in") for w in workers) == 3, JOB_TIMEOUT,
+               "three runs of the timers job", workers)
+    with world.db.transaction() as session:
+        fired = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == cycle.instance_id,
+                                                         AuditEvent.kind == "timer_fired")).all()
+        assert [event.data["elements"] for event in fired] == [["timer_check_dossier_late"]]
+        assert session.scalars(select(TimerDue).where(TimerDue.instance_id == cycle.instance_id)).all() == []
+    assert cycle.ready_forms() == ["check_dossier"]  # the escalation runs beside the task
+    assert verification.verify(world, [cycle.instance_id]).ok
