@@ -35,6 +35,7 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
     AuditEvent,
+    Incident,
     Jurisdiction,
     ProcessInstance,
     Producer,
@@ -285,9 +286,20 @@ def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int
         except Exception as err:  # noqa: BLE001
             report.errors.append(_error(err, product_id, process, task.element_id))
             return
+        failed = _failed_service_task(engine, instance_id)
+        if failed is not None:  # the step was kept; the service task waits in an incident
+            report.errors.append({"product_id": product_id, "process": process, "element_id": failed.element_id,
+                                  "completing": task.element_id, "error": "ServiceTaskFailed",
+                                  "message": failed.error})
+            return
     report.stuck.append({"instance_id": instance_id, "product_id": product_id, "process": process,
                          "reason": f"still running after {MAX_TASKS} tasks",
                          "ready": [t.element_id for t in engine.ready_tasks(instance_id)]})
+
+
+def _failed_service_task(engine: OcopEngine, instance_id: int) -> Incident | None:
+    with engine.db.transaction() as session:
+        return session.scalar(select(Incident).where(Incident.instance_id == instance_id).limit(1))
 
 
 def _error(err: Exception, product_id: int | None, process: str, completing: str | None = None) -> dict:

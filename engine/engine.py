@@ -7,11 +7,13 @@ place where a task gets completed.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import threading
 from collections import OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable
@@ -26,7 +28,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from engine import audit, clock, diagram, expressions, roles
+from engine import audit, clock, diagram, expressions, incidents, roles
 from engine.access import Actor, may_act
 from engine.audit import PendingEvent
 from engine.calendar import add_working_days
@@ -52,6 +54,7 @@ from storage.db import Database
 from storage.models import (
     AuditEvent,
     InboxTask,
+    Incident,
     ProcessDefinition,
     ProcessInstance,
     Product,
@@ -62,6 +65,36 @@ from storage.models import (
 DEFAULT_MAX_RESUBMISSIONS = 3
 SPEC_CACHE_SIZE = 16
 WORKFLOW_CACHE_SIZE = 256
+
+
+# Set by keeps_step_on_failure for the attempt in progress: element -> error.
+_FAILING: ContextVar[dict[str, str] | None] = ContextVar("ocop_failing_service_tasks", default=None)
+MAX_DEFERRED_FAILURES = 10
+
+
+def keeps_step_on_failure(method):
+    """A service task that fails must not lose the step that reached it (a
+    reviewer's decision, a fired timer). The first attempt runs everything;
+    if a handler fails, that attempt is rolled back (its partial writes
+    with it) and the call is made again with the task marked failing: it
+    then fails at once, stays in ERROR, and an incident is opened for the
+    worker to retry."""
+
+    @functools.wraps(method)
+    def attempt(self, *args, **kwargs):
+        failing: dict[str, str] = {}
+        while True:
+            token = _FAILING.set(dict(failing))
+            try:
+                return method(self, *args, **kwargs)
+            except ServiceTaskFailed as err:
+                if err.element is None or err.element in failing or len(failing) >= MAX_DEFERRED_FAILURES:
+                    raise
+                failing[err.element] = str(err)
+            finally:
+                _FAILING.reset(token)
+
+    return attempt
 
 
 @dataclass
@@ -94,18 +127,27 @@ class StepRun:
         self.result_version: int | None = None
         self.last_data: dict = {}  # data of the last task this step ran (for the completion's delta)
         self.timers: dict[str, datetime] = {}  # waiting timers (element -> due), found by conclude()
+        # Service tasks that failed in an earlier, rolled-back attempt of this
+        # call (element -> error): this attempt fails them at once, without
+        # running their handler, and keeps the step (see keeps_step_on_failure).
+        self.failing: dict[str, str] = dict(_FAILING.get() or {})
+        self.failed: list[ServiceTaskFailed] = []
 
     def call_service(self, task, name: str, params: dict) -> str:
+        element = task.task_spec.bpmn_id
+        if element in self.failing:
+            raise ServiceTaskFailed(self.failing[element], element, name)
         handler = registry.get(name)
         if handler is None:
-            raise ServiceTaskFailed(f"no handler '{name}' (element {task.task_spec.bpmn_id})")
+            raise ServiceTaskFailed(f"no handler '{name}' (element {element})", element, name)
         values = {key: param["value"] for key, param in params.items()}
-        context = HandlerContext(self.session, self.instance, task.task_spec.bpmn_id, task.data,
-                                 self.now.date(), self.now)
+        context = HandlerContext(self.session, self.instance, element, task.data, self.now.date(), self.now)
         try:
             result = handler.call(context, values)
         except HandlerParameterError as err:
-            raise ServiceTaskFailed(f"{task.task_spec.bpmn_id}: {err}") from None
+            raise ServiceTaskFailed(f"{element}: {err}", element, name) from None
+        except Exception as err:  # noqa: BLE001 - any handler failure: this attempt is rolled back
+            raise ServiceTaskFailed(f"{element}: {type(err).__name__}: {err}", element, name) from None
         self.events.append(PendingEvent("service_called", task.task_spec.bpmn_id, {
             "handler": name, "step": step_of(task.task_spec), "params": values, "result": result}))
         return json.dumps(result, default=str)
@@ -203,6 +245,7 @@ class OcopEngine:
 
     # --- starting instances ----------------------------------------------
 
+    @keeps_step_on_failure
     def start_outreach(self, jurisdiction_id: int, actor: Actor, year: int | None = None) -> StepResult:
         """Step 1 for one locality: the campaign that opens idea registration."""
         now = self.clock()
@@ -220,6 +263,7 @@ class OcopEngine:
                               jurisdiction_id, chain, year, data, actor, now)
         return self._committed(run)
 
+    @keeps_step_on_failure
     def start_product(self, product_id: int, actor: Actor, year: int | None = None) -> StepResult:
         """Steps 2-6 for one product: needs an open registration window."""
         now = self.clock()
@@ -293,6 +337,7 @@ class OcopEngine:
             return list(session.scalars(select(InboxTask).where(InboxTask.instance_id == instance_id)
                                         .order_by(InboxTask.created_at, InboxTask.id)))
 
+    @keeps_step_on_failure
     def complete_task(self, task_id: str, data: dict, actor: Actor) -> StepResult:
         """Validate the form, check the actor, run the task and everything
         automatic after it, and save -- all in one transaction."""
@@ -396,6 +441,7 @@ class OcopEngine:
 
     # --- timers -------------------------------------------------------------
 
+    @keeps_step_on_failure
     def fire_due_timers(self, instance_id: int) -> StepResult | None:
         """Fire the instance's BPMN timers that are due by the engine's
         clock and run what follows them, in one transaction like a task
@@ -427,6 +473,50 @@ class OcopEngine:
             return list(session.scalars(
                 select(TimerDue.instance_id).where(TimerDue.due_at <= self.clock())
                 .group_by(TimerDue.instance_id).order_by(func.min(TimerDue.due_at)).limit(limit)))
+
+    # --- failed service tasks -------------------------------------------------
+
+    @keeps_step_on_failure
+    def retry_incident(self, incident_id: int, actor: Actor | None = None) -> StepResult | None:
+        """Run a failed service task again (the worker, or a supervisor with
+        `actor`), and what follows it. A new failure counts one more attempt.
+        None when the incident is already closed."""
+        return self._resume_failed(incident_id, actor, skip=False)
+
+    @keeps_step_on_failure
+    def skip_incident(self, incident_id: int, actor: Actor) -> StepResult | None:
+        """A supervisor lets the process go on past a failed service task
+        without its result."""
+        return self._resume_failed(incident_id, actor, skip=True)
+
+    def _resume_failed(self, incident_id: int, actor: Actor | None, skip: bool) -> StepResult | None:
+        now = self.clock()
+        with self.db.transaction() as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise LookupError(f"no incident {incident_id}")
+            if incident.status not in incidents.ACTIVE:
+                return None
+            instance = session.get(ProcessInstance, incident.instance_id)
+            if actor is not None and not _supervises(actor, instance):
+                raise NotAllowed("only a program manager of the province or an administrator may retry or skip")
+            if instance.status != "running":
+                raise InstanceNotRunning(f"instance {instance.id} is {instance.status}")
+            run = StepRun(session, instance, now)
+            self._load(run)
+            task = next((t for t in run.workflow.get_tasks(state=TaskState.ERROR)
+                         if t.task_spec.bpmn_id == incident.element_id), None)
+            if task is None:
+                raise TaskNotReady(incident.element_id, "not in ERROR")
+            run.events.append(PendingEvent("service_skipped" if skip else "service_retried", incident.element_id, {
+                "incident": incident.id, "attempt": incident.attempts + 1, "handler": incident.handler},
+                actor.user_id if actor else None))
+            resume_failed_task(task, skip)
+            self.advance(run)
+            if not any(f.element == incident.element_id for f in run.failed):
+                incidents.close(session, instance.id, incident.element_id, skip, now, actor.user_id if actor else None)
+            self._save(run)
+        return self._committed(run)
 
     # --- internals ----------------------------------------------------------
 
@@ -496,17 +586,27 @@ class OcopEngine:
         try:
             with clock.running_at(run.now):
                 run.workflow.do_engine_steps(did_complete_task=record)
-        except WorkflowException as err:
-            raise self._service_failure(err) from None
+        except (WorkflowException, ServiceTaskFailed) as err:  # SpiffWorkflow may or may not wrap it
+            failure = err if isinstance(err, ServiceTaskFailed) else self._service_failure(err)
+            if failure.element is None or failure.element not in run.failing:
+                raise failure from None
+            # Failed in the attempt before: the task stays in ERROR, the step is kept.
+            run.failed.append(failure)
+            run.events.append(PendingEvent("service_failed", failure.element, {
+                "handler": failure.handler, "error": str(failure)}))
         if completed:
             run.events.append(PendingEvent("engine_steps", None, {"elements": completed}))
 
     @staticmethod
-    def _service_failure(err: WorkflowException) -> Exception:
+    def _service_failure(err: WorkflowException) -> ServiceTaskFailed:
         cause = getattr(err, "error", None) or err.__cause__ or err.__context__
         if isinstance(cause, ServiceTaskFailed):
             return cause
-        return ServiceTaskFailed(f"{err}")
+        # E.g. a parameter expression that cannot be evaluated: SpiffWorkflow names the task.
+        task = getattr(err, "task", None)
+        element = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+        operator = getattr(getattr(task, "task_spec", None), "operation_name", None)
+        return ServiceTaskFailed(f"{err}", element if operator else None, operator)
 
     def conclude(self, run: StepRun, status: str | None = None) -> tuple[dict, dict]:
         """How the step ends, without writing: the ready user tasks (id ->
@@ -548,6 +648,8 @@ class OcopEngine:
         if new_rows:
             connection.execute(insert(InboxTask.__table__), new_rows)
         self.write_timers(session, instance.id, run.timers)
+        if run.failed:
+            incidents.open_incidents(session, instance.id, run.failed, run.now)
         run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
              "lane": t.task_spec.lane, "step": step_of(t.task_spec),
@@ -631,6 +733,15 @@ def gateway_decision(task) -> PendingEvent | None:
         condition = next((c.args[0] for c, name in conditions if name == target.name and c is not None), None)
         taken.append({"to": getattr(target, "bpmn_id", None) or target.name, "condition": condition})
     return PendingEvent("gateway_decision", spec.bpmn_id, {"taken": taken, "inputs": inputs})
+
+
+def resume_failed_task(task, skip: bool) -> None:
+    """A service task in ERROR: made ready to run again, or marked done
+    without running (its result variable stays unset)."""
+    if skip:
+        task.complete()
+    else:
+        task._ready()
 
 
 def timer_tasks(workflow: BpmnWorkflow) -> list:

@@ -86,7 +86,14 @@ class NoActiveDefinition(OcopError):
 
 
 class ServiceTaskFailed(OcopError):
-    """A service-task handler refused its parameters or failed; the step is rolled back."""
+    """A service-task handler refused its parameters or failed. The attempt
+    is rolled back; the engine then keeps the step with the task waiting in
+    ERROR and opens an incident (`element` names the task, when known)."""
+
+    def __init__(self, message: str, element: str | None = None, handler: str | None = None):
+        super().__init__(message)
+        self.element = element
+        self.handler = handler
 
 
 class InstanceNotRunning(OcopError):

@@ -59,12 +59,8 @@ def _load_builtin_jobs() -> None:
     import importlib
 
     for module in BUILTIN_JOB_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # a module that exists but fails to import is a real error
-                raise
+        importlib.import_module(module)
 
 
 # Modules that define jobs. Listed here so that every scheduler sees the same set.
-BUILTIN_JOB_MODULES = ("engine.timers", "engine.outbox", "engine.digests", "engine.checkpoint_job")
+BUILTIN_JOB_MODULES = ("engine.timers", "engine.retries", "engine.outbox", "engine.digests", "engine.checkpoint_job")

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, clock
 from engine.audit import PendingEvent, Problem
-from engine.engine import OcopEngine, StepRun, timer_tasks
+from engine.engine import OcopEngine, StepRun, resume_failed_task, timer_tasks
 from engine.errors import ServiceTaskFailed
 from engine.expressions import SafeScriptEngine
 from handlers import registry
@@ -40,7 +40,7 @@ from storage.models import AuditEvent, ProcessDefinition, ProcessInstance
 
 # The kinds that open a group: one engine call each.
 CALL_KINDS = frozenset({"started", "task_completed", "claimed", "unclaimed", "reassigned", "cancelled",
-                        "migrated", "timer_fired"})
+                        "migrated", "timer_fired", "service_retried", "service_skipped"})
 CLAIM_KINDS = frozenset({"claimed", "unclaimed", "reassigned"})
 
 
@@ -60,9 +60,13 @@ class ReplayRun(StepRun):
         super().__init__(session, instance, audit.as_utc(event.at))
         self.seq = event.seq
         self.recorded_services = [e for e in recorded if e.kind == "service_called"]
+        # A failure recorded in this call happens again here, without the handler.
+        self.failing = {e.element_id: e.data.get("error", "") for e in recorded if e.kind == "service_failed"}
 
     def call_service(self, task, name: str, params: dict) -> str:
         element = task.task_spec.bpmn_id
+        if element in self.failing:
+            raise ServiceTaskFailed(self.failing[element], element, name)
         values = {key: param["value"] for key, param in params.items()}
         recorded = next((e for e in self.recorded_services if e.element_id == element), None)
         if recorded is not None:
@@ -143,6 +147,14 @@ class Replay:
             elif call.kind == "cancelled":
                 run.workflow.cancel()
                 status = "cancelled"
+            elif call.kind in ("service_retried", "service_skipped"):
+                failed = next((t for t in self.workflow.get_tasks(state=TaskState.ERROR)
+                               if t.task_spec.bpmn_id == call.element_id), None)
+                if failed is None:
+                    raise Drift(call.seq, f"'{call.kind}' on {call.element_id}, which has not failed at this point")
+                self.workflow.script_engine = SafeScriptEngine(run.call_service)
+                resume_failed_task(failed, call.kind == "service_skipped")
+                self.engine.advance(run)
             elif call.kind == "timer_fired":
                 self.fire_timers(run, call)
             elif call.kind == "migrated":

@@ -449,3 +449,27 @@ class AuditCheckpoint(Base):
     statement: Mapped[str] = mapped_column(Text)        # the exact bytes signed (canonical JSON)
     signature: Mapped[str] = mapped_column(Text)        # base64 Ed25519 signature of `statement`
     leaves: Mapped[list] = mapped_column(JSON)          # [[instance_id, seq, head], ...] by instance id
+
+
+INCIDENT_RETRYING, INCIDENT_OPEN, INCIDENT_RESOLVED, INCIDENT_SKIPPED = "retrying", "open", "resolved", "skipped"
+
+
+class Incident(Base):
+    """A service task whose handler failed. The step that reached it was
+    kept (the task waits in ERROR); the worker retries it with exponential
+    backoff (`retrying`), and after the last attempt it is `open` for a
+    program manager to retry or skip. Closed as `resolved` or `skipped`."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_status_next", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    element_id: Mapped[str] = mapped_column(String(100))
+    handler: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column()
+    opened_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[Optional[datetime]] = mapped_column()
+    closed_by: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))

@@ -1,0 +1,30 @@
+"""The `retries` job: run failed service tasks again when their backoff is over."""
+from __future__ import annotations
+
+import logging
+
+from engine import incidents
+from engine.engine import OcopEngine
+from engine.errors import ConcurrencyConflict, OcopError
+from engine.jobs import job
+from storage.models import INCIDENT_RESOLVED, Incident
+
+log = logging.getLogger(__name__)
+
+
+@job("retries", every_seconds=60, description="Retry failed service tasks (exponential backoff), then open incidents")
+def retry_failed_service_tasks(engine: OcopEngine) -> int:
+    """Incidents resolved in this run."""
+    with engine.db.transaction() as session:
+        due = incidents.due(session, engine.clock())
+    resolved = 0
+    for incident_id in due:
+        try:
+            engine.retry_incident(incident_id)
+            with engine.db.transaction() as session:
+                resolved += session.get(Incident, incident_id).status == INCIDENT_RESOLVED
+        except ConcurrencyConflict:
+            log.info("incident %s: the instance changed meanwhile; next run", incident_id)
+        except OcopError as err:
+            log.warning("incident %s: %s", incident_id, err)
+    return resolved
