@@ -87,6 +87,8 @@ MATRIX = [
     ("GET", "/audit/checkpoints/", None, {"auditor", "admin"}),
     ("POST", "/audit/checkpoints/", {}, {"auditor", "admin"}),
     ("GET", "/audit/checkpoints/public-key.pem", None, {"auditor", "admin"}),
+    # Failed service tasks: the same readers as the audit search (each sees their provinces).
+    ("GET", "/incidents/", None, AUDIT_SEARCH),
     # The notification centre: everyone signed in has one; marking read touches only one's own
     # receipt ({notification} was delivered to the producer alone).
     ("GET", "/notifications/", None, SIGNED_IN),

@@ -139,3 +139,27 @@ def test_backoff_doubles():
     assert [w[1] - now for w in waits[:-1]] == [timedelta(seconds=incidents.BACKOFF_SECONDS * 2 ** k)
                                                 for k in range(incidents.MAX_ATTEMPTS - 1)]
     assert waits[-1] == ("open", None)
+
+
+def test_the_incidents_page_lists_and_acts_within_the_province(world, clock, client, flaky_training):
+    from tests.web_helpers import login
+    cycle = at_idea_review(world)
+    flaky_training["fail"] = 1
+    cycle.do("review_idea")
+    incident = incident_of(world, cycle.instance_id)
+
+    token = login(client, "qlct.lc")  # Lào Cai: not this product's province
+    assert f'data-incident="{incident.id}"' not in client.get("/incidents/").get_data(as_text=True)
+    assert client.post(f"/incidents/{incident.id}/retry", data={"csrf_token": token}).status_code == 404
+    client.get("/logout")
+    assert login(client, "cb.qt-gl") and client.get("/incidents/").status_code == 403
+    client.get("/logout")
+
+    token = login(client, "qlct.qt")
+    page = client.get("/incidents/").get_data(as_text=True)
+    assert f'data-incident="{incident.id}"' in page and "ConnectionError" in page
+    assert client.post(f"/incidents/{incident.id}/retry", data={}).status_code == 400  # CSRF
+    done = client.post(f"/incidents/{incident.id}/retry", data={"csrf_token": token}, follow_redirects=True)
+    assert done.status_code == 200 and "Sự cố đã được xử lý." in done.get_data(as_text=True)
+    assert incident_of(world, cycle.instance_id).status == "resolved"
+    assert cycle.ready_forms() == ["submit_plan"]

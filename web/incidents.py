@@ -1,0 +1,67 @@
+"""Failed service tasks (engine/incidents.py) for the people who fix them.
+
+Program managers see the incidents of their provinces, auditors and
+administrators all of them (engine.audit_search.scope_of); program
+managers and administrators may retry or skip one (the engine checks that
+they supervise the instance's province). Out-of-scope ids answer 404.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+from sqlalchemy import select
+
+from engine import audit_search
+from engine.errors import ConcurrencyConflict, OcopError
+from storage.models import Incident, ProcessInstance, Product
+from web.auth import actor, db, engine
+
+incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
+
+
+def _scope():
+    scope = audit_search.scope_of(actor())
+    if scope is None:
+        abort(403)
+    return scope
+
+
+@incidents.get("/")
+@login_required
+def index():
+    scope = _scope()
+    with db().transaction() as session:
+        rows = session.execute(
+            select(Incident, Product.name)
+            .join(ProcessInstance, ProcessInstance.id == Incident.instance_id)
+            .outerjoin(Product, Product.id == ProcessInstance.product_id)
+            .where(scope.condition())
+            .order_by(Incident.status.desc(), Incident.opened_at.desc()).limit(300)).all()
+    return render_template("incidents/index.html", rows=rows)
+
+
+@incidents.post("/<int:incident_id>/<any(retry, skip):action>")
+@login_required
+def act(incident_id: int, action: str):
+    scope = _scope()
+    with db().transaction() as session:
+        areas = session.scalar(select(ProcessInstance.areas).join(Incident, Incident.instance_id == ProcessInstance.id)
+                               .where(Incident.id == incident_id))
+    if areas is None or not scope.covers(areas):
+        abort(404)
+    try:
+        if action == "retry":
+            engine().retry_incident(incident_id, actor())
+        else:
+            engine().skip_incident(incident_id, actor())
+    except ConcurrencyConflict:
+        flash(_("Hồ sơ vừa thay đổi; vui lòng thử lại."), "error")
+    except OcopError as err:
+        flash(str(err), "error")
+    else:
+        with db().transaction() as session:
+            status = session.get(Incident, incident_id).status
+        flash(_("Sự cố đã được xử lý.") if status in ("resolved", "skipped")
+              else _("Vẫn lỗi: đã ghi thêm một lần thử."), "success" if status in ("resolved", "skipped") else "error")
+    return redirect(url_for("incidents.index"))
