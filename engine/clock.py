@@ -45,3 +45,14 @@ class _EngineDatetime(datetime):
 
 # The timer module imported the name `datetime`; point that name at ours.
 spiff_timer.datetime = _EngineDatetime
+
+
+class MovableClock:
+    """A clock that stands still until moved (`clock.now = ...`): the dry
+    run and simulations let deadlines and rounds pass with it."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.access import Actor, load_actor
+from engine.audit import as_utc
 from engine.engine import OcopEngine, StepResult
 from engine.samples import SampleDecider
-from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment
+from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue
 
 
 @dataclass
@@ -60,11 +62,31 @@ class Driver:
     def run_to_end(self, instance_id: int, quality: float | None = None, max_tasks: int = 200,
                    stop_at_form: str | None = None) -> StepResult | None:
         """Complete tasks until the instance finishes (or a task with
-        `stop_at_form` is ready, or nothing is ready)."""
+        `stop_at_form` is ready, or nothing is ready and no timer can be
+        waited for)."""
         result = None
         for _ in range(max_tasks):
             tasks = self.engine.ready_tasks(instance_id)
-            if not tasks or (stop_at_form and any(t.form_key == stop_at_form for t in tasks)):
+            if stop_at_form and any(t.form_key == stop_at_form for t in tasks):
+                return result
+            if not tasks:
+                if self.wait_for_timer(instance_id):
+                    continue
                 return result
             result = self.complete_next(instance_id, quality)
         raise RuntimeError(f"instance {instance_id} did not finish within {max_tasks} tasks")
+
+    def wait_for_timer(self, instance_id: int) -> bool:
+        """Let time pass to the instance's next timer and fire it, when the
+        engine runs on a clock that can be moved (an object with a `now`
+        attribute: the tests', the dry run's, a simulation's). A real clock
+        cannot be moved: then the instance simply waits. Returns whether a
+        timer fired."""
+        if not hasattr(self.engine.clock, "now"):
+            return False
+        with self.engine.db.transaction() as session:
+            due = session.scalar(select(func.min(TimerDue.due_at)).where(TimerDue.instance_id == instance_id))
+        if due is None:
+            return False
+        self.engine.clock.now = max(self.engine.clock.now, as_utc(due) + timedelta(minutes=1))
+        return self.engine.fire_due_timers(instance_id) is not None

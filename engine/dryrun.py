@@ -25,6 +25,7 @@ from sqlalchemy.pool import StaticPool
 from engine import diagram, roles
 from engine.access import load_actor
 from engine.audit import as_utc
+from engine.clock import MovableClock
 from engine.demo import PRODUCERS, seed_areas_and_people
 from engine.driver import Driver
 from engine.engine import OcopEngine
@@ -153,7 +154,7 @@ def dry_run(xml: bytes, products: int = DEFAULT_PRODUCTS, seed: int = DEFAULT_SE
 def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count: int, seed: int,
          report: DryRunReport) -> None:
     upgrade(database.engine)
-    clock = DryRunClock()
+    clock = MovableClock(DRYRUN_NOW)  # moved only to let deadlines and rounds pass
     engine = OcopEngine(database, clock=clock)
     seed_areas_and_people(engine)
     engine.deploy(xml, DRYRUN_NAME, "dryrun", "dry run")
@@ -185,6 +186,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
         driver = Driver(engine, decider)
         with engine.db.transaction() as session:
             owner = load_actor(session, session.get(Product, product_id).producer.owner_user_id)
+        clock.now = DRYRUN_NOW  # each product starts while registration is open; its own time then moves on
         try:
             started = engine.start_product(product_id, owner, DRYRUN_NOW.year)
         except Exception as err:  # noqa: BLE001
@@ -237,17 +239,7 @@ def _products(engine: OcopEngine, communes: list[int], count: int, rng: random.R
     return ids
 
 
-class DryRunClock:
-    """The dry run's time: fixed, moved forward only to let deadlines pass."""
-
-    def __init__(self):
-        self.now = DRYRUN_NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _let_deadlines_pass(engine: OcopEngine, clock: DryRunClock, instance_id: int) -> None:
+def _let_deadlines_pass(engine: OcopEngine, clock: MovableClock, instance_id: int) -> None:
     """Move the clock past the instance's waiting timers and fire them."""
     with engine.db.transaction() as session:
         due = session.scalar(select(func.max(TimerDue.due_at)).where(TimerDue.instance_id == instance_id))
@@ -257,7 +249,7 @@ def _let_deadlines_pass(engine: OcopEngine, clock: DryRunClock, instance_id: int
 
 
 def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
-           qualities: tuple[float, ...], report: DryRunReport, clock: DryRunClock, late: bool = False) -> None:
+           qualities: tuple[float, ...], report: DryRunReport, clock: MovableClock, late: bool = False) -> None:
     """Complete the oldest ready task until the instance ends, nothing is
     ready, an error is raised or MAX_TASKS were completed. A `late` product
     lets every deadline pass before each task."""
@@ -270,6 +262,8 @@ def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int
                 report.errors.append(_error(err, product_id, process, "timers"))
                 return
         tasks = engine.ready_tasks(instance_id)
+        if not tasks and driver.wait_for_timer(instance_id):  # e.g. the provincial round
+            continue
         if not tasks:
             with engine.db.transaction() as session:
                 status = session.get(ProcessInstance, instance_id).status

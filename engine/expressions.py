@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from engine import clock
-from engine.calendar import add_working_days
+from engine.calendar import add_working_days, round_closing
 
 
 def working_days_from_now(days) -> str:
@@ -39,7 +39,14 @@ def days_from_now(days) -> str:
     return (clock.now() + timedelta(days=int(days))).isoformat()
 
 
+def round_closing_time() -> str:
+    """For timer events: when the provincial round a dossier forwarded now
+    belongs to closes (30/4 or 30/10, engine/calendar.py)."""
+    return round_closing(clock.now()).isoformat()
+
+
 FUNCTIONS = {
+    "round_closing_time": round_closing_time,
     "working_days_from_now": working_days_from_now,
     "days_from_now": days_from_now,
     "min": min,

@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from engine.access import load_actor
+from engine.clock import MovableClock
 from engine.demo import run_outreach
 from engine.driver import Driver
 from engine.engine import OcopEngine
@@ -44,13 +45,19 @@ def create_products(engine: OcopEngine, count: int, rng: random.Random) -> list[
 def simulate(engine: OcopEngine, products: int, seed: int,
              progress: Callable[[int], None] | None = None) -> dict:
     rng = random.Random(seed)
+    if not hasattr(engine.clock, "now"):
+        # Simulated time: it moves forward when a product waits for a timer
+        # (the provincial round), instead of waiting months.
+        engine.clock = MovableClock(engine.clock())
     decider = SampleDecider(rng)
     driver = Driver(engine, decider)
     product_ids = create_products(engine, products, rng)
     with engine.db.transaction() as session:
         owner = load_actor(session, session.scalar(select(User.id).where(User.username == SIM_USERNAME)))
     instance_ids = []
+    start = engine.clock()
     for product_id in product_ids:
+        engine.clock.now = start  # each product registers now; its own time then moves on
         try:
             started = engine.start_product(product_id, owner)
         except RegistrationClosed:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from engine.clock import MovableClock
 from engine.demo import deploy_bundled, run_outreach, seed_areas_and_people
 from engine.driver import Driver
 from engine.engine import OcopEngine
@@ -21,14 +22,11 @@ from tests import pgserver, redisserver
 BACKENDS = ["sqlite", "postgresql"]
 
 
-class FakeClock:
+class FakeClock(MovableClock):
     """Time the tests control: starts on a weekday morning in March 2026."""
 
     def __init__(self, start: datetime = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
+        super().__init__(start)
 
     def advance(self, **kwargs) -> None:
         self.now += timedelta(**kwargs)

@@ -55,6 +55,10 @@ class Cycle:
         return sorted(task.form_key for task in self.ready())
 
     def task(self, form_key: str) -> InboxTask:
+        """The ready task of this form; when nothing is ready but a timer
+        waits (the provincial round), time passes to it first."""
+        if not self.ready():
+            self.driver.wait_for_timer(self.instance_id)
         matches = [task for task in self.ready() if task.form_key == form_key]
         assert matches, f"no ready '{form_key}' task; ready: {self.ready_forms()}"
         return matches[0]

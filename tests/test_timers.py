@@ -147,3 +147,21 @@ def test_the_inbox_marks_an_escalated_task(world, clock, app, client):
     page = client.get("/inbox/?overdue=1").get_data(as_text=True)
     assert "Kiểm tra hồ sơ sản phẩm" in page and "data-escalated" in page
     assert cycle.task("check_dossier").escalated_at is not None
+
+
+def test_a_product_forwarded_to_the_province_waits_for_its_round(world, clock):
+    from tests.cycle import sheets
+    cycle = at_dossier_check(world)
+    cycle.do("check_dossier")
+    cycle.do("score_product", sheets(80))  # the district proposes it for 4 stars
+    assert cycle.ready() == [] and cycle.instance().status == "running"
+    closes = calendar.round_closing(clock.now)
+    assert closes.astimezone(calendar.LOCAL_ZONE).strftime("%d/%m %H:%M") == "30/04 23:59"
+    clock.now = closes - timedelta(hours=1)
+    assert fire_due_timers(world) == 0 and cycle.ready() == []
+    clock.now = closes + timedelta(minutes=1)
+    assert fire_due_timers(world) == 1
+    task = cycle.task("score_product")
+    assert task.role == "province_council"
+    assert task.due_at.replace(tzinfo=UTC).date().isoformat() == "2026-06-30"  # decided by 30/6
+    assert verification.verify(world, [cycle.instance_id]).ok
