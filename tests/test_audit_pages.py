@@ -259,7 +259,7 @@ def long_history(world) -> int:
     return cycle.instance_id
 
 
-def test_a_100_event_history_is_served_in_a_few_milliseconds(app, world, db_url):
+def test_a_100_event_history_is_served_with_a_fixed_number_of_queries(app, world, db_url):
     instance_id = long_history(world)
     client = app.test_client()
     login(client, "kiemtoan")
@@ -287,12 +287,13 @@ def test_a_100_event_history_is_served_in_a_few_milliseconds(app, world, db_url)
             sa_event.remove(database, "before_cursor_execute", count)
         took.sort()
         timings[route or "page"] = (took[0], took[runs // 2])
-        # The same few queries whatever the number of events (no N+1).
-        assert per_request <= 8, (route, statements[:10])
+        # The same few queries whatever the number of events (no N+1); the
+        # page's header adds the signed-in user and the unread count.
+        assert per_request <= 10, (route, statements[:12])
     # Through the test client: the whole request, sign-in lookup included.
     print(f"\n{events} events on {db_url.split(':')[0]}: " + ", ".join(
         f"{name} {best:.1f} ms (median {median:.1f})" for name, (best, median) in timings.items()))
-    assert all(best < 100 for best, _median in timings.values()), timings  # loose: shared CI machines
+    # Speed itself is measured by bench/audit.py, not asserted here.
 
 
 def test_an_outreach_campaign_has_a_history_too(app, world):

@@ -165,3 +165,14 @@ def test_a_product_forwarded_to_the_province_waits_for_its_round(world, clock):
     assert task.role == "province_council"
     assert task.due_at.replace(tzinfo=UTC).date().isoformat() == "2026-06-30"  # decided by 30/6
     assert verification.verify(world, [cycle.instance_id]).ok
+
+
+def test_the_two_tier_cycle_escalates_the_communes_assessment_too(world, clock):
+    cycle = Cycle(world, "Rượu mận Sa Pa").start()
+    while "commune_assessment" not in cycle.ready_forms():
+        cycle.do(cycle.ready_forms()[0])
+    clock.now = calendar.add_working_days(clock.now, 15) + timedelta(minutes=1)
+    assert fire_due_timers(world) == 1
+    assert cycle.task("commune_assessment").escalated_at is not None
+    cycle.do("commune_assessment")
+    assert verification.verify(world, [cycle.instance_id]).ok
