@@ -2,7 +2,6 @@
 their own inbox only, at most once per officer and local day."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +11,7 @@ from engine.digests import send_digests
 from storage.models import DigestSent, InboxTask, User
 from tests.cycle import Cycle
 from tests.smtpserver import SmtpServer, free_port
+from tests.threads import run_at_once
 
 PRODUCT = "Hồ tiêu Gio Linh"
 COMMUNE_OFFICER = "cb.qt-gl-gm"     # Gio Mỹ: the product's commune
@@ -93,18 +93,6 @@ def test_a_failed_send_gives_the_day_back(world, waiting, monkeypatch):
 
 
 def test_concurrent_runs_send_one_digest(world, smtp, waiting):
-    results, errors = [], []
-
-    def run():
-        try:
-            results.append(send_digests(world))
-        except Exception as err:  # surfaced below
-            errors.append(err)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results, errors = run_at_once(lambda: send_digests(world), 3)
     assert not errors and sum(results) == 1
     assert len(smtp.to(GIO_MY)) == 1

@@ -3,7 +3,6 @@ commit, in-app and by e-mail to a real SMTP server; a failing server means
 later, never lost; two runs, even at once, deliver each mail once."""
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from engine.outbox import STALE_CLAIM, _claim, deliver_outbox, retry_delay
 from storage.models import Jurisdiction, Notification, NotificationReceipt, RoleAssignment, User
 from tests.cycle import RETURN, Cycle, returned
 from tests.smtpserver import SmtpServer, free_port
+from tests.threads import run_at_once
 
 PRODUCT = "Hồ tiêu Gio Linh"
 OWNER = "htx.giomy"
@@ -171,19 +171,7 @@ def test_a_claim_of_a_dead_worker_is_taken_over_once_stale(world, smtp):
 def test_concurrent_runs_deliver_each_notification_once(world, smtp):
     set_emails(world, **{"cb.qt-gl": "cb@giolinh.example"})
     ids = [officer_notification(world) for _ in range(12)]
-    results, errors = [], []
-
-    def run():
-        try:
-            results.append(deliver_outbox(world))
-        except Exception as err:  # surfaced below
-            errors.append(err)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results, errors = run_at_once(lambda: deliver_outbox(world), 4)
     assert not errors
     assert sum(results) == len(ids)
     message_ids = [str(m["Message-ID"]) for m in smtp.messages]
