@@ -3,17 +3,16 @@ Playwright): the diagram beside the timeline, moved through the history by
 keyboard, by the step buttons and from a timeline row; the markers and
 counts change with it, under the page's CSP (no console errors)."""
 import os
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ARTIFACTS
 from tests.cycle import Cycle, returned, sheets
+from tests.web_helpers import page_errors, require_bundle
 from tests.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
-BUNDLE = Path(__file__).resolve().parent.parent / "web" / "static" / "dist" / "history.js"
 PRODUCT = "Hồ tiêu Gio Linh"
 
 
@@ -35,14 +34,8 @@ def position(page) -> int:
 
 
 def test_an_auditor_steps_through_a_returned_product(page, world):
-    if not BUNDLE.is_file():
-        if os.environ.get("CI"):
-            pytest.fail("CI must build the front end (bash scripts/build_frontend.sh)")
-        pytest.skip("web/static/dist/history.js is not built")
-    problems = []
-    page.on("console", lambda msg: problems.append(msg.text)
-            if msg.type == "error" and "favicon" not in msg.location.get("url", "") else None)
-    page.on("pageerror", lambda err: problems.append(str(err)))
+    require_bundle("history.js")
+    problems = page_errors(page)
 
     cycle = Cycle(world, PRODUCT).start()
     for round_ in range(2):  # returned twice, the first review claimed first

@@ -5,17 +5,16 @@ started afterwards runs the new version, and the new task lands in the
 district officer's inbox."""
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ARTIFACTS
 from tests.cycle import Cycle
+from tests.web_helpers import page_errors, require_bundle
 from tests.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
-BUNDLE = Path(__file__).resolve().parent.parent / "web" / "static" / "dist" / "modeler.js"
 NEW_TASK = "task_precheck_idea"
 NEW_NAME = "Thẩm định sơ bộ ý tưởng"
 PRODUCT = "Gạo hữu cơ Gio Mỹ"
@@ -52,14 +51,8 @@ CONNECT = """([id]) => {
 
 
 def test_a_new_task_is_modelled_deployed_and_reaches_the_officer(page, world):
-    if not BUNDLE.is_file():
-        if os.environ.get("CI"):
-            pytest.fail("CI must build the front end (bash scripts/build_frontend.sh)")
-        pytest.skip("web/static/dist/modeler.js is not built")
-    problems = []
-    page.on("console", lambda msg: problems.append(msg.text)
-            if msg.type == "error" and "favicon" not in msg.location.get("url", "") else None)
-    page.on("pageerror", lambda err: problems.append(str(err)))
+    require_bundle("modeler.js")
+    problems = page_errors(page)
 
     sign_in(page, "qlct.qt")
     page.goto("/modeler/")

@@ -29,3 +29,26 @@ def sign_in_browser(page, username: str, password: str = DEMO_PASSWORD) -> None:
     page.locator("main form button[type=submit]").click()
     page.wait_for_load_state()
     assert "/login" not in page.url, f"{username} could not sign in"
+
+
+def require_bundle(name: str) -> None:
+    """Skip (fail in CI) a browser test whose front-end bundle was not built."""
+    import os
+    from pathlib import Path
+
+    import pytest
+    bundle = Path(__file__).resolve().parent.parent / "web" / "static" / "dist" / name
+    if not bundle.is_file():
+        if os.environ.get("CI"):
+            pytest.fail("CI must build the front end (bash scripts/build_frontend.sh)")
+        pytest.skip(f"web/static/dist/{name} is not built")
+
+
+def page_errors(page) -> list[str]:
+    """The console errors and uncaught exceptions the page will have (the
+    list fills as the test runs); a missing favicon does not count."""
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text)
+            if msg.type == "error" and "favicon" not in msg.location.get("url", "") else None)
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    return problems
