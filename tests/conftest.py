@@ -46,13 +46,17 @@ def audit_signing_key(tmp_path_factory):
         os.environ["OCOP_AUDIT_KEY_FILE"] = previous
 
 
+def require(service: str, missing_reason: str | None) -> None:
+    """A real service the tests need: in CI its absence fails, locally it skips."""
+    if missing_reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{service} is required in CI: {missing_reason}")
+        pytest.skip(f"{service} not available: {missing_reason}")
+
+
 @pytest.fixture(scope="session")
 def pg_server():
-    reason = pgserver.available()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI: {reason}")
-        pytest.skip(f"PostgreSQL not available: {reason}")
+    require("PostgreSQL", pgserver.available())
     with pgserver.PostgresServer() as server:
         yield server
 
@@ -60,11 +64,7 @@ def pg_server():
 @pytest.fixture(scope="session")
 def redis_url():
     """A private Redis server on a loopback port, for the Celery tests."""
-    reason = redisserver.available()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is required in CI: {reason}")
-        pytest.skip(f"Redis not available: {reason}")
+    require("Redis", redisserver.available())
     with redisserver.RedisServer() as server:
         yield server.url()
 
