@@ -42,8 +42,10 @@ def create_app(database_url: str | None = None, testing: bool = False,
         WTF_CSRF_TIME_LIMIT=None,
     )
     # Explicit, because the limiter is shared and otherwise keeps the last
-    # app's setting (tests build apps with and without it).
-    app.config["RATELIMIT_ENABLED"] = True
+    # app's setting (tests build apps with and without it). OCOP_RATELIMIT=0
+    # is for load tests and benchmarks, where every client signs in from
+    # one loopback address.
+    app.config["RATELIMIT_ENABLED"] = os.environ.get("OCOP_RATELIMIT", "1") != "0"
     app.config.update(overrides or {})
     app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
                                      else OcopEngine.from_environment())
