@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("instance") / "ocop.db"
@@ -35,11 +35,33 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# Seconds to wait for a server connection: an unreachable host must answer
+# the request (503) long before the web server's worker timeout.
+CONNECT_TIMEOUT = 10
+
+
+def _name_postgres_connection(_dialect, _record, _cargs, cparams: dict) -> None:
+    # Which process holds a connection, in pg_stat_activity.application_name
+    # (operators, and the fault tests that kill the worker serving a request).
+    # Set at connect time, so a forked web worker names itself, not its parent.
+    # A URL's own application_name or connect_timeout wins.
+    cparams.setdefault("application_name", f"ocop-flow pid {os.getpid()}")
+    cparams.setdefault("connect_timeout", CONNECT_TIMEOUT)
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = url or database_url()
+    if make_url(url).get_backend_name() != "sqlite":
+        # A database server can restart or drop idle connections: test each
+        # pooled connection before use (a cheap round trip) so a process
+        # recovers by itself once the server is back, instead of failing the
+        # first request on every stale connection. A SQLite file never goes away.
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, future=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
+    elif engine.dialect.name == "postgresql" and engine.dialect.driver in ("psycopg", "psycopg2"):
+        event.listen(engine, "do_connect", _name_postgres_connection)
     return engine
 
 

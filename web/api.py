@@ -80,6 +80,7 @@ from web.api_schemas import (
     TokenSchema,
 )
 from web.auth import db, engine
+from web.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, database_unavailable, log_unavailable
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -106,6 +107,7 @@ ERROR_CODES = {
     "invalid": 422,
     "service_failed": 502,
     "internal": 500,
+    "unavailable": 503,  # the database is out of reach (web/errors.py); Retry-After says when to retry
 }
 # Engine errors in the API's terms (first match wins; FormInvalid is handled apart).
 ENGINE_ERRORS = (
@@ -161,6 +163,9 @@ def _any_error(err: Exception):
     # from a bug must stay a 500, not pass for a missing thing).
     if type(err) is LookupError:
         return _error_response("not_found", "not found")
+    if database_unavailable(err):
+        log_unavailable(err)
+        return _error_response("unavailable", UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(err, HTTPException):
         headers = {"Allow": ", ".join(err.valid_methods or ())} if isinstance(err, MethodNotAllowed) else None
         # 400, 413, ...: something wrong with the request itself keeps its status, code 'invalid'.

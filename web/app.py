@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext
 
 from engine.engine import OcopEngine
 from storage.db import Database
-from web import formatting
+from web import errors, formatting
 from web.extensions import babel, csrf, limiter, login_manager
 
 LANGUAGES = ("vi", "en")
@@ -58,6 +58,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_locale)
     formatting.register(app)
+    errors.register(app)  # database out of reach: 503 pages, not 500
 
     from web.admin import admin
     from web.api import api
