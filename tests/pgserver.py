@@ -20,6 +20,10 @@ full_page_writes) because the data is discarded anyway.
 server is therefore initialised and run as the ``postgres`` system user via
 ``runuser``; otherwise it runs as the current user.
 
+``halt()`` and ``resume()`` stop and start the same cluster (data, port
+and socket kept) for tests of a database outage; ``stop()`` then still
+removes everything.
+
 Only the standard library is needed, except for :meth:`create_database`,
 :meth:`drop_database` and the readiness check, which use psycopg (imported
 lazily).
@@ -241,6 +245,33 @@ class PostgresServer:
             except PostgresServerError:
                 self._kill_postmaster(pid_file)
         shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    # -- outages (fault tests) ----------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """The postmaster is up (started and not halted)."""
+        return self._started and os.path.exists(os.path.join(self.data_dir, "postmaster.pid"))
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data directory, port and socket path,
+        so that ``resume()`` brings the same cluster back where clients
+        expect it. ``mode`` is pg_ctl's: "fast" (sessions are terminated,
+        open transactions rolled back) or "immediate" (like a crash)."""
+        if not self._started:
+            raise PostgresServerError("the server was never started")
+        if self.running:
+            self._run([self._bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", mode, "-w", "-t", "30"],
+                      timeout=60)
+
+    def resume(self) -> "PostgresServer":
+        """Start a halted server again on the same data directory and socket."""
+        if not self._started:
+            raise PostgresServerError("the server was never started")
+        if not self.running:
+            self._pg_ctl_start()
+            self._wait_ready()
+        return self
 
     # -- internals ---------------------------------------------------------
 
