@@ -106,15 +106,34 @@ def bench_raw(rounds: int) -> dict:
 def prepared_engine(url: str) -> OcopEngine:
     database = Database(url)
     upgrade(database.engine)
-    engine = OcopEngine(database, clock=MovableClock(datetime(2026, 3, 2, 8, tzinfo=timezone.utc)))
+    engine = OcopEngine(database, clock=MovableClock(START))
     seed_areas_and_people(engine)
     deploy_bundled(engine)
     run_outreach(engine, Driver(engine, SampleDecider(random.Random(0), accept_rate=1.0)))
     return engine
 
 
-def engine_cycle(engine: OcopEngine, driver: Driver, product_id: int, owner, returns: int = 0):
-    """Returns (seconds spent in engine calls, tasks completed, instance id)."""
+START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+
+
+def new_product(engine: OcopEngine, like_product_id: int) -> int:
+    """A new product of the same producer and group: a product enters the
+    cycle once a year, so every measured cycle needs its own."""
+    with engine.db.transaction() as session:
+        like = session.get(Product, like_product_id)
+        product = Product(producer_id=like.producer_id, group_code=like.group_code,
+                          name=f"{like.name} (bench {session.query(Product).count() + 1})")
+        session.add(product)
+        session.flush()
+        return product.id
+
+
+def engine_cycle(engine: OcopEngine, driver: Driver, like_product_id: int, owner, returns: int = 0):
+    """One whole cycle of a new product like `like_product_id`, starting on the
+    registration window's first day (the round wait moves the clock on).
+    Returns (seconds spent in engine calls, tasks completed, instance id)."""
+    engine.clock.now = START
+    product_id = new_product(engine, like_product_id)
     answer = decisions(returns)
     started = time.perf_counter()
     instance_id = engine.start_product(product_id, owner).instance_id

@@ -7,6 +7,9 @@ process variables are plain strings, numbers, lists and dicts.
 """
 from __future__ import annotations
 
+import functools
+import re
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from engine.errors import FormInvalid
@@ -22,11 +25,29 @@ EVIDENCE_KINDS = (
 OUTREACH_CHANNELS = ("meeting", "radio", "loudspeaker", "leaflet", "social_media", "training")
 
 
+# NUL, the other C0 controls but tab and line breaks, DEL, and unpaired
+# surrogates (only JSON can carry those): no form's text needs them, a
+# PostgreSQL text column refuses NUL, and an unpaired surrogate cannot be
+# encoded for any database.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def plain_text(value: str) -> None:
+    """marshmallow validator: text without CONTROL_CHARACTERS."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("Không được chứa ký tự điều khiển / control characters are not allowed")
+
+
 def _text(required=True, max_length=5000, min_length=1):
-    length = validate.Length(min=min_length if required else 0, max=max_length)
+    checks = [validate.Length(min=min_length if required else 0, max=max_length), plain_text]
     if required:
-        return fields.String(required=True, validate=length)
-    return fields.String(load_default="", validate=length)
+        return fields.String(required=True, validate=checks)
+    return fields.String(load_default="", validate=checks)
+
+
+def _short_text(max_length=100):
+    """One entry of a list of names (documents, criteria)."""
+    return fields.String(validate=[validate.Length(max=max_length), plain_text])
 
 
 class FormSchema(Schema):
@@ -62,14 +83,14 @@ class ReceiveIdeaForm(FormSchema):
 
 class ReviewIdeaForm(DecisionForm):
     decision = fields.String(required=True, validate=validate.OneOf(DecisionForm.DECISIONS))
-    criteria_checked = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    criteria_checked = fields.List(_short_text(), load_default=list)
 
 
 class SubmitPlanForm(FormSchema):
     plan_summary = _text(min_length=10)
     organisation_description = _text(required=False)
     investment_vnd = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    documents = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    documents = fields.List(_short_text(), load_default=list)
 
 
 class ReviewPlanForm(ReviewIdeaForm):
@@ -89,7 +110,7 @@ class SubmitDossierForm(FormSchema):
                            validate=validate.Length(min=1))
     self_assessment_score = fields.Float(load_default=None, allow_none=True,
                                          validate=validate.Range(min=0, max=100))
-    documents = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    documents = fields.List(_short_text(), load_default=list)
     notes = _text(required=False)
 
 
@@ -193,7 +214,10 @@ FORMS: dict[str, type[FormSchema]] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def form_schema(form_key: str, criteria_set: str | None = None) -> FormSchema:
+    """The form's schema instance (shared: marshmallow keeps no per-call
+    state in it, and building one costs more than validating a form)."""
     schema_class = FORMS[form_key]
     if schema_class is ScoreProductForm:
         return ScoreProductForm(criteria_set or DEFAULT_CRITERIA_SET)

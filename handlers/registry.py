@@ -43,15 +43,21 @@ class Handler:
     # nothing: a replay runs it again and compares. Other handlers' recorded
     # results are reused by a replay, which must not write.
     pure: bool = False
+    # One schema instance serves every call: marshmallow keeps no per-call
+    # state in it, and building one costs more than most handlers' work.
+    schema: Schema = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.schema = self.params()
 
     def parameter_names(self) -> tuple[set[str], set[str]]:
         """(all declared names, required names)."""
-        fields = self.params().fields
+        fields = self.schema.fields
         return set(fields), {name for name, f in fields.items() if f.required}
 
     def call(self, context: HandlerContext, params: dict[str, Any]) -> dict:
         try:
-            values = self.params().load(params)
+            values = self.schema.load(params)
         except ValidationError as err:
             raise HandlerParameterError(self.name, err.messages) from None
         return self.function(context, **values)
