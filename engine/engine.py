@@ -414,6 +414,11 @@ class OcopEngine:
             if row is None:
                 raise UnknownTask(task_id)
             instance = session.get(ProcessInstance, row.instance_id)
+            # The row again, read after the instance: a claim committed in
+            # between shows here, or it bumped the version read above and
+            # this write fails its version check. Read only before the
+            # instance, both claims could succeed.
+            session.refresh(row)
             assignee = change(row, instance)
             event = PendingEvent(kind, row.element_id, {"task_id": task_id, "assignee": assignee,
                                                         "previous": row.assignee_id}, actor.user_id)
