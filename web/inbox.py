@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from werkzeug.datastructures import MultiDict
 
 from engine import inbox as inbox_queries
-from engine.access import load_actor, may_act
+from engine.access import load_actor, may_act, may_read_product
 from engine.audit import as_utc
 from engine.errors import (
     ClaimedByOther,
@@ -35,7 +35,7 @@ from engine.inbox import DUE_SOON, SORTS, InboxFilter
 from engine.roles import LANE_ROLES, ROLES
 from handlers.ranking import stars_for_score
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
-from storage.models import TaskDraft, User
+from storage.models import InboxTask, ProcessInstance, TaskDraft, User
 from web import task_forms
 from web.auth import actor, db, engine
 
@@ -161,10 +161,26 @@ def _assignment_error(err: Exception, task_id: str):
     return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
 
 
+def _unreachable(task_id: str):
+    """A task of an instance the user may not read answers exactly like a
+    task that does not exist (as in the API), so claim, release and
+    reassign never confirm that another area's task id is real. Inside
+    the product's areas the engine then decides (403 "not allowed")."""
+    with db().transaction() as session:
+        row = session.get(InboxTask, task_id)
+        instance = session.get(ProcessInstance, row.instance_id) if row is not None else None
+        if instance is not None and may_read_product(
+                actor(), instance.product.producer_id if instance.product else None, instance.areas.values()):
+            return None
+    return _assignment_error(UnknownTask(task_id), task_id)
+
+
 @inbox.post("/tasks/<task_id>/claim")
 @login_required
 def claim(task_id: str):
     _valid_task_id(task_id)
+    if (refusal := _unreachable(task_id)) is not None:
+        return refusal
     try:
         engine().claim(task_id, actor())
     except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
@@ -177,6 +193,8 @@ def claim(task_id: str):
 @login_required
 def unclaim(task_id: str):
     _valid_task_id(task_id)
+    if (refusal := _unreachable(task_id)) is not None:
+        return refusal
     try:
         engine().unclaim(task_id, actor())
     except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
@@ -189,6 +207,8 @@ def unclaim(task_id: str):
 @login_required
 def reassign(task_id: str):
     _valid_task_id(task_id)
+    if (refusal := _unreachable(task_id)) is not None:
+        return refusal
     username = request.form.get("username", "").strip()
     with db().transaction() as session:
         user = session.scalar(select(User).where(User.username == username)) if username else None

@@ -13,9 +13,9 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from engine import audit_search
-from engine.errors import ConcurrencyConflict, OcopError
+from engine.errors import ConcurrencyConflict, NotAllowed, OcopError
 from storage.models import Incident, ProcessInstance, Product
-from web.auth import actor, db, engine
+from web.auth import actor, db, engine, require_role
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 
@@ -45,6 +45,7 @@ def index():
 @login_required
 def act(incident_id: int, action: str):
     scope = _scope()
+    require_role("program_manager", "admin")  # auditors read incidents, never act on them
     with db().transaction() as session:
         areas = session.scalar(select(ProcessInstance.areas).join(Incident, Incident.instance_id == ProcessInstance.id)
                                .where(Incident.id == incident_id))
@@ -57,6 +58,8 @@ def act(incident_id: int, action: str):
             engine().skip_incident(incident_id, actor())
     except ConcurrencyConflict:
         flash(_("Hồ sơ vừa thay đổi; vui lòng thử lại."), "error")
+    except NotAllowed:
+        abort(403)  # e.g. an auditor: reads every incident, acts on none
     except OcopError as err:
         flash(str(err), "error")
     else:
