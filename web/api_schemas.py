@@ -10,7 +10,13 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from engine.audit import as_utc
+from engine.forms import plain_text
 from engine.inbox import PAGE_SIZE, SORTS
+
+# Ids are 32-bit integers in the database; a page past the last is empty,
+# one past this would ask the database for an offset it cannot take.
+MAX_ID = 2**31 - 1
+MAX_PAGE = 100_000
 
 
 class UtcDateTime(fields.DateTime):
@@ -48,20 +54,20 @@ class TaskQuerySchema(Schema):
         unknown = EXCLUDE
 
     step = fields.Integer(validate=validate.Range(min=1, max=6))
-    form_key = fields.String(validate=validate.Length(max=64))
-    commune_id = fields.Integer()
-    group_code = fields.String(validate=validate.Length(max=8))
+    form_key = fields.String(validate=[validate.Length(max=64), plain_text])
+    commune_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    group_code = fields.String(validate=[validate.Length(max=8), plain_text])
     scope = fields.String(load_default="area", validate=validate.OneOf(("area", "mine", "unassigned")))
     overdue = fields.Boolean(load_default=False)
     sort = fields.String(load_default="waiting", validate=validate.OneOf(tuple(SORTS)))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
 
 
 class PageQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
 
 
 class StartProductSchema(Schema):
@@ -78,7 +84,7 @@ class TokenCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=100), plain_text],
                          metadata={"description": "What the token is for, e.g. 'báo cáo tỉnh'."})
 
 
