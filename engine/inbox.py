@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import Select, and_, case, false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from engine.access import Actor
@@ -33,13 +33,19 @@ class InboxFilter:
 
 
 def visible_to(actor: Actor):
-    """The condition "this actor may act on this task row"."""
-    officer_roles = [(role, area) for role, area in actor.roles if area is not None]
-    conditions = []
-    if officer_roles:
-        conditions.append(tuple_(InboxTask.role, InboxTask.jurisdiction_id).in_(officer_roles))
+    """The condition "this actor may act on this task row".
+
+    One `role = :role AND jurisdiction_id IN (:areas)` per role held, so
+    both databases walk ix_task_role_area_created on both columns (SQLite
+    reads a row-value IN list through the index's first column only)."""
+    areas_by_role: dict[str, set[int]] = {}
+    for role, area in actor.roles:
+        if area is not None:
+            areas_by_role.setdefault(role, set()).add(area)
+    conditions = [and_(InboxTask.role == role, InboxTask.jurisdiction_id.in_(sorted(areas)))
+                  for role, areas in sorted(areas_by_role.items())]
     if actor.producer_ids:
-        conditions.append(and_(InboxTask.role == "producer", InboxTask.producer_id.in_(actor.producer_ids)))
+        conditions.append(and_(InboxTask.role == "producer", InboxTask.producer_id.in_(sorted(actor.producer_ids))))
     return or_(*conditions) if conditions else false()
 
 
@@ -55,16 +61,25 @@ class Supervision:
     def __bool__(self) -> bool:
         return self.everything or bool(self.area_ids)
 
+    def task_ids(self) -> list[Select]:
+        """Selects of the supervised tasks' ids, each served by an index.
+        A product's task belongs to the province its producer's commune is
+        in, whatever level acts on it (central council tasks included):
+        producers by commune (ix_producer_commune_id), then their tasks
+        (ix_task_producer). An outreach task (no product) belongs to the
+        area it runs in (ix_task_outreach_area)."""
+        areas = sorted(self.area_ids)
+        return [select(InboxTask.id).join(Producer, Producer.id == InboxTask.producer_id)
+                .where(Producer.commune_id.in_(areas)).correlate(None),
+                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(areas))
+                .correlate(None)]
+
     def condition(self):
         if self.everything:
             return true()
         if not self.area_ids:
             return false()
-        # A product's task belongs to the province its producer's commune is
-        # in, whatever level acts on it (central council tasks included);
-        # an outreach task (no product) to the area it runs in.
-        return or_(InboxTask.producer_id.in_(select(Producer.id).where(Producer.commune_id.in_(self.area_ids))),
-                   and_(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(self.area_ids)))
+        return InboxTask.id.in_(union_all(*self.task_ids()))
 
     def covers(self, task: InboxTask, commune_id: int | None) -> bool:
         if self.everything:
@@ -88,57 +103,136 @@ def supervision_of(session: Session, actor: Actor) -> Supervision:
 
 
 def _scope(actor: Actor, supervision: Supervision | None):
-    """Tasks the actor may act on, plus those it supervises."""
-    if supervision:
-        return or_(visible_to(actor), supervision.condition())
-    return visible_to(actor)
+    """Tasks the actor may act on, plus those it supervises. With
+    supervision, one `task.id IN (... UNION ALL ...)` of index-served
+    selects: an OR of the two conditions would make both databases read
+    the whole task table."""
+    if not supervision:
+        return visible_to(actor)
+    if supervision.everything:
+        return true()
+    mine = select(InboxTask.id).where(visible_to(actor)).correlate(None)
+    return InboxTask.id.in_(union_all(mine, *supervision.task_ids()))
+
+
+def _conditions(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision | None) -> list:
+    """The WHERE terms of a filtered inbox; the commune filter reads
+    Producer, the group filter Product (the caller joins them)."""
+    where = [_scope(actor, supervision)]
+    if f.step:
+        where.append(InboxTask.step == f.step)
+    if f.form_key:
+        where.append(InboxTask.form_key == f.form_key)
+    if f.commune_id:
+        where.append(Producer.commune_id == f.commune_id)
+    if f.group_code:
+        where.append(Product.group_code == f.group_code)
+    if f.scope == "mine":
+        where.append(InboxTask.assignee_id == actor.user_id)
+    elif f.scope == "unassigned":
+        where.append(InboxTask.assignee_id.is_(None))
+    if f.overdue:
+        where.append(InboxTask.due_at < now)
+    return where
 
 
 def _filtered(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision | None = None) -> Select:
-    query = (select(InboxTask, Product, Producer, Jurisdiction)
-             .join(Product, Product.id == InboxTask.product_id, isouter=True)
-             .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
-             .join(Jurisdiction, Jurisdiction.id == Producer.commune_id, isouter=True)
-             .where(_scope(actor, supervision)))
-    if f.step:
-        query = query.where(InboxTask.step == f.step)
-    if f.form_key:
-        query = query.where(InboxTask.form_key == f.form_key)
-    if f.commune_id:
-        query = query.where(Producer.commune_id == f.commune_id)
+    return (select(InboxTask, Product, Producer, Jurisdiction)
+            .join(Product, Product.id == InboxTask.product_id, isouter=True)
+            .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
+            .join(Jurisdiction, Jurisdiction.id == Producer.commune_id, isouter=True)
+            .where(*_conditions(actor, f, now, supervision)))
+
+
+def _total(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision | None = None) -> Select:
+    """COUNT of the filtered inbox, joining only what a filter reads (an
+    equality on the joined row makes the inner join the same as the outer)."""
+    query = select(func.count()).select_from(InboxTask)
     if f.group_code:
-        query = query.where(Product.group_code == f.group_code)
-    if f.scope == "mine":
-        query = query.where(InboxTask.assignee_id == actor.user_id)
-    elif f.scope == "unassigned":
-        query = query.where(InboxTask.assignee_id.is_(None))
+        query = query.join(Product, Product.id == InboxTask.product_id)
+    if f.commune_id:
+        query = query.join(Producer, Producer.id == InboxTask.producer_id)
+    return query.where(*_conditions(actor, f, now, supervision))
+
+
+def _page(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision | None = None) -> Select:
+    return (_filtered(actor, f, now, supervision).order_by(*SORTS.get(f.sort, SORTS["waiting"]))
+            .limit(PAGE_SIZE).offset((max(f.page, 1) - 1) * PAGE_SIZE))
+
+
+def _known_total(f: InboxFilter, tallies: dict[str, int] | None) -> int | None:
+    """The filter's total when it is one of the quick-filter counts."""
+    if tallies is None or f.step or f.form_key or f.commune_id or f.group_code:
+        return None
     if f.overdue:
-        query = query.where(InboxTask.due_at < now)
-    return query
+        return tallies.get("overdue") if f.scope == "area" else None
+    return tallies.get(f.scope)
 
 
 def list_tasks(session: Session, actor: Actor, f: InboxFilter, now: datetime,
-               supervision: Supervision | None = None) -> tuple[list, int]:
+               supervision: Supervision | None = None, tallies: dict[str, int] | None = None) -> tuple[list, int]:
     """One page of rows (task, product, producer, commune) and the total.
-    With `supervision`, the supervised areas' tasks are listed too."""
-    query = _filtered(actor, f, now, supervision)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.execute(query.order_by(*SORTS.get(f.sort, SORTS["waiting"]))
-                           .limit(PAGE_SIZE).offset((max(f.page, 1) - 1) * PAGE_SIZE)).all()
+    With `supervision`, the supervised areas' tasks are listed too. With
+    `tallies` (this actor's counts() at the same `now`), a filter that is
+    one of the quick filters takes its total from them instead of counting
+    again."""
+    total = _known_total(f, tallies)
+    if total is None:
+        total = session.scalar(_total(actor, f, now, supervision))
+    rows = session.execute(_page(actor, f, now, supervision)).all()
     return rows, total
+
+
+COUNTS = ("area", "mine", "unassigned", "overdue", "due_soon")
+
+
+def _tallies(actor: Actor, now: datetime) -> list:
+    """The quick filters' counts as aggregates, in the order of COUNTS."""
+    def tally(*condition):
+        return func.count(case((and_(*condition), 1)))
+    return [func.count(), tally(InboxTask.assignee_id == actor.user_id), tally(InboxTask.assignee_id.is_(None)),
+            tally(InboxTask.due_at < now), tally(InboxTask.due_at >= now, InboxTask.due_at < now + DUE_SOON)]
+
+
+def _counts(actor: Actor, now: datetime, supervision: Supervision | None = None) -> Select:
+    """All quick-filter counts in one pass over the actor's tasks."""
+    return select(*_tallies(actor, now)).select_from(InboxTask).where(_scope(actor, supervision))
 
 
 def counts(session: Session, actor: Actor, now: datetime,
            supervision: Supervision | None = None) -> dict[str, int]:
     """How many tasks each quick filter would show."""
-    base = select(func.count()).select_from(InboxTask).where(_scope(actor, supervision))
-    return {
-        "area": session.scalar(base),
-        "mine": session.scalar(base.where(InboxTask.assignee_id == actor.user_id)),
-        "unassigned": session.scalar(base.where(InboxTask.assignee_id.is_(None))),
-        "overdue": session.scalar(base.where(InboxTask.due_at < now)),
-        "due_soon": session.scalar(base.where(InboxTask.due_at >= now, InboxTask.due_at < now + DUE_SOON)),
-    }
+    return dict(zip(COUNTS, session.execute(_counts(actor, now, supervision)).one()))
+
+
+def _overview(actor: Actor, now: datetime, supervision: Supervision | None = None) -> Select:
+    """The counts per (commune, criteria set) of the actor's tasks: summed,
+    they are counts(); their communes and sets are filter_choices()."""
+    return (select(Jurisdiction.id, Jurisdiction.name, Product.group_code, *_tallies(actor, now))
+            .select_from(InboxTask)
+            .join(Product, Product.id == InboxTask.product_id, isouter=True)
+            .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
+            .join(Jurisdiction, Jurisdiction.id == Producer.commune_id, isouter=True)
+            .where(_scope(actor, supervision))
+            .group_by(Jurisdiction.id, Jurisdiction.name, Product.group_code)
+            .order_by(Jurisdiction.name, Jurisdiction.id, Product.group_code))
+
+
+def overview(session: Session, actor: Actor, now: datetime,
+             supervision: Supervision | None = None) -> tuple[dict[str, int], dict[str, list]]:
+    """counts() and filter_choices() from one pass over the actor's tasks
+    (the inbox page needs both: a supervisor's scope is then read once)."""
+    tallies = dict.fromkeys(COUNTS, 0)
+    communes: dict[int, str] = {}  # in the database's order of names
+    groups: set[str] = set()
+    for commune_id, commune_name, group_code, *row in session.execute(_overview(actor, now, supervision)):
+        for key, value in zip(COUNTS, row):
+            tallies[key] += value
+        if commune_id is not None:
+            communes.setdefault(commune_id, commune_name)
+        if group_code is not None:
+            groups.add(group_code)
+    return tallies, {"communes": list(communes.items()), "groups": sorted(groups)}
 
 
 def visible_task(session: Session, actor: Actor, task_id: str) -> InboxTask | None:
@@ -146,20 +240,25 @@ def visible_task(session: Session, actor: Actor, task_id: str) -> InboxTask | No
     return session.scalar(select(InboxTask).where(InboxTask.id == task_id, visible_to(actor)))
 
 
+def _choices(actor: Actor, supervision: Supervision | None = None) -> tuple[Select, Select]:
+    scope = _scope(actor, supervision)
+    communes = (select(Jurisdiction.id, Jurisdiction.name)
+                .where(Jurisdiction.id.in_(select(Producer.commune_id)
+                                           .join(InboxTask, InboxTask.producer_id == Producer.id).where(scope)))
+                .order_by(Jurisdiction.name))
+    groups = (select(Product.group_code).distinct()
+              .where(Product.id.in_(select(InboxTask.product_id).where(scope)))
+              .order_by(Product.group_code))
+    return communes, groups
+
+
 def filter_choices(session: Session, actor: Actor,
                    supervision: Supervision | None = None) -> dict[str, list]:
     """Values the inbox filters can take, from the tasks the actor sees:
     communes [(id, name)] and criteria set codes."""
-    seen = (select(InboxTask.product_id, Producer.commune_id)
-            .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
-            .where(_scope(actor, supervision))).subquery()
-    communes = session.execute(select(Jurisdiction.id, Jurisdiction.name)
-                               .where(Jurisdiction.id.in_(select(seen.c.commune_id)))
-                               .order_by(Jurisdiction.name)).all()
-    groups = session.scalars(select(Product.group_code).distinct()
-                             .where(Product.id.in_(select(seen.c.product_id)))
-                             .order_by(Product.group_code)).all()
-    return {"communes": [tuple(row) for row in communes], "groups": list(groups)}
+    communes, groups = _choices(actor, supervision)
+    return {"communes": [tuple(row) for row in session.execute(communes).all()],
+            "groups": list(session.scalars(groups).all())}
 
 
 def user_names(session: Session, user_ids) -> dict[int, str]:

@@ -193,6 +193,9 @@ class InboxTask(Base):
         Index("ix_task_role_area_created", "role", "jurisdiction_id", "created_at"),
         Index("ix_task_assignee", "assignee_id"),
         Index("ix_task_producer", "producer_id"),
+        # A supervisor's outreach tasks (no product) by area (engine/inbox.py, 0010).
+        Index("ix_task_outreach_area", "jurisdiction_id", sqlite_where=text("product_id IS NULL"),
+              postgresql_where=text("product_id IS NULL")),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)

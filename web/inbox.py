@@ -118,9 +118,10 @@ def index():
         if not acts and not supervision:
             # An auditor acts on no task and supervises none: no inbox.
             return _problem(_("Vai trò của bạn không xử lý việc nào nên không có hộp việc."), 403)
-        rows, total = inbox_queries.list_tasks(session, me, f, now, supervision)
-        quick = inbox_queries.counts(session, me, now, supervision)
-        choices = inbox_queries.filter_choices(session, me, supervision)
+        # Counts and filter choices in one pass; the list's total comes from
+        # the counts when the filter is a quick filter.
+        quick, choices = inbox_queries.overview(session, me, now, supervision)
+        rows, total = inbox_queries.list_tasks(session, me, f, now, supervision, tallies=quick)
         names = inbox_queries.user_names(session, [row[0].assignee_id for row in rows])
         team: dict[tuple, list] = {}
         items = []
