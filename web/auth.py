@@ -1,6 +1,8 @@
 """Signing in and out, and who the current user is on every request."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
@@ -71,11 +73,22 @@ def login():
             return render_template("login.html"), 401
         login_user(signed_in)
         target = request.args.get("next", "")
-        # Only local paths: never redirect to another host after login.
-        if not target.startswith("/") or target.startswith("//"):
+        if not _local_path(target):
             target = url_for("public.home")
         return redirect(target)
     return render_template("login.html")
+
+
+def _local_path(target: str) -> bool:
+    """Only a path of this site: never redirect to another host after login.
+    Browsers read a backslash as a slash and drop tabs and newlines, so
+    "/\\evil.example" or "/<tab>/evil.example" would mean "//evil.example"."""
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
 
 
 @auth.post("/logout")
