@@ -282,7 +282,7 @@ def document(document_id: int):
     response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=filename,
                          conditional=True, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
