@@ -93,10 +93,18 @@ def create_app(database_url: str | None = None, testing: bool = False,
         # Nothing is loaded from another host, and no inline script runs.
         response.headers.setdefault("Content-Security-Policy",
                                     "default-src 'self'; script-src 'self'; style-src 'self'; "
-                                    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+                                    "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                                    "frame-ancestors 'none'; form-action 'self'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:  # production is HTTPS only, from the first visit on
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # A signed-in user's pages and data stay out of browser and proxy
+        # caches (the back button after signing out shows nothing); static
+        # files and responses that set their own caching keep it.
+        if request.endpoint != "static" and "Cache-Control" not in response.headers and "_user_id" in session:
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     return app
