@@ -24,8 +24,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from engine import audit_search, diagram, migration
 from engine import definitions as defs
-from engine import diagram, migration
 from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
 from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
@@ -239,14 +239,19 @@ def _migration_scope(definition_id: int, chosen_id: int | None = None):
 
 
 def _plan_rows(target: ProcessDefinition, sources: list[ProcessDefinition]) -> list[dict]:
-    """Each running instance on the sources: its plan, product and current step."""
+    """Each running instance on the sources within the user's provinces
+    (administrators: all): its plan, product and current step. Another
+    province's products are neither listed nor migrated from this page."""
     plans = []
     for source in sources:
         plans += migration.plan(engine(), migration.AllOn(source.id), target.id).instances
+    scope = audit_search.scope_of(actor())
     rows = []
     with db().transaction() as session:
         for instance_plan in plans:
             instance = session.get(ProcessInstance, instance_plan.instance_id)
+            if instance is None or scope is None or not scope.covers(instance.areas):
+                continue
             rows.append({"plan": instance_plan,
                          "product": instance.product.name if instance and instance.product else None,
                          "process_id": instance.process_id if instance else None,
