@@ -203,7 +203,7 @@ def completion_blocked_mid_transaction(pg, db_url: str, client: HttpClient, task
 
     thread = threading.Thread(target=complete, daemon=True, name="blocked-completion")
     try:
-        lock.execute("SET lock_timeout = 0")
+        lock.execute("SET lock_timeout = '30s'")  # a safety stop, should anything else hold the table
         lock.execute("LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE")
         thread.start()
 
