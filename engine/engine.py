@@ -127,6 +127,7 @@ class StepRun:
         self.result_version: int | None = None
         self.last_data: dict = {}  # data of the last task this step ran (for the completion's delta)
         self.timers: dict[str, datetime] = {}  # waiting timers (element -> due), found by conclude()
+        self.timers_before: dict[str, datetime] = {}  # and when the step began (= its timer_due rows)
         # Service tasks that failed in an earlier, rolled-back attempt of this
         # call (element -> error): this attempt fails them at once, without
         # running their handler, and keeps the step (see keeps_step_on_failure).
@@ -546,6 +547,7 @@ class OcopEngine:
         else:
             run.workflow = self.load_workflow(run.session, instance)
         run.ready_before = _ready_user_task_ids(run.workflow)
+        run.timers_before = waiting_timers(run.workflow)
         # The script engine is not part of the state: set it after every load.
         run.workflow.script_engine = SafeScriptEngine(run.call_service)
 
@@ -638,7 +640,7 @@ class OcopEngine:
             run.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
         ready_steps = [step for step in map(step_of, (t.task_spec for t in ready.values())) if step]
         values["current_step"] = max(ready_steps) if ready_steps else (run.last_step or instance.current_step)
-        run.timers = {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
+        run.timers = waiting_timers(workflow)
         return ready, values
 
     def _save(self, run: StepRun, status: str | None = None) -> None:
@@ -656,7 +658,8 @@ class OcopEngine:
             connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
         if new_rows:
             connection.execute(insert(InboxTask.__table__), new_rows)
-        self.write_timers(session, instance.id, run.timers)
+        if run.timers != run.timers_before:  # most steps start and end without a timer
+            self.write_timers(session, instance.id, run.timers)
         if run.failed:
             incidents.open_incidents(session, instance.id, run.failed, run.now)
         run.result = StepResult(instance.id, values["status"], [
@@ -773,6 +776,11 @@ def timer_tasks(workflow: BpmnWorkflow) -> list:
     return find_tasks(workflow, TaskState.WAITING | TaskState.READY, manual=False,
                       where=lambda t: isinstance(getattr(t.task_spec, "event_definition", None),
                                                  TimerEventDefinition))
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> dict[str, datetime]:
+    """Element id -> when it fires, for the timers the workflow waits on."""
+    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
 
 
 def timer_due_at(task) -> datetime:
