@@ -355,6 +355,15 @@ class TestDatabaseDown:
             assert inbox.status == 200 and 'data-nav="inbox"' in inbox.text
             assert api.get("/api/v1/tasks").status == 200
             assert snapshot(world, cycle.instance_id) == before
+
+            # A restart between two requests: the pooled connections are
+            # stale, and the next requests are still served (each pooled
+            # connection is tested before use).
+            own_pg.halt()
+            own_pg.resume()
+            for _attempt in range(4):
+                assert api.get("/api/v1/tasks").status == 200
+                assert officer.get("/inbox/").status == 200
             complete_again(api, task_id)
             assert (server.process.pid, sorted(server.worker_pids())) == processes
             log = server.log()
