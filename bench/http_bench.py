@@ -13,13 +13,18 @@ bench/run.py and the others at their first `import werkzeug`.)
    (a) the JSON API, POST /api/v1/tasks/<id>/complete with a Bearer token,
    and (b) the task page's form post, POST /inbox/tasks/<id> with the
    session cookie and CSRF token (answer: a 302 redirect, not followed).
-   Twice: "warm", a pool of 64 instances whose workflows the worker keeps
-   in its cache (as bench/run.py's engine figure: one instance driven by
-   one engine), and "cold", a pool of 300 round-robin, more than the
-   worker's 256-workflow cache, so every completion loads the state from
-   the database. The server's own time per request comes from gunicorn's
-   access log (%(D)s); GET /healthz (one SELECT 1) is the floor of a
-   request. Target: under 5 ms at the median.
+   The instances are staged in-process at points spread evenly over
+   their cycle (bench/workload.py: 3-star cycles of 9 tasks, every other
+   one with its idea returned once), completed round-robin, a finished
+   one replaced by a fresh one: every task of the cycle is in the mix, in
+   its proportion. Twice: "warm", a pool of 64 instances whose workflows
+   the worker keeps in its cache (as bench/run.py's engine figure: one
+   instance driven by one engine; an instance's first completion by the
+   worker is a cache miss and is left out), and "cold", a pool of 300,
+   more than the worker's 256-workflow cache, so every completion loads
+   the state from the database. The server's own time per request comes
+   from gunicorn's access log (%(D)s); GET /healthz (one SELECT 1) is the
+   floor of a request. Target: under 5 ms at the median.
 2. Profile: the same completions in-process through Flask's test client
    under cProfile; top functions by cumulative time and a breakdown of
    one request, written to bench/http_profile.txt.
@@ -34,9 +39,9 @@ bench/run.py and the others at their first `import werkzeug`.)
    with bench/run.py's engine on PostgreSQL).
 
 `run(quick)` returns a flat dict of figures (bench/run.py merges it); the
-per-task figures named http_ms_per_task_<database>_median are the API,
-warm, client-side: comparable with raw_ms_per_task and
-<database>_engine_ms_per_task. Not a test: numbers depend on the machine
+per-task figures http_ms_per_task_<database>_median (and _mean) are the
+API, warm, client-side: comparable with raw_ms_per_task and
+<database>_engine_ms_per_task (those are means per task over a cycle). Not a test: numbers depend on the machine
 and on what else runs on it; targets are reported, never asserted.
 """
 from __future__ import annotations
@@ -64,16 +69,22 @@ from sqlalchemy import select  # noqa: E402
 from bench.workload import (  # noqa: E402
     ACCESS_LOG_ENV,
     Case,
+    CpuMeter,
     Http,
+    Pool,
     Prepared,
+    alternate_returns,
     complete_api,
     complete_form,
     form_pairs,
     inbox_ready,
     machine,
+    own_cpu_seconds,
+    postmaster_pid,
     prepare,
     server_times,
     sign_in,
+    staged_first,
     summary_ms,
 )
 from storage.models import AuditEvent  # noqa: E402
@@ -85,17 +96,13 @@ TARGET_THROUGHPUT = 100.0
 WARM_POOL = 64        # fits the worker's workflow cache (engine.WORKFLOW_CACHE_SIZE = 256)
 COLD_POOL = 300       # does not: round-robin over it always misses the cache
 PROFILE_POOL = 64
-LATENCY_RETURNS = 3   # idea returned 3 times (the maximum): 18 tasks per instance, enough for the pools
+RESERVE = 150        # fresh instances that replace finished ones in the pools
 CLIENT_THREADS = 16
 RUN_DEADLINE_S = 900  # a throughput run stops issuing requests after this
 
 
 def _say(message: str) -> None:
     print(f"[http {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _max_returns(_n: int) -> int:
-    return LATENCY_RETURNS
 
 
 # --- one client: latency -----------------------------------------------------------
@@ -148,41 +155,58 @@ def round_robin(cases: list[Case]):
                 yield case
 
 
+def alternating(n: int, pool_size: int, modes: tuple) -> str:
+    """The mode of the n-th completion: alternating, and shifted by one each
+    pass over the pool, so every instance goes through every mode (with an
+    even pool, plain alternation would tie each instance to one mode)."""
+    return modes[(n + n // pool_size) % len(modes)]
+
+
 def single_client(prepared: Prepared, base_url: str, cases: list[Case], per_mode: int, warmup: int,
-                  modes=("api", "form")) -> dict:
-    """Alternate the modes over the pool, round-robin; the first `warmup`
-    completions are not counted. Returns {mode: [(seconds, path)]} and statuses."""
+                  modes=("api", "form"), skip_first_touch: bool = False, meter: CpuMeter | None = None) -> dict:
+    """Complete tasks of a pool (round-robin, refilled; see workload.Pool),
+    alternating the modes; the first `warmup` completions are not counted,
+    nor (`skip_first_touch`) a completion of an instance this client has
+    not completed anything of yet -- its workflow cannot be in the worker's
+    cache. Returns {mode: [(seconds, path)]}, statuses and counts, and
+    with a `meter` the server's CPU seconds over all completions made."""
     client = Client(prepared, base_url)
-    # Sign in everyone who will act on the pool first: not part of any submit.
-    if "form" in modes:
-        for case in cases:
-            for user in {prepared.user_for(case, t) for t in case.ready}:
-                client.web(user)
+    if meter is not None:
+        meter.start()
+    pool = Pool(prepared, cases)
     samples = {mode: [] for mode in modes}
     statuses: Counter = Counter()
-    turn = round_robin(cases)
-    total = warmup + per_mode * len(modes)
     expected = {"api": 200, "form": 302}
+    first_touches = n = 0
     try:
-        for n in range(total):
-            case = next(turn)
+        while min(len(v) for v in samples.values()) < per_mode:
+            case = pool.next_case()
             if case is None:
                 raise RuntimeError(f"the pool ran out of tasks after {n} completions")
-            mode = modes[n % len(modes)]
-            if mode == "form":
-                for user in {prepared.user_for(case, t) for t in case.ready}:
-                    client.web(user)
+            mode = alternating(n, len(pool.cases), modes)
+            if len(samples[mode]) >= per_mode:
+                mode = next(m for m in modes if len(samples[m]) < per_mode)
+            first = pool.first_touch(case)
+            pool.touch(case)
             reply, path, task = client.complete(case, mode)
             statuses[f"{mode}_{reply.status}"] += 1
+            n += 1
             if reply.status != expected[mode]:
                 _say(f"unexpected {reply.status} for {mode} {task['form_key']}: {reply.body[:300]!r}")
                 case.ready = inbox_ready_after(prepared, case)
                 continue
-            if n >= warmup:
-                samples[mode].append((reply.seconds, path))
+            if n <= warmup:
+                continue
+            if first and skip_first_touch:
+                first_touches += 1
+                continue
+            samples[mode].append((reply.seconds, path))
     finally:
         client.http.close()
-    return {"samples": samples, "statuses": statuses, "connects": client.http.connects}
+    cpu = meter.stop() if meter is not None else None
+    return {"samples": samples, "statuses": statuses, "connects": client.http.connects,
+            "skipped_first_touches": first_touches, "completions": n, "server_cpu_s": cpu,
+            "signed_in": len(client.sessions)}
 
 
 def healthz(base_url: str, count: int) -> list[float]:
@@ -207,26 +231,38 @@ def latency_figures(prefix: str, run: dict, server: dict[str, list[float]]) -> d
         figures.update({k: v for k, v in summary_ms(f"{prefix}_{mode}_server_ms", served).items()
                         if not k.endswith("_p99")})
         figures[f"{prefix}_{mode}_count"] = len(client)
+    if run.get("server_cpu_s") is not None and run["completions"]:
+        # All completions of the phase (warm-up, first touches and sign-ins included).
+        figures[f"{prefix}_server_cpu_ms_per_completion"] = round(run["server_cpu_s"] * 1000 / run["completions"], 3)
     for status, count in sorted(run["statuses"].items()):
         figures[f"{prefix}_status_{status}"] = count
     return figures
 
 
-def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared]:
+def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared, list[Case]]:
+    """Figures, and the prepared database with the profile's pool (staged like the others)."""
     per_mode = 100 if quick else 400
     url = f"sqlite:///{tmp}/http.db"
     started = time.perf_counter()
-    prepared = prepare(url, WARM_POOL + COLD_POOL + PROFILE_POOL, returns_of=_max_returns, progress=_say)
-    figures = {"http_sqlite_prepare_s": round(time.perf_counter() - started, 1)}
+    pools = WARM_POOL + COLD_POOL + PROFILE_POOL
+    prepared = prepare(url, pools + RESERVE, returns_of=alternate_returns, stages=staged_first(pools),
+                       progress=_say)
+    figures = {"http_sqlite_prepare_s": round(time.perf_counter() - started, 1),
+               "http_sqlite_prepare_stage_s": round(prepared.stage_seconds, 1)}
     _say(f"prepared {len(prepared.cases)} instances in {figures['http_sqlite_prepare_s']} s")
+    # All pools are taken before any runs: refills come from the reserve after them.
     warm_cases, cold_cases = prepared.take(WARM_POOL), prepared.take(COLD_POOL)
+    profile_cases = prepared.take(PROFILE_POOL)
     with GunicornServer(url, tmp, workers=1, threads=4, env=ACCESS_LOG_ENV) as server:
         figures.update(summary_ms("http_sqlite_healthz_ms", healthz(server.url, 200)))
         _say("warm pool")
-        warm = single_client(prepared, server.url, warm_cases, per_mode, warmup=WARM_POOL)
+        meter = CpuMeter(server.process.pid)
+        warm = single_client(prepared, server.url, warm_cases, per_mode, warmup=20, skip_first_touch=True,
+                             meter=meter)
         _say("cold pool")
-        cold = single_client(prepared, server.url, cold_cases, per_mode, warmup=20)
+        cold = single_client(prepared, server.url, cold_cases, per_mode, warmup=20, meter=meter)
         served = server_times(server.log())
+    figures["http_sqlite_warm_skipped_first_touches"] = warm["skipped_first_touches"]
     figures.update(latency_figures("http_sqlite_warm", warm, served))
     figures.update(latency_figures("http_sqlite_cold", cold, served))
     healthz_server = served.get("/healthz", [])
@@ -235,6 +271,7 @@ def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared]:
     figures["http_sqlite_reconnects"] = warm["connects"] + cold["connects"]
     # The per-task figures for ratios with bench/run.py's raw and engine figures.
     figures["http_ms_per_task_sqlite_median"] = figures["http_sqlite_warm_api_ms_median"]
+    figures["http_ms_per_task_sqlite_mean"] = figures["http_sqlite_warm_api_ms_mean"]
     figures["http_ms_per_task_sqlite_cold_median"] = figures["http_sqlite_cold_api_ms_median"]
     figures["http_form_ms_per_task_sqlite_median"] = figures["http_sqlite_warm_form_ms_median"]
     figures["http_target_median_ms"] = TARGET_MEDIAN_MS
@@ -242,7 +279,7 @@ def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared]:
         for pool in ("warm", "cold"):
             figures[f"http_target_met_sqlite_{pool}_{mode}"] = (
                 figures[f"http_sqlite_{pool}_{mode}_ms_median"] < TARGET_MEDIAN_MS)
-    return figures, prepared
+    return figures, prepared, profile_cases
 
 
 # --- in-process profile --------------------------------------------------------------
@@ -292,7 +329,7 @@ def _breakdown(stats: pstats.Stats, requests: int) -> list[tuple[str, float, int
     return rows
 
 
-def bench_profile(prepared: Prepared, quick: bool) -> dict:
+def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
     """In-process, through Flask's test client: unprofiled medians, then
     cProfile over the same kind of completions."""
     from web.app import create_app
@@ -305,7 +342,7 @@ def bench_profile(prepared: Prepared, quick: bool) -> dict:
             os.environ.pop("OCOP_RATELIMIT", None)
         else:
             os.environ["OCOP_RATELIMIT"] = previous
-    cases = prepared.take(PROFILE_POOL)
+    pool = Pool(prepared, cases)
     clients: dict[int, object] = {}
 
     def browser(user_id: int):
@@ -321,10 +358,9 @@ def bench_profile(prepared: Prepared, quick: bool) -> dict:
         return clients[user_id]
 
     api_client = app.test_client()
-    turn = round_robin(cases)
 
     def one(mode: str) -> float:
-        case = next(turn)
+        case = pool.next_case()
         task = case.next_task()
         user = prepared.user_for(case, task)
         data = case.data_for(task)
@@ -347,7 +383,7 @@ def bench_profile(prepared: Prepared, quick: bool) -> dict:
             case.advance(task, inbox_ready_after(prepared, case))
         return seconds
 
-    for n in range(len(cases)):  # warm-up: one round over the pool
+    for n in range(PROFILE_POOL):  # warm-up: one pass over the pool
         one(("api", "form")[n % 2])
     plain = {"api": [], "form": []}
     for n in range(100 if quick else 200):
@@ -410,7 +446,7 @@ def _trim_pstats(text: str) -> str:
 # --- throughput on PostgreSQL -------------------------------------------------------
 
 def throughput_run(prepared: Prepared, base_url: str, cases: list[Case], completions: int,
-                   threads: int, warmup: int = 3) -> dict:
+                   threads: int, warmup: int = 3, meters: dict[str, CpuMeter] | None = None) -> dict:
     """`threads` clients, each owning its share of the cases (so no two
     requests ever race for one instance), complete tasks through the API.
     Each first makes `warmup` completions (the workers import, load the
@@ -484,12 +520,17 @@ def throughput_run(prepared: Prepared, base_url: str, cases: list[Case], complet
     for thread in pool:
         thread.start()
     warmed.wait(timeout=RUN_DEADLINE_S)
+    for meter in (meters or {}).values():
+        meter.start()
+    client_cpu = own_cpu_seconds()
     began = time.perf_counter()
     deadline[0] = time.monotonic() + RUN_DEADLINE_S
     for thread in pool:
         thread.join(RUN_DEADLINE_S + 180)
     wall = time.perf_counter() - began
     return {"records": records, "wall": wall, "failures": failures,
+            "cpu_s": {name: meter.stop() for name, meter in (meters or {}).items()}
+            | {"client": own_cpu_seconds() - client_cpu},
             "stopped_by_deadline": time.monotonic() > deadline[0],
             "hung_threads": sum(thread.is_alive() for thread in pool)}
 
@@ -527,7 +568,7 @@ def bench_postgres(quick: bool) -> dict:
         return {"http_postgresql_skipped": reason}
     completions = 200 if quick else 2000
     worker_counts = (2, 4)
-    per_instance = 9  # 3-star cycle without returns
+    per_instance = 9  # 3-star cycle (12 with an idea return)
     warmup = 3  # per client thread, before the clock starts
     run_instances = -(-(completions + warmup * CLIENT_THREADS) // per_instance) + 2 * CLIENT_THREADS
     single_pool, single_per_mode = 16, (50 if quick else 200)
@@ -535,25 +576,28 @@ def bench_postgres(quick: bool) -> dict:
     with PostgresServer() as pg, tempfile.TemporaryDirectory(prefix="ocop-bench-http-pg-") as tmp:
         url = pg.create_database("bench_http")
         started = time.perf_counter()
-        count = single_pool + run_instances * len(worker_counts)
-        # The single client's pool loops (18 tasks each); the throughput cases go straight through.
-        prepared = prepare(url, count, returns_of=lambda n: LATENCY_RETURNS if n < single_pool else 0, progress=_say)
+        count = single_pool + run_instances * len(worker_counts) + 30
+        # The single client's pool is staged over the cycle; the throughput cases start at its beginning.
+        prepared = prepare(url, count, returns_of=alternate_returns, stages=staged_first(single_pool), progress=_say)
         figures["http_postgresql_prepare_s"] = round(time.perf_counter() - started, 1)
         _say(f"prepared {count} instances on PostgreSQL in {figures['http_postgresql_prepare_s']} s")
         tmp = Path(tmp)
         single_cases = prepared.take(single_pool)
+        run_cases = {workers: prepared.take(run_instances) for workers in worker_counts}
         for workers in worker_counts:
             with GunicornServer(url, tmp, workers=workers, threads=4) as server:
                 if workers == worker_counts[0]:
                     _say("one client on PostgreSQL")
                     single = single_client(prepared, server.url, single_cases, single_per_mode,
-                                           warmup=single_pool, modes=("api",))
+                                           warmup=5, modes=("api",), skip_first_touch=True)
                     client = [s for s, _p in single["samples"]["api"]]
                     figures.update(summary_ms("http_postgresql_single_api_ms", client))
                     figures["http_ms_per_task_postgresql_median"] = figures["http_postgresql_single_api_ms_median"]
+                    figures["http_ms_per_task_postgresql_mean"] = figures["http_postgresql_single_api_ms_mean"]
                 _say(f"throughput: {workers} workers x 4 threads, {CLIENT_THREADS} clients, {completions} completions")
-                run = throughput_run(prepared, server.url, prepared.take(run_instances), completions, CLIENT_THREADS,
-                                     warmup)
+                meters = {"gunicorn": CpuMeter(server.process.pid), "postgres": CpuMeter(postmaster_pid(pg.data_dir))}
+                run = throughput_run(prepared, server.url, run_cases[workers], completions, CLIENT_THREADS,
+                                     warmup, meters)
                 log_tail = server.log()[-2000:]
             prefix = f"http_postgresql_w{workers}"
             records = [r for r in run["records"] if r[4]]  # timed
@@ -576,6 +620,16 @@ def bench_postgres(quick: bool) -> dict:
             for key, value in check.items():
                 figures[f"{prefix}_check_{key}"] = value
             figures[f"{prefix}_target_met"] = figures[f"{prefix}_completions_per_s"] >= TARGET_THROUGHPUT
+            # CPU per completion (timed part): what the rate would be with the
+            # machine's cores to the server and database alone.
+            if ok:
+                cpu = {name: seconds * 1000 / len(ok) for name, seconds in run["cpu_s"].items()}
+                for name, ms in cpu.items():
+                    figures[f"{prefix}_cpu_ms_per_completion_{name}"] = round(ms, 2)
+                server_ms = cpu.get("gunicorn", 0) + cpu.get("postgres", 0)
+                if server_ms:
+                    figures[f"{prefix}_cpu_bound_completions_per_s_estimate"] = round(
+                        (os.cpu_count() or 1) * 1000 / server_ms, 1)
         prepared.engine.db.dispose()
     figures["http_throughput_target_per_s"] = TARGET_THROUGHPUT
     figures["http_throughput_client_threads"] = CLIENT_THREADS
@@ -589,11 +643,11 @@ def run(quick: bool = False, postgres: bool = True, profile: bool = True) -> dic
     results = {f"http_{k}": v for k, v in machine().items()}
     results["http_quick"] = quick
     with tempfile.TemporaryDirectory(prefix="ocop-bench-http-") as tmp:
-        figures, prepared = bench_latency_sqlite(Path(tmp), quick)
+        figures, prepared, profile_cases = bench_latency_sqlite(Path(tmp), quick)
         results.update(figures)
         if profile:
             _say("in-process profile")
-            results.update(bench_profile(prepared, quick))
+            results.update(bench_profile(prepared, profile_cases, quick))
         prepared.engine.db.dispose()
     if postgres:
         results.update(bench_postgres(quick))

@@ -44,6 +44,7 @@ from bench.workload import (  # noqa: E402
     TASKS_PER_RETURN,
     Case,
     Http,
+    Pool,
     Prepared,
     alternate_returns,
     complete_api,
@@ -52,7 +53,7 @@ from bench.workload import (  # noqa: E402
     machine,
     prepare,
     sign_in,
-    uniform_stages,
+    staged_first,
 )
 from tests.gunicorn_server import GunicornServer  # noqa: E402
 
@@ -84,24 +85,11 @@ class Driver:
         self.http = Http(base_url)
         self.api_only = api_only
         self.sessions = {}
-        self.pool: list[Case] = prepared.take(POOL)
-        self.fresh: list[Case] = prepared.cases  # staged 0 tasks (just started)
-        self.position = 0
+        self.pool = Pool(prepared, prepared.take(POOL))
         self.statuses: Counter = Counter()
-        self.finished: set[int] = set()
 
     def next_case(self) -> Case | None:
-        for _ in range(len(self.pool)):
-            slot = self.position % len(self.pool)
-            self.position += 1
-            case = self.pool[slot]
-            if case.next_task() is None:
-                self.finished.add(case.instance_id)
-                if not self.fresh:
-                    continue
-                case = self.pool[slot] = self.fresh.pop(0)
-            return case
-        return None
+        return self.pool.next_case()
 
     def web(self, user_id: int):
         if user_id not in self.sessions:
@@ -109,7 +97,8 @@ class Driver:
         return self.sessions[user_id]
 
     def complete(self, n: int) -> float | None:
-        """Complete one task (API on even n, form post on odd, unless api_only);
+        """Complete one task (API and form post in turn, shifted each pass over
+        the pool so that each instance sees both, unless api_only);
         its client-side seconds, None when it failed. StopIteration when
         no task is left."""
         case = self.next_case()
@@ -118,7 +107,7 @@ class Driver:
         task = case.next_task()
         user = self.prepared.user_for(case, task)
         data = case.data_for(task)
-        if self.api_only or n % 2 == 0:
+        if self.api_only or (n + n // POOL) % 2 == 0:
             reply = complete_api(self.http, self.prepared.tokens[user], task["id"], data)
             self.statuses[f"api_{reply.status}"] += 1
             if reply.status == 200:
@@ -161,9 +150,7 @@ def run(quick: bool = False, threads: int = 4, api_only: bool = False) -> dict:
         url = f"sqlite:///{tmp}/memory.db"
         count = instances_needed(completions)
         started = time.perf_counter()
-        staged = {n for n in range(POOL)}
-        prepared = prepare(url, count, returns_of=alternate_returns, progress=_say,
-                           stages=lambda n, case: uniform_stages(n, case) if n in staged else 0)
+        prepared = prepare(url, count, returns_of=alternate_returns, progress=_say, stages=staged_first(POOL))
         figures["memory_prepare_s"] = round(time.perf_counter() - started, 1)
         figures["memory_prepare_stage_s"] = round(prepared.stage_seconds, 1)
         figures["memory_instances_prepared"] = count
@@ -238,7 +225,7 @@ def drive(prepared: Prepared, server: GunicornServer, completions: int, every: i
         "memory_flat_rule": (f"RSS growth from the sample after {warmup} completions to the end "
                              f"< {FLAT_MAX_GROWTH_MB:g} MB and < {FLAT_MAX_GROWTH_PCT:g} %"),
         "memory_worker_restarted": restarted,
-        "memory_instances_finished": len(driver.finished),
+        "memory_instances_finished": len(driver.pool.finished),
         "memory_reconnects": driver.http.connects,
     }
     if latencies:

@@ -21,6 +21,8 @@ Not a test and not part of the product: measurement scaffolding.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import random
 import re
 import statistics
@@ -136,6 +138,41 @@ class Prepared:
         return taken
 
 
+class Pool:
+    """Cases completed round-robin; one that finishes is replaced by a fresh
+    case from the prepared reserve (`prepared.take(1)`), so with a staged
+    pool the mix of tasks and instance sizes stays the same throughout.
+    `first_touch(case)` tells whether this pool has not completed anything
+    of the case yet (its workflow cannot be in a server's cache)."""
+
+    def __init__(self, prepared: "Prepared", cases: list[Case], refill: bool = True):
+        self.prepared = prepared
+        self.cases = list(cases)
+        self.refill = refill
+        self.position = 0
+        self.finished: set[int] = set()
+        self.touched: set[int] = set()
+
+    def next_case(self) -> Case | None:
+        for _ in range(len(self.cases)):
+            slot = self.position % len(self.cases)
+            self.position += 1
+            case = self.cases[slot]
+            if case.next_task() is None:
+                self.finished.add(case.instance_id)
+                if not (self.refill and self.prepared.cases):
+                    continue
+                case = self.cases[slot] = self.prepared.take(1)[0]
+            return case
+        return None
+
+    def first_touch(self, case: Case) -> bool:
+        return case.instance_id not in self.touched
+
+    def touch(self, case: Case) -> None:
+        self.touched.add(case.instance_id)
+
+
 def no_returns(_n: int) -> int:
     return 0
 
@@ -146,8 +183,15 @@ def alternate_returns(n: int) -> int:
 
 
 def uniform_stages(n: int, case: Case) -> int:
-    """Stage instance n at a point spread evenly over its cycle (0 .. length-1)."""
-    return (n * 7) % case.length
+    """Stage instance n at a point spread evenly over its cycle (0 .. length-1);
+    n // 2 so that alternate_returns' two kinds each get every stage."""
+    return (n // 2 * 7) % case.length
+
+
+def staged_first(count: int):
+    """A `stages` callback: the first `count` instances spread over their
+    cycle (uniform_stages), the rest just started (a reserve of fresh ones)."""
+    return lambda n, case: uniform_stages(n, case) if n < count else 0
 
 
 def prepare(url: str, count: int, *, products_per_owner: int = 10, returns_of: Callable[[int], int] = no_returns,
@@ -348,6 +392,50 @@ def complete_form(http: Http, web: WebSession, task_id: str, form_key: str, data
 
 # --- figures ------------------------------------------------------------------------
 
+class CpuMeter:
+    """CPU seconds (user + system) that some processes and their
+    descendants used between start() and stop(): a server's cost per
+    request that does not depend on what else runs on the machine (wall
+    times on a shared machine do). Processes that end in between are not
+    counted (gunicorn workers and database backends live through a run)."""
+
+    def __init__(self, *root_pids: int):
+        import psutil
+        self.roots = [psutil.Process(pid) for pid in root_pids]
+        self.before: dict[int, float] = {}
+
+    def _snapshot(self) -> dict[int, float]:
+        import psutil
+        used = {}
+        for root in self.roots:
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    times = process.cpu_times()
+                    used[process.pid] = times.user + times.system
+                except psutil.Error:
+                    pass
+        return used
+
+    def start(self) -> "CpuMeter":
+        self.before = self._snapshot()
+        return self
+
+    def stop(self) -> float:
+        after = self._snapshot()
+        return sum(max(0.0, used - self.before.get(pid, 0.0)) for pid, used in after.items())
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def postmaster_pid(data_dir: str) -> int:
+    """The PostgreSQL server's main process (first line of postmaster.pid)."""
+    with open(Path(data_dir) / "postmaster.pid") as pid_file:
+        return int(pid_file.readline())
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100), linear between closest ranks."""
     if not values:
@@ -388,8 +476,6 @@ ACCESS_LOG_ENV = {"GUNICORN_CMD_ARGS": f"--access-logfile - --access-logformat '
 
 
 def machine() -> dict:
-    import os
-    import platform
     load = os.getloadavg()
     return {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}",
             "cpus": os.cpu_count(), "load_average_1m_at_start": round(load[0], 2)}
