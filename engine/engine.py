@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import audit, clock, diagram, expressions, incidents, roles
+from engine import audit, clock, diagram, expressions, incidents, roles, statements
 from engine.access import Actor, may_act
 from engine.audit import PendingEvent
 from engine.calendar import add_working_days
@@ -52,7 +52,6 @@ from handlers.registry import HandlerContext, HandlerParameterError
 from storage.areas import area_chain
 from storage.db import Database
 from storage.models import (
-    AuditEvent,
     InboxTask,
     Incident,
     ProcessDefinition,
@@ -346,11 +345,7 @@ class OcopEngine:
         with self.db.transaction() as session:
             # One query for the task, its instance and product (the product
             # then comes from the identity map wherever it is used).
-            found = session.execute(
-                select(InboxTask, ProcessInstance, Product)
-                .join(ProcessInstance, ProcessInstance.id == InboxTask.instance_id)
-                .outerjoin(Product, Product.id == ProcessInstance.product_id)
-                .where(InboxTask.id == task_id)).one_or_none()
+            found = session.execute(statements.TASK_WITH_INSTANCE, {"task_id": task_id}).one_or_none()
             if found is None:
                 raise UnknownTask(task_id)
             row, instance, product = found
@@ -655,9 +650,9 @@ class OcopEngine:
         run.result_version = self.write_instance(session, instance, values, run.events, run.now)
         connection = session.connection()
         if stale_ids:
-            connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
+            connection.execute(statements.DELETE_INBOX_ROWS, {"ids": stale_ids})
         if new_rows:
-            connection.execute(insert(InboxTask.__table__), new_rows)
+            connection.execute(statements.INSERT_INBOX_ROWS, new_rows)
         if run.timers != run.timers_before:  # most steps start and end without a timer
             self.write_timers(session, instance.id, run.timers)
         if run.failed:
@@ -678,14 +673,15 @@ class OcopEngine:
         history, seq, head = audit.chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
         new_version = instance.version + 1
         connection = session.connection()
+        values = {**values, "version": new_version, "audit_seq": seq, "audit_head": head}
         updated = connection.execute(
-            update(ProcessInstance.__table__)
-            .where(ProcessInstance.id == instance.id, ProcessInstance.version == instance.version)
-            .values(**values, version=new_version, audit_seq=seq, audit_head=head)).rowcount
+            statements.update_instance(tuple(sorted(values))),
+            {"instance_id": instance.id, "old_version": instance.version,
+             **{f"new_{column}": value for column, value in values.items()}}).rowcount
         if updated != 1:
             raise ConcurrencyConflict(instance.id)
         if history:
-            connection.execute(insert(AuditEvent.__table__), history)
+            connection.execute(statements.INSERT_EVENTS, history)
         return new_version
 
     def inbox_changes(self, run: StepRun, ready: dict) -> tuple[list[str], list[dict]]:
