@@ -378,7 +378,9 @@ def request(app, world, who, method, path, data, ids):
 @pytest.mark.parametrize("method,template,data,allowed", MATRIX,
                          ids=[f"{m} {t}" for m, t, _, _ in MATRIX])
 def test_matrix(app, world, ids, method, template, data, allowed):
+    from tests.test_idor import snapshot  # (that module imports this one)
     path = _PLACEHOLDER.sub(lambda match: str(ids[match.group(1)]), template)
+    before = snapshot(world) if method == "GET" else None
     wrong = []
     for who in USERS:
         response = request(app, world, who, method, path, data, ids)
@@ -397,6 +399,9 @@ def test_matrix(app, world, ids, method, template, data, allowed):
         if not ok:
             wrong.append(f"{who}: {status} ({'allowed' if who in allowed else 'refused'} expected)")
     assert not wrong, f"{method} {path}: " + "; ".join(wrong)
+    # A GET is safe: whoever asks, it changes nothing (so a link or an
+    # image on another site cannot change anything either).
+    assert before is None or snapshot(world) == before, f"GET {path} changed the database"
 
 
 def test_every_endpoint_has_a_matrix_row(db_url):
