@@ -259,6 +259,27 @@ def test_a_session_cookie_does_not_work_from_another_browser(world, app):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def test_signing_out_ends_the_session_in_this_browser(world, app):
+    client, token = signed_in(app, "cb.qt-gl")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    response = client.get("/inbox/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Known gap: sessions are signed cookies, so signing out clears this browser's cookie but a copy "
+    "taken before (e.g. by malware or a shared machine's proxy) stays valid until "
+    "PERMANENT_SESSION_LIFETIME (31 days). Ending it needs server-side state: a per-user session "
+    "generation in the user row (storage/) checked by the user loader, or server-side sessions."))
+def test_a_copied_session_cookie_dies_with_the_sign_out(world, app):
+    client, token = signed_in(app, "cb.qt-gl")
+    copy = client.get_cookie("session").value
+    client.post("/logout", data={"csrf_token": token})
+    replay = app.test_client()
+    replay.set_cookie("session", copy)
+    assert replay.get("/inbox/").status_code == 302
+
+
 # --- open redirects --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", [
