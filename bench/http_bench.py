@@ -171,6 +171,9 @@ def single_client(prepared: Prepared, base_url: str, cases: list[Case], per_mode
     cache. Returns {mode: [(seconds, path)]}, statuses and counts, and
     with a `meter` the server's CPU seconds over all completions made."""
     client = Client(prepared, base_url)
+    if "form" in modes:  # every sign-in before anything is timed or metered
+        for user_id in prepared.usernames:
+            client.web(user_id)
     if meter is not None:
         meter.start()
     pool = Pool(prepared, cases)
@@ -287,31 +290,31 @@ def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared, list[C
 # (label, file suffix, function) whose cumulative time is shown per request.
 BREAKDOWN = [
     ("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
-    ("before_request hooks (auth, CSRF)", "flask/app.py", "preprocess_request"),
-    ("  API token -> actor (_actor_for_token)", "web/api.py", "_actor_for_token"),
-    ("  session user loader (load_user)", "web/auth.py", "load_user"),
-    ("  CSRF check (validate_csrf)", "flask_wtf/csrf.py", "validate_csrf"),
-    ("API _reachable_task (own transaction)", "web/api.py", "_reachable_task"),
+    ("API: token -> actor (_actor_for_token)", "web/api.py", "_actor_for_token"),
+    ("API: _reachable_task (own transaction)", "web/api.py", "_reachable_task"),
+    ("form: session user loader (load_user)", "web/auth.py", "load_user"),
+    ("form: CSRF check (validate_csrf)", "flask_wtf/csrf.py", "validate_csrf"),
     ("form: visible_task (own transaction)", "engine/inbox.py", "visible_task"),
     ("form: task_forms.parse", "web/task_forms.py", "parse"),
-    ("form: delete drafts, flash, redirect", "flask/helpers.py", "flash"),
     ("engine.complete_task (its transaction)", "engine/engine.py", "complete_task"),
     ("  _load (cache or state_from_json)", "engine/engine.py", "_load"),
     ("    state_from_json", "engine/serialization.py", "state_from_json"),
     ("  form validation", "engine/forms.py", "validate_form"),
-    ("  SpiffWorkflow task.run", "SpiffWorkflow/task.py", "run"),
-    ("  SpiffWorkflow do_engine_steps", "SpiffWorkflow/bpmn/workflow.py", "do_engine_steps"),
-    ("    service-task handlers", "engine/engine.py", "call_service"),
+    ("  run_user_task (task.run + engine steps)", "engine/engine.py", "run_user_task"),
+    ("    SpiffWorkflow do_engine_steps", "SpiffWorkflow/bpmn/workflow.py", "do_engine_steps"),
+    ("      service-task handlers", "engine/engine.py", "call_service"),
     ("  _save", "engine/engine.py", "_save"),
     ("    conclude (ready tasks, timers)", "engine/engine.py", "conclude"),
     ("    state_to_json", "engine/serialization.py", "state_to_json"),
     ("    write_instance (UPDATE + audit INSERT)", "engine/engine.py", "write_instance"),
     ("      audit chain hashing", "engine/audit.py", "chain"),
     ("    write_timers", "engine/engine.py", "write_timers"),
-    ("API response (_dump)", "web/api.py", "_dump"),
-    ("all: session commits", "sqlalchemy/orm/session.py", "commit"),
-    ("all: SQL statements executed", "sqlalchemy/engine/base.py", "_execute_context"),
-    ("all: ORM Session.get", "sqlalchemy/orm/session.py", "get"),
+    ("API: response (_dump)", "web/api.py", "_dump"),
+    ("form: flash", "flask/helpers.py", "flash"),
+    ("all: SQLAlchemy ORM statements (Session.execute)", "sqlalchemy/orm/session.py", "_execute_internal"),
+    ("all: SQLAlchemy Core statements", "sqlalchemy/engine/base.py", "_execute_context"),
+    ("all: the database's own execute (DB-API)", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("all: the database's own commit (DB-API)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
 ]
 
 
@@ -358,6 +361,8 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
         return clients[user_id]
 
     api_client = app.test_client()
+    for user_id in prepared.usernames:  # every sign-in before anything is timed or profiled
+        browser(user_id)
 
     def one(mode: str) -> float:
         case = pool.next_case()
@@ -396,9 +401,14 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
 
     requests = 100 if quick else 200
     report = io.StringIO()
+    load = os.getloadavg()[0]
     report.write("Where one task completion's time goes, in-process (Flask test client, SQLite, warm\n"
-                 "workflow cache), under cProfile (which inflates the times; the shares are what count).\n"
-                 "Written by bench/http_bench.py; regenerate with .venv/bin/python bench/http_bench.py.\n\n")
+                 "workflow cache, the cycle's task mix), under cProfile (which inflates the times; the\n"
+                 "shares are what count). Written by bench/http_bench.py"
+                 f"{' --quick' if quick else ''} at {time.strftime('%Y-%m-%d %H:%M')} "
+                 f"(load average {load:.1f} on {os.cpu_count()} cores).\n"
+                 f"Unprofiled in-process medians: API {figures['http_inprocess_api_ms_median']:.1f} ms, "
+                 f"form {figures['http_inprocess_form_ms_median']:.1f} ms.\n\n")
     for mode in ("api", "form"):
         profiler = cProfile.Profile()
         profiler.enable()
@@ -414,7 +424,7 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
         report.write("Per request (cumulative ms under the profiler, share of the whole request, calls):\n")
         for label, ms, calls in rows:
             share = f"{ms / whole * 100:5.1f}%" if whole else "     "
-            report.write(f"  {label:<44} {ms:8.2f} ms  {share}  {calls:6.1f}\n")
+            report.write(f"  {label:<50} {ms:8.2f} ms  {share}  {calls:6.1f}\n")
         if whole:
             engine_ms = next((ms for label, ms, _c in rows if label.startswith("engine.complete_task")), 0.0)
             figures[f"http_profile_{mode}_engine_share"] = round(engine_ms / whole, 3)
