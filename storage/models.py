@@ -192,7 +192,8 @@ class InboxTask(Base):
     __table_args__ = (
         Index("ix_task_role_area_created", "role", "jurisdiction_id", "created_at"),
         Index("ix_task_assignee", "assignee_id"),
-        Index("ix_task_producer", "producer_id"),
+        # With the id: a supervisor's task ids by producer from the index alone (0010).
+        Index("ix_task_producer", "producer_id", "id"),
         # A supervisor's outreach tasks (no product) by area (engine/inbox.py, 0010).
         Index("ix_task_outreach_area", "jurisdiction_id", sqlite_where=text("product_id IS NULL"),
               postgresql_where=text("product_id IS NULL")),
