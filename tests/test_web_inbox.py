@@ -176,9 +176,13 @@ def test_claim_and_unclaim(world, client):
 
 def test_claims_outside_ones_area_are_refused(world, client):
     task_id = at_review_idea(world, PEPPER).task("review_idea").id
-    token = login(client, "cb.qt-cl")
+    token = login(client, "cb.qt-gl-gm")  # the product's commune: reads the record, may not act here
     response = client.post(f"/inbox/tasks/{task_id}/claim", data={"csrf_token": token})
     assert response.status_code == 403 and "không có quyền" in response.get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": token})
+    token = login(client, "cb.qt-cl")  # another district: the task is as unknown as a missing one
+    response = client.post(f"/inbox/tasks/{task_id}/claim", data={"csrf_token": token})
+    assert response.status_code == 404 and "không có quyền" not in response.get_data(as_text=True)
     assert client.post("/inbox/tasks/no-such-task/claim", data={"csrf_token": token}).status_code == 404
     assert assignee(world, task_id) is None
 
@@ -218,11 +222,12 @@ def test_a_supervisor_reassigns_within_the_area(world, client):
 def test_only_a_supervisor_of_the_area_reassigns(world, client):
     add_officer(world, "cb.qt-gl.2", "district_officer", "QT-GL")
     task_id = at_review_idea(world, PEPPER).task("review_idea").id
-    for username in ("cb.qt-gl", "qlct.lc"):
+    # 403 in the product's own area; 404 for another province (its task is as unknown as a missing one).
+    for username, status in (("cb.qt-gl", 403), ("qlct.lc", 404)):
         token = login(client, username)
         response = client.post(f"/inbox/tasks/{task_id}/reassign",
                                data={"csrf_token": token, "username": "cb.qt-gl.2"})
-        assert response.status_code == 403, username
+        assert response.status_code == status, username
     assert listed(page(client, "/inbox/")) == []  # Lào Cai's manager sees nothing of Quảng Trị
     assert assignee(world, task_id) is None
 
