@@ -279,6 +279,27 @@ def colleagues(session: Session, role: str, jurisdiction_id: int | None) -> list
         .order_by(User.full_name)).all()]
 
 
+def colleagues_for(session: Session, areas) -> dict[tuple[str, int | None], list[tuple[str, str]]]:
+    """colleagues() of several (role, area) pairs in one query: the inbox
+    page needs them for every supervised task it lists."""
+    by_role: dict[str, set] = {}
+    for role, area in areas:
+        by_role.setdefault(role, set()).add(area)
+    found: dict[tuple[str, int | None], list[tuple[str, str]]] = {pair: [] for pair in areas}
+    if not by_role:
+        return found
+    rows = session.execute(
+        select(RoleAssignment.role, RoleAssignment.jurisdiction_id, User.username, User.full_name)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(or_(*[and_(RoleAssignment.role == role, RoleAssignment.jurisdiction_id.in_(sorted(found_areas)))
+                     for role, found_areas in sorted(by_role.items())]),
+               User.is_active.is_(True))
+        .order_by(User.full_name)).all()
+    for role, area, username, full_name in rows:
+        found[(role, area)].append((username, full_name))
+    return found
+
+
 @dataclass
 class Dossier:
     """What the task page shows beside the form."""

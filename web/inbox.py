@@ -123,13 +123,14 @@ def index():
         quick, choices = inbox_queries.overview(session, me, now, supervision)
         rows, total = inbox_queries.list_tasks(session, me, f, now, supervision, tallies=quick)
         names = inbox_queries.user_names(session, [row[0].assignee_id for row in rows])
-        team: dict[tuple, list] = {}
+        supervised_rows = {task.id for task, _product, producer, _commune in rows
+                           if supervision and supervision.covers(task, producer.commune_id if producer else None)}
+        # Whom each supervised task may be handed to: one query for the page.
+        team = inbox_queries.colleagues_for(session, {(task.role, task.jurisdiction_id) for task, *_rest in rows
+                                                      if task.id in supervised_rows and task.role != "producer"})
         items = []
         for task, product, producer, commune in rows:
-            supervised = bool(supervision) and supervision.covers(task, producer.commune_id if producer else None)
-            if supervised and task.role != "producer" and (task.role, task.jurisdiction_id) not in team:
-                team[(task.role, task.jurisdiction_id)] = inbox_queries.colleagues(
-                    session, task.role, task.jurisdiction_id)
+            supervised = task.id in supervised_rows
             items.append({
                 "task": task, "product": product, "producer": producer, "commune": commune,
                 "can_act": may_act(me, task), "supervised": supervised,
