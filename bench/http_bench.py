@@ -657,11 +657,21 @@ def run(quick: bool = False, postgres: bool = True, profile: bool = True) -> dic
         results.update(figures)
         if profile:
             _say("in-process profile")
-            results.update(bench_profile(prepared, profile_cases, quick))
+            results.update(_part("http_profile", bench_profile, prepared, profile_cases, quick))
         prepared.engine.db.dispose()
     if postgres:
-        results.update(bench_postgres(quick))
+        results.update(_part("http_postgresql", bench_postgres, quick))
     return results
+
+
+def _part(name: str, function, *args) -> dict:
+    """One part's figures; if it fails, the error instead (the other parts' figures stay)."""
+    try:
+        return function(*args)
+    except Exception as err:  # noqa: BLE001 - reported in the figures and on stderr
+        import traceback
+        traceback.print_exc()
+        return {f"{name}_error": f"{type(err).__name__}: {err}"}
 
 
 def main() -> int:
