@@ -156,8 +156,21 @@ def _total(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision
 
 
 def _page(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision | None = None) -> Select:
-    return (_filtered(actor, f, now, supervision).order_by(*SORTS.get(f.sort, SORTS["waiting"]))
-            .limit(PAGE_SIZE).offset((max(f.page, 1) - 1) * PAGE_SIZE))
+    """One page of the filtered inbox. When neither the filters nor the
+    order read the product or the producer, the page's task ids are chosen
+    first from the task table alone and only those 25 rows are joined (not
+    every task in scope before sorting)."""
+    order = SORTS.get(f.sort, SORTS["waiting"])
+    offset = (max(f.page, 1) - 1) * PAGE_SIZE
+    if f.commune_id or f.group_code or f.sort == "product":
+        return _filtered(actor, f, now, supervision).order_by(*order).limit(PAGE_SIZE).offset(offset)
+    ids = (select(InboxTask.id).where(*_conditions(actor, f, now, supervision))
+           .order_by(*order).limit(PAGE_SIZE).offset(offset))
+    return (select(InboxTask, Product, Producer, Jurisdiction)
+            .join(Product, Product.id == InboxTask.product_id, isouter=True)
+            .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
+            .join(Jurisdiction, Jurisdiction.id == Producer.commune_id, isouter=True)
+            .where(InboxTask.id.in_(ids)).order_by(*order))
 
 
 def _known_total(f: InboxFilter, tallies: dict[str, int] | None) -> int | None:
@@ -208,14 +221,18 @@ def counts(session: Session, actor: Actor, now: datetime,
 def _overview(actor: Actor, now: datetime, supervision: Supervision | None = None) -> Select:
     """The counts per (commune, criteria set) of the actor's tasks: summed,
     they are counts(); their communes and sets are filter_choices()."""
-    return (select(Jurisdiction.id, Jurisdiction.name, Product.group_code, *_tallies(actor, now))
-            .select_from(InboxTask)
-            .join(Product, Product.id == InboxTask.product_id, isouter=True)
-            .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
-            .join(Jurisdiction, Jurisdiction.id == Producer.commune_id, isouter=True)
-            .where(_scope(actor, supervision))
-            .group_by(Jurisdiction.id, Jurisdiction.name, Product.group_code)
-            .order_by(Jurisdiction.name, Jurisdiction.id, Product.group_code))
+    # Grouped first, then the communes' names: one lookup per group, not per task.
+    groups = (select(Producer.commune_id.label("commune_id"), Product.group_code.label("group_code"),
+                     *[tally.label(key) for key, tally in zip(COUNTS, _tallies(actor, now))])
+              .select_from(InboxTask)
+              .join(Product, Product.id == InboxTask.product_id, isouter=True)
+              .join(Producer, Producer.id == InboxTask.producer_id, isouter=True)
+              .where(_scope(actor, supervision))
+              .group_by(Producer.commune_id, Product.group_code)).subquery()
+    return (select(Jurisdiction.id, Jurisdiction.name, groups.c.group_code, *[groups.c[key] for key in COUNTS])
+            .select_from(groups)
+            .join(Jurisdiction, Jurisdiction.id == groups.c.commune_id, isouter=True)
+            .order_by(Jurisdiction.name, Jurisdiction.id, groups.c.group_code))
 
 
 def overview(session: Session, actor: Actor, now: datetime,
