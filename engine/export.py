@@ -129,9 +129,17 @@ def csv_chunks(db: Database, instance_ids: Iterable[int], batch: int = BATCH) ->
         buffer.truncate()
         for e in instance["events"]:
             writer.writerow([instance["instance_id"], e["seq"], e["at"], _blank(e["actor"]),
-                             e["actor_name"] or "", e["kind"], _blank(e["element"]), canonical(e["data"]),
+                             spreadsheet_safe(e["actor_name"] or ""), e["kind"], _blank(e["element"]), canonical(e["data"]),
                              e["prev_hash"], e["hash"]])
         yield buffer.getvalue()
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A free-text cell that a spreadsheet will show, never run: names are
+    chosen by the people who sign up, and Excel or LibreOffice read a cell
+    starting with = + - @ (or a tab / carriage return before them) as a
+    formula. Such text gets a leading apostrophe, as OWASP advises."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _blank(value) -> str:

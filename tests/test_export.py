@@ -173,3 +173,12 @@ def test_exports_stream_in_batches(world, tmp_path):
     assert len(csv_pieces) == 1 + len(ids)
     rows = list(csv.DictReader(io.StringIO("".join(csv_pieces))))
     assert {int(r["instance_id"]) for r in rows} == set(ids)
+
+
+def test_free_text_cells_are_never_spreadsheet_formulas():
+    """A producer chooses its own name: in a CSV opened in a spreadsheet,
+    a name that starts like a formula must stay text."""
+    for hostile in ("=HYPERLINK(\"http://evil.example\")", "+1+1", "-2", "@SUM(A1)", "\t=1", "\r=1"):
+        assert export.spreadsheet_safe(hostile) == "'" + hostile
+    for plain in ("Nguyễn Văn A", "", "1-2", "a=b"):
+        assert export.spreadsheet_safe(plain) == plain

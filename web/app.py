@@ -33,6 +33,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
         SESSION_COOKIE_SECURE=production,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         UPLOAD_DIR=os.environ.get("OCOP_UPLOAD_DIR", str(Path("instance") / "uploads")),
         AUDIT_KEY_FILE=None,  # None: OCOP_AUDIT_KEY_FILE, else instance/audit_signing_key.pem

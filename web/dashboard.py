@@ -23,6 +23,7 @@ from flask_login import current_user
 from engine import dashboard as figures
 from engine.dashboard import Audience, Filters
 from engine.errors import NotAllowed
+from engine.export import spreadsheet_safe
 from web.auth import actor, db, engine
 from web.extensions import login_manager
 from web.public import STEP_LABELS
@@ -207,7 +208,8 @@ def _csv(name: str, filters: Filters, header: list, rows: list[list]) -> Respons
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow([str(cell) for cell in header])
-    writer.writerows([[str(cell) for cell in row] for row in rows])
+    writer.writerows([[spreadsheet_safe(str(cell)) if isinstance(cell, str) else str(cell) for cell in row]
+                      for row in rows])
     scope = f"-p{filters.provinces[0]}" if filters.provinces and request.args.get("province") else ""
     filename = f"ocop-{name}-{filters.year}{scope}.csv"
     return Response(out.getvalue().encode("utf-8"), mimetype="text/csv",
