@@ -96,7 +96,6 @@ TARGET_THROUGHPUT = 100.0
 WARM_POOL = 64        # fits the worker's workflow cache (engine.WORKFLOW_CACHE_SIZE = 256)
 COLD_POOL = 300       # does not: round-robin over it always misses the cache
 PROFILE_POOL = 64
-RESERVE = 150        # fresh instances that replace finished ones in the pools
 CLIENT_THREADS = 16
 RUN_DEADLINE_S = 900  # a throughput run stops issuing requests after this
 
@@ -248,7 +247,12 @@ def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared, list[C
     url = f"sqlite:///{tmp}/http.db"
     started = time.perf_counter()
     pools = WARM_POOL + COLD_POOL + PROFILE_POOL
-    prepared = prepare(url, pools + RESERVE, returns_of=alternate_returns, stages=staged_first(pools),
+    # Fresh instances to replace finished ones: each completion uses up about
+    # 1/9 of an instance (cycles of 9 or 12 tasks); the phases' completions,
+    # first touches and warm-ups included, and a margin.
+    completions = (2 * per_mode + 150) + (2 * per_mode + 20) + (PROFILE_POOL + 3 * profile_requests(quick))
+    reserve = -(-completions // 9) + 40
+    prepared = prepare(url, pools + reserve, returns_of=alternate_returns, stages=staged_first(pools),
                        progress=_say)
     figures = {"http_sqlite_prepare_s": round(time.perf_counter() - started, 1),
                "http_sqlite_prepare_stage_s": round(prepared.stage_seconds, 1)}
@@ -332,6 +336,11 @@ def _breakdown(stats: pstats.Stats, requests: int) -> list[tuple[str, float, int
     return rows
 
 
+def profile_requests(quick: bool) -> int:
+    """Completions per mode in the profile (and as many unprofiled)."""
+    return 100 if quick else 200
+
+
 def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
     """In-process, through Flask's test client: unprofiled medians, then
     cProfile over the same kind of completions."""
@@ -366,6 +375,8 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
 
     def one(mode: str) -> float:
         case = pool.next_case()
+        if case is None:
+            raise RuntimeError("the profile's pool ran out of tasks")
         task = case.next_task()
         user = prepared.user_for(case, task)
         data = case.data_for(task)
@@ -391,7 +402,7 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
     for n in range(PROFILE_POOL):  # warm-up: one pass over the pool
         one(("api", "form")[n % 2])
     plain = {"api": [], "form": []}
-    for n in range(100 if quick else 200):
+    for n in range(profile_requests(quick)):
         mode = ("api", "form")[n % 2]
         plain[mode].append(one(mode))
     figures = {}
@@ -399,7 +410,7 @@ def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
         figures.update({k: v for k, v in summary_ms(f"http_inprocess_{mode}_ms", seconds).items()
                         if k.endswith(("_median", "_p90"))})
 
-    requests = 100 if quick else 200
+    requests = profile_requests(quick)
     report = io.StringIO()
     load = os.getloadavg()[0]
     report.write("Where one task completion's time goes, in-process (Flask test client, SQLite, warm\n"
