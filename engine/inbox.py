@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, case, false, func, or_, select, true, union_all
+from sqlalchemy import Select, and_, bindparam, case, false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from engine.access import Actor
@@ -68,11 +68,14 @@ class Supervision:
         producers by commune (ix_producer_commune_id), then their tasks
         (ix_task_producer). An outreach task (no product) belongs to the
         area it runs in (ix_task_outreach_area)."""
+        # One expanding parameter for a province's ~150 areas, not one
+        # bound expression built per area and statement.
         areas = sorted(self.area_ids)
         return [select(InboxTask.id).join(Producer, Producer.id == InboxTask.producer_id)
-                .where(Producer.commune_id.in_(areas)).correlate(None),
-                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(areas))
-                .correlate(None)]
+                .where(Producer.commune_id.in_(bindparam("supervised_communes", areas, expanding=True)))
+                .correlate(None),
+                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(
+                    bindparam("supervised_areas", areas, expanding=True))).correlate(None)]
 
     def condition(self):
         if self.everything:
