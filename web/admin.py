@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from engine.accounts import MIN_PASSWORD_LENGTH, assign_role, create_user
+from engine.forms import CONTROL_CHARACTERS
 from engine.mail import mailbox
 from engine.roles import ROLES
 from storage.models import (
@@ -28,7 +29,7 @@ from storage.models import (
     User,
 )
 from web.api import issue_token
-from web.auth import actor, db, engine, require_role
+from web.auth import actor, db, engine, id_from, require_role
 from web.extensions import login_manager
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -38,6 +39,7 @@ ASSIGNABLE_ROLES = [role for key, role in ROLES.items() if key != "producer"]
 LEVEL_LABELS = {"central": _l("Trung ương"), "province": _l("cấp tỉnh"),
                 "district": _l("cấp huyện"), "commune": _l("cấp xã")}
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
+FULL_NAME_MAX = 200  # the column's length
 
 
 class Refused(Exception):
@@ -158,6 +160,9 @@ def create_token(user_id: int):
     if not 1 <= len(name) <= 100:
         flash(_("Cần đặt tên cho mã truy cập (tối đa 100 ký tự)."), "error")
         return user(user_id, status=422)
+    if CONTROL_CHARACTERS.search(name):
+        flash(_("Không được chứa ký tự điều khiển."), "error")
+        return user(user_id, status=422)
     with db().transaction() as session:
         account = _account(session, user_id)
         if not account.is_active:
@@ -193,6 +198,10 @@ def _create_from_form(form) -> int:
         raise Refused(_("Tên đăng nhập gồm 3–80 ký tự: chữ thường không dấu, số, dấu chấm, gạch ngang."))
     if not full_name:
         raise Refused(_("Cần nhập họ và tên."))
+    if len(full_name) > FULL_NAME_MAX:
+        raise Refused(_("Quá dài (tối đa 200 ký tự)."))
+    if CONTROL_CHARACTERS.search(full_name):
+        raise Refused(_("Không được chứa ký tự điều khiển."))
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Refused(_("Mật khẩu cần ít nhất %(count)d ký tự.", count=MIN_PASSWORD_LENGTH))
     if email is not None and (len(email) > 200 or mailbox(full_name, email) is None):
@@ -209,7 +218,7 @@ def _create_from_form(form) -> int:
 def _assign(session: Session, account: User, role: str, jurisdiction_id: str) -> None:
     if role not in ROLES or role == "producer":
         raise Refused(_("Vai trò không hợp lệ."))
-    area_id = int(jurisdiction_id) if jurisdiction_id.isdigit() else None
+    area_id = id_from(jurisdiction_id)
     if any(held.role == role and held.jurisdiction_id == area_id for held in account.roles):
         raise Refused(_("Người dùng đã có vai trò này tại địa bàn này."))
     try:

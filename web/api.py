@@ -50,7 +50,7 @@ from engine.errors import (
     TaskNotReady,
     UnknownTask,
 )
-from engine.forms import CONTROL_CHARACTERS, FORMS, form_schema
+from engine.forms import FORMS, form_schema
 from engine.inbox import PAGE_SIZE, InboxFilter, counts, list_tasks
 from storage.models import (
     ApiToken,
@@ -63,7 +63,6 @@ from storage.models import (
     Product,
 )
 from web.api_schemas import (
-    MAX_ID,
     DefinitionListSchema,
     ErrorSchema,
     HistorySchema,
@@ -253,24 +252,6 @@ def _authenticate():
                                           f"header ({err})") from None
     g.api_actor = current_user.actor
     g.api_via = "session"
-
-
-# Task ids are UUIDs: anything longer names nothing.
-MAX_TASK_ID_LENGTH = 36
-
-
-@api.before_request
-def _plausible_path_arguments():
-    """A path argument that cannot name anything answers not_found before
-    it reaches a query: an integer past the database's range, a task id
-    longer than a UUID or holding control characters (a NUL breaks a
-    PostgreSQL query)."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return
-    for name, value in (request.view_args or {}).items():
-        if (isinstance(value, int) and not 0 < value <= MAX_ID) or (
-                isinstance(value, str) and (len(value) > MAX_TASK_ID_LENGTH or CONTROL_CHARACTERS.search(value))):
-            raise ApiError("not_found", f"no such {name.removesuffix('_id')}")
 
 
 def _actor() -> Actor:

@@ -12,10 +12,10 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 from engine.audit import as_utc
 from engine.forms import plain_text
 from engine.inbox import PAGE_SIZE, SORTS
+from web.auth import MAX_ID
 
-# Ids are 32-bit integers in the database; a page past the last is empty,
-# one past this would ask the database for an offset it cannot take.
-MAX_ID = 2**31 - 1
+# A page past the last is empty; one past this would ask the database for
+# an offset it cannot take.
 MAX_PAGE = 100_000
 
 

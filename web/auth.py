@@ -1,6 +1,7 @@
 """Signing in and out, and who the current user is on every request."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -9,9 +10,35 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 
 from engine.access import Actor, load_actor
 from engine.accounts import authenticate
+from engine.forms import CONTROL_CHARACTERS
 from web.extensions import limiter, login_manager
 
 auth = Blueprint("auth", __name__)
+
+# Ids are 32-bit integers in both databases: a larger one names nothing
+# (and a query with it fails: SQLite cannot bind it, PostgreSQL refuses it).
+MAX_ID = 2**31 - 1
+_ID_TEXT = re.compile(r"[0-9]{1,10}")
+
+
+def id_from(text: str) -> int | None:
+    """The id a form or query value names, or None: ASCII digits only (not
+    "²" or "١٢", which str.isdigit accepts) and within MAX_ID."""
+    text = text.strip()
+    if not _ID_TEXT.fullmatch(text) or not 0 < int(text) <= MAX_ID:
+        return None
+    return int(text)
+
+
+@auth.before_app_request
+def _plausible_path_arguments():
+    """Every page and the API: a path argument that cannot name anything is
+    a 404 before it reaches a query: an integer past MAX_ID, a text with
+    control characters (PostgreSQL refuses a NUL in any query)."""
+    for value in (request.view_args or {}).values():
+        if (isinstance(value, int) and value > MAX_ID) or (
+                isinstance(value, str) and CONTROL_CHARACTERS.search(value)):
+            abort(404)
 
 
 class SignedInUser(UserMixin):
@@ -65,9 +92,12 @@ def require_role(*roles: str) -> None:
 @limiter.limit("10 per minute", methods=["POST"])
 def login():
     if request.method == "POST":
-        with db().transaction() as session:
-            user = authenticate(session, request.form.get("username", ""), request.form.get("password", ""))
-            signed_in = SignedInUser(load_actor(session, user.id), user.username) if user else None
+        username = request.form.get("username", "")
+        signed_in = None
+        if not CONTROL_CHARACTERS.search(username):  # no username has them; a NUL breaks the query
+            with db().transaction() as session:
+                user = authenticate(session, username, request.form.get("password", ""))
+                signed_in = SignedInUser(load_actor(session, user.id), user.username) if user else None
         if signed_in is None:
             flash(_("Wrong username or password."), "error")
             return render_template("login.html"), 401

@@ -28,8 +28,9 @@ from engine import audit_search, diagram, migration
 from engine import definitions as defs
 from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
+from engine.forms import CONTROL_CHARACTERS
 from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
-from web.auth import actor, db, engine, require_role
+from web.auth import actor, db, engine, id_from, require_role
 from web.extensions import login_manager
 
 definitions = Blueprint("definitions", __name__, url_prefix="/definitions")
@@ -101,7 +102,7 @@ def deploy():
         return _problems(checked.problems, checked.warnings, 422 if checked.problems else 200)
     try:
         province_id = _province_id(form.get("province_id", ""))
-        definition = defs.deploy(engine(), actor(), xml, form.get("name", ""), form.get("message", ""),
+        definition = defs.deploy(engine(), actor(), xml, form.get("name", ""), _message(form.get("message", "")),
                                  province_id)
     except NotAllowed as err:
         if _wants_json():
@@ -125,11 +126,14 @@ def deploy():
 @definitions.post("/<int:definition_id>/activate")
 def activate(definition_id: int):
     try:
-        definition = defs.activate(engine(), actor(), definition_id, request.form.get("message", ""))
+        definition = defs.activate(engine(), actor(), definition_id, _message(request.form.get("message", "")))
     except LookupError:
         abort(404)
     except NotAllowed as err:
         abort(403, str(err))
+    except defs.Refused as err:
+        flash(str(err), "error")
+        return _index_page(422)
     flash(_("Đã kích hoạt %(name)s phiên bản %(version)s.", name=definition.name,
             version=definition.version), "ok")
     return redirect(url_for("definitions.index"))
@@ -153,8 +157,8 @@ def compare_json():
 
 def _compared() -> tuple[ProcessDefinition, ProcessDefinition]:
     """The versions ?a= and ?b=; without a, the previous version of b's name."""
-    b_id = request.args.get("b", type=int)
-    a_id = request.args.get("a", type=int)
+    b_id = id_from(request.args.get("b", ""))
+    a_id = id_from(request.args.get("a", ""))
     with db().transaction() as session:
         b = session.get(ProcessDefinition, b_id) if b_id else None
         if b is None:
@@ -275,9 +279,17 @@ def _province_id(value: str) -> int | None:
     value = value.strip()
     if not value:
         return None
-    if not value.isdigit():
+    province_id = id_from(value)
+    if province_id is None:
         raise defs.Refused(_("Tỉnh không hợp lệ."))
-    return int(value)
+    return province_id
+
+
+def _message(value: str) -> str:
+    """A deploy or activation message: any text the database can store."""
+    if CONTROL_CHARACTERS.search(value):
+        raise defs.Refused(_("Không được chứa ký tự điều khiển."))
+    return value
 
 
 def _problem(problem: Problem) -> dict:

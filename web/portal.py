@@ -28,6 +28,7 @@ from werkzeug.routing import BuildError
 from engine import products
 from engine.access import load_actor
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
+from engine.forms import CONTROL_CHARACTERS
 from engine.invitations import enrolment_filename, enrolment_ics
 from storage.criteria import sets_by_code
 from storage.documents import (
@@ -39,7 +40,7 @@ from storage.documents import (
     clean_filename,
 )
 from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft
-from web.auth import SignedInUser, actor, db, engine
+from web.auth import SignedInUser, actor, db, engine, id_from
 from web.extensions import limiter
 from web.labels import ROLE_LABELS
 
@@ -69,6 +70,7 @@ ERRORS = {
     "username_format": _l("Tên đăng nhập gồm 3-80 ký tự: chữ thường không dấu, số, dấu chấm, gạch ngang."),
     "username_taken": _l("Tên đăng nhập đã có người dùng."),
     "password_short": _l("Mật khẩu cần ít nhất 8 ký tự."),
+    "control_chars": _l("Không được chứa ký tự điều khiển."),
 }
 REFUSALS = {
     "empty": _l("Chưa chọn tệp hoặc tệp rỗng."),
@@ -108,6 +110,12 @@ def _may_act_on(waiting: products.Waiting) -> bool:
 
 def _errors(codes: dict[str, str]) -> dict[str, str]:
     return {field: str(ERRORS.get(code, code)) for field, code in codes.items()}
+
+
+def _control_characters(form: dict, names: tuple[str, ...]) -> dict[str, str]:
+    """Names holding NUL or other control characters: refused here (a
+    PostgreSQL text column cannot store a NUL, and no name needs them)."""
+    return {name: "control_chars" for name in names if CONTROL_CHARACTERS.search(form[name])}
 
 
 # --- the list --------------------------------------------------------------
@@ -164,7 +172,7 @@ def new_product():
     errors: dict[str, str] = {}
     if request.method == "POST":
         form.update({key: request.form.get(key, "").strip() for key in form})
-        codes = products.product_errors(form["name"], form["group_code"])
+        codes = products.product_errors(form["name"], form["group_code"]) | _control_characters(form, ("name",))
         if form["producer_id"] not in {str(pid) for pid, _name in producers}:
             codes["producer_id"] = "unknown_producer"
         if form["registration_form"] not in REGISTRATION_FORMS:
@@ -341,10 +349,13 @@ def _registration(communes: list[tuple[int, str]], self_signup: bool):
     if request.method == "POST":
         form.update({key: request.form.get(key, "").strip() for key in fields})
         password = request.form.get("password", "")
-        commune_id = int(form["commune_id"]) if form["commune_id"].isdigit() else 0
+        commune_id = id_from(form["commune_id"]) or 0
         if commune_id not in {cid for cid, _name in communes}:
             commune_id = 0  # only communes offered on the page: reported as unknown
         try:
+            unprintable = _control_characters(form, ("name", "full_name", "product_name"))
+            if unprintable:
+                raise products.InvalidRegistration(unprintable)
             with db().transaction() as session:
                 product = products.register_producer(
                     session, commune_id, form["name"], form["kind"], form["username"], form["full_name"],
