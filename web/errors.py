@@ -15,8 +15,10 @@ traceback as before.
 from __future__ import annotations
 
 from flask import Flask, current_app, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
 
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE_MESSAGE = ("Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau ít phút / "
@@ -64,8 +66,51 @@ def _retry_path() -> str | None:
     return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
+# Status -> (Vietnamese title, text; English title, text) for the error pages.
+HTTP_ERRORS = {
+    400: ("Yêu cầu không hợp lệ", "Máy chủ không hiểu yêu cầu này.",
+          "Bad request", "The server could not understand this request."),
+    403: ("Không có quyền", "Tài khoản của bạn không được làm việc này.",
+          "Not allowed", "Your account may not do this."),
+    404: ("Không tìm thấy", "Trang hoặc hồ sơ này không có, hoặc bạn không được xem.",
+          "Not found", "This page or record does not exist, or you may not see it."),
+    405: ("Không hỗ trợ", "Trang này không nhận yêu cầu kiểu này.",
+          "Method not allowed", "This page does not accept this kind of request."),
+    413: ("Tệp quá lớn", "Tệp hoặc biểu mẫu gửi lên vượt quá giới hạn cho phép.",
+          "Too large", "The file or form sent is larger than allowed."),
+    429: ("Quá nhiều lần thử", "Vui lòng đợi một lát rồi thử lại.",
+          "Too many attempts", "Please wait a moment and try again."),
+    500: ("Lỗi hệ thống", "Đã xảy ra lỗi ngoài ý muốn; sự cố đã được ghi lại.",
+          "Server error", "Something went wrong on our side; it has been logged."),
+}
+CSRF_EXPIRED = ("Biểu mẫu đã hết hạn", "Biểu mẫu không còn hiệu lực hoặc không gửi từ trang này. "
+                "Vui lòng tải lại trang rồi gửi lại.",
+                "Form expired", "The form is no longer valid or was not sent from this site. "
+                "Reload the page and send it again.")
+
+
+def http_error_page(err: HTTPException):
+    """Pages' 4xx/5xx answers in both languages, standalone like the 503
+    page (a 500 may come from the database, and the text must not depend on
+    the session's language choice). Under /api/ the API's own JSON errors
+    answer instead (Flask looks for handlers by status code before the API
+    blueprint's catch-all)."""
+    if request.blueprint == "api" or request.path.startswith("/api/"):
+        from web.api import _any_error  # web.api imports this module
+        return _any_error(err)
+    messages = CSRF_EXPIRED if isinstance(err, CSRFError) else HTTP_ERRORS[err.code]
+    html = current_app.jinja_env.get_template("errors/http_error.html").render(
+        status=err.code, kind="csrf" if isinstance(err, CSRFError) else err.code, messages=messages, back=_retry_path() if err.code >= 500 else None)
+    response = err.get_response()
+    response.set_data(html)
+    response.content_type = "text/html; charset=utf-8"
+    return response
+
+
 def register(app: Flask) -> None:
     """App-wide handlers (blueprints with their own, like the API's, answer
     in their own format first)."""
     app.register_error_handler(DBAPIError, unavailable_page)
     app.register_error_handler(PoolTimeout, unavailable_page)
+    for status in HTTP_ERRORS:
+        app.register_error_handler(status, http_error_page)
