@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from storage.models import InboxTask, Producer, RoleAssignment, User
@@ -23,13 +23,19 @@ class Actor:
         return (role, jurisdiction_id) in self.roles
 
 
+# Built once: every request loads its actor (building a statement costs
+# more than running these two).
+_ROLES_OF = select(RoleAssignment.role, RoleAssignment.jurisdiction_id).where(
+    RoleAssignment.user_id == bindparam("user_id"))
+_PRODUCERS_OF = select(Producer.id).where(Producer.owner_user_id == bindparam("user_id"))
+
+
 def load_actor(session: Session, user_id: int) -> Actor:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise LookupError(f"no active user {user_id}")
-    roles = session.execute(select(RoleAssignment.role, RoleAssignment.jurisdiction_id)
-                            .where(RoleAssignment.user_id == user_id)).all()
-    producers = session.scalars(select(Producer.id).where(Producer.owner_user_id == user_id)).all()
+    roles = session.execute(_ROLES_OF, {"user_id": user_id}).all()
+    producers = session.scalars(_PRODUCERS_OF, {"user_id": user_id}).all()
     return Actor(user.id, user.full_name, frozenset((r.role, r.jurisdiction_id) for r in roles),
                  frozenset(producers))
 

@@ -29,7 +29,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from marshmallow import Schema, ValidationError
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import bindparam, false, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from wtforms.validators import ValidationError as CsrfValidationError
@@ -61,6 +61,7 @@ from storage.models import (
     ProcessInstance,
     Producer,
     Product,
+    User,
 )
 from web.api_schemas import (
     DefinitionListSchema,
@@ -211,10 +212,16 @@ def issue_token(session: Session, user_id: int, name: str, now: datetime) -> tup
     return row, secret
 
 
+_TOKEN_WITH_USER = select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
+    ApiToken.token_sha256 == bindparam("digest"))
+
+
 def _actor_for_token(token: str) -> tuple[Actor, int]:
     now = engine().clock()
     with db().transaction() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token)))
+        # The token's user comes along (load_actor then finds it in the session).
+        found = session.execute(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
+        row = found[0] if found else None
         if row is None or row.revoked_at is not None:
             raise ApiError("unauthenticated", "unknown or revoked API token")
         try:
@@ -337,6 +344,22 @@ def _reachable_task(session: Session, task_id: str) -> InboxTask:
     return row
 
 
+def _on_task(task_id: str, call):
+    """An engine call on a task. The engine answers an unknown task (404)
+    and one the caller may not act on (403); the latter becomes 404 when the
+    caller may not even see its instance, so another area's task ids look
+    like missing ones. Checked only then: one who may act may also see, so
+    the usual call reads the task once, inside the engine's transaction."""
+    try:
+        return call()
+    except UnknownTask:
+        raise ApiError("not_found", f"no task {task_id}") from None  # worded as for another area's task
+    except NotAllowed:
+        with db().transaction() as session:
+            _reachable_task(session, task_id)
+        raise
+
+
 def _task_response(task_id: str):
     now = engine().clock()
     with db().transaction() as session:
@@ -387,9 +410,7 @@ def list_inbox():
 @documented("Claim a task: colleagues of the area then cannot complete it", "tasks",
             TaskEnvelopeSchema, errors=(401, 403, 404, 409))
 def claim_task(task_id: str):
-    with db().transaction() as session:
-        _reachable_task(session, task_id)
-    engine().claim(task_id, _actor())
+    _on_task(task_id, lambda: engine().claim(task_id, _actor()))
     return _task_response(task_id)
 
 
@@ -397,9 +418,7 @@ def claim_task(task_id: str):
 @documented("Give a claimed task back to the area (its assignee or a supervisor)", "tasks",
             TaskEnvelopeSchema, errors=(401, 403, 404, 409))
 def unclaim_task(task_id: str):
-    with db().transaction() as session:
-        _reachable_task(session, task_id)
-    engine().unclaim(task_id, _actor())
+    _on_task(task_id, lambda: engine().unclaim(task_id, _actor()))
     return _task_response(task_id)
 
 
@@ -409,10 +428,8 @@ def unclaim_task(task_id: str):
 def complete_task(task_id: str):
     """The body is the task's form (its form_key names which); invalid data
     answers 422 with per-field messages and changes nothing."""
-    with db().transaction() as session:
-        _reachable_task(session, task_id)
     data = _json_body()
-    result = engine().complete_task(task_id, data, _actor())
+    result = _on_task(task_id, lambda: engine().complete_task(task_id, data, _actor()))
     return _dump(StepResultSchema(), result)
 
 
