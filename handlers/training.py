@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from handlers.registry import HandlerContext, handler
 from storage.models import TRAINING_TOPICS, Enrolment, Jurisdiction, Training
@@ -30,8 +30,7 @@ class ScheduleTrainingParams(Schema):
          result={"training_id": "id", "enrolment_id": "id", "starts_on": "ISO date", "place": "text"})
 def schedule_training(context: HandlerContext, topic: str) -> dict:
     session, instance = context.session, context.instance
-    existing = session.scalar(
-        select(Enrolment).where(Enrolment.instance_id == instance.id, Enrolment.topic == topic))
+    existing = session.scalar(_ENROLMENT_OF, {"instance_id": instance.id, "topic": topic})
     if existing is None:
         producer = instance.product.producer
         area = training_area(session, producer.commune_id)
@@ -55,17 +54,11 @@ def training_area(session, commune_id: int) -> Jurisdiction:
 def _take_seat(context: HandlerContext, area: Jurisdiction, topic: str) -> Training:
     session = context.session
     earliest = context.today + timedelta(days=7)
-    candidates = session.scalars(
-        select(Training.id)
-        .where(Training.jurisdiction_id == area.id, Training.topic == topic,
-               Training.starts_on >= earliest, Training.enrolled < Training.capacity)
-        .order_by(Training.starts_on, Training.id)).all()
+    candidates = session.scalars(_SESSIONS_WITH_SEATS, {"area": area.id, "topic": topic, "earliest": earliest}).all()
     for training_id in candidates:
         # Conditional increment: two enrolments racing for the last seat
         # cannot both win it.
-        taken = session.execute(
-            update(Training).where(Training.id == training_id, Training.enrolled < Training.capacity)
-            .values(enrolled=Training.enrolled + 1)).rowcount
+        taken = session.execute(_TAKE_SEAT, {"training_id": training_id}).rowcount
         if taken:
             return session.get(Training, training_id)
     training = Training(
@@ -75,6 +68,19 @@ def _take_seat(context: HandlerContext, area: Jurisdiction, topic: str) -> Train
     session.add(training)
     session.flush()
     return training
+
+
+# Built once (a step's statements cost more to build than to run).
+_ENROLMENT_OF = select(Enrolment).where(Enrolment.instance_id == bindparam("instance_id"),
+                                        Enrolment.topic == bindparam("topic"))
+_SESSIONS_WITH_SEATS = (
+    select(Training.id)
+    .where(Training.jurisdiction_id == bindparam("area"), Training.topic == bindparam("topic"),
+           Training.starts_on >= bindparam("earliest"), Training.enrolled < Training.capacity)
+    .order_by(Training.starts_on, Training.id))
+_TAKE_SEAT = (update(Training)
+              .where(Training.id == bindparam("training_id"), Training.enrolled < Training.capacity)
+              .values(enrolled=Training.enrolled + 1))
 
 
 def _next_session_day(today: date) -> date:
