@@ -1,11 +1,16 @@
-"""Benchmark: the raw in-memory SpiffWorkflow run of the OCOP cycle vs the
-same cycle through engine/ with persistence (SQLite, PostgreSQL), per
-completed user task, and the bytes a finished instance stores.
+"""Benchmarks, one command: the raw in-memory SpiffWorkflow run of the
+OCOP cycle against the same cycle through engine/ with persistence (SQLite,
+PostgreSQL) and through HTTP (gunicorn; bench/http_bench.py), per completed
+user task; HTTP throughput on PostgreSQL; a web worker's memory over 10,000
+completions (bench/memory.py); the inbox with 100,000 products in flight
+(bench/inbox.py); the bytes a finished instance stores.
 
-    .venv/bin/python bench/run.py [--rounds N] [--no-postgres]
+    .venv/bin/python bench/run.py [--quick] [--rounds N] [--no-postgres]
+                                  [--only engine,http,memory,inbox]
 
-Writes bench/results.json (one named key per figure). Not a test: numbers
-depend on the machine; the targets are checked and printed, not asserted.
+Writes bench/results.json (one named key per figure; the parts not run keep
+their previous figures). Not a test: numbers depend on the machine and on
+what else runs on it; the targets are checked and printed, not asserted.
 """
 from __future__ import annotations
 
@@ -203,39 +208,79 @@ def stored_bytes(engine: OcopEngine, instance_id: int) -> dict:
         return {"state": len(instance.state.encode()), "history_estimate": history}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--no-postgres", action="store_true")
-    args = parser.parse_args()
+PARTS = ("engine", "http", "memory", "inbox")
 
-    results: dict = {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}",
-                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "rounds": args.rounds}
-    raw = bench_raw(args.rounds)
+
+def engine_figures(rounds: int, postgres: bool) -> dict:
+    results: dict = {"rounds": rounds}
+    raw = bench_raw(rounds)
     results["raw_ms_per_task"] = round(raw["ms_per_task"], 3)
     results["tasks_per_cycle"] = raw["tasks_per_cycle"]
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite = bench_engine(f"sqlite:///{tmp}/bench.db", args.rounds)
+        sqlite = bench_engine(f"sqlite:///{tmp}/bench.db", rounds)
     results["sqlite_engine_ms_per_task"] = round(sqlite["ms_per_task"], 3)
     results["sqlite_ratio_to_raw"] = round(sqlite["ms_per_task"] / raw["ms_per_task"], 2)
     for returns, size in sqlite["stored_bytes"].items():
         results[f"state_bytes_finished_{returns}_returns"] = size["state"]
         results[f"history_bytes_finished_{returns}_returns"] = size["history_estimate"]
-    if not args.no_postgres:
+    if postgres:
         from tests.pgserver import PostgresServer, available
         reason = available()
         if reason:
             results["postgresql_skipped"] = reason
         else:
             with PostgresServer() as server:
-                pg = bench_engine(server.create_database("bench"), args.rounds)
+                pg = bench_engine(server.create_database("bench"), rounds)
             results["postgresql_engine_ms_per_task"] = round(pg["ms_per_task"], 3)
             results["postgresql_ratio_to_raw"] = round(pg["ms_per_task"] / raw["ms_per_task"], 2)
     results["target_sqlite_ratio_max"] = 3.0
     results["target_state_bytes_max"] = 64 * 1024
     results["sqlite_ratio_target_met"] = results["sqlite_ratio_to_raw"] <= 3.0
     results["state_size_target_met"] = results["state_bytes_finished_0_returns"] <= 64 * 1024
+    return results
+
+
+def ratios(results: dict) -> dict:
+    """The three paths per completed task, against the raw engine, from the
+    figures at hand (measured in this run when all parts ran)."""
+    raw = results.get("raw_ms_per_task")
+    out = {}
+    for name, key in (("http_api_sqlite", "http_ms_per_task_sqlite_mean"),
+                      ("http_api_postgresql", "http_ms_per_task_postgresql_mean")):
+        if raw and results.get(key):
+            out[f"{name}_ratio_to_raw"] = round(results[key] / raw, 2)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="engine-path cycles per database")
+    parser.add_argument("--quick", action="store_true", help="smaller HTTP, memory and inbox runs")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
+    args = parser.parse_args()
+    parts = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+
+    results: dict = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    results.update({"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}",
+                    "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "parts_measured": parts, "quick": args.quick})
+    postgres = not args.no_postgres
+    if "engine" in parts:
+        results.update(engine_figures(args.rounds, postgres))
+    if "http" in parts:
+        from bench import http_bench
+        results.update(http_bench.run(quick=args.quick, postgres=postgres))
+    if "memory" in parts:
+        from bench import memory
+        results.update(memory.run(quick=args.quick))
+    if "inbox" in parts:
+        from bench import inbox
+        results.update(inbox.run(quick=args.quick, postgres=postgres))
+    results.update(ratios(results))
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2, ensure_ascii=False))
     return 0
