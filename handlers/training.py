@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from handlers.registry import HandlerContext, handler
-from storage.models import TRAINING_TOPICS, Enrolment, Jurisdiction, Training
+from storage.models import TRAINING_TOPICS, Enrolment, Jurisdiction, Producer, Training
 
 TITLES = {
     "business_plan": "Tập huấn xây dựng phương án sản xuất kinh doanh",
@@ -30,57 +30,70 @@ class ScheduleTrainingParams(Schema):
          result={"training_id": "id", "enrolment_id": "id", "starts_on": "ISO date", "place": "text"})
 def schedule_training(context: HandlerContext, topic: str) -> dict:
     session, instance = context.session, context.instance
-    existing = session.scalar(_ENROLMENT_OF, {"instance_id": instance.id, "topic": topic})
-    if existing is None:
-        producer = instance.product.producer
-        area = training_area(session, producer.commune_id)
-        training = _take_seat(context, area, topic)
-        existing = Enrolment(training_id=training.id, instance_id=instance.id,
-                             producer_id=producer.id, topic=topic, enrolled_at=context.now)
-        session.add(existing)
-        session.flush()
-    training = session.get(Training, existing.training_id)
-    return {"training_id": training.id, "enrolment_id": existing.id, "title": training.title,
+    connection = session.connection()
+    enrolment = connection.execute(_ENROLMENT_OF, {"instance_id": instance.id, "topic": topic}).first()
+    if enrolment is None:
+        producer_id = instance.product.producer_id
+        area = connection.execute(_TRAINING_AREA, {"producer_id": producer_id}).one()
+        training_id = _take_seat(context, area, topic)
+        enrolment_id = connection.execute(_INSERT_ENROLMENT, {
+            "training_id": training_id, "instance_id": instance.id, "producer_id": producer_id,
+            "topic": topic, "enrolled_at": context.now}).inserted_primary_key[0]
+    else:
+        enrolment_id, training_id = enrolment
+    training = connection.execute(_TRAINING, {"training_id": training_id}).one()
+    return {"training_id": training_id, "enrolment_id": enrolment_id, "title": training.title,
             "starts_on": training.starts_on.isoformat(), "place": training.place}
 
 
-def training_area(session, commune_id: int) -> Jurisdiction:
-    """Trainings are held by the commune's parent: the district before July
-    2025, the province in the two-tier government."""
-    commune = session.get(Jurisdiction, commune_id)
-    return session.get(Jurisdiction, commune.parent_id) if commune.parent_id else commune
-
-
-def _take_seat(context: HandlerContext, area: Jurisdiction, topic: str) -> Training:
-    session = context.session
+def _take_seat(context: HandlerContext, area, topic: str) -> int:
+    """A seat in the area's next session of the topic with one free, or in a
+    new session. Returns the session's id."""
+    connection = context.session.connection()
     earliest = context.today + timedelta(days=7)
-    candidates = session.scalars(_SESSIONS_WITH_SEATS, {"area": area.id, "topic": topic, "earliest": earliest}).all()
+    candidates = connection.execute(_SESSIONS_WITH_SEATS, {"area": area.id, "topic": topic,
+                                                           "earliest": earliest}).scalars().all()
     for training_id in candidates:
         # Conditional increment: two enrolments racing for the last seat
         # cannot both win it.
-        taken = session.execute(_TAKE_SEAT, {"training_id": training_id}).rowcount
-        if taken:
-            return session.get(Training, training_id)
-    training = Training(
-        title=f"{TITLES[topic]} – {area.name}", topic=topic, level=area.level,
-        jurisdiction_id=area.id, starts_on=_next_session_day(context.today),
-        place=f"Hội trường UBND {area.name}", capacity=DEFAULT_CAPACITY, enrolled=1)
-    session.add(training)
-    session.flush()
-    return training
+        if connection.execute(_TAKE_SEAT, {"training_id": training_id}).rowcount:
+            return training_id
+    return connection.execute(_INSERT_TRAINING, {
+        "title": f"{TITLES[topic]} – {area.name}", "topic": topic, "level": area.level,
+        "jurisdiction_id": area.id, "starts_on": _next_session_day(context.today),
+        "place": f"Hội trường UBND {area.name}", "capacity": DEFAULT_CAPACITY,
+        "enrolled": 1}).inserted_primary_key[0]
 
 
-# Built once (a step's statements cost more to build than to run).
-_ENROLMENT_OF = select(Enrolment).where(Enrolment.instance_id == bindparam("instance_id"),
-                                        Enrolment.topic == bindparam("topic"))
+# Built once, and plain Core: a step's statements cost more to build than
+# to run, and nothing here needs ORM objects.
+_trainings, _enrolments = Training.__table__, Enrolment.__table__
+_commune, _parent = Jurisdiction.__table__.alias("commune"), Jurisdiction.__table__.alias("parent")
+_ENROLMENT_OF = select(_enrolments.c.id, _enrolments.c.training_id).where(
+    _enrolments.c.instance_id == bindparam("instance_id"), _enrolments.c.topic == bindparam("topic"))
+# Trainings are held by the commune's parent: the district before July
+# 2025, the province in the two-tier government (the commune itself when it
+# has no parent).
+_TRAINING_AREA = (
+    select(func.coalesce(_parent.c.id, _commune.c.id).label("id"),
+           func.coalesce(_parent.c.name, _commune.c.name).label("name"),
+           func.coalesce(_parent.c.level, _commune.c.level).label("level"))
+    .select_from(Producer.__table__)
+    .join(_commune, _commune.c.id == Producer.__table__.c.commune_id)
+    .outerjoin(_parent, _parent.c.id == _commune.c.parent_id)
+    .where(Producer.__table__.c.id == bindparam("producer_id")))
 _SESSIONS_WITH_SEATS = (
-    select(Training.id)
-    .where(Training.jurisdiction_id == bindparam("area"), Training.topic == bindparam("topic"),
-           Training.starts_on >= bindparam("earliest"), Training.enrolled < Training.capacity)
-    .order_by(Training.starts_on, Training.id))
-_TAKE_SEAT = (update(Training)
-              .where(Training.id == bindparam("training_id"), Training.enrolled < Training.capacity)
-              .values(enrolled=Training.enrolled + 1))
+    select(_trainings.c.id)
+    .where(_trainings.c.jurisdiction_id == bindparam("area"), _trainings.c.topic == bindparam("topic"),
+           _trainings.c.starts_on >= bindparam("earliest"), _trainings.c.enrolled < _trainings.c.capacity)
+    .order_by(_trainings.c.starts_on, _trainings.c.id))
+_TAKE_SEAT = (update(_trainings)
+              .where(_trainings.c.id == bindparam("training_id"), _trainings.c.enrolled < _trainings.c.capacity)
+              .values(enrolled=_trainings.c.enrolled + 1))
+_TRAINING = select(_trainings.c.title, _trainings.c.starts_on, _trainings.c.place).where(
+    _trainings.c.id == bindparam("training_id"))
+_INSERT_TRAINING = insert(_trainings)
+_INSERT_ENROLMENT = insert(_enrolments)
 
 
 def _next_session_day(today: date) -> date:
