@@ -39,11 +39,18 @@ OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
 # Elements whose text SpiffWorkflow hands to the script engine.
 EXPRESSION_TAGS = ("conditionExpression", "timeDuration", "timeDate", "timeCycle",
-                   "loopCardinality", "completionCondition")
+                   "loopCardinality", "completionCondition", "condition")  # condition: conditional events
+# Other texts SpiffWorkflow evaluates: message correlation and payloads.
+EXPRESSION_XPATHS = ("//bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
+                     "//bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath",
+                     "//spiffworkflow:messagePayload", "//spiffworkflow:processVariableCorrelation/spiffworkflow:expression")
 SCRIPT_XPATHS = ("//bpmn:scriptTask/bpmn:script", "//spiffworkflow:preScript", "//spiffworkflow:postScript")
+XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 
+# Processing instructions are kept so they can be refused (remove_pis would
+# hide them, but the file is stored and served as uploaded).
 _SAFE_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False,
-                            dtd_validation=False, huge_tree=False, remove_pis=True)
+                            dtd_validation=False, huge_tree=False, remove_pis=False)
 
 
 @dataclass
@@ -97,10 +104,20 @@ def read_xml(xml: bytes) -> tuple[etree._Element | None, list[Problem]]:
         root = etree.fromstring(xml, parser=parser)
     except etree.XMLSyntaxError as err:
         return None, [Problem(f"not well-formed XML: {err.msg}", line=err.lineno, layer="xml")]
+    if root.getroottree().docinfo.doctype or root.getroottree().docinfo.internalDTD is not None:
+        # The byte search above misses a DOCTYPE in UTF-16.
+        return None, [Problem("a DOCTYPE or ENTITY declaration is not allowed in a BPMN file", layer="xml")]
     if etree.QName(root).namespace != NS["bpmn"] or etree.QName(root).localname != "definitions":
         return None, [Problem("the root element must be bpmn:definitions "
                               f"(namespace {NS['bpmn']})", line=root.sourceline, layer="xml")]
-    return root, []
+    problems = [Problem(f"a processing instruction (<?{pi.target} ...?>) is not allowed in a BPMN file",
+                        line=pi.sourceline, layer="xml")
+                for pi in [*root.itersiblings(preceding=True), *root.iter()]
+                if isinstance(pi, etree._ProcessingInstruction)]
+    problems += [Problem("XInclude is not allowed in a BPMN file", line=element.sourceline, layer="xml")
+                 for element in root.iter() if isinstance(element.tag, str)
+                 and etree.QName(element).namespace in XINCLUDE_NAMESPACES]
+    return (None, problems) if problems else (root, [])
 
 
 def xsd_problems(root: etree._Element) -> list[Problem]:
@@ -145,8 +162,11 @@ def lint(root: etree._Element) -> list[Problem]:
         problems += _lint_service_task(task)
     for tag in EXPRESSION_TAGS:
         for node in root.xpath(f"//bpmn:{tag}", namespaces=NS):
-            owner = node.getparent()
-            problems += _lint_code(expressions.check_expression, node.text or "", owner, tag)
+            problems += _lint_code(expressions.check_expression, node.text or "", _owner(node), tag)
+    for xpath in EXPRESSION_XPATHS:
+        for node in root.xpath(xpath, namespaces=NS):
+            problems += _lint_code(expressions.check_expression, node.text or "", _owner(node),
+                                   etree.QName(node).localname)
     for xpath in SCRIPT_XPATHS:
         for node in root.xpath(xpath, namespaces=NS):
             owner = node.getparent() if node.tag.endswith("}script") else node.getparent().getparent()
@@ -462,6 +482,15 @@ def _lint_constant(field, source: str, name: str, handler_name: str, where: dict
     except ValidationError as err:
         return [Problem(f"parameter '{name}' of '{handler_name}' does not fit: {err.messages}", **where)]
     return []
+
+
+def _owner(node):
+    """The nearest element with an id (a conditional event's condition sits
+    in an event definition that has none)."""
+    owner = node.getparent()
+    while owner is not None and not owner.get("id") and owner.getparent() is not None:
+        owner = owner.getparent()
+    return owner if owner is not None else node
 
 
 def _lint_code(checker, source: str, owner, what: str) -> list[Problem]:

@@ -20,7 +20,7 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
-from simpleeval import EvalWithCompoundTypes, SimpleEval
+from simpleeval import EvalWithCompoundTypes, NumberTooHigh, SimpleEval, safe_mult
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
@@ -45,6 +45,62 @@ def round_closing_time() -> str:
     return round_closing(clock.now()).isoformat()
 
 
+MAX_EXPRESSION_LENGTH = 2000
+MAX_SCRIPT_LENGTH = 20_000
+# Nesting of an expression's syntax tree: simpleeval recurses once per
+# level, so a chain like `- - - ... 1` would exhaust Python's stack.
+MAX_DEPTH = 40
+# Bits of an integer product: a script squaring a number line after line
+# would otherwise grow it without end (`**` and `<<` are refused anyway).
+MAX_INT_BITS = 4096
+MAX_ROUND_DIGITS = 15
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class ExpressionError(ValueError):
+    """An expression or script outside the allowed language."""
+
+
+def _str(value) -> str:
+    """str() of a number or a text only: the text of a nested list can be
+    far larger than the list (`str([[0] * 99999] * 99999)`)."""
+    if not isinstance(value, _SCALARS):
+        raise ExpressionError("str() takes a number or a text")
+    return str(value)
+
+
+def _sum(values):
+    """sum() of a list of numbers only (a start value of [] would join lists)."""
+    if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ExpressionError("sum() takes a list of numbers")
+    return sum(values)
+
+
+def _round(number, ndigits=None):
+    """round() to at most MAX_ROUND_DIGITS places either side of the point
+    (round(5, -10**9) computes 10**(10**9))."""
+    if ndigits is None:
+        return round(number)
+    if not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ExpressionError(f"round() takes at most {MAX_ROUND_DIGITS} digits")
+    return round(number, ndigits)
+
+
+def _mult(a, b):
+    if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
+        raise NumberTooHigh(f"a product of more than {MAX_INT_BITS} bits")
+    return safe_mult(a, b)
+
+
+def _mod(a, b):
+    """`%` of numbers only: on a text it is printf formatting, and
+    '%0999999999d' % 1 asks for a gigabyte."""
+    if isinstance(a, (str, bytes)):
+        raise ExpressionError("'%' formatting of a text is not allowed")
+    return a % b
+
+
 FUNCTIONS = {
     "round_closing_time": round_closing_time,
     "working_days_from_now": working_days_from_now,
@@ -52,15 +108,13 @@ FUNCTIONS = {
     "min": min,
     "max": max,
     "len": len,
-    "round": round,
+    "round": _round,
     "int": int,
     "float": float,
-    "str": str,
+    "str": _str,
     "abs": abs,
-    "sum": sum,
+    "sum": _sum,
 }
-
-MAX_EXPRESSION_LENGTH = 2000
 
 _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
     ast.Expression, ast.Expr, ast.Constant, ast.Name, ast.Load,
@@ -75,11 +129,18 @@ _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
 )
 
 
-class ExpressionError(ValueError):
-    """An expression or script outside the allowed language."""
+def _depth(tree: ast.AST) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _check_tree(tree: ast.AST, source: str) -> None:
+    if _depth(tree) > MAX_DEPTH:
+        raise ExpressionError(f"expression nested more than {MAX_DEPTH} levels deep in '{source[:200]}'")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise ExpressionError(f"'{type(node).__name__}' is not allowed in '{source}'")
@@ -93,6 +154,32 @@ def _check_tree(tree: ast.AST, source: str) -> None:
                 raise ExpressionError(f"keyword arguments are not allowed in '{source}'")
         if isinstance(node, ast.Constant) and isinstance(node.value, (bytes, complex)):
             raise ExpressionError(f"constant {node.value!r} is not allowed in '{source}'")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) \
+                and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
+            raise ExpressionError(f"'%' formatting of a text is not allowed in '{source}'")
+
+
+def _fold_constants(tree: ast.AST, source: str) -> None:
+    """Deploy time: evaluate every part of an expression that reads no
+    process variable (`'x' * 10000000000`, `1 / 0`), so what can only fail
+    fails now, with the diagram, rather than in a running instance."""
+    def constant(node) -> bool:
+        calls = {id(call.func) for call in ast.walk(node) if isinstance(call, ast.Call)}
+        return not any(isinstance(name, ast.Name) and id(name) not in calls for name in ast.walk(node))
+
+    pending = [tree.body if isinstance(tree, ast.Expression) else tree]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, ast.expr) or isinstance(node, (ast.Constant, ast.Slice)):
+            continue  # contexts and operators are no values; a slice is evaluated with its subscript
+        if not constant(node):
+            pending.extend(ast.iter_child_nodes(node))
+            continue
+        try:
+            _Evaluator().eval(source, previously_parsed=node)
+        except Exception as err:  # noqa: BLE001 - whatever it is, it would fail at run time too
+            raise ExpressionError(f"'{ast.unparse(node)[:200]}' cannot be evaluated: "
+                                  f"{type(err).__name__}: {str(err)[:200]}") from None
 
 
 @lru_cache(maxsize=1024)
@@ -104,6 +191,8 @@ def parse_expression(source: str) -> ast.expr:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as err:
         raise ExpressionError(f"syntax error in '{source}': {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as err:  # a NUL; nesting past the parser's limits
+        raise ExpressionError(f"cannot parse '{source[:200]}': {type(err).__name__}") from None
     _check_tree(tree, source)
     return tree.body
 
@@ -111,10 +200,14 @@ def parse_expression(source: str) -> ast.expr:
 @lru_cache(maxsize=256)
 def parse_script(source: str) -> tuple[tuple[str, str, ast.expr], ...]:
     """Parse a script into (variable, operator, expression) assignments."""
+    if len(source) > MAX_SCRIPT_LENGTH:
+        raise ExpressionError(f"script longer than {MAX_SCRIPT_LENGTH} characters")
     try:
         tree = ast.parse(source.strip(), mode="exec")
     except SyntaxError as err:
         raise ExpressionError(f"syntax error in script line {err.lineno}: {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise ExpressionError(f"cannot parse the script: {type(err).__name__}") from None
     steps = []
     for statement in tree.body:
         line = ast.get_source_segment(source.strip(), statement) or ""
@@ -135,11 +228,12 @@ def parse_script(source: str) -> tuple[tuple[str, str, ast.expr], ...]:
 
 
 def check_expression(source: str) -> None:
-    parse_expression(source)
+    _fold_constants(parse_expression(source), source)
 
 
 def check_script(source: str) -> None:
-    parse_script(source)
+    for _target, _operator, value in parse_script(source):
+        _fold_constants(value, source)
 
 
 def inputs_of(source: str, names: dict) -> dict:
@@ -182,6 +276,25 @@ class _Evaluator(EvalWithCompoundTypes):
     def __init__(self):
         super().__init__(functions=FUNCTIONS)
         self.nodes = {k: v for k, v in self.nodes.items() if issubclass(k, _ALLOWED_NODES)}
+        self.operators = {**self.operators, ast.Mult: _mult, ast.Mod: _mod}
+
+    def _check_disallowed_items(self, item):
+        """simpleeval's check that no result holds a module or a forbidden
+        function, visiting each object once: its own walk follows every
+        reference, so `[[0] * 99999] * 99999` would cost 10**10 steps."""
+        seen: set[int] = set()
+        stack = [item]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, _SCALARS) or id(value) in seen:
+                continue
+            seen.add(id(value))
+            if isinstance(value, (list, tuple, set, frozenset)):
+                stack.extend(value)
+            elif isinstance(value, dict):
+                stack.extend(value.values())
+            else:
+                super()._check_disallowed_items(value)
 
 
 _local = threading.local()
