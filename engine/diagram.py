@@ -96,6 +96,10 @@ def read_xml(xml: bytes) -> tuple[etree._Element | None, list[Problem]]:
         xml = xml.encode("utf-8")
     if len(xml) > MAX_BPMN_BYTES:
         return None, [Problem(f"file is {len(xml)} bytes, the limit is {MAX_BPMN_BYTES}", layer="xml")]
+    try:
+        xml.decode("utf-8")  # stored and served as UTF-8 text, as bpmn-js writes it
+    except UnicodeDecodeError as err:
+        return None, [Problem(f"the file must be UTF-8 (byte {err.start} is not)", layer="xml")]
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         # Entity expansion and external entities both need a DTD; BPMN never does.
         return None, [Problem("a DOCTYPE or ENTITY declaration is not allowed in a BPMN file", layer="xml")]
