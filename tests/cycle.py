@@ -7,7 +7,7 @@ from sqlalchemy import select
 from engine.access import Actor, load_actor
 from engine.driver import Driver
 from engine.engine import OcopEngine, StepResult
-from storage.models import InboxTask, ProcessInstance, Product
+from storage.models import InboxTask, Incident, ProcessInstance, Product
 
 VALID = {
     "register_idea": {"registration_form": "01", "product_description": "Hồ tiêu đỏ trồng trên đất bazan",
@@ -98,3 +98,26 @@ class Cycle:
 def returned(form_key: str) -> dict:
     """A valid submission of a review form that sends the dossier back."""
     return {**VALID.get(form_key, {}), **RETURN}
+
+
+def training_incident(engine: OcopEngine, product_name: str) -> int:
+    """An open incident: the product's idea is accepted while the training
+    handler fails (it works again afterwards, so a retry succeeds)."""
+    from handlers import registry
+    handler = registry.get("schedule_training")
+    real = handler.function
+
+    def broken(context, **params):
+        raise ConnectionError("lịch tập huấn tạm thời không truy cập được")
+    handler.function = broken
+    try:
+        cycle = Cycle(engine, product_name).start()
+        cycle.do("register_idea")
+        cycle.do("receive_idea")
+        cycle.do("review_idea")
+    finally:
+        handler.function = real
+    with engine.db.transaction() as session:
+        incident = session.scalar(select(Incident.id).where(Incident.instance_id == cycle.instance_id))
+    assert incident is not None, "the failed training should have opened an incident"
+    return incident

@@ -15,7 +15,6 @@ from engine.outbox import deliver_outbox
 from storage.models import (
     Document,
     Enrolment,
-    Incident,
     Jurisdiction,
     Notification,
     ProcessDefinition,
@@ -25,7 +24,7 @@ from storage.models import (
     User,
 )
 from tests.conftest import make_app
-from tests.cycle import Cycle
+from tests.cycle import Cycle, training_incident
 from tests.web_helpers import login
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -254,24 +253,8 @@ def _incident(world, ids):
     """Another product of the same producer whose training could not be
     scheduled after the district accepted its idea (the handler is back to
     normal afterwards, so a retry succeeds)."""
-    from handlers import registry
     ids["task"]  # noqa: B018 - the main product's cycle first, as in every row
-    handler = registry.get("schedule_training")
-    real = handler.function
-
-    def broken(context, **params):
-        raise ConnectionError("lịch tập huấn tạm thời không truy cập được")
-    handler.function = broken
-    try:
-        cycle = Cycle(world, "Gạo hữu cơ Gio Mỹ").start()
-        cycle.do("register_idea")
-        cycle.do("receive_idea")
-        cycle.do("review_idea")
-    finally:
-        handler.function = real
-    incident = _scalar(world, select(Incident.id).where(Incident.instance_id == cycle.instance_id))
-    assert incident, "the failed training should have opened an incident"
-    return incident
+    return training_incident(world, "Gạo hữu cơ Gio Mỹ")
 
 
 MAKERS = {

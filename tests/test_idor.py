@@ -45,7 +45,7 @@ from storage.models import (
     TaskDraft,
     User,
 )
-from tests.cycle import Cycle
+from tests.cycle import Cycle, training_incident
 from tests.test_authorization_matrix import PDF, _notification_and_enrolment
 from tests.web_helpers import login
 
@@ -385,24 +385,7 @@ def test_task_uuids_of_another_area(world, app, foreign):
 def foreign_incident(world, foreign):
     """An open incident on a second product of the same producer: its
     training could not be scheduled after the district accepted the idea."""
-    from handlers import registry
-    handler = registry.get("schedule_training")
-    real = handler.function
-
-    def broken(context, **params):
-        raise ConnectionError("lịch tập huấn tạm thời không truy cập được")
-    handler.function = broken
-    try:
-        cycle = Cycle(world, "Gạo hữu cơ Gio Mỹ").start()
-        cycle.do("register_idea")
-        cycle.do("receive_idea")
-        cycle.do("review_idea")
-    finally:
-        handler.function = real
-    with world.db.transaction() as session:
-        incident = session.scalar(select(Incident.id).where(Incident.instance_id == cycle.instance_id))
-    assert incident is not None
-    return incident
+    return training_incident(world, "Gạo hữu cơ Gio Mỹ")
 
 
 @SQLITE
