@@ -43,7 +43,8 @@ EXPRESSION_TAGS = ("conditionExpression", "timeDuration", "timeDate", "timeCycle
 # Other texts SpiffWorkflow evaluates: message correlation and payloads.
 EXPRESSION_XPATHS = ("//bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
                      "//bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath",
-                     "//spiffworkflow:messagePayload", "//spiffworkflow:processVariableCorrelation/spiffworkflow:expression")
+                     "//spiffworkflow:messagePayload",
+                     "//spiffworkflow:processVariableCorrelation/spiffworkflow:expression")
 SCRIPT_XPATHS = ("//bpmn:scriptTask/bpmn:script", "//spiffworkflow:preScript", "//spiffworkflow:postScript")
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 

@@ -175,7 +175,8 @@ def test_hostile_values_in_every_parameter(world, app, work, username):
     caller = Caller(world, app, username)
     sent = 0
     for operation in caller.operations:
-        parameters = [(p.name, "path") for p in operation.path_parameters] + [(p.name, "query") for p in operation.query]
+        parameters = [(p.name, "path") for p in operation.path_parameters]
+        parameters += [(p.name, "query") for p in operation.query]
         for name, where in parameters:
             for value in HOSTILE:
                 if name == "token_id" and value == str(caller.token_id):
@@ -256,10 +257,26 @@ def test_hostile_bodies(world, app, work, username):
                                headers={**caller.headers, "Content-Type": "application/json"})
         _documented(complete, response)
         assert response.status_code == 422, (name, repr(value)[:60], response.get_json())
-        assert name in response.get_json()["error"].get("fields", {}) or "_schema" in response.get_json()["error"]["fields"]
+        named = response.get_json()["error"]["fields"]
+        assert name in named or "_schema" in named, named
     assert _instance_state(world, cycle.instance_id) == before
     assert caller.still_signed_in()
     _record_is_intact(world)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_body_over_the_size_limit_is_a_documented_413(world, app, work):
+    caller = Caller(world, app, "cb.qt-gl")
+    by_label = {operation.label: operation for operation in caller.operations}
+    huge = b'{"reasons": "' + b"x" * app.config["MAX_CONTENT_LENGTH"] + b'"}'
+    task_id = work["pepper"].task("review_idea").id
+    product_id = caller.pinned["product_id"][1]
+    for label, path in [("POST /api/v1/tasks/{task_id}/complete", f"/api/v1/tasks/{task_id}/complete"),
+                        ("POST /api/v1/products/{product_id}/start", f"/api/v1/products/{product_id}/start")]:
+        response = app.test_client(use_cookies=False).post(
+            path, data=huge, headers={**caller.headers, "Content-Type": "application/json"})
+        assert response.status_code == 413, label
+        _documented(by_label[label], response)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # where a NUL in a name broke the insert

@@ -225,7 +225,8 @@ def hostile_posts(draw, form_key: str):
     else:
         bad = draw(invalid_value(form_key, spec))
         bad_keys = {key for key, _value in bad}
-        kept = [pair for pair in base if pair[0] not in bad_keys and not (spec.kind != "score_sheet" and cells(pair[0]))]
+        kept = [pair for pair in base
+                if pair[0] not in bad_keys and not (spec.kind != "score_sheet" and cells(pair[0]))]
         replaced = bad + kept
     others = [s.name for s in form_fields(form_key) if s.name != spec.name and s.kind != "score_sheet"]
     noise_names = st.one_of(st.text(max_size=20), st.sampled_from(others)) if others else st.text(max_size=20)

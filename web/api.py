@@ -632,6 +632,10 @@ def _operation(rule, doc: dict) -> dict:
         codes = ", ".join(code for code, code_status in ERROR_CODES.items() if code_status == status)
         operation["responses"][str(status)] = {
             "description": f"error codes: {codes}", "content": {"application/json": {"schema": ErrorSchema}}}
+    if body is not None:  # a body past MAX_CONTENT_LENGTH is refused before the view runs
+        operation["responses"]["413"] = {
+            "description": "error code: invalid (the request body is too large)",
+            "content": {"application/json": {"schema": ErrorSchema}}}
     if "401" not in operation["responses"] and doc["errors"] == ():
         operation["security"] = []  # public
     return operation
