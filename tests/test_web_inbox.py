@@ -258,3 +258,11 @@ def test_inbox_markup_is_safe_for_the_csp(world, client):
     assert "<script" not in html and "style=" not in html and " on" + "click" not in html
     assert html.count('name="csrf_token"') >= 2  # logout and the claim form
     assert 'class="responsive inbox-table"' in html
+
+
+def test_filters_past_any_id_are_no_filter(client):
+    """A commune or page number past any id (or not a number) is ignored,
+    never a 500 (PostgreSQL refuses integers past 64 bits)."""
+    login(client, "cb.qt-gl")
+    for query in ("commune=99999999999999999999", "page=99999999999999999999", "commune=²", "page=-3"):
+        assert client.get(f"/inbox/?{query}").status_code == 200, query

@@ -37,7 +37,7 @@ from handlers.ranking import stars_for_score
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.models import InboxTask, ProcessInstance, TaskDraft, User
 from web import task_forms
-from web.auth import actor, db, engine
+from web.auth import actor, db, engine, id_from
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -84,11 +84,11 @@ def _valid_task_id(task_id: str) -> None:
 def _filter_from_args(args) -> InboxFilter:
     """The filter form's values, each checked; a bad value means "no filter"."""
     step = args.get("step", type=int)
-    page = args.get("page", type=int) or 1
+    page = id_from(args.get("page", "")) or 1  # past MAX_ID no page exists (and SQL would overflow)
     return InboxFilter(
         step=step if step in task_forms.STEP_LABELS else None,
         form_key=args.get("task") if args.get("task") in FORMS else None,
-        commune_id=args.get("commune", type=int),
+        commune_id=id_from(args.get("commune", "")),
         group_code=args.get("group") if args.get("group") in sets_by_code() else None,
         scope=args.get("scope") if args.get("scope") in SCOPES else "area",
         overdue=args.get("overdue") == "1",
