@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, null, select, union_all
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storage.models import InboxTask, Producer, RoleAssignment, User
@@ -23,21 +24,33 @@ class Actor:
         return (role, jurisdiction_id) in self.roles
 
 
-# Built once: every request loads its actor (building a statement costs
-# more than running these two).
-_ROLES_OF = select(RoleAssignment.role, RoleAssignment.jurisdiction_id).where(
-    RoleAssignment.user_id == bindparam("user_id"))
-_PRODUCERS_OF = select(Producer.id).where(Producer.owner_user_id == bindparam("user_id"))
+# Built once, and plain Core: every request loads its actor, and building a
+# statement, or going through the ORM, costs more than running these.
+_users, _roles, _producers = User.__table__, RoleAssignment.__table__, Producer.__table__
+_ACTIVE_USER = select(_users.c.full_name).where(_users.c.id == bindparam("user_id"),
+                                                _users.c.is_active.is_(True))
+# Roles held (role, area) and producers owned (None, producer id), in one statement.
+_ROLES_AND_PRODUCERS = union_all(
+    select(_roles.c.role, _roles.c.jurisdiction_id).where(_roles.c.user_id == bindparam("user_id")),
+    select(null(), _producers.c.id).where(_producers.c.owner_user_id == bindparam("user_id")))
 
 
-def load_actor(session: Session, user_id: int) -> Actor:
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise LookupError(f"no active user {user_id}")
-    roles = session.execute(_ROLES_OF, {"user_id": user_id}).all()
-    producers = session.scalars(_PRODUCERS_OF, {"user_id": user_id}).all()
-    return Actor(user.id, user.full_name, frozenset((r.role, r.jurisdiction_id) for r in roles),
-                 frozenset(producers))
+def load_actor(session: Session | Connection, user_id: int, name: str | None = None) -> Actor:
+    """The active user's actor, in the caller's transaction. `name` (the
+    user's full name) when the caller has just read the user row and
+    checked it is active, which saves reading it again."""
+    connection = session.connection() if isinstance(session, Session) else session
+    if name is None:
+        name = connection.execute(_ACTIVE_USER, {"user_id": user_id}).scalar()
+        if name is None:
+            raise LookupError(f"no active user {user_id}")
+    roles, producers = set(), set()
+    for role, value in connection.execute(_ROLES_AND_PRODUCERS, {"user_id": user_id}):
+        if role is None:
+            producers.add(value)
+        else:
+            roles.add((role, value))
+    return Actor(user_id, name, frozenset(roles), frozenset(producers))
 
 
 def may_act(actor: Actor, task: InboxTask) -> bool:

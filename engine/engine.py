@@ -7,6 +7,7 @@ place where a task gets completed.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -110,9 +111,11 @@ class StepResult:
 class StepRun:
     """One engine call in progress: the transaction, the instance, its
     workflow and the events to append. Service-task handlers are dispatched
-    through it so their writes join the same transaction."""
+    through it so their writes join the same transaction. The instance is
+    the row as the step read it (a migration passes its ORM object, which
+    has the same attributes); its new values go to the database only."""
 
-    def __init__(self, session: Session, instance: ProcessInstance, now: datetime):
+    def __init__(self, session: Session, instance: statements.InstanceRow | ProcessInstance, now: datetime):
         self.session = session
         self.instance = instance
         self.now = now
@@ -286,7 +289,8 @@ class OcopEngine:
                 "province_id": chain.get("province"), "year": year,
                 "max_resubmissions": self.max_resubmissions,
             }
-            run = self._start(session, definition, diagram.PRODUCT_PROCESS, product.id,
+            run = self._start(session, definition, diagram.PRODUCT_PROCESS,
+                              statements.ProductRow(product.id, product.name, product.producer_id, product.group_code),
                               commune_id, chain, year, data, actor, now)
         return self._committed(run)
 
@@ -308,18 +312,20 @@ class OcopEngine:
             raise RegistrationClosed("Chưa mở đăng ký ý tưởng sản phẩm cho địa bàn này / "
                                      "idea registration is not open for this area today")
 
-    def _start(self, session, definition, process_id, product_id, jurisdiction_id, areas, year, data,
-               actor, now) -> StepRun:
+    def _start(self, session, definition, process_id, product: statements.ProductRow | None, jurisdiction_id,
+               areas, year, data, actor, now) -> StepRun:
         spec, subprocess_specs = self.spec_for(session, definition.id, process_id)
-        instance = ProcessInstance(definition_id=definition.id, process_id=process_id,
-                                   product_id=product_id, jurisdiction_id=jurisdiction_id, areas=areas,
-                                   year=year, status="running", state="", version=0,
-                                   started_at=now, updated_at=now)
-        session.add(instance)
+        instance = statements.InstanceRow(
+            id=0, definition_id=definition.id, process_id=process_id, product_id=product.id if product else None,
+            jurisdiction_id=jurisdiction_id, areas=areas, year=year, status="running", current_step=None,
+            version=0, audit_seq=0, audit_head=audit.GENESIS, product=product)
+        columns = {name: getattr(instance, name) for name in statements.INSTANCE_INSERTED}
         try:
-            session.flush()
+            inserted = session.connection().execute(statements.INSERT_INSTANCE, {
+                **columns, "state": "", "started_at": now, "updated_at": now})
         except IntegrityError:  # lost a race against another start of this product and year
             raise AlreadyInCycle(f"the product is already in the {year} cycle") from None
+        instance = dataclasses.replace(instance, id=inserted.inserted_primary_key[0])
         run = StepRun(session, instance, now)
         run.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
@@ -343,18 +349,17 @@ class OcopEngine:
         automatic after it, and save -- all in one transaction."""
         now = self.clock()
         with self.db.transaction() as session:
-            # One query for the task, its instance and product (the product
-            # then comes from the identity map wherever it is used).
-            found = session.execute(statements.TASK_WITH_INSTANCE, {"task_id": task_id}).one_or_none()
-            if found is None:
+            # One query for the task, its instance and product.
+            row = session.connection().execute(statements.TASK_WITH_INSTANCE, {"task_id": task_id}).first()
+            if row is None:
                 raise UnknownTask(task_id)
-            row, instance, product = found
+            instance = statements.instance_row(row._mapping)
             if not may_act(actor, row):
                 raise NotAllowed(f"{actor.name} may not act on task '{row.name}' "
                                  f"(role {row.role} of area {row.jurisdiction_id})")
             if row.assignee_id is not None and row.assignee_id != actor.user_id:
                 raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
-            form = validate_form(row.form_key, data, product.group_code if product else None)
+            form = validate_form(row.form_key, data, instance.product.group_code if instance.product else None)
             run = StepRun(session, instance, now)
             self._load(run)
             task = run.workflow.get_task_from_id(UUID(task_id))
@@ -430,7 +435,7 @@ class OcopEngine:
     def cancel(self, instance_id: int, actor: Actor, reason: str) -> StepResult:
         now = self.clock()
         with self.db.transaction() as session:
-            instance = session.get(ProcessInstance, instance_id)
+            instance = self.read_instance(session, instance_id)
             if instance is None:
                 raise LookupError(f"no instance {instance_id}")
             if instance.status != "running":
@@ -455,7 +460,7 @@ class OcopEngine:
         ConcurrencyConflict that changes nothing). None when nothing was due."""
         now = self.clock()
         with self.db.transaction() as session:
-            instance = session.get(ProcessInstance, instance_id)
+            instance = self.read_instance(session, instance_id)
             if instance is None or instance.status != "running":
                 return None
             run = StepRun(session, instance, now)
@@ -502,7 +507,7 @@ class OcopEngine:
                 raise LookupError(f"no incident {incident_id}")
             if incident.status not in incidents.ACTIVE:
                 return None
-            instance = session.get(ProcessInstance, incident.instance_id)
+            instance = self.read_instance(session, incident.instance_id)
             if actor is not None and not _supervises(actor, instance):
                 raise NotAllowed("only a program manager of the province or an administrator may retry or skip")
             if instance.status != "running":
@@ -525,10 +530,18 @@ class OcopEngine:
 
     # --- internals ----------------------------------------------------------
 
-    def load_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
+    @staticmethod
+    def read_instance(session: Session, instance_id: int) -> statements.InstanceRow | None:
+        """The instance (without its state) and its product, as a step reads them."""
+        row = session.connection().execute(statements.INSTANCE, {"instance_id": instance_id}).first()
+        return statements.instance_row(row._mapping) if row is not None else None
+
+    def load_workflow(self, session: Session, instance: ProcessInstance | statements.InstanceRow) -> BpmnWorkflow:
         """The instance's workflow as stored, for reading (replay, inspection)."""
         spec, subprocess_specs = self.spec_for(session, instance.definition_id, instance.process_id)
-        return state_from_json(instance.state, spec, subprocess_specs)
+        state = (instance.state if isinstance(instance, ProcessInstance) else
+                 session.connection().execute(statements.STATE, {"instance_id": instance.id}).scalar_one())
+        return state_from_json(state, spec, subprocess_specs)
 
     def _load(self, run: StepRun) -> None:
         """The workflow as of the instance's stored version: from this

@@ -1,30 +1,93 @@
-"""The statements every engine step runs, built once.
+"""The statements every engine step runs, built once, and the plain
+snapshots of the rows they read.
 
 Building a SQLAlchemy statement (and its cache key) costs more than running
 it on SQLite: a few hundred microseconds against tens. The steps' own
 statements are therefore module constants with bound parameters, and the
 instance UPDATE one statement per set of columns it writes (a handful).
+They are Core statements: a step reads its instance once and writes it
+with one versioned UPDATE, so ORM objects (loading them costs about as much
+again as the query) would be work without use.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from storage.models import AuditEvent, InboxTask, ProcessInstance, Product
 
-_instances = ProcessInstance.__table__
+_instances, _products, _tasks = ProcessInstance.__table__, Product.__table__, InboxTask.__table__
 
-# A completion's task, its instance and product (ORM rows: handlers use them).
+
+@dataclass(frozen=True)
+class ProductRow:
+    id: int
+    name: str
+    producer_id: int
+    group_code: str
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """An instance row as a step reads it (not its state: the workflow
+    usually comes from the engine's cache; `load_state` reads it when not).
+    Service-task handlers get it as `context.instance`."""
+
+    id: int
+    definition_id: int
+    process_id: str
+    product_id: int | None
+    jurisdiction_id: int
+    areas: dict[str, Any]
+    year: int
+    status: str
+    current_step: int | None
+    version: int
+    audit_seq: int
+    audit_head: str
+    product: ProductRow | None
+
+
+# The instance's columns but its state, and its product's, prefixed (instance__id) so one
+# joined row can hold them beside a task's.
+_INSTANCE_COLUMNS = [column.label(f"instance__{column.name}") for column in _instances.c if column.name != "state"]
+_PRODUCT_COLUMNS = [_products.c[name].label(f"product__{name}") for name in ("id", "name", "producer_id", "group_code")]
+
+
+def instance_row(row: Mapping) -> InstanceRow:
+    """The snapshot from a row of INSTANCE or TASK_WITH_INSTANCE."""
+    product = (ProductRow(row["product__id"], row["product__name"], row["product__producer_id"],
+                          row["product__group_code"]) if row["product__id"] is not None else None)
+    return InstanceRow(*(row[f"instance__{name}"] for name in (
+        "id", "definition_id", "process_id", "product_id", "jurisdiction_id", "areas", "year", "status",
+        "current_step", "version", "audit_seq", "audit_head")), product=product)
+
+
+# One instance with its product.
+INSTANCE = (select(*_INSTANCE_COLUMNS, *_PRODUCT_COLUMNS)
+            .select_from(_instances.outerjoin(_products, _products.c.id == _instances.c.product_id))
+            .where(_instances.c.id == bindparam("instance_id")))
+
+# A completion's task (its columns under their own names), its instance and product.
 TASK_WITH_INSTANCE = (
-    select(InboxTask, ProcessInstance, Product)
-    .join(ProcessInstance, ProcessInstance.id == InboxTask.instance_id)
-    .outerjoin(Product, Product.id == ProcessInstance.product_id)
-    .where(InboxTask.id == bindparam("task_id")))
+    select(_tasks, *_INSTANCE_COLUMNS, *_PRODUCT_COLUMNS)
+    .select_from(_tasks.join(_instances, _instances.c.id == _tasks.c.instance_id)
+                 .outerjoin(_products, _products.c.id == _instances.c.product_id))
+    .where(_tasks.c.id == bindparam("task_id")))
+
+# A new instance: these columns from its InstanceRow, and state, started_at, updated_at.
+INSTANCE_INSERTED = ("definition_id", "process_id", "product_id", "jurisdiction_id", "areas", "year", "status",
+                     "version", "audit_seq", "audit_head")
+INSERT_INSTANCE = insert(_instances)
+
+STATE = select(_instances.c.state).where(_instances.c.id == bindparam("instance_id"))
 
 INSERT_EVENTS = insert(AuditEvent.__table__)
-INSERT_INBOX_ROWS = insert(InboxTask.__table__)
-DELETE_INBOX_ROWS = delete(InboxTask.__table__).where(InboxTask.id.in_(bindparam("ids", expanding=True)))
+INSERT_INBOX_ROWS = insert(_tasks)
+DELETE_INBOX_ROWS = delete(_tasks).where(_tasks.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @functools.lru_cache(maxsize=64)

@@ -29,7 +29,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from marshmallow import Schema, ValidationError
-from sqlalchemy import bindparam, false, func, or_, select
+from sqlalchemy import bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from wtforms.validators import ValidationError as CsrfValidationError
@@ -212,24 +212,27 @@ def issue_token(session: Session, user_id: int, name: str, now: datetime) -> tup
     return row, secret
 
 
-_TOKEN_WITH_USER = select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(
-    ApiToken.token_sha256 == bindparam("digest"))
+# Built once, plain Core: every API request runs it.
+_tokens, _users = ApiToken.__table__, User.__table__
+_TOKEN_WITH_USER = (
+    select(_tokens.c.id, _tokens.c.revoked_at, _tokens.c.last_used_at, _tokens.c.user_id,
+           _users.c.is_active, _users.c.full_name)
+    .join(_users, _users.c.id == _tokens.c.user_id).where(_tokens.c.token_sha256 == bindparam("digest")))
+_TOKEN_USED = update(_tokens).where(_tokens.c.id == bindparam("token_id")).values(last_used_at=bindparam("at"))
 
 
 def _actor_for_token(token: str) -> tuple[Actor, int]:
     now = engine().clock()
     with db().transaction() as session:
-        # The token's user comes along (load_actor then finds it in the session).
-        found = session.execute(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
-        row = found[0] if found else None
+        connection = session.connection()
+        row = connection.execute(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
         if row is None or row.revoked_at is not None:
             raise ApiError("unauthenticated", "unknown or revoked API token")
-        try:
-            actor = load_actor(session, row.user_id)  # refuses deactivated users
-        except LookupError:
-            raise ApiError("unauthenticated", "the token's account is deactivated") from None
+        if not row.is_active:
+            raise ApiError("unauthenticated", "the token's account is deactivated")
+        actor = load_actor(connection, row.user_id, row.full_name)
         if row.last_used_at is None or as_utc(row.last_used_at) < now - LAST_USED_PRECISION:
-            row.last_used_at = now
+            connection.execute(_TOKEN_USED, {"token_id": row.id, "at": now})
         return actor, row.id
 
 
