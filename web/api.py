@@ -18,6 +18,7 @@ exist, so the API never confirms what it will not show.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -283,8 +284,16 @@ def _json_body(optional: bool = False) -> dict:
     return data
 
 
-def _dump(schema: Schema, value, status: int = 200):
-    response = jsonify(schema.dump(value))
+@functools.lru_cache(maxsize=None)
+def _schema(schema_class: type[Schema]) -> Schema:
+    """One instance per response schema: marshmallow copies every declared
+    field when a schema is made, which costs more than dumping a step's
+    result; dumping keeps no state in the instance."""
+    return schema_class()
+
+
+def _dump(schema_class: type[Schema], value, status: int = 200):
+    response = jsonify(_schema(schema_class).dump(value))
     response.status_code = status
     return response
 
@@ -369,7 +378,7 @@ def _task_response(task_id: str):
         row = session.execute(_task_query().where(InboxTask.id == task_id)).first()
         if row is None:
             raise ApiError("not_found", f"no task {task_id}")
-        return _dump(TaskEnvelopeSchema(), {"task": _task_dict(*row, now)})
+        return _dump(TaskEnvelopeSchema, {"task": _task_dict(*row, now)})
 
 
 # --- operation descriptions for the OpenAPI document ----------------------------
@@ -405,7 +414,7 @@ def list_inbox():
         rows, total = list_tasks(session, _actor(), fltr, now)
         tallies = counts(session, _actor(), now)
         tasks = [_task_dict(*row, now) for row in rows]
-    return _dump(TaskListSchema(), {"tasks": tasks, "total": total, "page": fltr.page,
+    return _dump(TaskListSchema, {"tasks": tasks, "total": total, "page": fltr.page,
                                     "page_size": PAGE_SIZE, "counts": tallies})
 
 
@@ -433,7 +442,7 @@ def complete_task(task_id: str):
     answers 422 with per-field messages and changes nothing."""
     data = _json_body()
     result = _on_task(task_id, lambda: engine().complete_task(task_id, data, _actor()))
-    return _dump(StepResultSchema(), result)
+    return _dump(StepResultSchema, result)
 
 
 # --- products and instances ------------------------------------------------------
@@ -458,7 +467,7 @@ def list_products():
                      "producer_id": producer.id, "producer_name": producer.name,
                      "commune_id": commune.id, "commune_name": commune.name,
                      "latest_instance": latest.get(product.id)} for product, producer, commune in rows]
-    return _dump(ProductListSchema(), {"products": products, "total": total, "page": page,
+    return _dump(ProductListSchema, {"products": products, "total": total, "page": page,
                                        "page_size": PRODUCT_PAGE_SIZE})
 
 
@@ -474,7 +483,7 @@ def start_product(product_id: int):
             raise ApiError("not_found", f"no product {product_id}")
     year = StartProductSchema().load(_json_body(optional=True)).get("year")
     result = engine().start_product(product_id, _actor(), year=year)
-    return _dump(StepResultSchema(), result, status=201)
+    return _dump(StepResultSchema, result, status=201)
 
 
 def _visible_instance(session: Session, instance_id: int) -> ProcessInstance:
@@ -500,7 +509,7 @@ def get_instance(instance_id: int):
         body.update(definition_name=instance.definition.name, definition_version=instance.definition.version,
                     product_name=instance.product.name if instance.product else None,
                     ready_tasks=[_task_dict(*row, now) for row in rows])
-    return _dump(InstanceSchema(), body)
+    return _dump(InstanceSchema, body)
 
 
 @api.get("/instances/<int:instance_id>/history")
@@ -512,7 +521,7 @@ def instance_history(instance_id: int):
         events = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
                                  .order_by(AuditEvent.seq)).all()
         intact = not verify_chain(session, instance_id)
-    return _dump(HistorySchema(), {"instance_id": instance_id, "chain_intact": intact, "events": events})
+    return _dump(HistorySchema, {"instance_id": instance_id, "chain_intact": intact, "events": events})
 
 
 # --- definitions ---------------------------------------------------------------------
@@ -529,7 +538,7 @@ def list_definitions():
                         "author": d.author, "message": d.message, "deployed_at": d.deployed_at,
                         "province_id": d.province_id, "province_name": province, "is_active": d.is_active}
                        for d, province in rows]
-    return _dump(DefinitionListSchema(), {"definitions": definitions})
+    return _dump(DefinitionListSchema, {"definitions": definitions})
 
 
 # --- the caller's own API tokens ---------------------------------------------------
@@ -540,7 +549,7 @@ def list_tokens():
     with db().transaction() as session:
         tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == _actor().user_id)
                                  .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())).all()
-    return _dump(TokenListSchema(), {"tokens": tokens})
+    return _dump(TokenListSchema, {"tokens": tokens})
 
 
 @api.post("/tokens")
@@ -555,7 +564,7 @@ def create_token():
     with db().transaction() as session:
         row, secret = issue_token(session, _actor().user_id, name, engine().clock())
         body = {field: getattr(row, field) for field in TokenSchema().fields} | {"token": secret}
-    return _dump(TokenCreatedSchema(), body, status=201)
+    return _dump(TokenCreatedSchema, body, status=201)
 
 
 @api.delete("/tokens/<int:token_id>")
@@ -568,7 +577,7 @@ def revoke_token(token_id: int):
             raise ApiError("not_found", f"no token {token_id}")
         if row.revoked_at is None:
             row.revoked_at = engine().clock()
-    return _dump(TokenSchema(), row)
+    return _dump(TokenSchema, row)
 
 
 # --- the OpenAPI document ----------------------------------------------------------------
