@@ -57,8 +57,6 @@ from storage.models import (
     Incident,
     ProcessDefinition,
     ProcessInstance,
-    Product,
-    RegistrationWindow,
     TimerDue,
 )
 
@@ -223,9 +221,15 @@ class OcopEngine:
 
     def active_definition(self, session: Session, province_id: int | None) -> ProcessDefinition:
         """The province's own active variant if it has one, else the national one."""
+        return session.get(ProcessDefinition, self.active_version(session, province_id).id)
+
+    @staticmethod
+    def active_version(session: Session, province_id: int | None):
+        """active_definition's id, name, version and province_id only (a
+        plain row, one statement: what a start needs)."""
+        rows = session.connection().execute(statements.ACTIVE_DEFINITIONS, {"province_id": province_id}).all()
         for scope in (province_id, None):
-            definition = session.scalar(select(ProcessDefinition).where(
-                ProcessDefinition.is_active.is_(True), _same_scope(scope)))
+            definition = next((row for row in rows if row.province_id == scope), None)
             if definition is not None:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
@@ -260,7 +264,7 @@ class OcopEngine:
                     ("program_manager", chain.get("province")), ("admin", chain.get("central")))):
                 raise NotAllowed("only the area's OCOP officer, its province's program manager "
                                  "or an administrator may start an outreach campaign")
-            definition = self.active_definition(session, chain.get("province"))
+            definition = self.active_version(session, chain.get("province"))
             data = {"jurisdiction_id": jurisdiction_id, "year": year}
             run = self._start(session, definition, diagram.OUTREACH_PROCESS, None,
                               jurisdiction_id, chain, year, data, actor, now)
@@ -272,16 +276,17 @@ class OcopEngine:
         now = self.clock()
         year = year or now.year
         with self.db.transaction() as session:
-            product = session.get(Product, product_id)
+            connection = session.connection()
+            product = connection.execute(statements.PRODUCT_WITH_COMMUNE, {"product_id": product_id}).first()
             if product is None:
                 raise LookupError(f"no product {product_id}")
-            commune_id = product.producer.commune_id
+            commune_id = product.commune_id
             if not (product.producer_id in actor.producer_ids or actor.holds("commune_officer", commune_id)):
                 raise NotAllowed("only the producer or its commune officer may register this product")
             chain = area_chain(session, commune_id)
             self._require_open_window(session, chain, now.date())
             self._require_not_in_cycle(session, product.id, year)
-            definition = self.active_definition(session, chain.get("province"))
+            definition = self.active_version(session, chain.get("province"))
             data = {
                 "product_id": product.id, "product_name": product.name,
                 "product_group": product.group_code, "producer_id": product.producer_id,
@@ -298,16 +303,13 @@ class OcopEngine:
     def _require_not_in_cycle(session: Session, product_id: int, year: int) -> None:
         # The unique index uq_process_instance_product_year settles a race
         # between two starts; this check gives the usual case its message.
-        if session.scalar(select(ProcessInstance.id).where(
-                ProcessInstance.product_id == product_id, ProcessInstance.year == year,
-                ProcessInstance.status != "cancelled").limit(1)):
+        if session.connection().execute(statements.IN_CYCLE, {"product_id": product_id, "year": year}).first():
             raise AlreadyInCycle(f"Sản phẩm đã tham gia chu trình năm {year} / "
                                  f"the product is already in the {year} cycle")
 
     def _require_open_window(self, session: Session, chain: dict[str, int], today: date) -> None:
-        window = session.scalar(select(RegistrationWindow.id).where(
-            RegistrationWindow.jurisdiction_id.in_(chain.values()),
-            RegistrationWindow.opens_on <= today, RegistrationWindow.closes_on >= today).limit(1))
+        window = session.connection().execute(statements.OPEN_WINDOW, {
+            "areas": list(chain.values()), "today": today}).first()
         if window is None:
             raise RegistrationClosed("Chưa mở đăng ký ý tưởng sản phẩm cho địa bàn này / "
                                      "idea registration is not open for this area today")

@@ -17,9 +17,18 @@ from typing import Any, Mapping
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from storage.models import AuditEvent, InboxTask, ProcessInstance, Product
+from storage.models import (
+    AuditEvent,
+    InboxTask,
+    ProcessDefinition,
+    ProcessInstance,
+    Producer,
+    Product,
+    RegistrationWindow,
+)
 
 _instances, _products, _tasks = ProcessInstance.__table__, Product.__table__, InboxTask.__table__
+_definitions, _producers, _windows = ProcessDefinition.__table__, Producer.__table__, RegistrationWindow.__table__
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,26 @@ INSTANCE_INSERTED = ("definition_id", "process_id", "product_id", "jurisdiction_
 INSERT_INSTANCE = insert(_instances)
 
 STATE = select(_instances.c.state).where(_instances.c.id == bindparam("instance_id"))
+
+# --- a product's start -----------------------------------------------------------
+
+PRODUCT_WITH_COMMUNE = (
+    select(_products.c.id, _products.c.name, _products.c.producer_id, _products.c.group_code,
+           _producers.c.commune_id)
+    .join(_producers, _producers.c.id == _products.c.producer_id).where(_products.c.id == bindparam("product_id")))
+OPEN_WINDOW = select(_windows.c.id).where(
+    _windows.c.jurisdiction_id.in_(bindparam("areas", expanding=True)),
+    _windows.c.opens_on <= bindparam("today"), _windows.c.closes_on >= bindparam("today")).limit(1)
+IN_CYCLE = select(_instances.c.id).where(
+    _instances.c.product_id == bindparam("product_id"), _instances.c.year == bindparam("year"),
+    _instances.c.status != "cancelled").limit(1)
+# The active definitions of a province and the national one (at most one each).
+ACTIVE_DEFINITIONS = select(_definitions.c.id, _definitions.c.name, _definitions.c.version,
+                            _definitions.c.province_id).where(
+    _definitions.c.is_active.is_(True),
+    (_definitions.c.province_id == bindparam("province_id")) | _definitions.c.province_id.is_(None))
+
+# --- a step's writes ------------------------------------------------------------------
 
 INSERT_EVENTS = insert(AuditEvent.__table__)
 INSERT_INBOX_ROWS = insert(_tasks)
