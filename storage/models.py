@@ -72,6 +72,11 @@ class User(Base):
     password_hash: Mapped[Optional[str]] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The generation of the user's web sessions: every session and remember
+    # cookie carries the value it was signed in with, and counts only while
+    # it is still this one. Signing out (or a deactivation) adds one, which
+    # ends every copy of every session of the user at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     roles: Mapped[list[RoleAssignment]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

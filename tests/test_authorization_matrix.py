@@ -324,8 +324,11 @@ def _notification_and_enrolment(session, cycle, now):
 # module, and later rows reuse the session cookie and CSRF token on their own
 # fresh application and database. Both are signed with the same (development)
 # secret key and the demo seeds users in the same order, so the same user id
-# names the same person; the id is checked before a cookie is reused.
-_SIGNED_IN: dict[str, tuple[int, str, str]] = {}
+# names the same person. A session also names the user's session epoch, which
+# signing out (the POST /logout row) or a deactivation moves on in that row's
+# database: the id and the epoch are checked before a cookie is reused, and a
+# user whose epoch moved signs in afresh.
+_SIGNED_IN: dict[str, tuple[tuple[int, int], str, str]] = {}
 
 
 def signed_in_client(app, world, who):
@@ -334,13 +337,14 @@ def signed_in_client(app, world, who):
     username = USERS[who]
     if username is None:
         return client, None
-    user_id = _scalar(world, select(User.id).where(User.username == username))
+    with world.db.transaction() as session:
+        user = tuple(session.execute(select(User.id, User.session_epoch).where(User.username == username)).one())
     cached = _SIGNED_IN.get(username)
-    if cached is not None and cached[0] == user_id:
+    if cached is not None and cached[0] == user:
         client.set_cookie("session", cached[1])
         return client, cached[2]
     token = login(client, username)
-    _SIGNED_IN[username] = (user_id, client.get_cookie("session").value, token)
+    _SIGNED_IN[username] = (user, client.get_cookie("session").value, token)
     return client, token
 
 

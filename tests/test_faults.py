@@ -76,13 +76,14 @@ def unreachable_app(tmp_path):
 
 
 def signed_in(app, user_id: int = 1):
-    """A test client whose session names a user, as after a login: the next
-    request runs Flask-Login's user loader, which reads the database."""
+    """A test client whose session names a user (at session epoch 0), as
+    after a login: the next request runs Flask-Login's user loader, which
+    reads the database."""
     client = app.test_client()
     with app.test_request_context(environ_base=client.environ_base):  # the client's address and agent
         identifier = app.login_manager._session_identifier_generator()
     with client.session_transaction() as session:
-        session.update({"_user_id": str(user_id), "_fresh": True, "_id": identifier})
+        session.update({"_user_id": f"{user_id}.0", "_fresh": True, "_id": identifier})
     return client
 
 

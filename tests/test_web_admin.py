@@ -127,6 +127,8 @@ def test_deactivated_user_cannot_sign_in_and_loses_their_session(world, client):
 
     client.post(f"/admin/users/{officer.id}/active", data={"csrf_token": token, "active": "1"})
     assert _sign_in(client.application.test_client(), "cb.qt-cl", "ocop-demo").status_code == 302
+    # The session from before the deactivation does not come back with the account.
+    assert officer_client.get("/").headers["Location"].endswith("/overview")
 
 
 def test_admin_cannot_lock_themselves_out(world, client):

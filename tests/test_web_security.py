@@ -266,18 +266,135 @@ def test_signing_out_ends_the_session_in_this_browser(world, app):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known gap: sessions are signed cookies, so signing out clears this browser's cookie but a copy "
-    "taken before (e.g. by malware or a shared machine's proxy) stays valid until "
-    "PERMANENT_SESSION_LIFETIME (31 days). Ending it needs server-side state: a per-user session "
-    "generation in the user row (storage/) checked by the user loader, or server-side sessions."))
+def _user_id(world, username: str) -> int:
+    with world.db.transaction() as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+def _refused(client) -> None:
+    """The client is a signed-out visitor: pages send it to sign in, the API
+    answers 401."""
+    response = client.get("/inbox/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.get("/api/v1/tasks").status_code == 401
+
+
+def _session_cookie(app, client, data: dict) -> str:
+    """A session cookie holding `data`, signed with the application's secret
+    as Flask would sign it, and bound to the client's browser (the identifier
+    Flask-Login's strong session protection checks)."""
+    with app.test_request_context(environ_base=client.environ_base):
+        identifier = app.login_manager._session_identifier_generator()
+    serializer = app.session_interface.get_signing_serializer(app)
+    return serializer.dumps({"_fresh": True, "_id": identifier, **data})
+
+
+def _remember_cookie(app, value: str) -> str:
+    """A remember-me cookie naming `value`, as Flask-Login's login_user(...,
+    remember=True) would set it (the application offers no "remember me",
+    but Flask-Login honours such a cookie, so it must die the same way)."""
+    from flask_login.utils import encode_cookie
+    with app.test_request_context():
+        return encode_cookie(value)
+
+
 def test_a_copied_session_cookie_dies_with_the_sign_out(world, app):
+    """Signing out ends every session of the user ("sign out everywhere"): a
+    copy of the cookie taken before (malware, a shared machine, a proxy) and
+    the user's other browsers are signed out too, for pages and the API."""
     client, token = signed_in(app, "cb.qt-gl")
+    other_browser, _other_token = signed_in(app, "cb.qt-gl")
+    someone_else, _token = signed_in(app, "cb.qt-cl")
     copy = client.get_cookie("session").value
-    client.post("/logout", data={"csrf_token": token})
     replay = app.test_client()
     replay.set_cookie("session", copy)
-    assert replay.get("/inbox/").status_code == 302
+    assert replay.get("/inbox/").status_code == 200 and other_browser.get("/inbox/").status_code == 200
+
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    for dead in (client, other_browser):
+        _refused(dead)
+    replay = app.test_client()
+    replay.set_cookie("session", copy)
+    _refused(replay)
+    assert someone_else.get("/inbox/").status_code == 200  # another user's session lives on
+
+    # Signing in again gives a new session that works, while the copy stays dead.
+    again, _token = signed_in(app, "cb.qt-gl")
+    assert again.get("/inbox/").status_code == 200
+    _refused(replay)
+
+
+def test_a_remember_me_cookie_dies_with_the_sign_out(world, app):
+    user_id = _user_id(world, "cb.qt-gl")
+    remembered = _remember_cookie(app, f"{user_id}.0")
+    browser = app.test_client()
+    browser.set_cookie("remember_token", remembered)
+    assert browser.get("/inbox/").status_code == 200  # a valid one signs the browser in
+
+    client, token = signed_in(app, "cb.qt-gl")  # signing out anywhere ends it
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    _refused(browser)
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", remembered)
+    _refused(fresh)
+
+
+def test_sessions_from_before_a_deactivation_stay_dead_after_reactivation(world, app):
+    officer, _token = signed_in(app, "cb.qt-cl")
+    copy = officer.get_cookie("session").value
+    admin, token = signed_in(app, "admin")
+    user_id = _user_id(world, "cb.qt-cl")
+    assert admin.post(f"/admin/users/{user_id}/active", data={"csrf_token": token, "active": "0"}).status_code == 302
+    _refused(officer)
+    assert admin.post(f"/admin/users/{user_id}/active", data={"csrf_token": token, "active": "1"}).status_code == 302
+    _refused(officer)
+    replay = app.test_client()
+    replay.set_cookie("session", copy)
+    _refused(replay)
+    again, _token = signed_in(app, "cb.qt-cl")  # the reactivated account signs in afresh
+    assert again.get("/inbox/").status_code == 200
+
+
+def test_a_session_in_the_current_form_signs_in(world, app):
+    """The forged cookies below are made right: this one names the user at
+    their current epoch, and is signed in."""
+    client = app.test_client()
+    client.set_cookie("session", _session_cookie(app, client, {"_user_id": f"{_user_id(world, 'cb.qt-gl')}.0"}))
+    assert client.get("/inbox/").status_code == 200
+    assert client.get("/api/v1/tasks").status_code == 200
+
+
+@pytest.mark.parametrize("value", [
+    "{id}",  # a session from before epochs: signed out, not an error
+    "{id}.1", "{id}.99999999999", "{id}.2147483647", "{id}.-1", "{id}.01", "{id}.", "{id}.0.0", "{id}.x",
+    " {id}.0", "{id}.0 ", "{id}.0\n", "{id},0", "+{id}.0", "0{id}.0", "{id}\x00.0",
+    "abc", "", ".", ".0", "1.x", "0.0", "-1.0", "99999999999.0", "2147483648.0", "99999999999999999999.0",
+    "١.٠", "².0", "１.０", "1e3.0", "0x1.0", "None",
+    1, 1.5, True, ["{id}", 0], {"id": "{id}"},
+])
+def test_a_malformed_session_user_is_a_signed_out_visitor(world, app, value):
+    """Whatever a session's user id holds (a cookie forged with the secret, an
+    old session), it is anonymous: never a 500, never someone."""
+    user_id = str(_user_id(world, "cb.qt-gl"))
+
+    def filled(item):
+        if isinstance(item, str):
+            return item.replace("{id}", user_id)
+        if isinstance(item, list):
+            return [filled(part) for part in item]
+        if isinstance(item, dict):
+            return {key: filled(part) for key, part in item.items()}
+        return item
+
+    for remember in (False, True):
+        client = app.test_client()
+        if remember:
+            if not isinstance(value, str):
+                continue
+            client.set_cookie("remember_token", _remember_cookie(app, filled(value)))
+        else:
+            client.set_cookie("session", _session_cookie(app, client, {"_user_id": filled(value)}))
+        _refused(client)
 
 
 # --- open redirects --------------------------------------------------------------------------

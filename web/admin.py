@@ -29,7 +29,7 @@ from storage.models import (
     User,
 )
 from web.api import issue_token
-from web.auth import actor, db, engine, id_from, require_role
+from web.auth import actor, db, end_sessions, engine, id_from, require_role
 from web.extensions import login_manager
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -136,13 +136,17 @@ def remove_role(user_id: int, assignment_id: int):
 def set_active(user_id: int):
     """Deactivate or reactivate. A deactivated user cannot sign in, their
     open sessions end at the next request (the login loader refuses them)
-    and their API tokens stop working; nothing they did is removed."""
+    and their API tokens stop working; nothing they did is removed. The
+    sessions end for good: a later reactivation does not revive them (the
+    deactivation moves the user's session epoch on)."""
     active = request.form.get("active") == "1"
     try:
         with db().transaction() as session:
             account = _account(session, user_id)
             if not active and user_id == actor().user_id:
                 raise Refused(_("Bạn không thể tự khoá tài khoản của mình."))
+            if account.is_active and not active:
+                end_sessions(session, user_id)
             account.is_active = active
     except Refused as err:
         flash(str(err), "error")

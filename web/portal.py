@@ -26,7 +26,6 @@ from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from engine import products
-from engine.access import load_actor
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
 from engine.invitations import enrolment_filename, enrolment_ics
@@ -39,8 +38,8 @@ from storage.documents import (
     check_upload,
     clean_filename,
 )
-from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft
-from web.auth import SignedInUser, actor, db, engine, id_from
+from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft, User
+from web.auth import actor, db, engine, id_from, signed_in_user
 from web.extensions import limiter
 from web.labels import ROLE_LABELS
 
@@ -361,7 +360,7 @@ def _registration(communes: list[tuple[int, str]], self_signup: bool):
                     session, commune_id, form["name"], form["kind"], form["username"], form["full_name"],
                     password, form["product_name"], form["group_code"])
                 product_id, owner_id = product.id, product.producer.owner_user_id
-                owner = SignedInUser(load_actor(session, owner_id), form["username"].lower()) if self_signup else None
+                owner = signed_in_user(session, session.get(User, owner_id)) if self_signup else None
         except products.InvalidRegistration as invalid:
             errors = _errors(invalid.errors)
         else:
