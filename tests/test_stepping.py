@@ -1,0 +1,154 @@
+"""engine.engine.run_engine_steps drives a workflow exactly as SpiffWorkflow's
+own do_engine_steps does: twin workflows of the bundled diagrams, one driven
+by each, get the same user-task completions (returns, parallel branches,
+timers, the end) must run the same tasks in the same order and hold the
+same tree -- same tasks, states, data -- after every step."""
+import json
+import random
+from datetime import datetime, timezone
+
+import pytest
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from engine import clock, diagram
+from engine.demo import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
+from engine.engine import run_engine_steps
+from engine.expressions import SafeScriptEngine
+from engine.forms import validate_form
+from engine.samples import SampleDecider
+from handlers.ranking import council_average, recognised_stars, stars_for_score
+from tests.cycle import VALID, returned, sheets
+
+START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+ROUND_PASSED = datetime(2026, 11, 1, 8, tzinfo=timezone.utc)
+
+
+def service(task, name, params) -> str:
+    """Deterministic service results (the ranking computed; the others' content
+    does not steer the diagrams)."""
+    values = {key: param["value"] for key, param in params.items()}
+    if name == "rank_product":
+        stars = stars_for_score(council_average(values["sheets"]))
+        return json.dumps({"average": council_average(values["sheets"]), "stars": stars,
+                           "recognised_stars": recognised_stars(stars, values["max_stars"])})
+    return json.dumps({"ok": True})
+
+
+def tree(workflow: BpmnWorkflow) -> list:
+    """The task tree without what differs between twins (random task ids,
+    state-change times): depth, element, state, data and internal data."""
+    def walk(task, depth):
+        yield (depth, task.task_spec.name, TaskState.get_name(task.state),
+               json.dumps(task.data, sort_keys=True, default=str),
+               json.dumps(task.internal_data, sort_keys=True, default=str))
+        for child in task.children:
+            yield from walk(child, depth + 1)
+    return list(walk(workflow.task_tree, 0))
+
+
+def ready_user_tasks(workflow: BpmnWorkflow) -> list:
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+class Twins:
+    def __init__(self, path, process_id: str, data: dict):
+        checked = diagram.check_or_raise(path.read_bytes())
+        spec, subprocess_specs = checked.specs[process_id]
+        self.spiff, self.ours = (BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(service))
+                                 for _ in range(2))
+        for workflow in (self.spiff, self.ours):
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(data)
+        self.steps(START)
+
+    def steps(self, now: datetime) -> None:
+        """Engine steps in both; the same tasks must run in the same order
+        (the history's `engine_steps` lists them) and leave the same tree."""
+        ran = {"spiff": [], "ours": []}
+        with clock.running_at(now):
+            self.spiff.do_engine_steps(did_complete_task=lambda task: ran["spiff"].append(task.task_spec.name))
+            run_engine_steps(self.ours, did_complete_task=lambda task: ran["ours"].append(task.task_spec.name))
+        assert ran["ours"] == ran["spiff"]
+        assert tree(self.ours) == tree(self.spiff)
+
+    def complete(self, pick, answer) -> str | None:
+        """Complete the same ready user task in both (`pick` chooses among
+        them, by index in the tree's order); None when none is ready."""
+        ready = ready_user_tasks(self.spiff)
+        if not ready:
+            return None
+        index = pick(ready)
+        pair = (ready[index], ready_user_tasks(self.ours)[index])
+        props = diagram.user_task_properties(pair[0].task_spec)
+        form = validate_form(props["formKey"], answer(props["formKey"]), "S10")
+        with clock.running_at(START):
+            for task in pair:
+                task.data[props["dataKey"]] = form
+                task.run()
+        self.steps(START)
+        return props["formKey"]
+
+    def fire_timers(self) -> None:
+        for workflow in (self.spiff, self.ours):
+            with clock.running_at(ROUND_PASSED):
+                workflow.refresh_timers()
+        self.steps(ROUND_PASSED)
+
+
+def answers(returns: dict[str, int], scores=(92, 93, 95)):
+    pending, council = dict(returns), iter([sheets(score) for score in scores])
+
+    def answer(form_key: str) -> dict:
+        if pending.get(form_key):
+            pending[form_key] -= 1
+            return returned(form_key)
+        return next(council) if form_key == "score_product" else VALID[form_key]
+    return answer
+
+
+PRODUCT_DATA = {"product_id": 1, "product_name": "Hồ tiêu", "product_group": "S10", "producer_id": 1,
+                "commune_id": 3, "district_id": 2, "province_id": 1, "year": 2026, "max_resubmissions": 3}
+
+
+@pytest.mark.parametrize("path", [NATIONAL_DIAGRAM[1], TWO_TIER_DIAGRAM[1]], ids=["national", "two_tier"])
+@pytest.mark.parametrize("returns, scores, pick", [
+    ({}, (92, 93, 95), lambda ready: 0),
+    ({"review_idea": 2, "review_plan": 1, "check_dossier": 1}, (60, 62, 61), lambda ready: len(ready) - 1),
+    ({"review_idea": 4}, (92, 93, 95), lambda ready: 0),  # past the resubmission limit
+    ({}, (40, 41, 39), lambda ready: len(ready) // 2),
+], ids=["five_stars", "returns_last_branch_first", "too_many_returns", "not_recognised"])
+def test_a_product_cycle_steps_as_spiffworkflow_does(path, returns, scores, pick):
+    twins = Twins(path, diagram.PRODUCT_PROCESS, PRODUCT_DATA)
+    done = drive(twins, pick, answers(returns, scores))
+    assert twins.spiff.is_completed() and twins.ours.is_completed(), done
+    assert len(done) >= 5
+
+
+def drive(twins: Twins, pick, answer, limit: int = 80) -> list[str]:
+    """Complete tasks until the end; fire the timers when only they are left."""
+    done, timers = [], 0
+    for _ in range(limit):
+        form_key = twins.complete(pick, answer)
+        if form_key is not None:
+            done.append(form_key)
+        elif not twins.spiff.is_completed() and timers < 3:
+            twins.fire_timers()
+            timers += 1
+        else:
+            break
+    return done
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_paths_step_as_spiffworkflow_does(seed):
+    """Sample decisions (returns, scores, which parallel branch first) on both diagrams and processes."""
+    rng = random.Random(seed)
+    decider = SampleDecider(rng, accept_rate=0.6)
+    path = (NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM)[seed % 2][1]
+    process, data = ((diagram.OUTREACH_PROCESS, {"jurisdiction_id": 3, "year": 2026}) if seed % 3 == 0
+                     else (diagram.PRODUCT_PROCESS, PRODUCT_DATA))
+    twins = Twins(path, process, data)
+    done = drive(twins, lambda ready: rng.randrange(len(ready)),
+                 lambda form_key: decider.form(form_key, "S10", START.date(), quality=rng.uniform(30, 98)))
+    assert twins.spiff.is_completed() and twins.ours.is_completed(), done
