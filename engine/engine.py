@@ -48,6 +48,7 @@ from engine.errors import (
 from engine.expressions import SafeScriptEngine
 from engine.forms import validate_form
 from engine.serialization import specs_from_dict, specs_to_dict, state_from_json, state_to_json
+from engine.stepping import EngineWorkflow, find_tasks, run_engine_steps
 from handlers import registry
 from handlers.registry import HandlerContext, HandlerParameterError
 from storage.areas import area_chain
@@ -329,7 +330,7 @@ class OcopEngine:
             raise AlreadyInCycle(f"the product is already in the {year} cycle") from None
         instance = dataclasses.replace(instance, id=inserted.inserted_primary_key[0])
         run = StepRun(session, instance, now)
-        run.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
+        run.workflow = EngineWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
             task.data.update(data)
         run.events.append(PendingEvent("started", process_id, {
@@ -765,45 +766,6 @@ def resume_failed_task(task, skip: bool) -> None:
         task.complete()
     else:
         task._ready()
-
-
-def find_tasks(workflow: BpmnWorkflow, state: int, manual: bool, where=None) -> list:
-    """[t for t in workflow.get_tasks(state=state, manual=manual) if where(t)],
-    cheaply. SpiffWorkflow walks the whole task tree for every such call,
-    and a step makes several; scanning the workflow's task table finds the
-    same tasks many times faster. The table is in creation order, not the
-    tree's, so when several tasks match (parallel branches), or the
-    workflow has subprocesses (whose tasks live in their own tables),
-    SpiffWorkflow's walk gives the answer and its order."""
-    found = [task for task in workflow.tasks.values()
-             if task.state & state and task.task_spec.manual == manual and (where is None or where(task))]
-    if len(found) > 1 or workflow.subprocesses:
-        return [task for task in workflow.get_tasks(state=state, manual=manual) if where is None or where(task)]
-    return found
-
-
-def run_engine_steps(workflow: BpmnWorkflow, did_complete_task: Callable) -> None:
-    """workflow.do_engine_steps(did_complete_task=...), cheaply: the same
-    rounds (run every automatic task ready when the round began, in the
-    tree's order; again until a round finds none; then refresh the timers),
-    but each round finds its ready tasks in the task table, as find_tasks
-    does, instead of walking the whole tree -- the walks are most of
-    SpiffWorkflow's time in a step. With several ready tasks the tree's walk
-    gives their order; a workflow with subprocesses is left to SpiffWorkflow
-    entirely. tests/test_stepping.py checks the states against
-    SpiffWorkflow's own loop."""
-    while not workflow.subprocesses:
-        ready = [task for task in workflow.tasks.values() if task.state == TaskState.READY]
-        if len(ready) > 1:
-            ready = workflow.get_tasks(state=TaskState.READY)
-        automatic = [task for task in ready if not task.task_spec.manual]
-        if not automatic:
-            workflow.refresh_timers()
-            return
-        for task in automatic:
-            task.run()
-            did_complete_task(task)
-    workflow.do_engine_steps(did_complete_task=did_complete_task)
 
 
 def timer_tasks(workflow: BpmnWorkflow) -> list:

@@ -6,6 +6,7 @@ stores only its state (`state_to_json`: the serializer's dict without
 """
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
 from decimal import Decimal
@@ -17,6 +18,8 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
+
+from engine.stepping import EngineWorkflow
 
 
 class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
@@ -61,6 +64,9 @@ class FinishedTaskConverter(TaskConverter):
 def _make_serializer() -> BpmnWorkflowSerializer:
     config = dict(SPIFF_CONFIG)
     config[BpmnWorkflow] = StateOnlyWorkflowConverter
+    # Restored as the engine's subclass, written under SpiffWorkflow's name
+    # (registered last, it is the one a stored "BpmnWorkflow" restores to).
+    config[EngineWorkflow] = functools.partial(StateOnlyWorkflowConverter, typename="BpmnWorkflow")
     config[Task] = FinishedTaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     # Types that may appear in process variables, registered explicitly.

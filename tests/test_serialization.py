@@ -1,7 +1,8 @@
 """The engine's shortcuts give exactly what SpiffWorkflow gives: the cached
 serialization of finished tasks (engine/serialization.py) and the task-table
-scan in place of the tree walk (engine.engine.find_tasks), checked after
+scan in place of the tree walk (engine.stepping.find_tasks), checked after
 every step of cycles that loop back, wait on timers and finish."""
+import functools
 import json
 
 import pytest
@@ -9,7 +10,8 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskState
 
 from engine import serialization
-from engine.engine import find_tasks, timer_tasks
+from engine.engine import timer_tasks
+from engine.stepping import EngineWorkflow, find_tasks
 from tests.cycle import Cycle, returned, sheets
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -19,6 +21,7 @@ def uncached_dict(workflow) -> dict:
     """The workflow as SpiffWorkflow's own converters write it (no cache)."""
     config = dict(serialization.SPIFF_CONFIG)
     config[serialization.BpmnWorkflow] = serialization.StateOnlyWorkflowConverter
+    config[EngineWorkflow] = functools.partial(serialization.StateOnlyWorkflowConverter, typename="BpmnWorkflow")
     serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
     dct = serializer.to_dict(workflow)
     dct[serializer.VERSION_KEY] = serializer.VERSION
@@ -65,3 +68,6 @@ def test_loaded_workflows_serialize_the_same_after_a_step(world):
     world.forget_cached(cycle.instance_id)
     cycle.do("receive_idea")
     check(world, cycle)
+    # Restored as the engine's own class, stored under SpiffWorkflow's type name.
+    assert type(world._workflows[cycle.instance_id][1]) is EngineWorkflow
+    assert json.loads(cycle.instance().state)["typename"] == "BpmnWorkflow"

@@ -1,8 +1,9 @@
-"""engine.engine.run_engine_steps drives a workflow exactly as SpiffWorkflow's
-own do_engine_steps does: twin workflows of the bundled diagrams, one driven
-by each, get the same user-task completions (returns, parallel branches,
-timers, the end) must run the same tasks in the same order and hold the
-same tree -- same tasks, states, data -- after every step."""
+"""The engine drives a workflow exactly as SpiffWorkflow does
+(engine/stepping.py): twin workflows of the bundled diagrams -- SpiffWorkflow's
+own, stepped by its do_engine_steps, and the engine's EngineWorkflow, stepped
+by run_engine_steps -- get the same user-task completions (returns,
+parallel branches, timers, the end); they must run the same tasks in the
+same order and hold the same tree (tasks, states, data) after every step."""
 import json
 import random
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine import clock, diagram
 from engine.demo import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
-from engine.engine import run_engine_steps
+from engine.stepping import EngineWorkflow, run_engine_steps
 from engine.expressions import SafeScriptEngine
 from engine.forms import validate_form
 from engine.samples import SampleDecider
@@ -55,8 +56,8 @@ class Twins:
     def __init__(self, path, process_id: str, data: dict):
         checked = diagram.check_or_raise(path.read_bytes())
         spec, subprocess_specs = checked.specs[process_id]
-        self.spiff, self.ours = (BpmnWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(service))
-                                 for _ in range(2))
+        self.spiff, self.ours = (kind(spec, subprocess_specs, script_engine=SafeScriptEngine(service))
+                                 for kind in (BpmnWorkflow, EngineWorkflow))
         for workflow in (self.spiff, self.ours):
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.data.update(data)
