@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 import orjson
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
@@ -28,10 +28,26 @@ class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
     the base converter passes them through unchanged."""
 
     def to_dict(self, workflow):
-        dct = WorkflowConverter.to_dict(self, workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
-        return dct
+        # WorkflowConverter.to_dict's keys, its `tasks` built here: a finished
+        # task's dict comes straight from its cache, without the registry's
+        # dispatch (the dict already carries its typename).
+        tasks = {}
+        for task in workflow.tasks.values():
+            dct = FinishedTaskConverter.cached(task)
+            if dct is None:
+                dct = self.registry.convert(task)
+            tasks[dct["id"]] = dct
+        return {
+            "data": self.registry.convert(self.registry.clean(workflow.data)),
+            "correlations": workflow.correlations,
+            "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
+            "success": workflow.success,
+            "completed": workflow.completed,
+            "tasks": tasks,
+            "root": str(workflow.task_tree.id),
+            "subprocesses": self.mapping_to_dict(workflow.subprocesses),
+            "bpmn_events": self.registry.convert(workflow.bpmn_events),
+        }
 
 
 class FinishedTaskConverter(TaskConverter):
@@ -49,16 +65,30 @@ class FinishedTaskConverter(TaskConverter):
     SpiffWorkflow's own converter."""
 
     def to_dict(self, task):
-        if not (task.has_state(TaskState.FINISHED_MASK)
-                and (task.parent is None or task.parent.has_state(TaskState.FINISHED_MASK))):
+        if not self.finished(task):
             return super().to_dict(task)
-        key = (task.state, task.last_state_change, tuple(task._children), task.triggered)
-        cached = task.__dict__.get("_ocop_serialized")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        dct = super().to_dict(task)
-        task._ocop_serialized = (key, dct)
+        dct = self.cached(task)
+        if dct is None:
+            dct = super().to_dict(task)
+            task._ocop_serialized = (self.key(task), dct)
         return dct
+
+    @staticmethod
+    def finished(task) -> bool:
+        return task.has_state(TaskState.FINISHED_MASK) and (
+            task.parent is None or task.parent.has_state(TaskState.FINISHED_MASK))
+
+    @staticmethod
+    def key(task) -> tuple:
+        return task.state, task.last_state_change, tuple(task._children), task.triggered
+
+    @classmethod
+    def cached(cls, task) -> dict | None:
+        """The task's dict from an earlier step, if it still holds."""
+        cached = task.__dict__.get("_ocop_serialized")
+        if cached is not None and cached[0] == cls.key(task) and cls.finished(task):
+            return cached[1]
+        return None
 
 
 def _make_serializer() -> BpmnWorkflowSerializer:
