@@ -242,11 +242,24 @@ def inputs_of(source: str, names: dict) -> dict:
     Subscripts with constant keys are followed; a name that is missing
     (or a key that is) is recorded as None."""
     inputs: dict = {}
+    for label, name, path in _input_paths(source):
+        value = names.get(name)
+        for key in path:
+            value = _item(value, key)
+        inputs[label] = value
+    return inputs
+
+
+@lru_cache(maxsize=1024)
+def _input_paths(source: str) -> tuple[tuple[str, str, tuple], ...]:
+    """What inputs_of reads, per expression (a diagram has a few dozen; each
+    gateway passed reads them again): (label, name, keys below the name)."""
+    paths = []
     inside: set[int] = set()
     for node in ast.walk(parse_expression(source)):
         if id(node) in inside or not isinstance(node, (ast.Subscript, ast.Name)):
             continue
-        path, value, inner = [], None, node
+        path, inner = [], node
         while isinstance(inner, ast.Subscript) and isinstance(inner.slice, ast.Constant):
             path.append(inner.slice.value)
             inside.add(id(inner.value))
@@ -254,11 +267,8 @@ def inputs_of(source: str, names: dict) -> dict:
         if not isinstance(inner, ast.Name) or (isinstance(node, ast.Name) and node.id in FUNCTIONS):
             continue
         inside.add(id(inner))
-        value = names.get(inner.id)
-        for key in reversed(path):
-            value = _item(value, key)
-        inputs[ast.unparse(node)] = value
-    return inputs
+        paths.append((ast.unparse(node), inner.id, tuple(reversed(path))))
+    return tuple(paths)
 
 
 def _item(container, key):
