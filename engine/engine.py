@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -713,9 +713,9 @@ class OcopEngine:
     def write_timers(session: Session, instance_id: int, timers: dict[str, datetime]) -> None:
         """The instance's rows in timer_due: exactly its waiting timers."""
         connection = session.connection()
-        connection.execute(delete(TimerDue.__table__).where(TimerDue.instance_id == instance_id))
+        connection.execute(statements.DELETE_TIMERS, {"instance_id": instance_id})
         if timers:
-            connection.execute(insert(TimerDue.__table__), [
+            connection.execute(statements.INSERT_TIMERS, [
                 {"instance_id": instance_id, "element_id": element, "due_at": due} for element, due in timers.items()])
 
     @staticmethod

@@ -25,6 +25,7 @@ from storage.models import (
     Producer,
     Product,
     RegistrationWindow,
+    TimerDue,
 )
 
 _instances, _products, _tasks = ProcessInstance.__table__, Product.__table__, InboxTask.__table__
@@ -116,6 +117,8 @@ ACTIVE_DEFINITIONS = select(_definitions.c.id, _definitions.c.name, _definitions
 
 INSERT_EVENTS = insert(AuditEvent.__table__)
 INSERT_INBOX_ROWS = insert(_tasks)
+DELETE_TIMERS = delete(TimerDue.__table__).where(TimerDue.__table__.c.instance_id == bindparam("instance_id"))
+INSERT_TIMERS = insert(TimerDue.__table__)
 DELETE_INBOX_ROWS = delete(_tasks).where(_tasks.c.id.in_(bindparam("ids", expanding=True)))
 
 

@@ -34,35 +34,37 @@ def schedule_training(context: HandlerContext, topic: str) -> dict:
     enrolment = connection.execute(_ENROLMENT_OF, {"instance_id": instance.id, "topic": topic}).first()
     if enrolment is None:
         producer_id = instance.product.producer_id
-        area = connection.execute(_TRAINING_AREA, {"producer_id": producer_id}).one()
-        training_id = _take_seat(context, area, topic)
+        training = _take_seat(context, producer_id, topic)
         enrolment_id = connection.execute(_INSERT_ENROLMENT, {
-            "training_id": training_id, "instance_id": instance.id, "producer_id": producer_id,
+            "training_id": training["id"], "instance_id": instance.id, "producer_id": producer_id,
             "topic": topic, "enrolled_at": context.now}).inserted_primary_key[0]
-    else:
-        enrolment_id, training_id = enrolment
-    training = connection.execute(_TRAINING, {"training_id": training_id}).one()
-    return {"training_id": training_id, "enrolment_id": enrolment_id, "title": training.title,
-            "starts_on": training.starts_on.isoformat(), "place": training.place}
+    else:  # enrolled by an earlier run of this step (a retry)
+        enrolment_id = enrolment.id
+        training = connection.execute(_TRAINING, {"training_id": enrolment.training_id}).one()._asdict()
+    return {"training_id": training["id"], "enrolment_id": enrolment_id, "title": training["title"],
+            "starts_on": training["starts_on"].isoformat(), "place": training["place"]}
 
 
-def _take_seat(context: HandlerContext, area, topic: str) -> int:
-    """A seat in the area's next session of the topic with one free, or in a
-    new session. Returns the session's id."""
+def _take_seat(context: HandlerContext, producer_id: int, topic: str) -> dict:
+    """A seat in the next session of the topic with one free, held by the
+    producer's training area, or in a new session. Returns the session
+    (id, title, starts_on, place)."""
     connection = context.session.connection()
     earliest = context.today + timedelta(days=7)
-    candidates = connection.execute(_SESSIONS_WITH_SEATS, {"area": area.id, "topic": topic,
-                                                           "earliest": earliest}).scalars().all()
-    for training_id in candidates:
+    candidates = connection.execute(_SESSIONS_WITH_SEATS, {"producer_id": producer_id, "topic": topic,
+                                                           "earliest": earliest}).all()
+    for candidate in candidates:
         # Conditional increment: two enrolments racing for the last seat
         # cannot both win it.
-        if connection.execute(_TAKE_SEAT, {"training_id": training_id}).rowcount:
-            return training_id
-    return connection.execute(_INSERT_TRAINING, {
-        "title": f"{TITLES[topic]} – {area.name}", "topic": topic, "level": area.level,
-        "jurisdiction_id": area.id, "starts_on": _next_session_day(context.today),
-        "place": f"Hội trường UBND {area.name}", "capacity": DEFAULT_CAPACITY,
-        "enrolled": 1}).inserted_primary_key[0]
+        if connection.execute(_TAKE_SEAT, {"training_id": candidate.id}).rowcount:
+            return candidate._asdict()
+    area = connection.execute(_TRAINING_AREA, {"producer_id": producer_id}).one()
+    training = {"title": f"{TITLES[topic]} – {area.name}", "starts_on": _next_session_day(context.today),
+                "place": f"Hội trường UBND {area.name}"}
+    training["id"] = connection.execute(_INSERT_TRAINING, {
+        **training, "topic": topic, "level": area.level, "jurisdiction_id": area.id,
+        "capacity": DEFAULT_CAPACITY, "enrolled": 1}).inserted_primary_key[0]
+    return training
 
 
 # Built once, and plain Core: a step's statements cost more to build than
@@ -82,15 +84,18 @@ _TRAINING_AREA = (
     .join(_commune, _commune.c.id == Producer.__table__.c.commune_id)
     .outerjoin(_parent, _parent.c.id == _commune.c.parent_id)
     .where(Producer.__table__.c.id == bindparam("producer_id")))
+# Sessions of the producer's training area with a free seat, soonest first.
 _SESSIONS_WITH_SEATS = (
-    select(_trainings.c.id)
-    .where(_trainings.c.jurisdiction_id == bindparam("area"), _trainings.c.topic == bindparam("topic"),
+    select(_trainings.c.id, _trainings.c.title, _trainings.c.starts_on, _trainings.c.place)
+    .where(_trainings.c.jurisdiction_id == _TRAINING_AREA.with_only_columns(
+               func.coalesce(_parent.c.id, _commune.c.id)).scalar_subquery(),
+           _trainings.c.topic == bindparam("topic"),
            _trainings.c.starts_on >= bindparam("earliest"), _trainings.c.enrolled < _trainings.c.capacity)
     .order_by(_trainings.c.starts_on, _trainings.c.id))
 _TAKE_SEAT = (update(_trainings)
               .where(_trainings.c.id == bindparam("training_id"), _trainings.c.enrolled < _trainings.c.capacity)
               .values(enrolled=_trainings.c.enrolled + 1))
-_TRAINING = select(_trainings.c.title, _trainings.c.starts_on, _trainings.c.place).where(
+_TRAINING = select(_trainings.c.id, _trainings.c.title, _trainings.c.starts_on, _trainings.c.place).where(
     _trainings.c.id == bindparam("training_id"))
 _INSERT_TRAINING = insert(_trainings)
 _INSERT_ENROLMENT = insert(_enrolments)
