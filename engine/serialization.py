@@ -51,21 +51,23 @@ class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
 
 
 class FinishedTaskConverter(TaskConverter):
-    """Serializes a finished task once and reuses the dict at later steps.
+    """Serializes a task once and reuses the dict at later steps while it
+    cannot have changed.
 
-    Every step writes the whole state, and most of a workflow's tasks are
-    finished: their data, parent and spec do not change any more, so
-    converting them again (data delta against the parent included) is most
-    of the cost of a step's serialization. The dict is kept on the task
-    object with what could still change it -- state, state change time,
-    children, `triggered` -- and converted again if any of these differ.
-    (A finished task's data is never changed in place: the engine and
-    SpiffWorkflow give each task its own copy.) The replay's state
-    comparison and tests/test_serialization.py check the result against
-    SpiffWorkflow's own converter."""
+    Every step writes the whole state, and most of a workflow's tasks do not
+    change any more: finished ones (their data, parent and spec are fixed)
+    and the predicted ones ahead (FUTURE, LIKELY, MAYBE: no data of their
+    own yet). Converting them again, data delta against the parent
+    included, was most of the cost of a step's serialization. The dict is
+    kept on the task with what could still change it -- state, state change
+    time, children, `triggered` -- and converted again if any of these
+    differ or the task stops qualifying. (A finished task's data is never
+    changed in place: the engine and SpiffWorkflow give each task its own
+    copy.) The replay's state comparison and tests/test_serialization.py
+    check the result against SpiffWorkflow's own converter."""
 
     def to_dict(self, task):
-        if not self.finished(task):
+        if not self.unchanging(task):
             return super().to_dict(task)
         dct = self.cached(task)
         if dct is None:
@@ -74,9 +76,14 @@ class FinishedTaskConverter(TaskConverter):
         return dct
 
     @staticmethod
-    def finished(task) -> bool:
-        return task.has_state(TaskState.FINISHED_MASK) and (
-            task.parent is None or task.parent.has_state(TaskState.FINISHED_MASK))
+    def unchanging(task) -> bool:
+        """Finished with a finished parent; or predicted, with no data of its
+        own and a parent without data (so its data delta is empty)."""
+        parent = task.parent
+        if task.has_state(TaskState.FINISHED_MASK):
+            return parent is None or parent.has_state(TaskState.FINISHED_MASK)
+        return (task.has_state(TaskState.PREDICTED_MASK) and not task.data and not task.internal_data
+                and (parent is None or not parent.data))
 
     @staticmethod
     def key(task) -> tuple:
@@ -86,7 +93,7 @@ class FinishedTaskConverter(TaskConverter):
     def cached(cls, task) -> dict | None:
         """The task's dict from an earlier step, if it still holds."""
         cached = task.__dict__.get("_ocop_serialized")
-        if cached is not None and cached[0] == cls.key(task) and cls.finished(task):
+        if cached is not None and cached[0] == cls.key(task) and cls.unchanging(task):
             return cached[1]
         return None
 

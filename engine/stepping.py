@@ -24,6 +24,12 @@ class EngineWorkflow(BpmnWorkflow):
     """The engine's workflows (new and restored; stored under SpiffWorkflow's
     own type name, so states stay as they were)."""
 
+    def is_completed(self) -> bool:
+        # Whether any task is unfinished: any, so the table's order is as good as the tree's.
+        if not self.completed and not any(task.state & TaskState.NOT_FINISHED_MASK for task in self.tasks.values()):
+            self.completed = True
+        return self.completed
+
     def update_waiting_tasks(self) -> None:
         # Called after every task that completes: SpiffWorkflow walks the
         # tree for the WAITING tasks (most steps have none or one).

@@ -72,6 +72,7 @@ class Twins:
             run_engine_steps(self.ours, did_complete_task=lambda task: ran["ours"].append(task.task_spec.name))
         assert ran["ours"] == ran["spiff"]
         assert tree(self.ours) == tree(self.spiff)
+        assert self.ours.is_completed() == self.spiff.is_completed()
 
     def complete(self, pick, answer) -> str | None:
         """Complete the same ready user task in both (`pick` chooses among
