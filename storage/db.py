@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("instance") / "ocop.db"
@@ -66,9 +66,9 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
 
 class Database:
-    """An engine plus its session factory. `transaction()` is the one way
-    application code opens a unit of work: commit on success, rollback on
-    any exception."""
+    """An engine plus its session factory. `transaction()` (an ORM session)
+    and `statements()` (a Core connection) are the ways application code
+    opens a unit of work: commit on success, rollback on any exception."""
 
     def __init__(self, url: str | None = None, **engine_kwargs) -> None:
         self.engine = make_engine(url, **engine_kwargs)
@@ -89,6 +89,15 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        """A unit of work of plain Core statements, without an ORM session:
+        for what every request runs (authentication), where the session's
+        own bookkeeping costs more than the statements. Commit on success,
+        rollback on any exception, as `transaction()`."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -224,8 +224,7 @@ _TOKEN_USED = update(_tokens).where(_tokens.c.id == bindparam("token_id")).value
 
 def _actor_for_token(token: str) -> tuple[Actor, int]:
     now = engine().clock()
-    with db().transaction() as session:
-        connection = session.connection()
+    with db().statements() as connection:
         row = connection.execute(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
         if row is None or row.revoked_at is not None:
             raise ApiError("unauthenticated", "unknown or revoked API token")

@@ -139,8 +139,7 @@ def load_user(session_id: str) -> SignedInUser | None:
     if key is None:
         return None
     user_id, epoch = key
-    with db().transaction() as session:
-        connection = session.connection()
+    with db().statements() as connection:
         row = connection.execute(_SESSION_USER, {"user_id": user_id}).first()
         if row is None or not row.is_active or row.session_epoch != epoch:
             return None
