@@ -297,6 +297,10 @@ def test_openapi_document_lists_every_route(app, client):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             operation = document["paths"][path][method.lower()]
             assert operation["responses"], (path, method)
+    # The error body documents every code the API answers with.
+    from web.api import ERROR_CODES
+    described = schemas["ErrorBody"]["properties"]["code"]["description"]
+    assert all(re.search(rf"\b{code}\b", described) for code in ERROR_CODES), described
     complete = document["paths"]["/api/v1/tasks/{task_id}/complete"]["post"]
     assert complete["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert "422" in complete["responses"]

@@ -33,7 +33,8 @@ class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={
         "description": "Stable machine-readable code: unauthenticated, forbidden, csrf_failed, not_found, "
                        "method_not_allowed, invalid, conflict, registration_closed, no_active_definition, "
-                       "service_failed, internal."})
+                       "service_failed, internal, unavailable (the database is out of reach: retry after the "
+                       "Retry-After header's seconds)."})
     message = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.Raw(),
                           metadata={"description": "Per-field messages (code 'invalid')."})
