@@ -107,6 +107,18 @@ class StepResult:
     stars: int | None = None
 
 
+@dataclass(frozen=True)
+class CachedWorkflow:
+    """A committed step's workflow, kept for the instance's next step, with
+    what the step found in it: the ready user tasks (the instance's inbox
+    rows) and the waiting timers (its timer_due rows)."""
+
+    version: int
+    workflow: BpmnWorkflow
+    ready_ids: frozenset[str]
+    timers: dict[str, datetime]
+
+
 class StepRun:
     """One engine call in progress: the transaction, the instance, its
     workflow and the events to append. Service-task handlers are dispatched
@@ -171,7 +183,7 @@ class OcopEngine:
         self.max_resubmissions = max_resubmissions
         self._specs: OrderedDict[int, dict] = OrderedDict()
         # instance id -> (version, workflow) as last committed by this process.
-        self._workflows: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._workflows: OrderedDict[int, CachedWorkflow] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- definitions ------------------------------------------------------
@@ -432,8 +444,8 @@ class OcopEngine:
                                          .values(assignee_id=assignee))
         with self._lock:  # the state did not change: a cached workflow stays valid
             cached = self._workflows.get(instance.id)
-            if cached is not None and cached[0] == old_version:
-                self._workflows[instance.id] = (new_version, cached[1])
+            if cached is not None and cached.version == old_version:
+                self._workflows[instance.id] = dataclasses.replace(cached, version=new_version)
 
     def cancel(self, instance_id: int, actor: Actor, reason: str) -> StepResult:
         now = self.clock()
@@ -553,12 +565,13 @@ class OcopEngine:
         instance = run.instance
         with self._lock:
             cached = self._workflows.pop(instance.id, None)
-        if cached is not None and cached[0] == instance.version:
-            run.workflow = cached[1]
+        if cached is not None and cached.version == instance.version:
+            run.workflow = cached.workflow
+            run.ready_before, run.timers_before = set(cached.ready_ids), dict(cached.timers)
         else:
             run.workflow = self.load_workflow(run.session, instance)
-        run.ready_before = _ready_user_task_ids(run.workflow)
-        run.timers_before = waiting_timers(run.workflow)
+            run.ready_before = _ready_user_task_ids(run.workflow)
+            run.timers_before = waiting_timers(run.workflow)
         # The script engine is not part of the state: set it after every load.
         run.workflow.script_engine = SafeScriptEngine(run.call_service)
 
@@ -571,7 +584,9 @@ class OcopEngine:
         """After commit: remember the workflow for the next step."""
         run.workflow.script_engine = None  # drop the reference to the closed transaction
         with self._lock:
-            self._workflows[run.instance.id] = (run.result_version, run.workflow)
+            self._workflows[run.instance.id] = CachedWorkflow(
+                run.result_version, run.workflow, frozenset(task["id"] for task in run.result.ready_tasks),
+                dict(run.timers))
             while len(self._workflows) > WORKFLOW_CACHE_SIZE:
                 self._workflows.popitem(last=False)
         return run.result

@@ -10,7 +10,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskState
 
 from engine import serialization
-from engine.engine import timer_tasks
+from engine.engine import timer_tasks, waiting_timers
 from engine.stepping import EngineWorkflow, find_tasks
 from tests.cycle import Cycle, returned, sheets
 
@@ -29,8 +29,12 @@ def uncached_dict(workflow) -> dict:
 
 
 def check(engine, cycle: Cycle) -> None:
-    version, workflow = engine._workflows[cycle.instance_id]
+    cached = engine._workflows[cycle.instance_id]
+    version, workflow = cached.version, cached.workflow
     assert version == cycle.instance().version
+    # What the step found, kept for the next one: as the workflow says.
+    assert cached.ready_ids == {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    assert cached.timers == waiting_timers(workflow)
     assert json.loads(serialization.state_to_json(workflow)) == uncached_dict(workflow)
     assert json.loads(cycle.instance().state) == uncached_dict(workflow)  # what the step stored
     for state in (TaskState.READY, TaskState.WAITING | TaskState.READY, TaskState.COMPLETED, TaskState.FUTURE):
@@ -57,7 +61,7 @@ def test_a_cycle_with_returns_serializes_as_spiffworkflow_does(world):
         ("score_product", sheets(92)), ("score_product", sheets(93)), ("score_product", sheets(95)),
     ])
     assert cycle.instance().status == "completed", cycle.ready_forms()
-    assert timer_tasks(world._workflows[cycle.instance_id][1]) == []
+    assert timer_tasks(world._workflows[cycle.instance_id].workflow) == []
 
 
 def test_loaded_workflows_serialize_the_same_after_a_step(world):
@@ -69,5 +73,5 @@ def test_loaded_workflows_serialize_the_same_after_a_step(world):
     cycle.do("receive_idea")
     check(world, cycle)
     # Restored as the engine's own class, stored under SpiffWorkflow's type name.
-    assert type(world._workflows[cycle.instance_id][1]) is EngineWorkflow
+    assert type(world._workflows[cycle.instance_id].workflow) is EngineWorkflow
     assert json.loads(cycle.instance().state)["typename"] == "BpmnWorkflow"
