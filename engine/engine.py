@@ -26,6 +26,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,7 +53,7 @@ from engine.stepping import EngineWorkflow, find_tasks, run_engine_steps
 from handlers import registry
 from handlers.registry import HandlerContext, HandlerParameterError
 from storage.areas import area_chain
-from storage.db import Database
+from storage.db import Database, connection_of
 from storage.models import (
     InboxTask,
     Incident,
@@ -126,8 +127,11 @@ class StepRun:
     the row as the step read it (a migration passes its ORM object, which
     has the same attributes); its new values go to the database only."""
 
-    def __init__(self, session: Session, instance: statements.InstanceRow | ProcessInstance, now: datetime):
-        self.session = session
+    def __init__(self, unit: Session | Connection, instance: statements.InstanceRow | ProcessInstance,
+                 now: datetime):
+        # The transaction: an ORM session, or (a completion) a plain connection.
+        self.unit = unit
+        self.connection = connection_of(unit)
         self.instance = instance
         self.now = now
         self.events: list[PendingEvent] = []
@@ -155,7 +159,7 @@ class StepRun:
         if handler is None:
             raise ServiceTaskFailed(f"no handler '{name}' (element {element})", element, name)
         values = {key: param["value"] for key, param in params.items()}
-        context = HandlerContext(self.session, self.instance, element, task.data, self.now.date(), self.now)
+        context = HandlerContext(self.unit, self.instance, element, task.data, self.now.date(), self.now)
         try:
             result = handler.call(context, values)
         except HandlerParameterError as err:
@@ -247,7 +251,7 @@ class OcopEngine:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
 
-    def spec_for(self, session: Session, definition_id: int, process_id: str):
+    def spec_for(self, session: Session | Connection, definition_id: int, process_id: str):
         """Parsed specs of a deployed version, restored once and cached (an
         LRU of SPEC_CACHE_SIZE versions); deployments never change."""
         with self._lock:
@@ -255,7 +259,8 @@ class OcopEngine:
             if bundle is not None:
                 self._specs.move_to_end(definition_id)
                 return bundle[process_id]
-        stored = session.scalar(select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id))
+        stored = connection_of(session).execute(
+            select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id)).scalar_one()
         bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
         with self._lock:
             self._specs[definition_id] = bundle
@@ -363,9 +368,11 @@ class OcopEngine:
         """Validate the form, check the actor, run the task and everything
         automatic after it, and save -- all in one transaction."""
         now = self.clock()
-        with self.db.transaction() as session:
+        # A plain connection, not an ORM session: a completion runs prebuilt
+        # statements only, and a session's bookkeeping cost as much as they do.
+        with self.db.statements() as connection:
             # One query for the task, its instance and product.
-            row = session.connection().execute(statements.TASK_WITH_INSTANCE, {"task_id": task_id}).first()
+            row = connection.execute(statements.TASK_WITH_INSTANCE, {"task_id": task_id}).first()
             if row is None:
                 raise UnknownTask(task_id)
             instance = statements.instance_row(row._mapping)
@@ -375,7 +382,7 @@ class OcopEngine:
             if row.assignee_id is not None and row.assignee_id != actor.user_id:
                 raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
             form = validate_form(row.form_key, data, instance.product.group_code if instance.product else None)
-            run = StepRun(session, instance, now)
+            run = StepRun(connection, instance, now)
             self._load(run)
             task = run.workflow.get_task_from_id(UUID(task_id))
             if task is None:
@@ -551,11 +558,12 @@ class OcopEngine:
         row = session.connection().execute(statements.INSTANCE, {"instance_id": instance_id}).first()
         return statements.instance_row(row._mapping) if row is not None else None
 
-    def load_workflow(self, session: Session, instance: ProcessInstance | statements.InstanceRow) -> BpmnWorkflow:
+    def load_workflow(self, session: Session | Connection,
+                      instance: ProcessInstance | statements.InstanceRow) -> BpmnWorkflow:
         """The instance's workflow as stored, for reading (replay, inspection)."""
         spec, subprocess_specs = self.spec_for(session, instance.definition_id, instance.process_id)
         state = (instance.state if isinstance(instance, ProcessInstance) else
-                 session.connection().execute(statements.STATE, {"instance_id": instance.id}).scalar_one())
+                 connection_of(session).execute(statements.STATE, {"instance_id": instance.id}).scalar_one())
         return state_from_json(state, spec, subprocess_specs)
 
     def _load(self, run: StepRun) -> None:
@@ -569,7 +577,7 @@ class OcopEngine:
             run.workflow = cached.workflow
             run.ready_before, run.timers_before = set(cached.ready_ids), dict(cached.timers)
         else:
-            run.workflow = self.load_workflow(run.session, instance)
+            run.workflow = self.load_workflow(run.connection, instance)
             run.ready_before = _ready_user_task_ids(run.workflow)
             run.timers_before = waiting_timers(run.workflow)
         # The script engine is not part of the state: set it after every load.
@@ -674,20 +682,20 @@ class OcopEngine:
         UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
         a race matches no row and stops there, before any task or history
         row is written; the winner holds the row until it commits."""
-        session, instance = run.session, run.instance
+        connection, instance = run.connection, run.instance
         ready, values = self.conclude(run, status)
         stale_ids, new_rows = self.inbox_changes(run, ready)
         values["state"] = state_to_json(run.workflow)
-        run.result_version = self.write_instance(session, instance, values, run.events, run.now)
-        connection = session.connection()
+        run.result_version = self.write_instance(connection, instance, values, run.events, run.now)
         if stale_ids:
             connection.execute(statements.DELETE_INBOX_ROWS, {"ids": stale_ids})
         if new_rows:
             connection.execute(statements.INSERT_INBOX_ROWS, new_rows)
         if run.timers != run.timers_before:  # most steps start and end without a timer
-            self.write_timers(session, instance.id, run.timers)
+            self.write_timers(connection, instance.id, run.timers)
         if run.failed:
-            incidents.open_incidents(session, instance.id, run.failed, run.now)
+            with Session(bind=connection) as session:  # in the step's transaction
+                incidents.open_incidents(session, instance.id, run.failed, run.now)
         run.result = StepResult(instance.id, values["status"], [
             {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
              "lane": t.task_spec.lane, "step": step_of(t.task_spec),
@@ -695,7 +703,7 @@ class OcopEngine:
             for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
 
     @staticmethod
-    def write_instance(session: Session, instance: ProcessInstance, values: dict,
+    def write_instance(unit: Session | Connection, instance: ProcessInstance, values: dict,
                         events: list[PendingEvent], now: datetime) -> int:
         """The one write of an instance row: the optimistic version check,
         the new values, the history events chained after the head. Plain
@@ -703,7 +711,7 @@ class OcopEngine:
         Returns the new version."""
         history, seq, head = audit.chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
         new_version = instance.version + 1
-        connection = session.connection()
+        connection = connection_of(unit)
         values = {**values, "version": new_version, "audit_seq": seq, "audit_head": head}
         updated = connection.execute(
             statements.update_instance(tuple(sorted(values))),
@@ -725,9 +733,9 @@ class OcopEngine:
         return stale, new
 
     @staticmethod
-    def write_timers(session: Session, instance_id: int, timers: dict[str, datetime]) -> None:
+    def write_timers(unit: Session | Connection, instance_id: int, timers: dict[str, datetime]) -> None:
         """The instance's rows in timer_due: exactly its waiting timers."""
-        connection = session.connection()
+        connection = connection_of(unit)
         connection.execute(statements.DELETE_TIMERS, {"instance_id": instance_id})
         if timers:
             connection.execute(statements.INSERT_TIMERS, [

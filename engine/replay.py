@@ -75,7 +75,7 @@ class ReplayRun(StepRun):
         if handler is None:
             raise ServiceTaskFailed(f"no handler '{name}' (element {element})")
         if handler.pure:
-            context = HandlerContext(self.session, self.instance, element, task.data, self.now.date(), self.now)
+            context = HandlerContext(self.unit, self.instance, element, task.data, self.now.date(), self.now)
             try:
                 result = handler.call(context, values)
             except HandlerParameterError as err:

@@ -47,7 +47,7 @@ def notify(context: HandlerContext, recipient: str, kind: str, reasons: str) -> 
         jurisdiction_id = instance.areas.get(level)
     # A plain insert: nothing needs the row as an ORM object, and the
     # ORM's flush costs more than the rest of this handler.
-    inserted = context.session.connection().execute(_INSERT, dict(
+    inserted = context.connection.execute(_INSERT, dict(
         instance_id=instance.id, recipient_role=recipient, producer_id=producer_id,
         jurisdiction_id=jurisdiction_id, kind=kind, message=message, reasons=reasons or "",
         created_at=context.now, delivery_attempts=0))

@@ -25,7 +25,7 @@ class PublishListingParams(Schema):
          "list a 3-star-and-up product for trade promotion",
          result={"listing_id": "id", "valid_until": "ISO date"})
 def publish_promotion_listing(context: HandlerContext, stars: int, channels: list[str]) -> dict:
-    connection, instance = context.session.connection(), context.instance
+    connection, instance = context.connection, context.instance
     listing = connection.execute(_LISTING_OF, {"instance_id": instance.id}).first()
     if listing is not None:  # published by an earlier run of this step (a retry)
         listing_id, stars, valid_until = listing

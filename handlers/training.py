@@ -29,8 +29,7 @@ class ScheduleTrainingParams(Schema):
          "enrol the producer in the next training with a free seat",
          result={"training_id": "id", "enrolment_id": "id", "starts_on": "ISO date", "place": "text"})
 def schedule_training(context: HandlerContext, topic: str) -> dict:
-    session, instance = context.session, context.instance
-    connection = session.connection()
+    connection, instance = context.connection, context.instance
     enrolment = connection.execute(_ENROLMENT_OF, {"instance_id": instance.id, "topic": topic}).first()
     if enrolment is None:
         producer_id = instance.product.producer_id
@@ -49,7 +48,7 @@ def _take_seat(context: HandlerContext, producer_id: int, topic: str) -> dict:
     """A seat in the next session of the topic with one free, held by the
     producer's training area, or in a new session. Returns the session
     (id, title, starts_on, place)."""
-    connection = context.session.connection()
+    connection = context.connection
     earliest = context.today + timedelta(days=7)
     candidates = connection.execute(_SESSIONS_WITH_SEATS, {"producer_id": producer_id, "topic": topic,
                                                            "earliest": earliest}).all()

@@ -65,6 +65,11 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return engine
 
 
+def connection_of(unit: Session | Connection) -> Connection:
+    """The connection of a unit of work: an ORM session's, or the connection itself."""
+    return unit.connection() if isinstance(unit, Session) else unit
+
+
 class Database:
     """An engine plus its session factory. `transaction()` (an ORM session)
     and `statements()` (a Core connection) are the ways application code
