@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, null, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from storage.db import connection_of
 from storage.models import InboxTask, Producer, RoleAssignment, User
 
 
@@ -39,7 +40,7 @@ def load_actor(session: Session | Connection, user_id: int, name: str | None = N
     """The active user's actor, in the caller's transaction. `name` (the
     user's full name) when the caller has just read the user row and
     checked it is active, which saves reading it again."""
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = connection_of(session)
     if name is None:
         name = connection.execute(_ACTIVE_USER, {"user_id": user_id}).scalar()
         if name is None:

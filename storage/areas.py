@@ -5,6 +5,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from storage.db import connection_of
 from storage.models import Jurisdiction
 
 # The unit and up to three ancestors in one statement (commune, district,
@@ -22,7 +23,7 @@ _CHAIN = (select(*(column for unit in _units for column in (unit.c.level, unit.c
 def area_chain(session: Session | Connection, jurisdiction_id: int) -> dict[str, int]:
     """{level: id} for the unit and every parent, e.g. for a commune before
     July 2025: commune, district, province and central."""
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = connection_of(session)
     chain: dict[str, int] = {}
     unit_id = jurisdiction_id
     while unit_id is not None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from engine.access import Actor, load_actor
 from engine.accounts import authenticate
 from engine.forms import CONTROL_CHARACTERS
+from storage.db import connection_of
 from storage.models import User
 from web.extensions import limiter, login_manager
 
@@ -120,7 +121,7 @@ def session_key(value) -> tuple[int, int] | None:
 def end_sessions(session: Session | Connection, user_id: int) -> None:
     """End every web session and remember cookie of the user, in the
     caller's transaction (one UPDATE; nothing to do for a missing user)."""
-    connection = session.connection() if isinstance(session, Session) else session
+    connection = connection_of(session)
     connection.execute(_END_SESSIONS, {"user_id": user_id})
 
 
