@@ -178,6 +178,7 @@ def bench_paired(url: str, rounds: int) -> dict:
     speed drifts by half from one minute to the next), and each round gives
     one ratio. Medians of the rounds; the ratio is the median of the rounds'
     ratios."""
+    from bench.workload import percentile  # imports this module: not at the top
     from engine.access import load_actor
     spec, subprocess_specs = product_spec()
     engine = prepared_engine(url)
@@ -200,13 +201,8 @@ def bench_paired(url: str, rounds: int) -> dict:
         sizes[returns] = stored_bytes(engine, instance_id)
     engine.db.dispose()
     return {"raw_ms_per_task": statistics.median(raw) * 1000, "ms_per_task": statistics.median(ours) * 1000,
-            "ratio": statistics.median(ratios), "ratio_p90": percentile(ratios, 0.9),
+            "ratio": statistics.median(ratios), "ratio_p90": percentile(ratios, 90),
             "tasks_per_cycle": tasks, "stored_bytes": sizes}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def stored_bytes(engine: OcopEngine, instance_id: int) -> dict:

@@ -186,7 +186,7 @@ class OcopEngine:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.max_resubmissions = max_resubmissions
         self._specs: OrderedDict[int, dict] = OrderedDict()
-        # instance id -> (version, workflow) as last committed by this process.
+        # instance id -> its workflow as last committed by this process.
         self._workflows: OrderedDict[int, CachedWorkflow] = OrderedDict()
         self._lock = threading.Lock()
 

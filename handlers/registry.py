@@ -42,12 +42,14 @@ class HandlerContext:
             self._own_session = True
         return self._session
 
-    def release(self) -> None:
-        """Write what the handler left in a session made for it, and close it
-        (the transaction stays open: it belongs to the step)."""
+    def release(self, write: bool = True) -> None:
+        """Write what the handler left in a session made for it (unless it
+        failed: the step is rolled back anyway), and close it. The
+        transaction stays open: it belongs to the step."""
         if self._own_session:
             try:
-                self._session.flush()
+                if write:
+                    self._session.flush()
             finally:
                 self._session.close()
             self._session, self._own_session = None, False
@@ -82,9 +84,12 @@ class Handler:
         except ValidationError as err:
             raise HandlerParameterError(self.name, err.messages) from None
         try:
-            return self.function(context, **values)
-        finally:
-            context.release()
+            result = self.function(context, **values)
+        except BaseException:
+            context.release(write=False)  # a second error from a flush would hide the first
+            raise
+        context.release()
+        return result
 
 
 class HandlerParameterError(ValueError):
