@@ -298,21 +298,21 @@ BREAKDOWN = [
     ("API: _reachable_task (own transaction)", "web/api.py", "_reachable_task"),
     ("form: session user loader (load_user)", "web/auth.py", "load_user"),
     ("form: CSRF check (validate_csrf)", "flask_wtf/csrf.py", "validate_csrf"),
-    ("form: visible_task (own transaction)", "engine/inbox.py", "visible_task"),
+    ("form: visible_task (own transaction)", "programme/inbox.py", "visible_task"),
     ("form: task_forms.parse", "web/task_forms.py", "parse"),
-    ("engine.complete_task (its transaction)", "engine/engine.py", "complete_task"),
-    ("  _load (cache or state_from_json)", "engine/engine.py", "_load"),
+    ("engine.complete_task (its transaction)", "engine/bpmn_engine.py", "complete_task"),
+    ("  _load (cache or state_from_json)", "engine/bpmn_engine.py", "_load"),
     ("    state_from_json", "engine/serialization.py", "state_from_json"),
     ("  form validation", "engine/forms.py", "validate_form"),
-    ("  run_user_task (task.run + engine steps)", "engine/engine.py", "run_user_task"),
+    ("  run_user_task (task.run + engine steps)", "engine/bpmn_engine.py", "run_user_task"),
     ("    SpiffWorkflow do_engine_steps", "SpiffWorkflow/bpmn/workflow.py", "do_engine_steps"),
-    ("      service-task handlers", "engine/engine.py", "call_service"),
-    ("  _save", "engine/engine.py", "_save"),
-    ("    conclude (ready tasks, timers)", "engine/engine.py", "conclude"),
+    ("      service-task handlers", "engine/bpmn_engine.py", "call_service"),
+    ("  _save", "engine/bpmn_engine.py", "_save"),
+    ("    conclude (ready tasks, timers)", "engine/bpmn_engine.py", "conclude"),
     ("    state_to_json", "engine/serialization.py", "state_to_json"),
-    ("    write_instance (UPDATE + audit INSERT)", "engine/engine.py", "write_instance"),
+    ("    write_instance (UPDATE + audit INSERT)", "engine/bpmn_engine.py", "write_instance"),
     ("      audit chain hashing", "engine/audit.py", "chain"),
-    ("    write_timers", "engine/engine.py", "write_timers"),
+    ("    write_timers", "engine/bpmn_engine.py", "write_timers"),
     ("API: response (_dump)", "web/api.py", "_dump"),
     ("form: flash", "flask/helpers.py", "flash"),
     ("all: SQLAlchemy ORM statements (Session.execute)", "sqlalchemy/orm/session.py", "_execute_internal"),
@@ -559,7 +559,7 @@ def throughput_run(prepared: Prepared, base_url: str, cases: list[Case], complet
 def check_completions(prepared: Prepared, records: list, verify_limit: int) -> dict:
     """Every task answered 200 has exactly one task_completed event; no
     task has more than one; the touched instances' chains and replays verify."""
-    from engine.verification import verify
+    from audit.verification import verify
     ok_tasks = Counter(record[2] for record in records if record[1] == 200)
     instances = sorted({record[3] for record in records})
     events: Counter = Counter()

@@ -11,7 +11,7 @@ Measured server-side, per request, inside the Flask application (from the
 start of request dispatch to the finished response: the signed-in user's
 roles, the inbox's queries, the template; not the test client or the
 network): the inbox page (`/inbox/` with its usual filters), the JSON API
-(`GET /api/v1/tasks`) and `engine.inbox.counts` alone, for a sample of
+(`GET /api/v1/tasks`) and `programme.inbox.counts` alone, for a sample of
 officers of each level. Target: under 50 ms at the median.
 
     .venv/bin/python bench/inbox.py [--quick] [--no-postgres] [--products N]
@@ -42,13 +42,14 @@ if str(ROOT) not in sys.path:
 from lxml import etree  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from engine import inbox as inbox_queries  # noqa: E402
+from demo.seed import DEMO_PASSWORD, seed_areas_and_people  # noqa: E402
 from engine.access import load_actor  # noqa: E402
+from engine.bpmn_engine import BpmnEngine  # noqa: E402
 from engine.calendar import LOCAL_ZONE, add_working_days  # noqa: E402
 from engine.clock import MovableClock  # noqa: E402
-from engine.demo import DEMO_PASSWORD, NATIONAL_DIAGRAM, deploy_bundled, seed_areas_and_people  # noqa: E402
-from engine.engine import OcopEngine  # noqa: E402
 from engine.roles import role_for_lane  # noqa: E402
+from programme import inbox as inbox_queries  # noqa: E402
+from programme.definitions import NATIONAL_DIAGRAM, deploy_bundled  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import (  # noqa: E402
@@ -157,7 +158,7 @@ def build(url: str, products: int = FULL_PRODUCTS, officers: int = OFFICERS, see
     db = Database(url)
     try:
         upgrade(db.engine)
-        engine = OcopEngine(db, clock=MovableClock(NOW))
+        engine = BpmnEngine(db, clock=MovableClock(NOW))
         # The demo's areas and people (Quảng Trị, Lào Cai, one officer per
         # role and area, six producers) and both diagrams, as `ocop init --demo`.
         seed_areas_and_people(engine)

@@ -32,15 +32,16 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
 
+from demo.seed import run_outreach, seed_areas_and_people  # noqa: E402
 from engine import clock, diagram  # noqa: E402
+from engine.bpmn_engine import BpmnEngine  # noqa: E402
 from engine.clock import MovableClock  # noqa: E402
-from engine.demo import NATIONAL_DIAGRAM, deploy_bundled, run_outreach, seed_areas_and_people  # noqa: E402
 from engine.driver import Driver  # noqa: E402
-from engine.engine import OcopEngine  # noqa: E402
 from engine.expressions import FUNCTIONS  # noqa: E402
 from engine.forms import validate_form  # noqa: E402
 from engine.samples import SampleDecider  # noqa: E402
 from handlers.ranking import council_average, recognised_stars, stars_for_score  # noqa: E402
+from programme.definitions import NATIONAL_DIAGRAM, deploy_bundled  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
@@ -126,17 +127,17 @@ def product_spec():
 
 # --- through engine/ with persistence --------------------------------------
 
-def prepared_engine(url: str) -> OcopEngine:
+def prepared_engine(url: str) -> BpmnEngine:
     database = Database(url)
     upgrade(database.engine)
-    engine = OcopEngine(database, clock=MovableClock(START))
+    engine = BpmnEngine(database, clock=MovableClock(START))
     seed_areas_and_people(engine)
     deploy_bundled(engine)
     run_outreach(engine, Driver(engine, SampleDecider(random.Random(0), accept_rate=1.0)))
     return engine
 
 
-def new_product(engine: OcopEngine, like_product_id: int) -> int:
+def new_product(engine: BpmnEngine, like_product_id: int) -> int:
     """A new product of the same producer and group: a product enters the
     cycle once a year, so every measured cycle needs its own."""
     with engine.db.transaction() as session:
@@ -148,7 +149,7 @@ def new_product(engine: OcopEngine, like_product_id: int) -> int:
         return product.id
 
 
-def engine_cycle(engine: OcopEngine, driver: Driver, like_product_id: int, owner, returns: int = 0):
+def engine_cycle(engine: BpmnEngine, driver: Driver, like_product_id: int, owner, returns: int = 0):
     """One whole cycle of a new product like `like_product_id`, starting on the
     registration window's first day (the round wait moves the clock on).
     Returns (seconds spent in engine calls, tasks completed, instance id)."""
@@ -205,7 +206,7 @@ def bench_paired(url: str, rounds: int) -> dict:
             "tasks_per_cycle": tasks, "stored_bytes": sizes}
 
 
-def stored_bytes(engine: OcopEngine, instance_id: int) -> dict:
+def stored_bytes(engine: BpmnEngine, instance_id: int) -> dict:
     with engine.db.transaction() as session:
         instance = session.get(ProcessInstance, instance_id)
         events = session.query(AuditEvent).filter_by(instance_id=instance_id).all()

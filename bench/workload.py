@@ -42,11 +42,11 @@ from sqlalchemy import select  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
 from bench.run import prepared_engine  # noqa: E402
+from demo.seed import DEMO_PASSWORD  # noqa: E402
 from engine import roles  # noqa: E402
 from engine.access import Actor, load_actor  # noqa: E402
-from engine.demo import DEMO_PASSWORD  # noqa: E402
-from engine.engine import OcopEngine  # noqa: E402
-from engine.samples import add_sample_products  # noqa: E402
+from engine.bpmn_engine import BpmnEngine  # noqa: E402
+from engine.sandbox import add_sample_products  # noqa: E402
 from storage.models import Jurisdiction, ProcessInstance, RoleAssignment, User  # noqa: E402
 from tests.cycle import VALID, returned, sheets  # noqa: E402
 from web.api import issue_token  # noqa: E402
@@ -108,7 +108,7 @@ class Case:
         self.status = status
 
 
-def inbox_ready(engine: OcopEngine, instance_id: int) -> list[dict]:
+def inbox_ready(engine: BpmnEngine, instance_id: int) -> list[dict]:
     """The instance's ready tasks from the inbox table (oldest first)."""
     return [{"id": t.id, "form_key": t.form_key, "lane": t.lane} for t in engine.ready_tasks(instance_id)]
 
@@ -117,7 +117,7 @@ def inbox_ready(engine: OcopEngine, instance_id: int) -> list[dict]:
 
 @dataclass
 class Prepared:
-    engine: OcopEngine
+    engine: BpmnEngine
     url: str
     cases: list[Case]
     tokens: dict[int, str]             # user id -> API token

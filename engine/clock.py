@@ -2,7 +2,7 @@
 
 SpiffWorkflow's timer events (engine side of BPMN `timerEventDefinition`)
 read `datetime.now(timezone.utc)` inside their module. The engine has its
-own clock (`OcopEngine.clock`: real time in production, a fake clock in
+own clock (`BpmnEngine.clock`: real time in production, a fake clock in
 tests, the recorded time of each event in a replay). While the engine runs
 a step it sets that time here, and the timer module reads it instead of
 the system clock, so a timer fires when the engine's time says so and a

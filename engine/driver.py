@@ -1,7 +1,7 @@
 """Drive instances through the real engine with sample decisions: used by
 the demo data, `ocop simulate`, the benchmark and the tests.
 
-Every completion goes through `OcopEngine.complete_task` as a real user who
+Every completion goes through `BpmnEngine.complete_task` as a real user who
 holds the task's role for the task's area, so authorization, form
 validation, persistence and audit are all exercised.
 """
@@ -14,15 +14,15 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from engine.access import Actor, load_actor
-from engine.audit import as_utc
-from engine.engine import OcopEngine, StepResult
+from engine.bpmn_engine import BpmnEngine, StepResult
 from engine.samples import SampleDecider
+from storage.db import as_utc
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue
 
 
 @dataclass
 class Driver:
-    engine: OcopEngine
+    engine: BpmnEngine
     decider: SampleDecider = field(default_factory=lambda: SampleDecider(random.Random(0)))
     _actors: dict = field(default_factory=dict)
 

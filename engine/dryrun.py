@@ -24,15 +24,14 @@ from sqlalchemy.pool import StaticPool
 
 from engine import diagram, roles
 from engine.access import load_actor
-from engine.audit import as_utc
+from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
-from engine.demo import PRODUCERS, seed_areas_and_people
 from engine.driver import Driver
-from engine.engine import OcopEngine
 from engine.errors import Problem
-from engine.samples import SampleDecider, add_sample_products
+from engine.samples import SampleDecider
+from engine.sandbox import PRODUCERS, add_sample_products, seed_world
 from storage.areas import area_chain
-from storage.db import Database
+from storage.db import Database, as_utc
 from storage.migrate import upgrade
 from storage.models import (
     AuditEvent,
@@ -155,8 +154,8 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
          report: DryRunReport) -> None:
     upgrade(database.engine)
     clock = MovableClock(DRYRUN_NOW)  # moved only to let deadlines and rounds pass
-    engine = OcopEngine(database, clock=clock)
-    seed_areas_and_people(engine)
+    engine = BpmnEngine(database, clock=clock)
+    seed_world(database)
     engine.deploy(xml, DRYRUN_NAME, "dryrun", "dry run")
     rng = random.Random(seed)
     communes = _communes(engine, checked)
@@ -199,7 +198,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
     _summarize(engine, checked, instance_ids, report)
 
 
-def _communes(engine: OcopEngine, checked: diagram.CheckedDiagram) -> list[int]:
+def _communes(engine: BpmnEngine, checked: diagram.CheckedDiagram) -> list[int]:
     """The demo producers' communes whose area chain has every level the
     diagram's lanes act at (a district lane needs a district); all of them
     when none fits, so the failures show in the report."""
@@ -226,7 +225,7 @@ def _lane_levels(checked: diagram.CheckedDiagram, *process_ids: str) -> set[str]
     return levels
 
 
-def _products(engine: OcopEngine, communes: list[int], count: int, rng: random.Random) -> list[int]:
+def _products(engine: BpmnEngine, communes: list[int], count: int, rng: random.Random) -> list[int]:
     """The demo products of those communes, then new ones spread over them."""
     with engine.db.transaction() as session:
         ids = list(session.scalars(select(Product.id).join(Producer).where(Producer.commune_id.in_(communes))
@@ -239,7 +238,7 @@ def _products(engine: OcopEngine, communes: list[int], count: int, rng: random.R
     return ids
 
 
-def _let_deadlines_pass(engine: OcopEngine, clock: MovableClock, instance_id: int) -> None:
+def _let_deadlines_pass(engine: BpmnEngine, clock: MovableClock, instance_id: int) -> None:
     """Move the clock past the instance's waiting timers and fire them."""
     with engine.db.transaction() as session:
         due = session.scalar(select(func.max(TimerDue.due_at)).where(TimerDue.instance_id == instance_id))
@@ -248,7 +247,7 @@ def _let_deadlines_pass(engine: OcopEngine, clock: MovableClock, instance_id: in
         engine.fire_due_timers(instance_id)
 
 
-def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
+def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
            qualities: tuple[float, ...], report: DryRunReport, clock: MovableClock, late: bool = False) -> None:
     """Complete the oldest ready task until the instance ends, nothing is
     ready, an error is raised or MAX_TASKS were completed. A `late` product
@@ -291,7 +290,7 @@ def _drive(engine: OcopEngine, driver: Driver, instance_id: int, product_id: int
                          "ready": [t.element_id for t in engine.ready_tasks(instance_id)]})
 
 
-def _failed_service_task(engine: OcopEngine, instance_id: int) -> Incident | None:
+def _failed_service_task(engine: BpmnEngine, instance_id: int) -> Incident | None:
     with engine.db.transaction() as session:
         return session.scalar(select(Incident).where(Incident.instance_id == instance_id).limit(1))
 
@@ -310,7 +309,7 @@ def _error(err: Exception, product_id: int | None, process: str, completing: str
             "completing": completing, "error": type(err).__name__, "message": str(err)}
 
 
-def _summarize(engine: OcopEngine, checked: diagram.CheckedDiagram, instance_ids: list[int],
+def _summarize(engine: BpmnEngine, checked: diagram.CheckedDiagram, instance_ids: list[int],
                report: DryRunReport) -> None:
     reached: dict[str, set[int]] = {}
     paths: Counter = Counter()

@@ -2,7 +2,7 @@
 
 The engine keeps the step that reached a failing service task (the task
 waits in ERROR) and records the failure here. The `retries` job
-(engine/retries.py) runs it again with exponential backoff: after
+(background/retries.py) runs it again with exponential backoff: after
 BACKOFF_SECONDS * 2**(attempts - 1), up to MAX_ATTEMPTS; then the incident
 is `open` for a program manager of the province to retry or skip (web:
 /incidents/). Every attempt, retry and skip is also in the audit history.

@@ -37,11 +37,11 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from engine.access import Actor
-from engine.audit import PendingEvent
-from engine.definitions import log_action, require_scope
-from engine.engine import OcopEngine, StepRun
+from engine.bpmn_engine import BpmnEngine, StepRun
 from engine.errors import ConcurrencyConflict
+from engine.events import PendingEvent
 from engine.serialization import SERIALIZER, state_to_json
+from programme.definitions import log_action, require_scope
 from storage.models import InboxTask, ProcessDefinition, ProcessInstance
 
 SAFE, UNSAFE, NOT_APPLICABLE = "safe", "unsafe", "not_applicable"
@@ -136,7 +136,7 @@ class MigrationReport:
 
 # --- the dry run --------------------------------------------------------------
 
-def plan(engine: OcopEngine, instances: Iterable[int] | AllOn, target_definition_id: int) -> PlanReport:
+def plan(engine: BpmnEngine, instances: Iterable[int] | AllOn, target_definition_id: int) -> PlanReport:
     """Classify each selected instance against the target version. Writes nothing."""
     with engine.db.transaction() as session:
         target = _target(session, target_definition_id)
@@ -160,7 +160,7 @@ def _target(session: Session, definition_id: int) -> ProcessDefinition:
     return target
 
 
-def _plan_one(engine: OcopEngine, session: Session, instance: ProcessInstance | None, instance_id: int,
+def _plan_one(engine: BpmnEngine, session: Session, instance: ProcessInstance | None, instance_id: int,
               target: ProcessDefinition):
     """The instance's plan and, when safe, the workflow migrated in memory
     (a fresh copy, never the engine's cached one) with its diffs."""
@@ -286,7 +286,7 @@ def _leftovers(workflow, spec, subprocess_specs) -> list[str]:
     return sorted(set(problems))
 
 
-def spec_changes(engine: OcopEngine, from_definition_id: int, to_definition_id: int,
+def spec_changes(engine: BpmnEngine, from_definition_id: int, to_definition_id: int,
                  process_id: str) -> dict:
     """The element-level difference of two versions of one process:
     {changed: {element: [attributes]}, added: [...], removed: [...]}."""
@@ -294,7 +294,7 @@ def spec_changes(engine: OcopEngine, from_definition_id: int, to_definition_id: 
         return _spec_changes(engine, session, from_definition_id, to_definition_id, process_id)
 
 
-def _spec_changes(engine: OcopEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
+def _spec_changes(engine: BpmnEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
     old, _ = engine.spec_for(session, from_id, process_id)
     new, _ = engine.spec_for(session, to_id, process_id)
     diff = SpecDiff(SERIALIZER.registry, old, new)
@@ -305,7 +305,7 @@ def _spec_changes(engine: OcopEngine, session: Session, from_id: int, to_id: int
 
 # --- the migration -------------------------------------------------------------
 
-def migrate(engine: OcopEngine, actor: Actor, instances: Iterable[int] | AllOn,
+def migrate(engine: BpmnEngine, actor: Actor, instances: Iterable[int] | AllOn,
             target_definition_id: int) -> MigrationReport:
     """Move the safe instances to the target version, one transaction each.
     Unsafe and not applicable ones are skipped with their reasons; an
@@ -327,7 +327,7 @@ def migrate(engine: OcopEngine, actor: Actor, instances: Iterable[int] | AllOn,
     return report
 
 
-def _migrate_one(engine: OcopEngine, actor: Actor, instance_id: int, target_info) -> InstanceResult:
+def _migrate_one(engine: BpmnEngine, actor: Actor, instance_id: int, target_info) -> InstanceResult:
     try:
         with engine.db.transaction() as session:
             target = session.get(ProcessDefinition, target_info[0])
@@ -344,7 +344,7 @@ def _migrate_one(engine: OcopEngine, actor: Actor, instance_id: int, target_info
     return InstanceResult(instance_id, MIGRATED, [], result, new_version)
 
 
-def _write_migration(engine: OcopEngine, session: Session, instance: ProcessInstance, workflow,
+def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInstance, workflow,
                      target: ProcessDefinition, result: InstancePlan, actor: Actor) -> int:
     now = engine.clock()
     run = StepRun(session, instance, now)

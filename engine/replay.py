@@ -6,7 +6,7 @@ of events: the call itself (`started`, `task_completed`, a claim,
 `service_called`, `engine_steps`, `tasks_ready`, `finished`). A replay
 builds a fresh workflow from the pinned definition version of the
 `started` event and applies each call in order through the same engine
-code a live call runs (`OcopEngine.run_user_task`, `advance`, `conclude`,
+code a live call runs (`BpmnEngine.run_user_task`, `advance`, `conclude`,
 `migration.move_workflow`); after every call it compares what the replay
 caused with what was recorded, and at the end it compares the replayed
 workflow with the stored state and the instance row.
@@ -29,13 +29,14 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, clock
-from engine.audit import PendingEvent, Problem
-from engine.engine import OcopEngine, StepRun, resume_failed_task, timer_tasks
+from engine import clock
+from engine.bpmn_engine import BpmnEngine, StepRun, resume_failed_task, timer_tasks
 from engine.errors import ServiceTaskFailed
+from engine.events import EVENT_MISSING, STATE_DRIFT, Finding, PendingEvent, plain
 from engine.expressions import SafeScriptEngine
 from handlers import registry
 from handlers.registry import HandlerContext, HandlerParameterError
+from storage.db import as_utc
 from storage.models import AuditEvent, ProcessDefinition, ProcessInstance
 
 # The kinds that open a group: one engine call each.
@@ -57,7 +58,7 @@ class ReplayRun(StepRun):
     in this call's group (pure handlers are run again instead)."""
 
     def __init__(self, session: Session, instance, event: AuditEvent, recorded: list[AuditEvent]):
-        super().__init__(session, instance, audit.as_utc(event.at))
+        super().__init__(session, instance, as_utc(event.at))
         self.seq = event.seq
         self.recorded_services = [e for e in recorded if e.kind == "service_called"]
         # A failure recorded in this call happens again here, without the handler.
@@ -104,7 +105,7 @@ def groups(events: list[AuditEvent]) -> list[tuple[AuditEvent, list[AuditEvent]]
 class Replay:
     """One instance's replay; `run()` returns the first difference found."""
 
-    def __init__(self, engine: OcopEngine, session: Session, instance: ProcessInstance, events: list[AuditEvent]):
+    def __init__(self, engine: BpmnEngine, session: Session, instance: ProcessInstance, events: list[AuditEvent]):
         self.engine = engine
         self.session = session
         self.instance = instance
@@ -116,13 +117,13 @@ class Replay:
         # The instance row as the replay has it so far.
         self.status, self.current_step, self.stars, self.end_event = "running", None, None, None
 
-    def run(self) -> list[Problem]:
+    def run(self) -> list[Finding]:
         try:
             for call, caused in groups(self.events):
                 self.apply(call, caused)
             self.compare_with_stored()
         except Drift as drift:
-            return [Problem(self.instance.id, drift.seq, audit.STATE_DRIFT, str(drift))]
+            return [Finding(self.instance.id, drift.seq, STATE_DRIFT, str(drift))]
         return []
 
     # --- applying one recorded call ---------------------------------------
@@ -195,7 +196,7 @@ class Replay:
         task.data[data["data_key"]] = data.get("form")
         completion = PendingEvent("task_completed", call.element_id, {"data_key": data["data_key"]})
         self.engine.run_user_task(run, task, completion, before)
-        if "delta" in data and audit.plain(completion.data["delta"]) != data["delta"]:
+        if "delta" in data and plain(completion.data["delta"]) != data["delta"]:
             raise Drift(call.seq, "the data this completion changed differs: recorded "
                         f"{_short(data['delta'])}, replayed {_short(completion.data['delta'])}")
 
@@ -254,7 +255,7 @@ class Replay:
             if got is None:
                 raise Drift(seq, f"the history has '{want.kind}' {want.element_id or ''}, "
                             "which the replay does not produce")
-            got_data = audit.plain(got.data)
+            got_data = plain(got.data)
             if want.kind == "tasks_ready":
                 self.map_task_ids(want, got_data)
                 want_data = {"elements": want.data.get("elements")}
@@ -293,7 +294,7 @@ class Replay:
 
 
 def _compare_workflows(stored: BpmnWorkflow, replayed: BpmnWorkflow, task_ids: dict[str, str]) -> None:
-    if stored.data != replayed.data and audit.plain(stored.data) != audit.plain(replayed.data):
+    if stored.data != replayed.data and plain(stored.data) != plain(replayed.data):
         raise Drift(None, f"the stored workflow data differs: {_data_diff(stored.data, replayed.data)}")
     stored_tasks, replayed_tasks = stored.get_tasks(), replayed.get_tasks()
     for index, (mine, theirs) in enumerate(zip(stored_tasks, replayed_tasks)):
@@ -301,7 +302,7 @@ def _compare_workflows(stored: BpmnWorkflow, replayed: BpmnWorkflow, task_ids: d
         if name != theirs.task_spec.name or mine.state != theirs.state:
             raise Drift(None, f"stored state: task {index + 1} is {name} ({TaskState.get_name(mine.state)}), "
                         f"the replay has {theirs.task_spec.name} ({TaskState.get_name(theirs.state)})")
-        if mine.data != theirs.data and audit.plain(mine.data) != audit.plain(theirs.data):
+        if mine.data != theirs.data and plain(mine.data) != plain(theirs.data):
             raise Drift(None, f"stored state: the data of {name} ({TaskState.get_name(mine.state)}) differs: "
                         f"{_data_diff(mine.data, theirs.data)}")
         if mine.state == TaskState.READY and mine.task_spec.manual and task_ids.get(str(mine.id)) != str(theirs.id):
@@ -312,7 +313,7 @@ def _compare_workflows(stored: BpmnWorkflow, replayed: BpmnWorkflow, task_ids: d
 
 
 def _data_diff(stored: dict, replayed: dict) -> str:
-    stored, replayed = audit.plain(stored), audit.plain(replayed)
+    stored, replayed = plain(stored), plain(replayed)
     keys = sorted(k for k in set(stored) | set(replayed) if stored.get(k) != replayed.get(k))
     return "; ".join(f"{k}: stored {_short(stored.get(k))}, replayed {_short(replayed.get(k))}" for k in keys[:3])
 
@@ -322,12 +323,12 @@ def _short(value, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def replay_instance(engine: OcopEngine, session: Session, instance: ProcessInstance,
-                    events: list[AuditEvent] | None = None) -> list[Problem]:
+def replay_instance(engine: BpmnEngine, session: Session, instance: ProcessInstance,
+                    events: list[AuditEvent] | None = None) -> list[Finding]:
     """Replay one instance (its events, oldest first, if already loaded)."""
     if events is None:
         events = list(session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance.id)
                                       .order_by(AuditEvent.seq)))
     if not events:
-        return [Problem(instance.id, None, audit.EVENT_MISSING, "the instance has no history at all")]
+        return [Finding(instance.id, None, EVENT_MISSING, "the instance has no history at all")]
     return Replay(engine, session, instance, events).run()

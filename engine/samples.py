@@ -9,10 +9,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy.orm import Session
-
-from storage.criteria import section_maxima, sets_by_code
-from storage.models import Producer, Product
+from storage.criteria import section_maxima
 
 COUNCIL_MEMBERS = ("Chủ tịch hội đồng", "Thành viên 1", "Thành viên 2", "Thành viên 3", "Thư ký")
 
@@ -100,23 +97,3 @@ class SampleDecider:
 
     def _outreach_report(self, **_) -> dict:
         return {"meetings_held": self.rng.randrange(2, 10), "producers_reached": self.rng.randrange(10, 60)}
-
-
-def add_sample_products(session: Session, owner_id: int, commune_ids: list[int], count: int,
-                        rng: random.Random, label: str) -> list[int]:
-    """`count` producers with one product each, spread over the communes in
-    turn, owned by one user (so producer tasks have a real actor)."""
-    groups = sorted(sets_by_code())
-    product_ids = []
-    for number in range(count):
-        producer = Producer(name=f"HTX {label} {number + 1}",
-                            kind=rng.choice(("cooperative", "enterprise", "household", "farm")),
-                            commune_id=commune_ids[number % len(commune_ids)], owner_user_id=owner_id)
-        session.add(producer)
-        session.flush()
-        product = Product(producer_id=producer.id, name=f"Sản phẩm {label} {number + 1}",
-                          group_code=rng.choice(groups))
-        session.add(product)
-        session.flush()
-        product_ids.append(product.id)
-    return product_ids

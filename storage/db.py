@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -63,6 +64,11 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     elif engine.dialect.name == "postgresql" and engine.dialect.driver in ("psycopg", "psycopg2"):
         event.listen(engine, "do_connect", _name_postgres_connection)
     return engine
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def connection_of(unit: Session | Connection) -> Connection:

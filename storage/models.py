@@ -199,7 +199,7 @@ class InboxTask(Base):
         Index("ix_task_assignee", "assignee_id"),
         # With the id: a supervisor's task ids by producer from the index alone (0010).
         Index("ix_task_producer", "producer_id", "id"),
-        # A supervisor's outreach tasks (no product) by area (engine/inbox.py, 0010).
+        # A supervisor's outreach tasks (no product) by area (programme/inbox.py, 0010).
         Index("ix_task_outreach_area", "jurisdiction_id", sqlite_where=text("product_id IS NULL"),
               postgresql_where=text("product_id IS NULL")),
     )
@@ -335,7 +335,7 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[Optional[datetime]] = mapped_column(index=True)
     read_at: Mapped[Optional[datetime]] = mapped_column()  # unused: read state is per user (NotificationReceipt)
-    # Outbox bookkeeping (engine/outbox.py): a worker claims the row with a
+    # Outbox bookkeeping (background/outbox.py): a worker claims the row with a
     # conditional UPDATE before sending; a failed send is tried again at
     # `next_attempt_at`, later after every failure.
     delivery_claim: Mapped[Optional[str]] = mapped_column(String(32))

@@ -1,6 +1,6 @@
 """Test-only jobs, registered in the Celery workers that tests/test_celery.py
 starts with OCOP_EXTRA_JOB_MODULES=tests.celery_jobs (see tests/celery_probe.py)."""
-from engine.jobs import job
+from background.jobs import job
 from tests.celery_probe import probe, probe_tick
 
 job("probe", every_seconds=3600, description="test only: claim pending probe items")(probe)

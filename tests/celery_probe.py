@@ -25,7 +25,7 @@ import time
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 
 metadata = MetaData()
 probe_item = Table("probe_item", metadata,
@@ -68,7 +68,7 @@ def counts(sqlalchemy_engine) -> dict:
         }
 
 
-def _log_run(engine: OcopEngine, name: str) -> None:
+def _log_run(engine: BpmnEngine, name: str) -> None:
     with engine.db.transaction() as session:
         session.execute(insert(probe_run).values(job=name, worker_pid=os.getpid()))
 
@@ -84,7 +84,7 @@ def _hold_inside_transaction() -> None:
         time.sleep(0.05)
 
 
-def probe(engine: OcopEngine) -> int:
+def probe(engine: BpmnEngine) -> int:
     _log_run(engine, "probe")
     with engine.db.transaction() as session:
         pending = list(session.execute(select(probe_item.c.id).where(probe_item.c.claimed_by.is_(None))
@@ -112,6 +112,6 @@ def probe(engine: OcopEngine) -> int:
     return done
 
 
-def probe_tick(engine: OcopEngine) -> int:
+def probe_tick(engine: BpmnEngine) -> int:
     _log_run(engine, "probe_tick")
     return 1

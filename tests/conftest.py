@@ -10,11 +10,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from demo.seed import run_outreach, seed_areas_and_people
+from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
-from engine.demo import deploy_bundled, run_outreach, seed_areas_and_people
 from engine.driver import Driver
-from engine.engine import OcopEngine
 from engine.samples import SampleDecider
+from programme.definitions import deploy_bundled
 from storage.db import Database
 from storage.migrate import upgrade
 from tests import pgserver, redisserver
@@ -92,7 +93,7 @@ def clock():
 
 @pytest.fixture
 def engine(db, clock):
-    return OcopEngine(db, clock=clock)
+    return BpmnEngine(db, clock=clock)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine.access import Actor, load_actor
+from engine.bpmn_engine import BpmnEngine, StepResult
 from engine.driver import Driver
-from engine.engine import OcopEngine, StepResult
 from storage.models import InboxTask, Incident, ProcessInstance, Product
 
 VALID = {
@@ -33,7 +33,7 @@ def sheets(total: float, members: int = 3) -> dict:
 
 
 class Cycle:
-    def __init__(self, engine: OcopEngine, product_name: str):
+    def __init__(self, engine: BpmnEngine, product_name: str):
         self.engine = engine
         self.driver = Driver(engine)
         with engine.db.transaction() as session:
@@ -100,7 +100,7 @@ def returned(form_key: str) -> dict:
     return {**VALID.get(form_key, {}), **RETURN}
 
 
-def training_incident(engine: OcopEngine, product_name: str) -> int:
+def training_incident(engine: BpmnEngine, product_name: str) -> int:
     """An open incident: the product's idea is accepted while the training
     handler fails (it works again afterwards, so a retry succeeds)."""
     from handlers import registry

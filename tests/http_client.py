@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 
-from engine.demo import DEMO_PASSWORD
+from demo.seed import DEMO_PASSWORD
 
 TIMEOUT = 60  # seconds; a safety stop, never a measurement
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

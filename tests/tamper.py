@@ -6,7 +6,8 @@ import json
 
 from sqlalchemy import select, text
 
-from engine import audit
+from engine.events import GENESIS, event_hash
+from storage.db import as_utc
 from storage.models import AuditEvent, ProcessInstance
 
 
@@ -52,10 +53,10 @@ def rewrite(session, instance_id: int, seq: int, data: dict) -> None:
     """The careful attack: replace one event's data and recompute its hash,
     every later hash and the instance's head, so every chain check passes."""
     rows = events(session, instance_id)
-    prev = audit.GENESIS
+    prev = GENESIS
     for row in rows:
         new_data = data if row.seq == seq else row.data
-        digest = audit.event_hash(prev, instance_id, row.seq, audit.as_utc(row.at), row.actor_id, row.kind,
+        digest = event_hash(prev, instance_id, row.seq, as_utc(row.at), row.actor_id, row.kind,
                                   row.element_id, new_data)
         session.execute(AuditEvent.__table__.update().where(AuditEvent.id == row.id)
                         .values(data=new_data, prev_hash=prev, hash=digest))

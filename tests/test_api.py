@@ -6,8 +6,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from engine.accounts import assign_role, create_user
-from engine.demo import DEMO_PASSWORD
+from demo.seed import DEMO_PASSWORD
+from programme.accounts import assign_role, create_user
 from storage.models import Jurisdiction, Product, User
 from tests.cycle import Cycle
 from tests.web_helpers import login

@@ -3,7 +3,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine import audit
+from audit.chain import verify_chain
+from engine import events
 from storage.models import AuditEvent
 from tests.cycle import Cycle, sheets
 from tests.tamper import drop_append_only_guard
@@ -23,7 +24,7 @@ def test_history_records_who_did_what(world):
         assert all(e.actor_id for e in completed)
         handlers = [e.data["handler"] for e in events if e.kind == "service_called"]
         assert "rank_product" in handlers and "publish_promotion_listing" in handlers
-        assert audit.verify_chain(session, cycle.instance_id) == []
+        assert verify_chain(session, cycle.instance_id) == []
 
 
 def test_the_database_refuses_to_change_history(world):
@@ -33,7 +34,7 @@ def test_the_database_refuses_to_change_history(world):
             with world.db.transaction() as session:
                 session.execute(text(statement))
     with world.db.transaction() as session:
-        assert audit.verify_chain(session, cycle.instance_id) == []
+        assert verify_chain(session, cycle.instance_id) == []
 
 
 def test_tampering_breaks_the_chain(world):
@@ -46,5 +47,5 @@ def test_tampering_breaks_the_chain(world):
                                                         AuditEvent.kind == "task_completed"))
         event.data = {**event.data, "form": {**event.data["form"], "raw_materials": "nhập khẩu"}}
     with world.db.transaction() as session:
-        problems = audit.verify_chain(session, cycle.instance_id)
-    assert problems and problems[0].kind == audit.DATA_ALTERED and "does not match its hash" in str(problems[0])
+        problems = verify_chain(session, cycle.instance_id)
+    assert problems and problems[0].kind == events.DATA_ALTERED and "does not match its hash" in str(problems[0])

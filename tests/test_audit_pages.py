@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from engine import audit_search
+from audit import search as audit_search
+from audit.search import AuditFilter
 from engine.access import load_actor
-from engine.audit_search import AuditFilter
 from engine.migration import migrate
 from storage.models import ProcessInstance, User
 from tests.conftest import make_app
@@ -293,7 +293,7 @@ def test_a_100_event_history_is_served_with_a_fixed_number_of_queries(app, world
     # Through the test client: the whole request, sign-in lookup included.
     print(f"\n{events} events on {db_url.split(':')[0]}: " + ", ".join(
         f"{name} {best:.1f} ms (median {median:.1f})" for name, (best, median) in timings.items()))
-    # Speed itself is measured by bench/audit.py, not asserted here.
+    # Speed itself is measured by bench/audit_verify.py, not asserted here.
 
 
 def test_an_outreach_campaign_has_a_history_too(app, world):

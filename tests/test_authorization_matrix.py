@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import checkpoints
-from engine import definitions as defs
+from audit import checkpoints
+from background.outbox import deliver_outbox
 from engine.access import load_actor
-from engine.outbox import deliver_outbox
+from programme import definitions as defs
 from storage.models import (
     Document,
     Enrolment,

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import celery_app, jobs, verification
+from audit import verification
+from background import celery_app, jobs
 from storage.db import make_engine
 from storage.models import AuditEvent, TimerDue
 from tests import celery_probe
@@ -53,7 +54,7 @@ class CeleryProcess:
     def __init__(self, argv: list[str], env: dict, log_path: Path):
         self.log_path = log_path
         self._log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "engine.celery_app", *argv],
+        self.process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "background.celery_app", *argv],
                                         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -261,7 +262,7 @@ def test_beat_sends_each_registered_job_on_its_interval(celery, probe_db):
 
 def test_the_timers_job_through_celery_fires_a_due_timer_once(celery, world):
     if "timers" not in jobs.all_jobs():
-        pytest.skip("no 'timers' job registered (engine/timers.py)")
+        pytest.skip("no 'timers' job registered (background/timers.py)")
     cycle = Cycle(world, "Hồ tiêu Gio Linh").start()
     for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan",
                      "support_record", "submit_dossier"):

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from engine import audit, checkpoints, verification
+from audit import checkpoints, verification
+from engine import events
 from tests import tamper
 from tests.cycle import RETURN, Cycle, sheets
 from web.cli import main
@@ -104,7 +105,7 @@ def test_a_rewrite_with_recomputed_hashes_is_caught_by_the_checkpoint(world, key
                        {**event.data, "form": {**event.data["form"], "raw_materials": "Hồ tiêu nhập khẩu"}})
     assert verification.verify(world, [cycle.instance_id], replay_too=False).ok  # the chain alone is fooled
     result = check(world, document, key.public_key())
-    assert [(p.instance_id, p.kind) for p in result.problems] == [(cycle.instance_id, audit.CHECKPOINT_MISMATCH)]
+    assert [(p.instance_id, p.kind) for p in result.problems] == [(cycle.instance_id, events.CHECKPOINT_MISMATCH)]
     assert f"events 1-{cycle.instance().audit_seq} no longer hash to the head signed" in result.problems[0].message
 
 
@@ -115,7 +116,7 @@ def test_deleted_history_is_caught_by_the_checkpoint(world, key):
         tamper.drop_append_only_guard(session)
         session.execute(text("DELETE FROM audit_event WHERE instance_id = :i AND seq > 5"), {"i": cycle.instance_id})
     result = check(world, document, key.public_key())
-    assert [(p.instance_id, p.seq, p.kind) for p in result.problems] == [(cycle.instance_id, 6, audit.EVENT_MISSING)]
+    assert [(p.instance_id, p.seq, p.kind) for p in result.problems] == [(cycle.instance_id, 6, events.EVENT_MISSING)]
 
 
 def test_an_altered_checkpoint_file_or_another_key_is_refused(world, key, tmp_path):

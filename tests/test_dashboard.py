@@ -10,10 +10,10 @@ import os
 import pytest
 from sqlalchemy import select
 
-from engine import dashboard
 from engine.access import load_actor
-from engine.dashboard import Audience, Filters, percentile
 from engine.errors import NotAllowed
+from programme import dashboard
+from programme.dashboard import Audience, Filters, percentile
 from storage.models import Jurisdiction, ProcessInstance, Producer, Product, User
 from tests.conftest import ARTIFACTS
 from tests.cycle import Cycle, returned, sheets

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
-from engine.digests import send_digests
+from background.digests import send_digests
 from storage.models import DigestSent, InboxTask, User
 from tests.cycle import Cycle
 from tests.smtpserver import SmtpServer, free_port

@@ -5,8 +5,9 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from audit.chain import verify_chain
 from engine.access import load_actor
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import (
     ClaimedByOther,
     ConcurrencyConflict,
@@ -126,7 +127,8 @@ def test_a_claimed_task_is_refused_to_others(world):
 
 
 def test_registration_must_be_open(engine):
-    from engine.demo import deploy_bundled, seed_areas_and_people
+    from demo.seed import seed_areas_and_people
+    from programme.definitions import deploy_bundled
     seed_areas_and_people(engine)
     deploy_bundled(engine)
     with engine.db.transaction() as session:
@@ -141,7 +143,7 @@ def test_a_restarted_process_continues_from_the_database(world, db_url, clock):
     cycle.do("register_idea")
     world.db.dispose()
     # A new process: new connection pool, new engine, empty spec cache.
-    fresh = OcopEngine(Database(db_url), clock=clock)
+    fresh = BpmnEngine(Database(db_url), clock=clock)
     resumed = Cycle(fresh, SEED)
     resumed.instance_id = cycle.instance_id
     for form_key in ("receive_idea", "review_idea", "submit_plan", "review_plan"):
@@ -161,17 +163,17 @@ def test_two_people_completing_the_same_task_at_once(world, db_url, clock, monke
     officer = actor(world, "cb.qt-gl-gm")
     before_version = cycle.instance().version
     barrier = threading.Barrier(2, timeout=20)
-    original_save = OcopEngine._save
+    original_save = BpmnEngine._save
 
     def save_after_both_ran(self, run, **kwargs):
         barrier.wait()  # both transactions have read the same version
         return original_save(self, run, **kwargs)
 
-    monkeypatch.setattr(OcopEngine, "_save", save_after_both_ran)
+    monkeypatch.setattr(BpmnEngine, "_save", save_after_both_ran)
     outcomes = []
 
     def complete():
-        engine = OcopEngine(Database(db_url), clock=clock)
+        engine = BpmnEngine(Database(db_url), clock=clock)
         try:
             engine.complete_task(task.id, {"form_complete": True, "notes": "x"}, officer)
             outcomes.append("ok")
@@ -215,7 +217,7 @@ def test_claim_unclaim_and_reassign(world):
     task = cycle.task("review_idea")
     officer, manager = actor(world, "cb.qt-gl"), actor(world, "qlct.qt")
     with world.db.transaction() as session:
-        from engine.accounts import create_user
+        from programme.accounts import create_user
         colleague = create_user(session, "cb2.qt-gl", "Cán bộ thứ hai huyện Gio Linh", None,
                                 [("district_officer", task.jurisdiction_id)])
         colleague_id = colleague.id
@@ -243,8 +245,7 @@ def test_claim_unclaim_and_reassign(world):
     with world.db.transaction() as session:
         kinds = session.scalars(select(AuditEvent.kind).where(AuditEvent.instance_id == cycle.instance_id)
                                 .order_by(AuditEvent.seq)).all()
-        from engine import audit
-        assert audit.verify_chain(session, cycle.instance_id) == []
+        assert verify_chain(session, cycle.instance_id) == []
     assert [k for k in kinds if k in ("claimed", "reassigned", "unclaimed")] == ["claimed", "reassigned", "unclaimed"]
 
 

@@ -1,4 +1,4 @@
-"""Exported histories (engine/export.py) can be verified by an outside
+"""Exported histories (audit/export.py) can be verified by an outside
 party with nothing but the file: the check below uses only hashlib, json
 and csv -- no project code -- and a tampered export fails it."""
 import csv
@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
-from engine import audit, export
+from audit import export
+from storage.db import as_utc
 from storage.models import AuditEvent, ProcessInstance
 from tests.cycle import Cycle, returned, sheets
 
@@ -113,7 +114,7 @@ def test_json_export_verifies_independently_and_tampering_fails(world, tmp_path)
         assert (first["definition"], first["version"], first["status"]) == ("ocop_cycle", 1, "completed")
         assert (first["audit_seq"], first["audit_head"]) == (instance.audit_seq, instance.audit_head)
         assert [e["hash"] for e in first["events"]] == [r.hash for r in rows]
-        assert first["events"][0]["at"] == audit.as_utc(rows[0].at).isoformat(timespec="microseconds")
+        assert first["events"][0]["at"] == as_utc(rows[0].at).isoformat(timespec="microseconds")
     started = first["events"][0]
     assert (started["kind"], started["actor"], started["actor_name"]) == ("started", cycle.owner.user_id,
                                                                            "Lê Văn Tâm")

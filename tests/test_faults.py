@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from engine import verification
+from audit import verification
 from storage.models import AuditEvent, InboxTask, ProcessInstance, User
 from tests import pgserver
 from tests.conftest import require

@@ -44,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import func, select
 
-from engine.verification import verify
+from audit.verification import verify
 from storage.models import ApiToken, AuditEvent, InboxTask, ProcessInstance, Product, User
 from tests.cycle import VALID, Cycle
 from tests.web_helpers import login

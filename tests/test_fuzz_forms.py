@@ -41,11 +41,11 @@ from marshmallow import validate
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from audit.verification import verify
+from demo.seed import DEMO_PASSWORD
 from engine.access import load_actor
-from engine.demo import DEMO_PASSWORD
 from engine.driver import Driver
 from engine.forms import CONTROL_CHARACTERS, FORMS, form_schema
-from engine.verification import verify
 from storage.models import AuditEvent, Document, Jurisdiction, ProcessInstance, Product, TaskDraft, User
 from tests.conftest import make_app
 from tests.cycle import VALID, Cycle, sheets

@@ -22,10 +22,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from audit.search import scope_of
+from background.outbox import deliver_outbox
 from engine.access import load_actor, may_read_product
-from engine.audit_search import scope_of
-from engine.outbox import deliver_outbox
-from engine.products import may_manage, may_view
+from programme.products import may_manage, may_view
 from storage.models import (
     AdminLogEntry,
     ApiToken,

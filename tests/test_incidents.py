@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import incidents, verification
+from audit import verification
+from background.retries import retry_failed_service_tasks
+from engine import incidents
 from engine.access import load_actor
 from engine.errors import NotAllowed
-from engine.retries import retry_failed_service_tasks
 from handlers import registry
 from storage.models import AuditEvent, Enrolment, Incident, Notification, User
 from tests.cycle import Cycle

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
-from engine import verification
-from engine.demo import _demo_hash
+from audit import verification
+from demo.seed import _demo_hash
 from engine.replay import groups
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 from tests.cycle import Cycle

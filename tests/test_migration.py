@@ -6,9 +6,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from engine import audit
+from audit.chain import verify_chain
 from engine.access import load_actor
-from engine.demo import NATIONAL_DIAGRAM
 from engine.errors import NotAllowed
 from engine.migration import (
     FAILED,
@@ -21,6 +20,7 @@ from engine.migration import (
     migrate,
     plan,
 )
+from programme.definitions import NATIONAL_DIAGRAM
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, User
 from tests.cycle import Cycle, sheets
 
@@ -73,7 +73,7 @@ def events(world, instance_id):
 def chain_ok(world, *instance_ids):
     with world.db.transaction() as session:
         for instance_id in instance_ids:
-            assert audit.verify_chain(session, instance_id) == []
+            assert verify_chain(session, instance_id) == []
 
 
 def start(world, name, year=None) -> Cycle:

@@ -8,9 +8,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from engine.accounts import create_user
-from engine.demo import DEMO_PASSWORD
-from engine.outbox import deliver_outbox
+from background.outbox import deliver_outbox
+from demo.seed import DEMO_PASSWORD
+from programme.accounts import create_user
 from storage.models import Jurisdiction, Notification, RoleAssignment, User
 from tests.cycle import RETURN, Cycle, returned
 from tests.web_helpers import login

@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from engine.outbox import STALE_CLAIM, _claim, deliver_outbox, retry_delay
+from background.outbox import STALE_CLAIM, _claim, deliver_outbox, retry_delay
 from storage.models import Jurisdiction, Notification, NotificationReceipt, RoleAssignment, User
 from tests.cycle import RETURN, Cycle, returned
 from tests.smtpserver import SmtpServer, free_port

@@ -4,7 +4,7 @@ A realistic amount of rows (the inbox benchmark's world at half size: the
 whole country's areas and 1,000 officers, 50,000 products in flight,
 ~57,000 task rows), VACUUM ANALYZEd as autovacuum keeps a live database,
 then EXPLAIN (FORMAT JSON) of the statements
-engine/inbox.py builds (compiled from the code, so the test follows it) for
+programme/inbox.py builds (compiled from the code, so the test follows it) for
 a commune officer, a district officer, the province council, a program
 manager (supervision) and the central council: the list's total and page,
 the counts, the page's overview and the filter choices. No plan may read
@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import and_, create_engine, func, select, true
 
 from bench.inbox import NOW, build
-from engine import inbox
 from engine.access import load_actor
-from engine.inbox import InboxFilter, Supervision
+from programme import inbox
+from programme.inbox import InboxFilter, Supervision
 from storage.models import InboxTask, Producer, RoleAssignment
 
 BIG_TABLES = {"task", "process_instance", "product", "producer"}

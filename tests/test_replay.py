@@ -4,10 +4,11 @@ of tampering found and named (SQLite and PostgreSQL)."""
 import pytest
 from sqlalchemy import select
 
-from engine import audit, verification
+from audit import verification
+from engine import events
 from engine.access import load_actor
-from engine.demo import NATIONAL_DIAGRAM
 from engine.migration import migrate
+from programme.definitions import NATIONAL_DIAGRAM
 from storage.models import ProcessInstance, User
 from tests import tamper
 from tests.cycle import RETURN, Cycle, sheets
@@ -26,7 +27,7 @@ def verify(world, *instance_ids, replay_too=True):
     return verification.verify(world, list(instance_ids) or None, replay_too=replay_too)
 
 
-def only_problem(report) -> audit.Problem:
+def only_problem(report) -> events.Finding:
     """The one problem found (a replay stops at its first difference)."""
     assert len(report.problems) == 1, [str(p) for p in report.problems]
     return report.problems[0]
@@ -117,7 +118,7 @@ def test_an_altered_event_is_named(world, recognised):
         tamper.alter(session, event, form={**event.data["form"], "reasons": "Đã đủ hồ sơ"})
     report = verify(world, recognised.instance_id, replay_too=False)
     problem = only_problem(report)
-    assert (problem.instance_id, problem.seq, problem.kind) == (recognised.instance_id, seq, audit.DATA_ALTERED)
+    assert (problem.instance_id, problem.seq, problem.kind) == (recognised.instance_id, seq, events.DATA_ALTERED)
     assert f"instance {recognised.instance_id}, event {seq}: data altered" in str(problem)
 
 
@@ -125,7 +126,7 @@ def test_a_deleted_event_is_named(world, recognised):
     with world.db.transaction() as session:
         seq = tamper.event_where(session, recognised.instance_id, "service_called", handler="rank_product").seq
         tamper.delete(session, recognised.instance_id, seq)
-    missing = [p for p in verify(world, recognised.instance_id).problems if p.kind == audit.EVENT_MISSING]
+    missing = [p for p in verify(world, recognised.instance_id).problems if p.kind == events.EVENT_MISSING]
     assert [p.seq for p in missing] == [seq] and f"event {seq} missing" in missing[0].message
 
 
@@ -133,7 +134,7 @@ def test_a_deleted_last_event_is_found_from_the_head(world, recognised):
     with world.db.transaction() as session:
         last = tamper.events(session, recognised.instance_id)[-1]
         tamper.delete(session, recognised.instance_id, last.seq)
-    missing = [p for p in verify(world, recognised.instance_id).problems if p.kind == audit.EVENT_MISSING]
+    missing = [p for p in verify(world, recognised.instance_id).problems if p.kind == events.EVENT_MISSING]
     assert [p.seq for p in missing] == [last.seq] and "the instance's head is event" in missing[0].message
 
 
@@ -142,7 +143,7 @@ def test_two_swapped_events_are_named(world, recognised):
         first = tamper.event_where(session, recognised.instance_id, "task_completed", form_key="submit_plan").seq
         tamper.swap(session, recognised.instance_id, first, first + 1)
     problems = verify(world, recognised.instance_id, replay_too=False).problems
-    assert {p.kind for p in problems} == {audit.OUT_OF_ORDER}
+    assert {p.kind for p in problems} == {events.OUT_OF_ORDER}
     # Both moved events, and the one after them, no longer link in order.
     assert {first, first + 1} <= {p.seq for p in problems} <= {first, first + 1, first + 2}
 
@@ -154,7 +155,7 @@ def test_an_edited_stored_state_is_state_drift(world):
     with world.db.transaction() as session:
         tamper.edit_state(session, cycle.instance_id, "max_resubmissions", 99)
     problem = only_problem(verify(world, cycle.instance_id))
-    assert problem.kind == audit.STATE_DRIFT
+    assert problem.kind == events.STATE_DRIFT
     assert "max_resubmissions: stored 99, replayed 3" in problem.message
 
 
@@ -168,7 +169,7 @@ def test_a_rewritten_history_with_recomputed_hashes_fails_the_replay(world, reco
             **event.data["form"], "decision": "accept", "reasons": ""}})
     assert verify(world, recognised.instance_id, replay_too=False).ok
     problem = only_problem(verify(world, recognised.instance_id))
-    assert problem.kind == audit.STATE_DRIFT and problem.seq is not None and problem.seq >= seq
+    assert problem.kind == events.STATE_DRIFT and problem.seq is not None and problem.seq >= seq
 
 
 def test_an_altered_score_sheet_is_caught_by_running_the_ranking_again(world, recognised):
@@ -179,7 +180,7 @@ def test_an_altered_score_sheet_is_caught_by_running_the_ranking_again(world, re
         raised = {**event.data["form"], **sheets(95)}
         tamper.rewrite(session, recognised.instance_id, seq, {**event.data, "form": raised})
     problem = only_problem(verify(world, recognised.instance_id))
-    assert problem.kind == audit.STATE_DRIFT
+    assert problem.kind == events.STATE_DRIFT
     # The completion's recorded delta holds the council's real ranking.
     assert problem.seq == seq and "district_rank" in problem.message
     assert '"stars": 3' in problem.message and '"stars": 5' in problem.message

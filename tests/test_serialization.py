@@ -10,7 +10,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskState
 
 from engine import serialization
-from engine.engine import timer_tasks, waiting_timers
+from engine.bpmn_engine import timer_tasks, waiting_timers
 from engine.stepping import EngineWorkflow, find_tasks
 from tests.cycle import Cycle, returned, sheets
 

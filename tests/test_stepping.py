@@ -13,12 +13,12 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from engine import clock, diagram
-from engine.demo import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
 from engine.expressions import SafeScriptEngine
 from engine.forms import validate_form
 from engine.samples import SampleDecider
 from engine.stepping import EngineWorkflow, run_engine_steps
 from handlers.ranking import council_average, recognised_stars, stars_for_score
+from programme.definitions import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
 from tests.cycle import VALID, returned, sheets
 
 START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""The auditor's reading of an instance's history (engine/timeline.py):
+"""The auditor's reading of an instance's history (audit/timeline.py):
 timeline rows and diagram frames, from real cycles on SQLite and PostgreSQL
 and from hand-made histories (older rows, kinds not known yet)."""
 from datetime import datetime, timezone
@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from engine import timeline
-from engine.demo import NATIONAL_DIAGRAM
+from audit import timeline
+from programme.definitions import NATIONAL_DIAGRAM
 from storage.models import ProcessInstance, User
 from tests.cycle import Cycle, returned, sheets
 

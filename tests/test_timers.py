@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from engine import calendar, verification
+from audit import verification
+from background.timers import fire_due_timers
+from background.worker import run_once
+from engine import calendar
 from engine.errors import ConcurrencyConflict
-from engine.timers import fire_due_timers
-from engine.worker import run_once
 from storage.models import AuditEvent, InboxTask, Notification, TimerDue
 from tests.cycle import RETURN, Cycle
 from web.cli import main

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from engine import checkpoints
+from audit import checkpoints
 from storage.models import AuditCheckpoint
 from tests import tamper
 from tests.cycle import Cycle

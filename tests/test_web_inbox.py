@@ -6,8 +6,8 @@ import re
 
 from sqlalchemy import select
 
-import engine.inbox
-from engine.demo import _demo_hash
+import programme.inbox
+from demo.seed import _demo_hash
 from engine.errors import ConcurrencyConflict
 from storage.models import InboxTask, Jurisdiction, RoleAssignment, User
 from tests.cycle import Cycle
@@ -124,7 +124,7 @@ def test_filters_sorting_and_counts(world, client):
 def test_pagination(world, client, monkeypatch):
     for product in (PEPPER, HONEY, RICE):
         at_review_idea(world, product)
-    monkeypatch.setattr(engine.inbox, "PAGE_SIZE", 2)
+    monkeypatch.setattr(programme.inbox, "PAGE_SIZE", 2)
     login(client, "cb.qt-gl")
     first, second = page(client, "/inbox/?sort=product"), page(client, "/inbox/?sort=product&page=2")
     assert len(listed(first)) == 2 and len(listed(second)) == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.seed import DEMO_PASSWORD
 from engine import diagram
-from engine.demo import DEMO_PASSWORD
 from engine.forms import FORMS
 from engine.roles import LANE_ROLES
 from handlers.registry import all_handlers

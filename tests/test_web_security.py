@@ -14,8 +14,8 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from engine import checkpoints
-from engine.outbox import deliver_outbox
+from audit import checkpoints
+from background.outbox import deliver_outbox
 from storage.models import Document, Jurisdiction, ProcessDefinition, Product, User
 from tests.conftest import make_app
 from tests.cycle import Cycle

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from engine.demo import DEMO_PASSWORD
+from demo.seed import DEMO_PASSWORD
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -2,7 +2,7 @@
 tokens. Administrators only (role `admin`); everyone else gets 403.
 
 Every change is a POST carrying the CSRF token (Flask-WTF checks it for the
-whole app). Role levels are checked by engine.accounts.assign_role, the one
+whole app). Role levels are checked by programme.accounts.assign_role, the one
 rule the CLI and the demo seed share; this module only words its refusals.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from engine.accounts import MIN_PASSWORD_LENGTH, assign_role, create_user
+from background.mail import mailbox
 from engine.forms import CONTROL_CHARACTERS
-from engine.mail import mailbox
 from engine.roles import ROLES
+from programme.accounts import MIN_PASSWORD_LENGTH, assign_role, create_user
 from storage.models import (
     JURISDICTION_LEVELS,
     ApiToken,

@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from wtforms.validators import ValidationError as CsrfValidationError
 
+from audit.chain import verify_chain
 from engine.access import Actor, load_actor, may_read_product
-from engine.audit import as_utc, verify_chain
 from engine.errors import (
     AlreadyInCycle,
     ClaimedByOther,
@@ -52,7 +52,8 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.forms import FORMS, form_schema
-from engine.inbox import PAGE_SIZE, InboxFilter, counts, list_tasks
+from programme.inbox import PAGE_SIZE, InboxFilter, counts, list_tasks
+from storage.db import as_utc
 from storage.models import (
     ApiToken,
     AuditEvent,

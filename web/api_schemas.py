@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from engine.audit import as_utc
 from engine.forms import plain_text
-from engine.inbox import PAGE_SIZE, SORTS
+from programme.inbox import PAGE_SIZE, SORTS
+from storage.db import as_utc
 from web.auth import MAX_ID
 
 # A page past the last is empty; one past this would ask the database for
@@ -47,7 +47,7 @@ class ErrorSchema(Schema):
 # --- requests -------------------------------------------------------------------
 
 class TaskQuerySchema(Schema):
-    """The inbox filters as query parameters (engine.inbox.InboxFilter)."""
+    """The inbox filters as query parameters (programme.inbox.InboxFilter)."""
 
     class Meta:
         # Query strings pick up unrelated parameters (?lang=, cache busters):

@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask, request, session
 from flask_babel import lazy_gettext
 
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 from storage.db import Database
 from web import errors, formatting
 from web.extensions import babel, csrf, limiter, login_manager
@@ -48,8 +48,8 @@ def create_app(database_url: str | None = None, testing: bool = False,
     # one loopback address.
     app.config["RATELIMIT_ENABLED"] = os.environ.get("OCOP_RATELIMIT", "1") != "0"
     app.config.update(overrides or {})
-    app.extensions["ocop_engine"] = (OcopEngine(Database(database_url)) if database_url
-                                     else OcopEngine.from_environment())
+    app.extensions["ocop_engine"] = (BpmnEngine(Database(database_url)) if database_url
+                                     else BpmnEngine.from_environment())
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -2,7 +2,7 @@
 diagram, export histories with their hash chains.
 
 Auditors and administrators see every instance, a program manager those of
-their provinces (engine.audit_search.scope_of); everyone else gets 403. An
+their provinces (audit.search.scope_of); everyone else gets 403. An
 instance outside the reader's scope is answered 404 on every route, exports
 and frames included, so its existence does not leak.
 """
@@ -19,8 +19,9 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from engine import audit_search, checkpoints, export, timeline, verification
-from engine.audit_search import AuditFilter
+from audit import checkpoints, export, timeline, verification
+from audit import search as audit_search
+from audit.search import AuditFilter
 from storage.models import ProcessDefinition, ProcessInstance
 from web import task_forms
 from web.auth import actor, db, engine

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, load_actor
-from engine.accounts import authenticate
 from engine.forms import CONTROL_CHARACTERS
+from programme.accounts import authenticate
 from storage.db import connection_of
 from storage.models import User
 from web.extensions import limiter, login_manager

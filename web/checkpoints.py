@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from engine import checkpoints
+from audit import checkpoints
 from storage.models import AuditCheckpoint
 from web.auth import actor, db, engine, require_role
 

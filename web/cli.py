@@ -12,17 +12,18 @@ import click
 from sqlalchemy import func, select
 from tqdm import tqdm
 
+from demo.seed import seed_demo
+from demo.simulate import format_funnel, simulate
 from engine import diagram
-from engine.demo import deploy_bundled, seed_demo
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import DiagramError
-from engine.simulate import format_funnel, simulate
+from programme.definitions import deploy_bundled
 from storage.migrate import upgrade
 from storage.models import InboxTask, Jurisdiction, ProcessInstance
 
 
-def _engine() -> OcopEngine:
-    return OcopEngine.from_environment()
+def _engine() -> BpmnEngine:
+    return BpmnEngine.from_environment()
 
 
 @click.group()
@@ -35,7 +36,7 @@ def main() -> None:
               help="Seed the demo province, officers, producers and products.")
 def init(demo: bool) -> None:
     """Create or upgrade the schema and deploy the bundled diagrams."""
-    from engine import checkpoints
+    from audit import checkpoints
     engine = _engine()
     upgrade(engine.db.engine)
     if demo:
@@ -228,7 +229,7 @@ def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str
                  public_key_file: str | None, no_replay: bool, jobs: int) -> None:
     """Check every hash chain and replay every instance; exit 1 on any problem,
     naming the instance, the event and what differs."""
-    from engine import checkpoints, verification
+    from audit import checkpoints, verification
     if not (instance_ids or all_ or checkpoint_file):
         raise click.UsageError("give --instance ID ..., --all, or --checkpoint FILE")
     engine = _engine()
@@ -265,7 +266,7 @@ def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the checkpoint file here.")
 def audit_checkpoint(out: str | None) -> None:
     """Sign the current head of every instance's history (a Merkle root)."""
-    from engine import checkpoints
+    from audit import checkpoints
     engine = _engine()
     try:
         key = checkpoints.load_private_key(checkpoints.key_path())
@@ -306,8 +307,8 @@ def worker(once: bool, names: tuple[str, ...], list_: bool) -> None:
     import logging
     import threading
 
-    from engine import jobs
-    from engine.worker import Scheduler, run_once
+    from background import jobs
+    from background.worker import Scheduler, run_once
     known = jobs.all_jobs()
     if list_:
         for name, job in sorted(known.items()):

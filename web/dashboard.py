@@ -5,7 +5,7 @@ each with its numbers as a table and as a CSV download.
 
 Program managers see the provinces where they hold the role; auditors and
 administrators see every province. The figures come from
-engine/dashboard.py; who sees which province is engine.dashboard.Audience,
+programme/dashboard.py; who sees which province is programme.dashboard.Audience,
 checked on every request, CSV downloads included.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from engine import dashboard as figures
-from engine.dashboard import Audience, Filters
+from audit.export import spreadsheet_safe
 from engine.errors import NotAllowed
-from engine.export import spreadsheet_safe
+from programme import dashboard as figures
+from programme.dashboard import Audience, Filters
 from web.auth import actor, db, engine
 from web.extensions import login_manager
 from web.public import STEP_LABELS

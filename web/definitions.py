@@ -1,7 +1,7 @@
 """Diagram versions: list, download, validate, deploy, activate.
 
 Program managers and administrators only (everyone else gets 403); who may
-change which scope is engine.definitions.may_manage. Every POST carries the
+change which scope is programme.definitions.may_manage. Every POST carries the
 CSRF token: a form field, or the X-CSRFToken header for JSON calls.
 """
 from __future__ import annotations
@@ -24,11 +24,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from engine import audit_search, diagram, migration
-from engine import definitions as defs
+from audit import search as audit_search
+from engine import diagram, migration
 from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
 from engine.forms import CONTROL_CHARACTERS
+from programme import definitions as defs
 from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
 from web.auth import actor, db, engine, id_from, require_role
 from web.extensions import login_manager

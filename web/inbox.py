@@ -1,6 +1,6 @@
 """The task inbox and the task page.
 
-The inbox lists ready tasks from the indexed task table (engine/inbox.py),
+The inbox lists ready tasks from the indexed task table (programme/inbox.py),
 never from workflows. Officers claim, release and (as supervisors)
 reassign tasks; everyone, producers included, opens a task they may act on
 and completes it through the engine facade. Every engine error becomes a
@@ -17,9 +17,7 @@ from flask_login import login_required
 from sqlalchemy import bindparam, delete, select
 from werkzeug.datastructures import MultiDict
 
-from engine import inbox as inbox_queries
 from engine.access import load_actor, may_act, may_read_product
-from engine.audit import as_utc
 from engine.errors import (
     ClaimedByOther,
     ConcurrencyConflict,
@@ -30,11 +28,13 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.forms import DEFAULT_CRITERIA_SET, FORMS
-from engine.history import instance_history
-from engine.inbox import DUE_SOON, SORTS, InboxFilter
 from engine.roles import LANE_ROLES, ROLES
 from handlers.ranking import stars_for_score
+from programme import inbox as inbox_queries
+from programme.history import instance_history
+from programme.inbox import DUE_SOON, SORTS, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
+from storage.db import as_utc
 from storage.models import InboxTask, ProcessInstance, TaskDraft, User
 from web import task_forms
 from web.auth import actor, db, engine, id_from

@@ -1,7 +1,7 @@
 """Failed service tasks (engine/incidents.py) for the people who fix them.
 
 Program managers see the incidents of their provinces, auditors and
-administrators all of them (engine.audit_search.scope_of); program
+administrators all of them (audit.search.scope_of); program
 managers and administrators may retry or skip one (the engine checks that
 they supervise the instance's province). Out-of-scope ids answer 404.
 """
@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from engine import audit_search
+from audit import search as audit_search
 from engine.errors import ConcurrencyConflict, NotAllowed, OcopError
 from storage.models import Incident, ProcessInstance, Product
 from web.auth import actor, db, engine, require_role

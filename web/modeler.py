@@ -18,9 +18,9 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from marshmallow import fields
 
-from engine import definitions as defs
 from engine import forms, roles
 from handlers import registry
+from programme import definitions as defs
 from web.auth import actor, db, require_role
 from web.extensions import login_manager
 
@@ -96,7 +96,7 @@ def _parameter_type(field: fields.Field) -> str:
 
 
 def _provinces() -> list[dict]:
-    """Scopes the user may deploy for (engine.definitions.may_manage): the
+    """Scopes the user may deploy for (programme.definitions.may_manage): the
     national diagram as `null` (administrators), then provinces."""
     with db().transaction() as session:
         provinces = [{"id": unit.id, "name": unit.name}

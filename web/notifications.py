@@ -2,7 +2,7 @@
 user, newest first, each read or unread for this user alone, and the
 unread count in every page's header.
 
-Rows come only from the user's own receipts (engine/outbox.py writes one
+Rows come only from the user's own receipts (background/outbox.py writes one
 per addressee), so nobody sees another user's or another area's messages;
 marking read touches only the user's own receipt (another id answers 404).
 """
@@ -15,7 +15,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, url_f
 from flask_login import current_user, login_required
 from sqlalchemy import func, select, update
 
-from engine import products
+from programme import products
 from storage.models import Notification, NotificationReceipt, ProcessInstance, Product
 from web.auth import actor, db, engine
 

@@ -25,10 +25,10 @@ from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from engine import products
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
-from engine.invitations import enrolment_filename, enrolment_ics
+from programme import products
+from programme.invitations import enrolment_filename, enrolment_ics
 from storage.criteria import sets_by_code
 from storage.documents import (
     MAX_SIZE,

@@ -1,4 +1,4 @@
-"""Inbox at scale (engine/inbox.py): a program manager's tasks are found
+"""Inbox at scale (programme/inbox.py): a program manager's tasks are found
 through the producers of the province's communes and through the outreach
 campaigns of its areas.
 

@@ -9,7 +9,7 @@ JSON:
                                 "data", "prev_hash", "hash"}]}]}
 A JSON export may also carry "public_key" (PEM) and, per instance, a
 "checkpoint": {checkpoint, statement, signature, leaf, leaf_index, proof}
-(see engine/checkpoints.py); scripts/verify_export.py checks both.
+(see audit/checkpoints.py); scripts/verify_export.py checks both.
 CSV: one row per event, columns CSV_COLUMNS; `data` is the canonical JSON
 of the event's data; an empty actor or element stands for null.
 
@@ -31,9 +31,9 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import select
 
-from engine.audit import GENESIS, as_utc
-from engine.checkpoints import Proofs
-from storage.db import Database
+from audit.checkpoints import Proofs
+from engine.events import GENESIS
+from storage.db import Database, as_utc
 from storage.models import AuditEvent, ProcessDefinition, ProcessInstance, Product, User
 
 FORMAT = "ocop-audit-export/1"

@@ -4,7 +4,7 @@ several worker processes or machines.
     OCOP_BROKER_URL=redis://host:6379/0 celery -A engine.celery_app worker
     OCOP_BROKER_URL=redis://host:6379/0 celery -A engine.celery_app beat
 
-One task, `ocop.run_job(name)`, runs a job of the registry in engine/jobs.py
+One task, `ocop.run_job(name)`, runs a job of the registry in background/jobs.py
 (the same jobs the embedded scheduler runs); beat sends it for every job at
 the job's own interval. The jobs are safe to run twice and side by side, so
 the settings below choose "at least once": a job whose worker dies before
@@ -26,8 +26,8 @@ import os
 
 from celery import Celery
 
-from engine import jobs
-from engine.engine import OcopEngine
+from background import jobs
+from engine.bpmn_engine import BpmnEngine
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 # Longer than any job takes (they work in short batches), so a slow job is
@@ -98,17 +98,17 @@ def make_app() -> Celery:
 
 app = make_app()
 
-_engine: OcopEngine | None = None
+_engine: BpmnEngine | None = None
 _engine_pid: int | None = None
 
 
-def worker_engine() -> OcopEngine:
+def worker_engine() -> BpmnEngine:
     """The engine of this worker process, built on first use. Built per
     process (not in the parent before the pool forks) so that no database
     connection is shared between processes."""
     global _engine, _engine_pid
     if _engine is None or _engine_pid != os.getpid():
-        _engine = OcopEngine.from_environment()
+        _engine = BpmnEngine.from_environment()
         _engine_pid = os.getpid()
     return _engine
 

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from background.jobs import job
+from background.mail import Mailer, MailSettings, mail_domain, mailbox, public_url
 from engine.access import Actor, load_actor
-from engine.inbox import visible_to
-from engine.jobs import job
-from engine.mail import Mailer, MailSettings, mail_domain, mailbox, public_url
+from programme.inbox import visible_to
 from storage.models import DigestSent, InboxTask, Jurisdiction, Producer, Product, RoleAssignment, User
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import audit, clock, diagram, expressions, incidents, roles, statements
+from engine import clock, diagram, expressions, incidents, roles, statements
 from engine.access import Actor, may_act
-from engine.audit import PendingEvent
 from engine.calendar import add_working_days
 from engine.errors import (
     AlreadyInCycle,
@@ -46,6 +45,7 @@ from engine.errors import (
     TaskNotReady,
     UnknownTask,
 )
+from engine.events import GENESIS, PendingEvent, chain, data_delta
 from engine.expressions import SafeScriptEngine
 from engine.forms import validate_form
 from engine.serialization import specs_from_dict, specs_to_dict, state_from_json, state_to_json
@@ -171,9 +171,9 @@ class StepRun:
         return json.dumps(result, default=str)
 
 
-class OcopEngine:
+class BpmnEngine:
     @classmethod
-    def from_environment(cls) -> "OcopEngine":
+    def from_environment(cls) -> "BpmnEngine":
         """Configured by OCOP_DATABASE_URL and OCOP_MAX_RESUBMISSIONS."""
         limit = os.environ.get("OCOP_MAX_RESUBMISSIONS", str(DEFAULT_MAX_RESUBMISSIONS))
         if not limit.isdigit():
@@ -338,7 +338,7 @@ class OcopEngine:
         instance = statements.InstanceRow(
             id=0, definition_id=definition.id, process_id=process_id, product_id=product.id if product else None,
             jurisdiction_id=jurisdiction_id, areas=areas, year=year, status="running", current_step=None,
-            version=0, audit_seq=0, audit_head=audit.GENESIS, product=product)
+            version=0, audit_seq=0, audit_head=GENESIS, product=product)
         columns = {name: getattr(instance, name) for name in statements.INSTANCE_INSERTED}
         try:
             inserted = session.connection().execute(statements.INSERT_INSTANCE, {
@@ -610,7 +610,7 @@ class OcopEngine:
             raise self._service_failure(err) from None
         run.last_data = task.data
         self.advance(run)
-        completion.data["delta"] = audit.data_delta(before, run.last_data,
+        completion.data["delta"] = data_delta(before, run.last_data,
                                                     skip=completion.data["data_key"])
 
     def advance(self, run: StepRun) -> None:
@@ -709,7 +709,7 @@ class OcopEngine:
         the new values, the history events chained after the head. Plain
         Core statements: nothing of this is needed as ORM objects afterwards.
         Returns the new version."""
-        history, seq, head = audit.chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
+        history, seq, head = chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
         new_version = instance.version + 1
         connection = connection_of(unit)
         values = {**values, "version": new_version, "audit_seq": seq, "audit_head": head}

@@ -5,7 +5,7 @@ and on PostgreSQL, then measures `ocop audit verify --all` (every hash
 chain checked and every instance replayed through the engine), chains
 alone, and a signed checkpoint with its verification.
 
-    .venv/bin/python bench/audit.py [--instances N] [--distinct D] [--jobs J] [--no-postgres]
+    .venv/bin/python bench/audit_verify.py [--instances N] [--distinct D] [--jobs J] [--no-postgres]
 
 The instances: D products are run through the real engine with seeded
 random decisions (returns, not recognised, 3 to 5 stars), then their
@@ -33,17 +33,19 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
+from audit import checkpoints, verification  # noqa: E402
 from bench.run import prepared_engine  # noqa: E402
-from engine import audit, checkpoints, verification  # noqa: E402
-from engine.engine import OcopEngine  # noqa: E402
-from engine.simulate import simulate  # noqa: E402
+from demo.simulate import simulate  # noqa: E402
+from engine.bpmn_engine import BpmnEngine  # noqa: E402
+from engine.events import GENESIS, event_hash  # noqa: E402
+from storage.db import as_utc  # noqa: E402
 from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
 
 RESULTS = ROOT / "bench" / "audit_results.json"
 TARGET_SECONDS = 120
 
 
-def build(url: str, instances: int, distinct: int) -> OcopEngine:
+def build(url: str, instances: int, distinct: int) -> BpmnEngine:
     engine = prepared_engine(url)
     simulate(engine, distinct, seed=1)
     with engine.db.transaction() as session:
@@ -77,9 +79,9 @@ def _copy(instance, events, product, instance_id: int, product_id: int):
                    "group_code": product.group_code, "created_at": product.created_at}
     columns = ProcessInstance.__table__.columns.keys()
     instance_row = {c: getattr(instance, c) for c in columns} | {"id": instance_id, "product_id": product_id}
-    prev, rows = audit.GENESIS, []
+    prev, rows = GENESIS, []
     for event in events:
-        digest = audit.event_hash(prev, instance_id, event.seq, audit.as_utc(event.at), event.actor_id, event.kind,
+        digest = event_hash(prev, instance_id, event.seq, as_utc(event.at), event.actor_id, event.kind,
                                   event.element_id, event.data)
         rows.append({"instance_id": instance_id, "seq": event.seq, "at": event.at, "actor_id": event.actor_id,
                      "kind": event.kind, "element_id": event.element_id, "data": event.data, "prev_hash": prev,
@@ -89,7 +91,7 @@ def _copy(instance, events, product, instance_id: int, product_id: int):
     return product_row, instance_row, rows
 
 
-def _insert(engine: OcopEngine, batch) -> None:
+def _insert(engine: BpmnEngine, batch) -> None:
     with engine.db.transaction() as session:
         connection = session.connection()
         connection.execute(insert(Product.__table__), [b[0] for b in batch])

@@ -1,4 +1,4 @@
-"""The `checkpoint` job: sign the history heads once a day (engine/checkpoints.py).
+"""The `checkpoint` job: sign the history heads once a day (audit/checkpoints.py).
 
 Skipped when no signing key is configured, and when nothing changed since
 the last checkpoint (the same root would be signed again).
@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 
-from engine import checkpoints
-from engine.engine import OcopEngine
-from engine.jobs import job
+from audit import checkpoints
+from background.jobs import job
+from engine.bpmn_engine import BpmnEngine
 
 log = logging.getLogger(__name__)
 
 
 @job("checkpoint", every_seconds=24 * 3600, description="Sign every instance's history head (daily)")
-def issue_checkpoint(engine: OcopEngine) -> int:
+def issue_checkpoint(engine: BpmnEngine) -> int:
     try:
         key = checkpoints.load_private_key(checkpoints.key_path())
     except (OSError, ValueError) as err:

@@ -1,9 +1,9 @@
-"""The embedded scheduler: runs the registered jobs (engine/jobs.py) on
+"""The embedded scheduler: runs the registered jobs (background/jobs.py) on
 their intervals, in a thread of the web process or as `ocop worker`.
 
 Without a broker this is all the background work there is; with
 OCOP_BROKER_URL set, Celery beat and workers run the same jobs instead
-(engine/celery_app.py). Every job is safe to run twice, so two web
+(background/celery_app.py). Every job is safe to run twice, so two web
 processes each running this scheduler do no harm, only extra queries.
 """
 from __future__ import annotations
@@ -12,13 +12,13 @@ import logging
 import threading
 import time
 
-from engine import jobs
-from engine.engine import OcopEngine
+from background import jobs
+from engine.bpmn_engine import BpmnEngine
 
 log = logging.getLogger(__name__)
 
 
-def run_once(engine: OcopEngine, names: list[str] | None = None) -> dict[str, int]:
+def run_once(engine: BpmnEngine, names: list[str] | None = None) -> dict[str, int]:
     """Run the jobs now (all, or those named), each on its own; a job that
     fails is logged and the others still run. Returns what each did."""
     done = {}
@@ -36,7 +36,7 @@ def run_once(engine: OcopEngine, names: list[str] | None = None) -> dict[str, in
 class Scheduler:
     """Runs each job when its interval has passed (monotonic time)."""
 
-    def __init__(self, engine: OcopEngine, names: list[str] | None = None):
+    def __init__(self, engine: BpmnEngine, names: list[str] | None = None):
         self.engine = engine
         self.jobs = {name: job for name, job in jobs.all_jobs().items() if not names or name in names}
         self.next_run = dict.fromkeys(self.jobs, 0.0)
@@ -55,7 +55,7 @@ class Scheduler:
             stop.wait(tick_seconds)
 
 
-def start_in_thread(engine: OcopEngine) -> threading.Event:
+def start_in_thread(engine: BpmnEngine) -> threading.Event:
     """The scheduler in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
     thread = threading.Thread(target=Scheduler(engine).run, args=(stop,), name="ocop-worker", daemon=True)

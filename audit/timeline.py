@@ -36,9 +36,9 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from engine.audit import as_utc
 from engine.diagram import FLOW_NODE_TAGS, NS, read_xml
 from engine.errors import DiagramError
+from storage.db import as_utc
 from storage.models import (
     AuditEvent,
     Jurisdiction,

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, may_read_product
-from engine.accounts import MIN_PASSWORD_LENGTH, create_user
 from engine.diagram import PRODUCT_PROCESS
+from programme.accounts import MIN_PASSWORD_LENGTH, create_user
 from storage.areas import area_chain
 from storage.criteria import sets_by_code
 from storage.models import (
@@ -59,7 +59,7 @@ class InvalidRegistration(ValueError):
 
 def may_manage(actor: Actor, producer: Producer) -> bool:
     """Register and start products, upload evidence: the producer's owner or
-    its commune's OCOP officer (the same rule as OcopEngine.start_product)."""
+    its commune's OCOP officer (the same rule as BpmnEngine.start_product)."""
     return producer.id in actor.producer_ids or actor.holds("commune_officer", producer.commune_id)
 
 

@@ -7,8 +7,8 @@ check on an instance) or claims its rows with a conditional UPDATE, so a
 second run finds nothing left to do. Jobs take the time from
 `engine.clock()`, so tests drive them with a fake clock.
 
-The same registry serves the embedded scheduler (`engine/worker.py`,
-inside the web process or `ocop worker`) and Celery (`engine/celery_app.py`,
+The same registry serves the embedded scheduler (`background/worker.py`,
+inside the web process or `ocop worker`) and Celery (`background/celery_app.py`,
 when OCOP_BROKER_URL is set): a job is named here once and run there.
 """
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
-    function: Callable[[OcopEngine], int]
+    function: Callable[[BpmnEngine], int]
     every_seconds: int  # how often the schedulers run it
     description: str
 
@@ -33,7 +33,7 @@ JOBS: dict[str, Job] = {}
 def job(name: str, every_seconds: int, description: str):
     """Register a job under the name the schedulers use."""
 
-    def register(function: Callable[[OcopEngine], int]) -> Callable[[OcopEngine], int]:
+    def register(function: Callable[[BpmnEngine], int]) -> Callable[[BpmnEngine], int]:
         if name in JOBS:
             raise ValueError(f"job '{name}' registered twice")
         JOBS[name] = Job(name, function, every_seconds, description)
@@ -47,7 +47,7 @@ def all_jobs() -> dict[str, Job]:
     return dict(JOBS)
 
 
-def run(engine: OcopEngine, name: str) -> int:
+def run(engine: BpmnEngine, name: str) -> int:
     jobs = all_jobs()
     if name not in jobs:
         raise LookupError(f"no job '{name}' (known: {', '.join(sorted(jobs))})")
@@ -63,4 +63,4 @@ def _load_builtin_jobs() -> None:
 
 
 # Modules that define jobs. Listed here so that every scheduler sees the same set.
-BUILTIN_JOB_MODULES = ("engine.timers", "engine.retries", "engine.outbox", "engine.digests", "engine.checkpoint_job")
+BUILTIN_JOB_MODULES = ("background.timers", "background.retries", "background.outbox", "background.digests", "background.checkpoint_job")

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, replay
-from engine.audit import Problem
-from engine.engine import OcopEngine
+from audit.chain import verify_chain
+from engine import replay
+from engine.bpmn_engine import BpmnEngine
+from engine.events import EVENT_MISSING, Finding
 from storage.db import Database
 from storage.models import AuditEvent, ProcessInstance
 
@@ -30,7 +31,7 @@ EVENT_COLUMNS = [AuditEvent.__table__.c[name] for name in (
 class Report:
     instances: int = 0
     events: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -47,7 +48,7 @@ class Report:
         self.problems.extend(other.problems)
 
 
-def verify_batch(engine: OcopEngine, session: Session, instance_ids: list[int], replay_too: bool = True) -> Report:
+def verify_batch(engine: BpmnEngine, session: Session, instance_ids: list[int], replay_too: bool = True) -> Report:
     """Chain and replay of some instances, read in two queries."""
     report = Report()
     instances = {i.id: i for i in session.scalars(select(ProcessInstance).where(ProcessInstance.id.in_(instance_ids)))}
@@ -59,19 +60,19 @@ def verify_batch(engine: OcopEngine, session: Session, instance_ids: list[int], 
     for instance_id in instance_ids:
         instance = instances.get(instance_id)
         if instance is None:
-            report.problems.append(Problem(instance_id, None, audit.EVENT_MISSING, "no such instance"))
+            report.problems.append(Finding(instance_id, None, EVENT_MISSING, "no such instance"))
             continue
         rows = events.get(instance_id, [])
         report.instances += 1
         report.events += len(rows)
-        report.problems.extend(audit.verify_chain(session, instance_id, rows,
+        report.problems.extend(verify_chain(session, instance_id, rows,
                                                   head=(instance.audit_seq, instance.audit_head)))
         if replay_too:
             report.problems.extend(replay.replay_instance(engine, session, instance, rows))
     return report
 
 
-def verify_instance(engine: OcopEngine, instance_id: int) -> Report:
+def verify_instance(engine: BpmnEngine, instance_id: int) -> Report:
     started = time.perf_counter()
     with engine.db.transaction() as session:
         report = verify_batch(engine, session, [instance_id])
@@ -79,12 +80,12 @@ def verify_instance(engine: OcopEngine, instance_id: int) -> Report:
     return report
 
 
-def all_instance_ids(engine: OcopEngine) -> list[int]:
+def all_instance_ids(engine: BpmnEngine) -> list[int]:
     with engine.db.transaction() as session:
         return list(session.scalars(select(ProcessInstance.id).order_by(ProcessInstance.id)))
 
 
-def verify(engine: OcopEngine, instance_ids: list[int] | None = None, replay_too: bool = True, jobs: int = 1,
+def verify(engine: BpmnEngine, instance_ids: list[int] | None = None, replay_too: bool = True, jobs: int = 1,
            progress=None) -> Report:
     """Verify the given instances (all when None); `progress(n)` is called
     as batches finish."""
@@ -115,12 +116,12 @@ def verify(engine: OcopEngine, instance_ids: list[int] | None = None, replay_too
     return report
 
 
-_worker_engine: OcopEngine | None = None
+_worker_engine: BpmnEngine | None = None
 
 
 def _start_worker(database_url: str) -> None:
     global _worker_engine
-    _worker_engine = OcopEngine(Database(database_url))
+    _worker_engine = BpmnEngine(Database(database_url))
 
 
 def _verify_in_worker(batch: list[int], replay_too: bool) -> Report:

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import logging
 
+from background.jobs import job
 from engine import incidents
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import ConcurrencyConflict, OcopError
-from engine.jobs import job
 from storage.models import INCIDENT_RESOLVED, Incident
 
 log = logging.getLogger(__name__)
 
 
 @job("retries", every_seconds=60, description="Retry failed service tasks (exponential backoff), then open incidents")
-def retry_failed_service_tasks(engine: OcopEngine) -> int:
+def retry_failed_service_tasks(engine: BpmnEngine) -> int:
     """Incidents resolved in this run."""
     with engine.db.transaction() as session:
         due = incidents.due(session, engine.clock())

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit
-from engine.audit import CHECKPOINT_MISMATCH, EVENT_MISSING, Problem
+from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, Finding, event_hash
+from storage.db import as_utc
 from storage.models import AuditCheckpoint, AuditEvent, ProcessInstance
 
 FORMAT = "ocop-checkpoint/1"
@@ -183,7 +183,7 @@ def issue(session: Session, private_key: Ed25519PrivateKey, now: datetime,
     leaves = [Leaf(r.id, r.audit_seq, r.audit_head) for r in rows]
     root = merkle_root([leaf_hash(leaf.bytes) for leaf in leaves]).hex()
     public = private_key.public_key()
-    statement = {"format": FORMAT, "created_at": audit.as_utc(now).isoformat(timespec="microseconds"),
+    statement = {"format": FORMAT, "created_at": as_utc(now).isoformat(timespec="microseconds"),
                  "tree_size": len(leaves), "event_count": sum(leaf.seq for leaf in leaves), "root": root,
                  "key_id": key_id(public)}
     signed = statement_bytes(statement)
@@ -239,7 +239,7 @@ class CheckpointResult:
     checkpoint_id: int | None
     created_at: str
     covered: int           # instances the checkpoint covers
-    problems: list[Problem]
+    problems: list[Finding]
 
     @property
     def ok(self) -> bool:
@@ -256,22 +256,22 @@ def verify_document(session: Session, document: dict, public_key: Ed25519PublicK
     result = CheckpointResult(document.get("id"), str(statement.get("created_at")),
                               len(document.get("leaves") or []), [])
     if document.get("format") != FORMAT or statement.get("format") != FORMAT:
-        result.problems.append(Problem(None, None, CHECKPOINT_MISMATCH, f"not an {FORMAT} document"))
+        result.problems.append(Finding(None, None, CHECKPOINT_MISMATCH, f"not an {FORMAT} document"))
         return result
     try:
         public_key.verify(base64.b64decode(document.get("signature", "")), statement_bytes(statement))
     except (InvalidSignature, ValueError):
-        result.problems.append(Problem(None, None, CHECKPOINT_MISMATCH,
+        result.problems.append(Finding(None, None, CHECKPOINT_MISMATCH,
                                        "the signature does not verify with this public key: the checkpoint "
                                        "was altered or signed by another key"))
         return result
     if statement.get("key_id") != key_id(public_key):
-        result.problems.append(Problem(None, None, CHECKPOINT_MISMATCH, "the statement names another key"))
+        result.problems.append(Finding(None, None, CHECKPOINT_MISMATCH, "the statement names another key"))
         return result
     leaves = [Leaf(int(i), int(s), str(h)) for i, s, h in document.get("leaves") or []]
     root = merkle_root([leaf_hash(leaf.bytes) for leaf in leaves]).hex()
     if root != statement.get("root") or len(leaves) != statement.get("tree_size"):
-        result.problems.append(Problem(None, None, CHECKPOINT_MISMATCH,
+        result.problems.append(Finding(None, None, CHECKPOINT_MISMATCH,
                                        "the leaves do not make the signed root: the leaf list was altered"))
         return result
     if instance_ids is not None:
@@ -286,7 +286,7 @@ def verify_document(session: Session, document: dict, public_key: Ed25519PublicK
     return result
 
 
-def _check_leaves(session: Session, leaves: list[Leaf], checkpoint_id) -> list[Problem]:
+def _check_leaves(session: Session, leaves: list[Leaf], checkpoint_id) -> list[Finding]:
     ids = [leaf.instance_id for leaf in leaves]
     rows = session.execute(select(AuditEvent.instance_id, AuditEvent.seq, AuditEvent.at, AuditEvent.actor_id,
                                   AuditEvent.kind, AuditEvent.element_id, AuditEvent.data)
@@ -298,21 +298,21 @@ def _check_leaves(session: Session, leaves: list[Leaf], checkpoint_id) -> list[P
     problems = []
     label = f"checkpoint {checkpoint_id}" if checkpoint_id is not None else "the checkpoint"
     for leaf in leaves:
-        digest, seq = audit.GENESIS, 0
+        digest, seq = GENESIS, 0
         for row in by_instance.get(leaf.instance_id, []):
             if row.seq > leaf.seq:
                 break
             if row.seq != seq + 1:
                 break
-            digest = audit.event_hash(digest, leaf.instance_id, row.seq, audit.as_utc(row.at), row.actor_id,
+            digest = event_hash(digest, leaf.instance_id, row.seq, as_utc(row.at), row.actor_id,
                                       row.kind, row.element_id, row.data)
             seq = row.seq
         if seq < leaf.seq:
-            problems.append(Problem(leaf.instance_id, seq + 1, EVENT_MISSING,
+            problems.append(Finding(leaf.instance_id, seq + 1, EVENT_MISSING,
                                     f"{label} covers events 1-{leaf.seq}; from event {seq + 1} on they are "
                                     "missing or out of sequence"))
         elif digest != leaf.head:
-            problems.append(Problem(leaf.instance_id, leaf.seq, CHECKPOINT_MISMATCH,
+            problems.append(Finding(leaf.instance_id, leaf.seq, CHECKPOINT_MISMATCH,
                                     f"events 1-{leaf.seq} no longer hash to the head signed in {label}: "
                                     "an event up to here was rewritten (its hashes recomputed)"))
     return problems

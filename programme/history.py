@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.audit import as_utc
+from storage.db import as_utc
 from storage.models import AuditEvent, User
 
 # Service handlers whose results tell the producer's story (training

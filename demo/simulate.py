@@ -12,13 +12,14 @@ from typing import Callable
 
 from sqlalchemy import select
 
+from demo.seed import run_outreach
 from engine.access import load_actor
+from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
-from engine.demo import run_outreach
 from engine.driver import Driver
-from engine.engine import OcopEngine
 from engine.errors import RegistrationClosed
-from engine.samples import SampleDecider, add_sample_products
+from engine.samples import SampleDecider
+from engine.sandbox import add_sample_products
 from storage.models import AuditEvent, Jurisdiction, ProcessInstance, User
 
 SIM_USERNAME = "sim.producer"
@@ -26,7 +27,7 @@ STEP_NAMES = {2: "ý tưởng / idea", 3: "phương án / plan", 4: "triển kha
               5: "đánh giá / evaluation", 6: "xúc tiến / promotion"}
 
 
-def create_products(engine: OcopEngine, count: int, rng: random.Random) -> list[int]:
+def create_products(engine: BpmnEngine, count: int, rng: random.Random) -> list[int]:
     """Producers and products spread over every commune, owned by one
     simulation user (so the producer's tasks have a real actor)."""
     with engine.db.transaction() as session:
@@ -42,7 +43,7 @@ def create_products(engine: OcopEngine, count: int, rng: random.Random) -> list[
         return add_sample_products(session, owner.id, commune_ids, count, rng, "mô phỏng")
 
 
-def simulate(engine: OcopEngine, products: int, seed: int,
+def simulate(engine: BpmnEngine, products: int, seed: int,
              progress: Callable[[int], None] | None = None) -> dict:
     rng = random.Random(seed)
     if not hasattr(engine.clock, "now"):
@@ -70,7 +71,7 @@ def simulate(engine: OcopEngine, products: int, seed: int,
     return funnel(engine, instance_ids)
 
 
-def funnel(engine: OcopEngine, instance_ids: list[int]) -> dict:
+def funnel(engine: BpmnEngine, instance_ids: list[int]) -> dict:
     """How many products reached each step, how many were returned (and
     resubmitted), where they ended, and the star distribution."""
     reached: Counter = Counter()

@@ -53,7 +53,7 @@ def visible_to(actor: Actor):
 class Supervision:
     """The areas whose tasks a supervisor (program manager of a province,
     administrator) oversees: they may see, release and reassign those tasks
-    without holding the tasks' roles. Mirrors engine.engine._supervises."""
+    without holding the tasks' roles. Mirrors engine.bpmn_engine._supervises."""
 
     everything: bool = False
     area_ids: frozenset[int] = frozenset()

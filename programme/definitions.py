@@ -10,26 +10,32 @@ Who may change which scope (one rule, `may_manage`):
 Each deploy and activate writes an AdminLogEntry (who, when, action,
 version, province, message) in the *same* transaction as the change, so
 there is never a change without its log line, nor a log line without its
-change. That is why `deploy` does not call OcopEngine.deploy (which opens
+change. That is why `deploy` does not call BpmnEngine.deploy (which opens
 its own transaction): it runs the same steps -- the three-layer check,
 the next version per name, one active version per scope through
-`OcopEngine.activate` -- inside one unit of work with the log entry.
+`BpmnEngine.activate` -- inside one unit of work with the log entry.
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import diagram
 from engine.access import Actor
-from engine.engine import OcopEngine
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError
 from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_MESSAGE_LENGTH = 2000
+
+# The diagrams that ship with the product (`ocop init` deploys them).
+PROCESSES_DIR = Path(__file__).resolve().parents[1] / "processes"
+NATIONAL_DIAGRAM = ("ocop_cycle", PROCESSES_DIR / "ocop_cycle.bpmn")
+TWO_TIER_DIAGRAM = ("ocop_cycle_two_tier", PROCESSES_DIR / "variants" / "ocop_cycle_two_tier.bpmn")
 
 
 class Refused(OcopError):
@@ -61,7 +67,7 @@ def admin_log(session: Session, limit: int = 100) -> list[AdminLogEntry]:
                                 .order_by(AdminLogEntry.at.desc(), AdminLogEntry.id.desc()).limit(limit)))
 
 
-def deploy(engine: OcopEngine, actor: Actor, xml: bytes | str, name: str, message: str = "",
+def deploy(engine: BpmnEngine, actor: Actor, xml: bytes | str, name: str, message: str = "",
            province_id: int | None = None, activate: bool = True) -> ProcessDefinition:
     """Check the diagram and store it as the next version of `name` for the
     scope (national or one province), active by default. The same bytes as
@@ -87,7 +93,7 @@ def deploy(engine: OcopEngine, actor: Actor, xml: bytes | str, name: str, messag
     return definition
 
 
-def activate(engine: OcopEngine, actor: Actor, definition_id: int, message: str = "") -> ProcessDefinition:
+def activate(engine: BpmnEngine, actor: Actor, definition_id: int, message: str = "") -> ProcessDefinition:
     """Make a stored version the active one of its scope (e.g. roll back)."""
     with engine.db.transaction() as session:
         definition = session.get(ProcessDefinition, definition_id)
@@ -115,10 +121,22 @@ def _require_province(session: Session, province_id: int | None) -> None:
         raise Refused(f"jurisdiction {province_id} is not a province")
 
 
-def log_action(session: Session, engine: OcopEngine, actor: Actor, action: str,
+def log_action(session: Session, engine: BpmnEngine, actor: Actor, action: str,
          definition: ProcessDefinition, message: str) -> None:
     """Append to the admin log, in the caller's transaction."""
     session.add(AdminLogEntry(
         at=engine.clock(), actor_id=actor.user_id, actor_name=actor.name, action=action,
         definition_id=definition.id, definition_name=definition.name,
         definition_version=definition.version, province_id=definition.province_id, message=message))
+
+
+def deploy_bundled(engine: BpmnEngine, author: str = "ocop init") -> None:
+    """Deploy the national diagram; the two-tier variant is deployed too and
+    activated for Lào Cai when that province exists."""
+    name, path = NATIONAL_DIAGRAM
+    engine.deploy(path.read_bytes(), name, author, "Bundled seed-era cycle (rule set 148)")
+    with engine.db.transaction() as session:
+        lao_cai = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "LC"))
+    name, path = TWO_TIER_DIAGRAM
+    engine.deploy(path.read_bytes(), name, author, "Two-tier cycle after July 2025",
+                  province_id=lao_cai, activate=lao_cai is not None)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from icalendar import Calendar, Event
 from sqlalchemy.orm import Session
 
-from engine.mail import mail_domain, public_url
+from background.mail import mail_domain, public_url
 from storage.models import Enrolment, Producer, Training
 
 # Which notification announces the enrolment of which training topic: the

@@ -2,7 +2,7 @@
 
 `timer_due` lists, for every running instance, when each timer it waits on
 fires (the engine rewrites the rows with every write of the instance).
-Each due instance is stepped through `OcopEngine.fire_due_timers`: one
+Each due instance is stepped through `BpmnEngine.fire_due_timers`: one
 transaction with the optimistic version check, like a task completion, so
 two workers (or a worker and a user) never both move it.
 """
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from engine.engine import OcopEngine
+from background.jobs import job
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import ConcurrencyConflict, ServiceTaskFailed
-from engine.jobs import job
 
 log = logging.getLogger(__name__)
 
 
 @job("timers", every_seconds=60, description="Fire due BPMN timers (deadlines, escalations, rounds)")
-def fire_due_timers(engine: OcopEngine) -> int:
+def fire_due_timers(engine: BpmnEngine) -> int:
     """Instances whose due timers fired in this run."""
     fired = 0
     for instance_id in engine.due_timer_instances():
