@@ -1,9 +1,9 @@
 """Finding instances for the auditor, and who may see which.
 
-Scope: auditors and administrators see every instance; a program manager
-the instances of the provinces where they hold that role; nobody else any
-(`scope_of` returns None). Every query here is limited to the scope in SQL,
-so a page, a count or an export never holds an instance outside it.
+Scope: who reads which instances is engine.access's `Oversight` (auditors
+and administrators every instance, a program manager those of their
+provinces, nobody else any). Every query here is limited to it in SQL, so a
+page, a count or an export never holds an instance outside it.
 
 Text filters (product, producer, commune, actor) match a substring without
 regard to case or Vietnamese diacritics ("ho tieu" finds "Hồ tiêu"). SQL's
@@ -19,54 +19,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, String, and_, exists, false, func, or_, select, true
+from sqlalchemy import Select, String, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from engine.access import Actor, overseen_provinces
+from engine.access import Oversight
 from storage.models import AuditEvent, Jurisdiction, ProcessDefinition, ProcessInstance, Producer, Product, User
 
 PAGE_SIZE = 25
 # Dates on the search form are Vietnamese calendar days.
 LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 OUTCOMES = ("running", "completed", "cancelled")
-
-
-# --- scope -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AuditScope:
-    everything: bool = False
-    province_ids: frozenset[int] = frozenset()
-
-    def condition(self):
-        """SQL: the instance is in scope (its area lies in one of the provinces)."""
-        if self.everything:
-            return true()
-        if not self.province_ids:
-            return false()
-        return ProcessInstance.jurisdiction_id.in_(areas_under(self.province_ids))
-
-    def covers(self, areas: dict | None) -> bool:
-        """The same rule for one instance, by its area chain ({level: id}: it names the province)."""
-        return self.everything or (areas or {}).get("province") in self.province_ids
-
-
-def scope_of(actor: Actor) -> AuditScope | None:
-    """The actor's scope, or None when they may not read audit histories."""
-    national, provinces = overseen_provinces(actor)
-    if national:
-        return AuditScope(everything=True)
-    return AuditScope(province_ids=provinces) if provinces else None
-
-
-def areas_under(province_ids) -> Select:
-    """Ids of the provinces and every area below them (districts, communes;
-    a commune may hang directly under its province since July 2025)."""
-    provinces = list(province_ids)
-    children = select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(provinces))
-    return select(Jurisdiction.id).where(or_(Jurisdiction.id.in_(provinces),
-                                             Jurisdiction.parent_id.in_(provinces),
-                                             Jurisdiction.parent_id.in_(children)))
 
 
 # --- folding text ------------------------------------------------------------------------
@@ -170,8 +132,8 @@ def _base(columns) -> Select:
             .outerjoin(Producer, Producer.id == Product.producer_id))
 
 
-def _conditions(session: Session, scope: AuditScope, f: AuditFilter) -> list:
-    conditions = [scope.condition()]
+def _conditions(session: Session, scope: Oversight, f: AuditFilter) -> list:
+    conditions = [scope.instances()]
     for column, term in ((Product.name, f.product), (Producer.name, f.producer), (_Area.name, f.commune)):
         if term.strip():
             conditions.append(_folded(session, column).contains(fold(term.strip()), autoescape=True))
@@ -201,7 +163,7 @@ def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=LOCAL_ZONE).astimezone(timezone.utc)
 
 
-def search(session: Session, scope: AuditScope, f: AuditFilter, page_size: int = PAGE_SIZE) -> SearchPage:
+def search(session: Session, scope: Oversight, f: AuditFilter, page_size: int = PAGE_SIZE) -> SearchPage:
     """One page of the instances in scope that match, newest start first."""
     where = and_(*_conditions(session, scope, f))
     total = session.scalar(_base([func.count(ProcessInstance.id)]).where(where)) or 0
@@ -218,14 +180,14 @@ def search(session: Session, scope: AuditScope, f: AuditFilter, page_size: int =
     return SearchPage([InstanceSummary(*row) for row in rows], total, page, pages)
 
 
-def matching_ids(session: Session, scope: AuditScope, f: AuditFilter) -> list[int]:
+def matching_ids(session: Session, scope: Oversight, f: AuditFilter) -> list[int]:
     """Every matching instance id in scope (no paging), oldest first: what
     a filtered export covers."""
     where = and_(*_conditions(session, scope, f))
     return list(session.scalars(_base([ProcessInstance.id]).where(where).order_by(ProcessInstance.id)))
 
 
-def end_events(session: Session, scope: AuditScope) -> list[str]:
+def end_events(session: Session, scope: Oversight) -> list[str]:
     """The end events instances in scope finished at (for the outcome filter)."""
     return sorted(session.scalars(_base([ProcessInstance.end_event]).where(
-        scope.condition(), ProcessInstance.end_event.is_not(None)).distinct()))
+        scope.instances(), ProcessInstance.end_event.is_not(None)).distinct()))

@@ -22,8 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from background.jobs import job
 from background.mail import Mailer, MailSettings, mail_domain, mailbox, public_url
-from engine.access import Actor, load_actor
-from programme.inbox import visible_to
+from engine.access import Actor, acting_on_tasks, load_actor
 from storage.models import DigestSent, InboxTask, Jurisdiction, Producer, Product, RoleAssignment, User
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ def compose(engine, user_id: int, now: datetime) -> Digest | None:
     with engine.db.transaction() as session:
         actor: Actor = load_actor(session, user_id)
         user = session.get(User, user_id)
-        mine = visible_to(actor)
+        mine = acting_on_tasks(actor)
         waiting = session.scalar(select(func.count()).select_from(InboxTask).where(mine))
         if not waiting:
             return None

@@ -1,14 +1,42 @@
-"""Who may act on which task: one rule, used by every caller."""
+"""Who may see and act on what: each rule once.
+
+A rule is a Python predicate, for one row in hand, and -- where pages and
+queries filter many rows by it -- the SQL condition beside it, so the two
+are read (and changed) together. tests/test_access_policy.py checks, for
+random actors and rows, that each predicate and its SQL agree.
+
+| rule                                          | predicate            | SQL                        |
+|-----------------------------------------------|----------------------|----------------------------|
+| act on a task (inbox, complete, claim)        | may_act              | acting_on_tasks            |
+| manage a producer: register and start its     | may_manage_producer  | managed_producers          |
+| products, upload their evidence               |                      |                            |
+| register producers in a commune               | registering_communes |                            |
+| read a product's record (status, history,     | may_read_product     | readable_products          |
+| dossier files)                                |                      |                            |
+| supervise an instance: cancel it, release,    | supervises           | Supervision (supervision_of)|
+| reassign its tasks, retry failed services     |                      |                            |
+| oversee the programme's records (audit        | Oversight.covers     | Oversight.instances        |
+| histories, dashboard)                         | (oversight_of)       |                            |
+| change a scope's diagram (deploy, activate,   | may_change_diagrams  |                            |
+| migrate)                                      |                      |                            |
+| start the outreach campaign (cycle step 1)    | may_start_outreach   |                            |
+
+Areas: every product and instance has an area chain ({"commune": id,
+"district": id, "province": id, "central": id}; no district after July 2025).
+A role is held for one area (`Actor.roles`: (role, area id)).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, null, select, union_all
+from sqlalchemy import Select, and_, bindparam, false, null, or_, select, true, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storage.db import connection_of
-from storage.models import InboxTask, Producer, RoleAssignment, User
+from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, RoleAssignment, User
+
+NATIONAL_ROLES = ("auditor", "admin")  # read every province's records
 
 
 @dataclass(frozen=True)
@@ -24,6 +52,16 @@ class Actor:
     def holds(self, role: str, jurisdiction_id: int | None) -> bool:
         return (role, jurisdiction_id) in self.roles
 
+    def areas_of(self, role: str) -> set[int]:
+        return {area for held, area in self.roles if held == role and area is not None}
+
+    @property
+    def is_admin(self) -> bool:
+        return any(role == "admin" for role, _area in self.roles)
+
+
+# The operator's command line (`ocop migrate`): holds the admin role.
+SYSTEM_ACTOR = Actor(user_id=None, name="ocop-cli (system)", roles=frozenset({("admin", None)}))
 
 # Built once, and plain Core: every request loads its actor, and building a
 # statement, or going through the ORM, costs more than running these.
@@ -54,13 +92,57 @@ def load_actor(session: Session | Connection, user_id: int, name: str | None = N
     return Actor(user_id, name, frozenset(roles), frozenset(producers))
 
 
-def may_act(actor: Actor, task: InboxTask) -> bool:
+# --- acting on a task ------------------------------------------------------------------
+
+def may_act(actor: Actor, task) -> bool:
     """A producer acts on its own products' tasks; an officer on tasks of
-    its role in its own area (the task row carries the area at the role's level)."""
+    its role in its own area (the task row carries the area at the role's
+    level). `task`: anything with role, jurisdiction_id and producer_id."""
     if task.role == "producer":
         return task.producer_id in actor.producer_ids
     return actor.holds(task.role, task.jurisdiction_id)
 
+
+def acting_on_tasks(actor: Actor):
+    """SQL on InboxTask: may_act.
+
+    One `role = :role AND jurisdiction_id IN (:areas)` per role held, so
+    both databases walk ix_task_role_area_created on both columns (SQLite
+    reads a row-value IN list through the index's first column only)."""
+    areas_by_role: dict[str, set[int]] = {}
+    for role, area in actor.roles:
+        if area is not None:
+            areas_by_role.setdefault(role, set()).add(area)
+    conditions = [and_(InboxTask.role == role, InboxTask.jurisdiction_id.in_(sorted(areas)))
+                  for role, areas in sorted(areas_by_role.items())]
+    if actor.producer_ids:
+        conditions.append(and_(InboxTask.role == "producer", InboxTask.producer_id.in_(sorted(actor.producer_ids))))
+    return or_(*conditions) if conditions else false()
+
+
+# --- managing producers ----------------------------------------------------------------
+
+def may_manage_producer(actor: Actor, producer_id: int | None, commune_id: int | None) -> bool:
+    """Register and start a producer's products, upload their evidence: the
+    producer's owner or its commune's OCOP officer."""
+    return producer_id in actor.producer_ids or actor.holds("commune_officer", commune_id)
+
+
+def managed_producers(actor: Actor):
+    """SQL on Producer: may_manage_producer."""
+    condition = Producer.id.in_(sorted(actor.producer_ids))
+    communes = registering_communes(actor)
+    if communes:
+        condition = condition | Producer.commune_id.in_(communes)
+    return condition
+
+
+def registering_communes(actor: Actor) -> list[int]:
+    """Communes where the actor is the OCOP officer: may register producers there."""
+    return sorted(actor.areas_of("commune_officer"))
+
+
+# --- reading a product's record ----------------------------------------------------------
 
 def may_read_product(actor: Actor, producer_id: int | None, areas) -> bool:
     """Read a product's record (status, history, dossier files): its
@@ -74,11 +156,148 @@ def may_read_product(actor: Actor, producer_id: int | None, areas) -> bool:
     return any(role == "auditor" or area in areas for role, area in actor.roles)
 
 
-def overseen_provinces(actor: Actor) -> tuple[bool, frozenset[int]]:
-    """Whose programme records (audit histories, the dashboard) an actor may
-    read: (True, ...) for auditors and administrators, who read every
-    province; else the provinces where they are program manager (empty
-    for everyone else)."""
-    national = any(role in ("auditor", "admin") for role, _area in actor.roles)
-    managed = frozenset(area for role, area in actor.roles if role == "program_manager" and area is not None)
-    return national, managed
+def readable_products(actor: Actor, producer_id, commune, up1, up2):
+    """SQL: may_read_product, for a product whose producer id column is
+    `producer_id` and whose commune and its ancestors are the Jurisdiction
+    aliases `commune`, `up1` (its parent) and `up2` (its grandparent),
+    outer-joined: a chain is at most commune, district, province, central."""
+    if any(role == "auditor" for role, _area in actor.roles):
+        return true()
+    areas = sorted({area for _role, area in actor.roles if area is not None})
+    conditions = []
+    if actor.producer_ids:
+        conditions.append(producer_id.in_(sorted(actor.producer_ids)))
+    if areas:
+        conditions.append(or_(commune.id.in_(areas), commune.parent_id.in_(areas),
+                              up1.parent_id.in_(areas), up2.parent_id.in_(areas)))
+    return or_(*conditions) if conditions else false()
+
+
+# --- supervising instances ----------------------------------------------------------------
+
+def supervises(actor: Actor, areas) -> bool:
+    """Cancel an instance, release or reassign its tasks, retry or skip its
+    failed service tasks: program managers of its province and
+    administrators. `areas` is the instance's area chain ({level: id})."""
+    return actor.is_admin or actor.holds("program_manager", areas.get("province"))
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """SQL on InboxTask: supervises, as the areas whose tasks a supervisor
+    sees, releases and reassigns without holding the tasks' roles: every
+    area of its provinces (the province and all below it), or everything."""
+
+    everything: bool = False
+    area_ids: frozenset[int] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.area_ids)
+
+    def task_ids(self) -> list[Select]:
+        """Selects of the supervised tasks' ids, each served by an index.
+        A product's task belongs to the province its producer's commune is
+        in, whatever level acts on it (central council tasks included):
+        producers by commune (ix_producer_commune_id), then their tasks
+        (ix_task_producer). An outreach task (no product) belongs to the
+        area it runs in (ix_task_outreach_area)."""
+        # One expanding parameter for a province's ~150 areas, not one
+        # bound expression built per area and statement.
+        areas = sorted(self.area_ids)
+        return [select(InboxTask.id).join(Producer, Producer.id == InboxTask.producer_id)
+                .where(Producer.commune_id.in_(bindparam("supervised_communes", areas, expanding=True)))
+                .correlate(None),
+                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(
+                    bindparam("supervised_areas", areas, expanding=True))).correlate(None)]
+
+    def condition(self):
+        if self.everything:
+            return true()
+        if not self.area_ids:
+            return false()
+        return InboxTask.id.in_(union_all(*self.task_ids()))
+
+    def covers(self, task, commune_id: int | None) -> bool:
+        """One task row (and its product's commune): the same as condition()."""
+        if self.everything:
+            return True
+        if task.product_id is None:
+            return task.jurisdiction_id in self.area_ids
+        return commune_id in self.area_ids
+
+
+def supervision_of(session: Session, actor: Actor) -> Supervision:
+    """What the actor supervises: administrators everything, a program
+    manager every area of its province (the province and all below it)."""
+    if actor.is_admin:
+        return Supervision(everything=True)
+    frontier = actor.areas_of("program_manager")
+    areas = set(frontier)
+    while frontier:  # province -> districts -> communes: at most three rounds
+        frontier = set(session.scalars(select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(frontier)))) - areas
+        areas |= frontier
+    return Supervision(area_ids=frozenset(areas))
+
+
+# --- overseeing the programme's records ------------------------------------------------
+
+@dataclass(frozen=True)
+class Oversight:
+    """Whose programme records (audit histories, the dashboard) an actor
+    reads: every province (auditors and administrators) or the provinces
+    where they are program manager; nobody else any."""
+
+    everything: bool = False
+    province_ids: frozenset[int] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.province_ids)
+
+    def covers(self, areas: dict | None) -> bool:
+        """One instance, by its area chain ({level: id}: it names the province)."""
+        return self.everything or (areas or {}).get("province") in self.province_ids
+
+    def instances(self):
+        """SQL on ProcessInstance: covers (the instance's area lies in one of the provinces)."""
+        if self.everything:
+            return true()
+        if not self.province_ids:
+            return false()
+        return ProcessInstance.jurisdiction_id.in_(areas_under(self.province_ids))
+
+
+def oversight_of(actor: Actor) -> Oversight:
+    if any(role in NATIONAL_ROLES for role, _area in actor.roles):
+        return Oversight(everything=True)
+    return Oversight(province_ids=frozenset(actor.areas_of("program_manager")))
+
+
+def areas_under(province_ids) -> Select:
+    """Ids of the provinces and every area below them (districts, communes;
+    a commune may hang directly under its province since July 2025)."""
+    provinces = list(province_ids)
+    children = select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(provinces))
+    return select(Jurisdiction.id).where(or_(Jurisdiction.id.in_(provinces),
+                                             Jurisdiction.parent_id.in_(provinces),
+                                             Jurisdiction.parent_id.in_(children)))
+
+
+# --- changing diagrams, starting outreach ------------------------------------------------
+
+def may_change_diagrams(actor: Actor, province_id: int | None) -> bool:
+    """Deploy, activate and migrate in a scope: the national diagram
+    (province_id None) needs the admin role (the national change affects
+    every province without a variant of its own); a province's variant its
+    program manager, or an administrator."""
+    if actor.is_admin:
+        return True
+    return province_id is not None and actor.holds("program_manager", province_id)
+
+
+def may_start_outreach(actor: Actor, jurisdiction_id: int, areas) -> bool:
+    """Start cycle step 1 (the outreach campaign) in a locality: its own
+    OCOP officer (district, or commune directly under a province), its
+    province's program manager, or an administrator of the central level."""
+    return any(actor.holds(role, area) for role, area in (
+        ("district_officer", jurisdiction_id), ("commune_officer", jurisdiction_id),
+        ("program_manager", areas.get("province")), ("admin", areas.get("central"))))

@@ -14,7 +14,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from engine.access import Actor, load_actor
-from engine.bpmn_engine import BpmnEngine, StepResult
+from engine.bpmn_engine import BpmnEngine
+from engine.execution import Outcome
 from engine.samples import SampleDecider
 from storage.db import as_utc
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue
@@ -43,7 +44,7 @@ class Driver:
         return self._actors[key]
 
     def complete_next(self, instance_id: int, quality: float | None = None,
-                      overrides: dict[str, dict] | None = None) -> StepResult | None:
+                      overrides: dict[str, dict] | None = None) -> Outcome | None:
         """Complete the oldest ready task of the instance; None when none is ready.
         `overrides` maps a form key to the data to submit instead of a sample."""
         tasks = self.engine.ready_tasks(instance_id)
@@ -60,7 +61,7 @@ class Driver:
         return self.engine.complete_task(task.id, data, self.actor_for(task))
 
     def run_to_end(self, instance_id: int, quality: float | None = None, max_tasks: int = 200,
-                   stop_at_form: str | None = None) -> StepResult | None:
+                   stop_at_form: str | None = None) -> Outcome | None:
         """Complete tasks until the instance finishes (or a task with
         `stop_at_form` is ready, or nothing is ready and no timer can be
         waited for)."""

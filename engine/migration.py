@@ -5,9 +5,11 @@ started on. When a program manager fixes a later part of the diagram (a
 task's name, its dueDays, a new element ahead), the instances already
 running can be moved to the new version -- when that is safe.
 
-`plan` is the dry run (nothing is written); `migrate` re-plans each instance
-inside its own transaction and moves the safe ones, through the engine's one
-write of an instance row (optimistic version check, hash-chained audit).
+`plan` is the dry run (nothing is written); `migrate_instances` re-plans
+each instance inside its own transaction and moves the safe ones, through the
+engine's one write of an instance row (optimistic version check,
+hash-chained audit). Who may migrate, and the admin log of it, are the
+programme's (programme/definitions.py `migrate`).
 
 What "safe" means here (SpiffWorkflow's bpmn/util/diff.py does the diff):
 - the target is a version of the same diagram (same name) holding the
@@ -36,12 +38,12 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from engine import execution
 from engine.access import Actor
-from engine.bpmn_engine import BpmnEngine, StepRun
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import ConcurrencyConflict
 from engine.events import PendingEvent
 from engine.serialization import SERIALIZER, state_to_json
-from programme.definitions import log_action, require_scope
 from storage.models import InboxTask, ProcessDefinition, ProcessInstance
 
 SAFE, UNSAFE, NOT_APPLICABLE = "safe", "unsafe", "not_applicable"
@@ -51,10 +53,6 @@ MIGRATED, SKIPPED, FAILED = "migrated", "skipped", "failed"
 HAPPENED = TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR | TaskState.CANCELLED
 # Tasks waiting now: reset onto a changed element, never onto a removed one.
 WAITING_NOW = TaskState.READY | TaskState.WAITING
-
-# A system actor for operator tools (the CLI): holds the admin role.
-SYSTEM_ACTOR = Actor(user_id=None, name="ocop-cli (system)", roles=frozenset({("admin", None)}))
-
 
 @dataclass(frozen=True)
 class AllOn:
@@ -72,11 +70,6 @@ class InstancePlan:
     from_version: int | None = None
     changed: list[str] = field(default_factory=list)  # elements of this instance's tasks that change
     reset: list[str] = field(default_factory=list)    # waiting tasks reset onto a changed element
-
-    def as_dict(self) -> dict:
-        return {"instance_id": self.instance_id, "verdict": self.verdict, "reasons": self.reasons,
-                "from_definition": self.from_definition, "from_version": self.from_version,
-                "changed": self.changed, "reset": self.reset}
 
 
 @dataclass
@@ -286,15 +279,9 @@ def _leftovers(workflow, spec, subprocess_specs) -> list[str]:
     return sorted(set(problems))
 
 
-def spec_changes(engine: BpmnEngine, from_definition_id: int, to_definition_id: int,
-                 process_id: str) -> dict:
+def _spec_changes(engine: BpmnEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
     """The element-level difference of two versions of one process:
     {changed: {element: [attributes]}, added: [...], removed: [...]}."""
-    with engine.db.transaction() as session:
-        return _spec_changes(engine, session, from_definition_id, to_definition_id, process_id)
-
-
-def _spec_changes(engine: BpmnEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
     old, _ = engine.spec_for(session, from_id, process_id)
     new, _ = engine.spec_for(session, to_id, process_id)
     diff = SpecDiff(SERIALIZER.registry, old, new)
@@ -305,26 +292,23 @@ def _spec_changes(engine: BpmnEngine, session: Session, from_id: int, to_id: int
 
 # --- the migration -------------------------------------------------------------
 
-def migrate(engine: BpmnEngine, actor: Actor, instances: Iterable[int] | AllOn,
-            target_definition_id: int) -> MigrationReport:
+def target_of(session: Session, definition_id: int) -> ProcessDefinition:
+    """The version instances would move to (LookupError when there is none)."""
+    return _target(session, definition_id)
+
+
+def migrate_instances(engine: BpmnEngine, actor: Actor, instances: Iterable[int] | AllOn,
+                      target_definition_id: int) -> MigrationReport:
     """Move the safe instances to the target version, one transaction each.
     Unsafe and not applicable ones are skipped with their reasons; an
     instance whose migration fails (e.g. it moved on concurrently) is rolled
-    back and changes nothing. Raises NotAllowed unless the actor may manage
-    the target's scope (national: admin; a province: its program manager or
-    an admin)."""
+    back and changes nothing. The caller has checked that the actor may."""
     with engine.db.transaction() as session:
         target = _target(session, target_definition_id)
-        require_scope(actor, target.province_id)
         target_info = (target.id, target.name, target.version, target.province_id)
         selected = _select(session, instances)
     results = [_migrate_one(engine, actor, instance_id, target_info) for instance_id in selected]
-    report = MigrationReport(target_info[0], target_info[1], target_info[2], results)
-    with engine.db.transaction() as session:  # the action itself, in the admin log
-        log_action(session, engine, actor, "migrate", session.get(ProcessDefinition, target_info[0]),
-                   f"{len(report.migrated)} migrated, {len(report.skipped)} skipped, "
-                   f"{len(report.failed)} failed: " + ", ".join(str(r.instance_id) for r in report.migrated))
-    return report
+    return MigrationReport(target_info[0], target_info[1], target_info[2], results)
 
 
 def _migrate_one(engine: BpmnEngine, actor: Actor, instance_id: int, target_info) -> InstanceResult:
@@ -347,7 +331,7 @@ def _migrate_one(engine: BpmnEngine, actor: Actor, instance_id: int, target_info
 def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInstance, workflow,
                      target: ProcessDefinition, result: InstancePlan, actor: Actor) -> int:
     now = engine.clock()
-    run = StepRun(session, instance, now)
+    run = execution.Execution(session, instance, now)
     run.workflow = workflow
     # Inbox rows are exactly the ready user tasks before the migration; the
     # reset keeps the ids of tasks still ready, so compare ids.
@@ -361,8 +345,8 @@ def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInst
         "definition": target.name, "changed_elements": changes,
         "instance_elements_changed": result.changed, "tasks_reset": result.reset}, actor.user_id))
 
-    ready, values = engine.conclude(run)
-    stale_ids, new_rows = engine.inbox_changes(run, ready)
+    ready, values = execution.conclude(run)
+    stale_ids, new_rows = execution.inbox_changes(run, ready)
     # Rows of tasks still ready whose element changed: rewritten from the new
     # element, keeping when they appeared (so dueDays counts from then) and a
     # claim that still fits the role and area.
@@ -371,13 +355,13 @@ def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInst
         task = ready.get(row.id)
         if task is None or task.task_spec.name not in result.reset:
             continue
-        fresh = engine.inbox_row(instance, task, row.created_at)
+        fresh = execution.inbox_row(instance, task, row.created_at)
         same_hands = (fresh["role"], fresh["jurisdiction_id"]) == (row.role, row.jurisdiction_id)
         fresh["assignee_id"] = row.assignee_id if same_hands else None
         rewritten.append(fresh)
     values.update(state=state_to_json(workflow), definition_id=target.id)
-    new_version = engine.write_instance(session, instance, values, run.events, now)
-    engine.write_timers(session, instance.id, run.timers)
+    new_version = execution.write_instance(session, instance, values, run.events, now)
+    execution.write_timers(session, instance.id, run.timers)
     connection = session.connection()
     gone = list(stale_ids) + [row["id"] for row in rewritten]
     if gone:

@@ -6,8 +6,8 @@ of events: the call itself (`started`, `task_completed`, a claim,
 `service_called`, `engine_steps`, `tasks_ready`, `finished`). A replay
 builds a fresh workflow from the pinned definition version of the
 `started` event and applies each call in order through the same engine
-code a live call runs (`BpmnEngine.run_user_task`, `advance`, `conclude`,
-`migration.move_workflow`); after every call it compares what the replay
+code a live call runs (engine/execution.py: `run_user_task`, `advance`,
+`conclude`; `migration.move_workflow`); after every call it compares what the replay
 caused with what was recorded, and at the end it compares the replayed
 workflow with the stored state and the instance row.
 
@@ -20,8 +20,8 @@ The first difference stops the replay: later ones would only echo it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-from types import SimpleNamespace
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -29,13 +29,14 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import clock
-from engine.bpmn_engine import BpmnEngine, StepRun, resume_failed_task, timer_tasks
+from engine import clock, execution, statements
+from engine.bpmn_engine import BpmnEngine
 from engine.errors import ServiceTaskFailed
 from engine.events import EVENT_MISSING, STATE_DRIFT, Finding, PendingEvent, plain
 from engine.expressions import SafeScriptEngine
 from handlers import registry
-from handlers.registry import HandlerContext, HandlerParameterError
+from handlers.context import HandlerContext
+from handlers.registry import HandlerParameterError
 from storage.db import as_utc
 from storage.models import AuditEvent, ProcessDefinition, ProcessInstance
 
@@ -53,8 +54,8 @@ class Drift(Exception):
         self.seq = seq
 
 
-class ReplayRun(StepRun):
-    """A step that writes nothing: service tasks take the results recorded
+class ReplayRun(execution.Execution):
+    """An engine call that writes nothing: service tasks take the results recorded
     in this call's group (pure handlers are run again instead)."""
 
     def __init__(self, session: Session, instance, event: AuditEvent, recorded: list[AuditEvent]):
@@ -109,6 +110,7 @@ class Replay:
         self.engine = engine
         self.session = session
         self.instance = instance
+        self.row = statements.snapshot(instance)  # what the replayed calls see of it
         self.events = events
         self.workflow: BpmnWorkflow | None = None
         self.definition: ProcessDefinition | None = None
@@ -131,9 +133,7 @@ class Replay:
     def apply(self, call: AuditEvent, caused: list[AuditEvent]) -> None:
         if self.workflow is None and call.kind != "started":
             raise Drift(call.seq, f"the history begins with '{call.kind}', not 'started'")
-        as_replayed = SimpleNamespace(id=self.instance.id, status=self.status, current_step=self.current_step,
-                                      areas=self.instance.areas, product=self.instance.product,
-                                      product_id=self.instance.product_id)
+        as_replayed = dataclasses.replace(self.row, status=self.status, current_step=self.current_step)
         run = ReplayRun(self.session, as_replayed, call, caused)
         run.workflow = self.workflow
         run.ready_before = self.ready
@@ -154,8 +154,8 @@ class Replay:
                 if failed is None:
                     raise Drift(call.seq, f"'{call.kind}' on {call.element_id}, which has not failed at this point")
                 self.workflow.script_engine = SafeScriptEngine(run.call_service)
-                resume_failed_task(failed, call.kind == "service_skipped")
-                self.engine.advance(run)
+                execution.resume_failed_task(failed, call.kind == "service_skipped")
+                execution.advance(run)
             elif call.kind == "timer_fired":
                 self.fire_timers(run, call)
             elif call.kind == "migrated":
@@ -166,7 +166,7 @@ class Replay:
         except ServiceTaskFailed as err:
             raise Drift(call.seq, f"the replay fails here: {err}") from None
         if call.kind not in CLAIM_KINDS:
-            ready, values = self.engine.conclude(run, status)
+            ready, values = execution.conclude(run, status)
             self.ready = set(ready)
             self.status, self.current_step = values["status"], values["current_step"]
             if "end_event" in values:
@@ -184,7 +184,7 @@ class Replay:
                                                     script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):
             task.data.update(call.data.get("data") or {})
-        self.engine.advance(run)
+        execution.advance(run)
 
     def complete(self, run: ReplayRun, call: AuditEvent) -> None:
         task = self.ready_task(call)
@@ -195,14 +195,14 @@ class Replay:
         before = dict(task.data)
         task.data[data["data_key"]] = data.get("form")
         completion = PendingEvent("task_completed", call.element_id, {"data_key": data["data_key"]})
-        self.engine.run_user_task(run, task, completion, before)
+        execution.run_user_task(run, task, completion, before)
         if "delta" in data and plain(completion.data["delta"]) != data["delta"]:
             raise Drift(call.seq, "the data this completion changed differs: recorded "
                         f"{_short(data['delta'])}, replayed {_short(completion.data['delta'])}")
 
     def fire_timers(self, run: ReplayRun, call: AuditEvent) -> None:
         """The timers the worker fired at the recorded time, and what followed."""
-        waiting = {str(t.id) for t in timer_tasks(self.workflow)}
+        waiting = {str(t.id) for t in execution.timer_tasks(self.workflow)}
         self.workflow.script_engine = SafeScriptEngine(run.call_service)
         with clock.running_at(run.now):
             self.workflow.refresh_timers()
@@ -210,7 +210,7 @@ class Replay:
                  if str(t.id) in waiting]
         if fired != call.data.get("elements"):
             raise Drift(call.seq, f"timers due at this time: {fired}, recorded as fired: {call.data.get('elements')}")
-        self.engine.advance(run)
+        execution.advance(run)
 
     def ready_task(self, call: AuditEvent):
         """The replayed task a recorded call refers to: by the task id mapped

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
+from handlers.context import ProductView
 from storage.models import (
     AuditEvent,
     InboxTask,
@@ -33,18 +34,10 @@ _definitions, _producers, _windows = ProcessDefinition.__table__, Producer.__tab
 
 
 @dataclass(frozen=True)
-class ProductRow:
-    id: int
-    name: str
-    producer_id: int
-    group_code: str
-
-
-@dataclass(frozen=True)
 class InstanceRow:
-    """An instance row as a step reads it (not its state: the workflow
-    usually comes from the engine's cache; `load_state` reads it when not).
-    Service-task handlers get it as `context.instance`."""
+    """An instance row as an engine call reads it, without its state (the
+    workflow usually comes from the engine's cache; `execution.load_workflow`
+    reads the state when not)."""
 
     id: int
     definition_id: int
@@ -58,7 +51,7 @@ class InstanceRow:
     version: int
     audit_seq: int
     audit_head: str
-    product: ProductRow | None
+    product: ProductView | None
 
 
 # The instance's columns but its state, and its product's, prefixed (instance__id) so one
@@ -69,11 +62,21 @@ _PRODUCT_COLUMNS = [_products.c[name].label(f"product__{name}") for name in ("id
 
 def instance_row(row: Mapping) -> InstanceRow:
     """The snapshot from a row of INSTANCE or TASK_WITH_INSTANCE."""
-    product = (ProductRow(row["product__id"], row["product__name"], row["product__producer_id"],
+    product = (ProductView(row["product__id"], row["product__name"], row["product__producer_id"],
                           row["product__group_code"]) if row["product__id"] is not None else None)
     return InstanceRow(*(row[f"instance__{name}"] for name in (
         "id", "definition_id", "process_id", "product_id", "jurisdiction_id", "areas", "year", "status",
         "current_step", "version", "audit_seq", "audit_head")), product=product)
+
+
+def snapshot(instance: ProcessInstance) -> InstanceRow:
+    """The plain snapshot of an ORM instance (a replay's instance)."""
+    product = instance.product
+    return InstanceRow(
+        instance.id, instance.definition_id, instance.process_id, instance.product_id, instance.jurisdiction_id,
+        instance.areas, instance.year, instance.status, instance.current_step, instance.version,
+        instance.audit_seq, instance.audit_head,
+        ProductView(product.id, product.name, product.producer_id, product.group_code) if product else None)
 
 
 # One instance with its product.

@@ -11,7 +11,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select, update
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.models import InboxTask, Notification
 
 EXPIRED = {"dossier": "Sản phẩm “{product}” dừng chu trình OCOP năm nay vì quá hạn bổ sung, nộp lại hồ sơ.",

@@ -7,7 +7,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from sqlalchemy import insert
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.models import Notification
 
 # kind -> Vietnamese message ({product} is the product's name).

@@ -7,7 +7,8 @@ from datetime import date
 from marshmallow import Schema, fields, validate
 from sqlalchemy import bindparam, insert, select
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.criteria import certificate_validity_months
 from storage.models import Jurisdiction, Producer, PromotionListing
 

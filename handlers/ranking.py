@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.criteria import sets_by_code, star_bands, star_cap
 
 LEVELS = ("district", "province", "central")

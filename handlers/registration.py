@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validates_schema
 from sqlalchemy import select
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.models import RegistrationWindow
 
 

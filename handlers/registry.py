@@ -9,50 +9,11 @@ evaluated values again before the handler runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any, Callable
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
-from storage.db import connection_of
-from storage.models import ProcessInstance
-
-
-class HandlerContext:
-    """What a handler may use: the open transaction (its writes commit or
-    roll back with the step) as a Core `connection`, or as an ORM `session`
-    made on first use; the instance, the element being run and the process
-    variables (read-only by convention)."""
-
-    def __init__(self, unit: Session | Connection, instance: ProcessInstance, element_id: str, data: dict,
-                 today: date, now: datetime):
-        self.connection = connection_of(unit)
-        self._session = unit if isinstance(unit, Session) else None
-        self._own_session = False
-        self.instance, self.element_id, self.data, self.today, self.now = instance, element_id, data, today, now
-
-    @property
-    def session(self) -> Session:
-        # Most handlers need only the connection; an ORM session costs as
-        # much as their statements, so it is made only for those that ask.
-        if self._session is None:
-            self._session = Session(bind=self.connection)
-            self._own_session = True
-        return self._session
-
-    def release(self, write: bool = True) -> None:
-        """Write what the handler left in a session made for it (unless it
-        failed: the step is rolled back anyway), and close it. The
-        transaction stays open: it belongs to the step."""
-        if self._own_session:
-            try:
-                if write:
-                    self._session.flush()
-            finally:
-                self._session.close()
-            self._session, self._own_session = None, False
+from handlers.context import HandlerContext
 
 
 @dataclass

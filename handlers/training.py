@@ -7,7 +7,8 @@ from datetime import date, timedelta
 from marshmallow import Schema, fields, validate
 from sqlalchemy import bindparam, func, insert, select, update
 
-from handlers.registry import HandlerContext, handler
+from handlers.context import HandlerContext
+from handlers.registry import handler
 from storage.models import TRAINING_TOPICS, Enrolment, Jurisdiction, Producer, Training
 
 TITLES = {

@@ -41,7 +41,7 @@ from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from engine import diagram
-from engine.access import Actor, overseen_provinces
+from engine.access import Actor, oversight_of
 from engine.errors import NotAllowed
 from storage.models import (
     AuditEvent,
@@ -90,7 +90,8 @@ class Audience:
 
     @classmethod
     def of(cls, actor: Actor) -> "Audience":
-        return cls(*overseen_provinces(actor))
+        oversight = oversight_of(actor)
+        return cls(oversight.everything, oversight.province_ids)
 
     @property
     def may_view(self) -> bool:
@@ -274,7 +275,7 @@ def diagram_elements(session: Session) -> dict[str, Element | None]:
 
 def _elements_of(xml: str) -> dict[str, Element]:
     """User and service tasks of a deployed diagram's product cycle, read as
-    the engine reads them (engine/diagram.py, StepRun.call_service)."""
+    the engine reads them (engine/diagram.py, Execution.call_service in engine/execution.py)."""
     root, _problems = diagram.read_xml(xml)
     if root is None:  # deployed diagrams were checked; nothing to read otherwise
         return {}

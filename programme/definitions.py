@@ -1,7 +1,7 @@
 """Managing deployed diagrams: listing versions, deploying a new version,
 activating an older one -- with the permission rule and the admin log.
 
-Who may change which scope (one rule, `may_manage`):
+Who may change which scope (engine.access.may_change_diagrams):
 - the national diagram (province_id None) needs the `admin` role: the demo
   has no program manager for the central level, and a national change
   affects every province without a variant of its own;
@@ -18,13 +18,14 @@ the next version per name, one active version per scope through
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import diagram
-from engine.access import Actor
+from engine import diagram, migration
+from engine.access import Actor, may_change_diagrams
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError
 from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
@@ -42,18 +43,11 @@ class Refused(OcopError):
     """The request itself is wrong (a bad name, an unknown province, ...)."""
 
 
-def may_manage(actor: Actor, province_id: int | None) -> bool:
-    """The scope rule above: admins everything, program managers their province."""
-    if any(role == "admin" for role, _area in actor.roles):
-        return True
-    return province_id is not None and actor.holds("program_manager", province_id)
-
-
 def manageable_provinces(session: Session, actor: Actor) -> list[Jurisdiction]:
     """The provinces the actor may deploy a variant for."""
     provinces = session.scalars(select(Jurisdiction).where(Jurisdiction.level == "province")
                                 .order_by(Jurisdiction.name)).all()
-    return [p for p in provinces if may_manage(actor, p.id)]
+    return [p for p in provinces if may_change_diagrams(actor, p.id)]
 
 
 def list_versions(session: Session) -> list[ProcessDefinition]:
@@ -105,8 +99,24 @@ def activate(engine: BpmnEngine, actor: Actor, definition_id: int, message: str 
     return definition
 
 
+def migrate(engine: BpmnEngine, actor: Actor, instances: Iterable[int] | migration.AllOn,
+            target_definition_id: int) -> migration.MigrationReport:
+    """Move the running instances that can safely move to the target version
+    (engine/migration.py, one transaction each), and log the action. Raises
+    NotAllowed unless the actor may manage the target's scope (national:
+    admin; a province: its program manager or an admin)."""
+    with engine.db.transaction() as session:
+        require_scope(actor, migration.target_of(session, target_definition_id).province_id)
+    report = migration.migrate_instances(engine, actor, instances, target_definition_id)
+    with engine.db.transaction() as session:  # the action itself, in the admin log
+        log_action(session, engine, actor, "migrate", session.get(ProcessDefinition, report.target_definition),
+                   f"{len(report.migrated)} migrated, {len(report.skipped)} skipped, "
+                   f"{len(report.failed)} failed: " + ", ".join(str(r.instance_id) for r in report.migrated))
+    return report
+
+
 def require_scope(actor: Actor, province_id: int | None) -> None:
-    if not may_manage(actor, province_id):
+    if not may_change_diagrams(actor, province_id):
         if province_id is None:
             raise NotAllowed("only an administrator may change the national diagram")
         raise NotAllowed("only the province's program manager or an administrator may change "

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, bindparam, case, false, func, or_, select, true, union_all
+from sqlalchemy import Select, and_, case, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
-from engine.access import Actor, may_act
+from engine.access import Actor, Supervision, acting_on_tasks, may_act
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
 PAGE_SIZE = 25
@@ -32,89 +32,16 @@ class InboxFilter:
     page: int = 1
 
 
-def visible_to(actor: Actor):
-    """The condition "this actor may act on this task row".
-
-    One `role = :role AND jurisdiction_id IN (:areas)` per role held, so
-    both databases walk ix_task_role_area_created on both columns (SQLite
-    reads a row-value IN list through the index's first column only)."""
-    areas_by_role: dict[str, set[int]] = {}
-    for role, area in actor.roles:
-        if area is not None:
-            areas_by_role.setdefault(role, set()).add(area)
-    conditions = [and_(InboxTask.role == role, InboxTask.jurisdiction_id.in_(sorted(areas)))
-                  for role, areas in sorted(areas_by_role.items())]
-    if actor.producer_ids:
-        conditions.append(and_(InboxTask.role == "producer", InboxTask.producer_id.in_(sorted(actor.producer_ids))))
-    return or_(*conditions) if conditions else false()
-
-
-@dataclass(frozen=True)
-class Supervision:
-    """The areas whose tasks a supervisor (program manager of a province,
-    administrator) oversees: they may see, release and reassign those tasks
-    without holding the tasks' roles. Mirrors engine.bpmn_engine._supervises."""
-
-    everything: bool = False
-    area_ids: frozenset[int] = frozenset()
-
-    def __bool__(self) -> bool:
-        return self.everything or bool(self.area_ids)
-
-    def task_ids(self) -> list[Select]:
-        """Selects of the supervised tasks' ids, each served by an index.
-        A product's task belongs to the province its producer's commune is
-        in, whatever level acts on it (central council tasks included):
-        producers by commune (ix_producer_commune_id), then their tasks
-        (ix_task_producer). An outreach task (no product) belongs to the
-        area it runs in (ix_task_outreach_area)."""
-        # One expanding parameter for a province's ~150 areas, not one
-        # bound expression built per area and statement.
-        areas = sorted(self.area_ids)
-        return [select(InboxTask.id).join(Producer, Producer.id == InboxTask.producer_id)
-                .where(Producer.commune_id.in_(bindparam("supervised_communes", areas, expanding=True)))
-                .correlate(None),
-                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(
-                    bindparam("supervised_areas", areas, expanding=True))).correlate(None)]
-
-    def condition(self):
-        if self.everything:
-            return true()
-        if not self.area_ids:
-            return false()
-        return InboxTask.id.in_(union_all(*self.task_ids()))
-
-    def covers(self, task: InboxTask, commune_id: int | None) -> bool:
-        if self.everything:
-            return True
-        if task.product_id is None:
-            return task.jurisdiction_id in self.area_ids
-        return commune_id in self.area_ids
-
-
-def supervision_of(session: Session, actor: Actor) -> Supervision:
-    """What the actor supervises: administrators everything, a program
-    manager every area of its province (the province and all below it)."""
-    if any(role == "admin" for role, _area in actor.roles):
-        return Supervision(everything=True)
-    frontier = {area for role, area in actor.roles if role == "program_manager" and area is not None}
-    areas = set(frontier)
-    while frontier:  # province -> districts -> communes: at most three rounds
-        frontier = set(session.scalars(select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(frontier)))) - areas
-        areas |= frontier
-    return Supervision(area_ids=frozenset(areas))
-
-
 def _scope(actor: Actor, supervision: Supervision | None):
     """Tasks the actor may act on, plus those it supervises. With
     supervision, one `task.id IN (... UNION ALL ...)` of index-served
     selects: an OR of the two conditions would make both databases read
     the whole task table."""
     if not supervision:
-        return visible_to(actor)
+        return acting_on_tasks(actor)
     if supervision.everything:
         return true()
-    mine = select(InboxTask.id).where(visible_to(actor)).correlate(None)
+    mine = select(InboxTask.id).where(acting_on_tasks(actor)).correlate(None)
     return InboxTask.id.in_(union_all(mine, *supervision.task_ids()))
 
 
@@ -257,9 +184,9 @@ def overview(session: Session, actor: Actor, now: datetime,
 
 def visible_task(session: Session, actor: Actor, task_id: str) -> InboxTask | None:
     """The task if the actor may act on it (engine.access.may_act: the rule
-    visible_to states in SQL); None otherwise (callers answer 404). Read by
-    its key and checked here: building visible_to's statement for one row
-    cost more than the rest of a task page's queries."""
+    acting_on_tasks states in SQL); None otherwise (callers answer 404). Read
+    by its key and checked here: building the SQL condition for one row cost
+    more than the rest of a task page's queries."""
     task = session.get(InboxTask, task_id)
     return task if task is not None and may_act(actor, task) else None
 

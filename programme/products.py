@@ -16,9 +16,14 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.access import Actor, may_read_product
+from engine import access
+from engine.access import Actor
+from engine.bpmn_engine import BpmnEngine
 from engine.diagram import PRODUCT_PROCESS
+from engine.errors import NoActiveDefinition, NotAllowed, OcopError, RegistrationClosed
+from engine.execution import Outcome
 from programme.accounts import MIN_PASSWORD_LENGTH, create_user
+from programme.tasks import prefill_registration
 from storage.areas import area_chain
 from storage.criteria import sets_by_code
 from storage.models import (
@@ -58,29 +63,19 @@ class InvalidRegistration(ValueError):
 # --- who may see and manage ------------------------------------------------
 
 def may_manage(actor: Actor, producer: Producer) -> bool:
-    """Register and start products, upload evidence: the producer's owner or
-    its commune's OCOP officer (the same rule as BpmnEngine.start_product)."""
-    return producer.id in actor.producer_ids or actor.holds("commune_officer", producer.commune_id)
+    """engine.access.may_manage_producer, for a producer row."""
+    return access.may_manage_producer(actor, producer.id, producer.commune_id)
 
 
 def may_view(session: Session, actor: Actor, producer: Producer) -> bool:
-    """Read the product, its history and its files (engine.access.may_read_product)."""
-    return may_manage(actor, producer) or may_read_product(
-        actor, producer.id, area_chain(session, producer.commune_id).values())
-
-
-def officer_communes(actor: Actor) -> list[int]:
-    """Communes where the actor is the OCOP officer (may register producers)."""
-    return sorted(area for role, area in actor.roles if role == "commune_officer" and area is not None)
+    """engine.access.may_read_product, for a producer row (its commune's area chain)."""
+    return access.may_read_product(actor, producer.id, area_chain(session, producer.commune_id).values())
 
 
 def managed_producers(session: Session, actor: Actor) -> list[Producer]:
     """Producers the actor owns, and those of the communes it is officer of."""
-    condition = Producer.id.in_(actor.producer_ids)
-    communes = officer_communes(actor)
-    if communes:
-        condition = condition | Producer.commune_id.in_(communes)
-    return list(session.scalars(select(Producer).where(condition).order_by(Producer.name, Producer.id)))
+    return list(session.scalars(select(Producer).where(access.managed_producers(actor))
+                                .order_by(Producer.name, Producer.id)))
 
 
 def all_communes(session: Session) -> list[tuple[int, str]]:
@@ -163,6 +158,61 @@ def register_producer(session: Session, commune_id: int, name: str, kind: str, u
     session.add(producer)
     session.flush()
     return register_product(session, producer, product_name, group_code)
+
+
+# --- starting a product's cycle ---------------------------------------------------
+
+# Why a cycle may not start today, though the product is fine: the caller
+# says so. The engine raises them before writing anything, so what the same
+# transaction wrote before (a new product) can still be committed.
+# AlreadyInCycle is raised, not returned: a start that lost a race learns it
+# from the database's unique index, which ends the transaction.
+START_REFUSALS = (RegistrationClosed, NoActiveDefinition)
+
+
+@dataclass
+class Started:
+    """A product registered and/or its cycle started: the cycle's first
+    outcome, or why it did not start (one of START_REFUSALS)."""
+
+    product_id: int
+    outcome: Outcome | None = None
+    refused: OcopError | None = None
+
+
+def register_and_start(engine: BpmnEngine, actor: Actor, producer_id: int, name: str, group_code: str,
+                       registration_form: str) -> Started:
+    """Register a product of a producer the actor manages and start its
+    cycle for this year, its idea registration form pre-filled with the
+    registration form chosen (01 new, 02 existing product) -- one
+    transaction. When the cycle cannot start today (registration closed, no
+    active diagram), the product stays registered and `refused` says why:
+    the engine refuses before it writes anything."""
+    def work(session: Session) -> Started:
+        producer = session.get(Producer, producer_id)
+        if producer is None or not may_manage(actor, producer):
+            raise NotAllowed("only the producer or its commune officer may register its products")
+        product = register_product(session, producer, name, group_code)
+        return _start(engine, session, actor, product.id, registration_form)
+    return engine.run(work)
+
+
+def start_cycle(engine: BpmnEngine, actor: Actor, product_id: int, registration_form: str) -> Started:
+    """Start a registered product's cycle for this year, its idea
+    registration form pre-filled -- one transaction. Raises NotAllowed when
+    the actor may not manage the product; a refusal of the start itself is
+    in `refused`; AlreadyInCycle is raised."""
+    return engine.run(lambda session: _start(engine, session, actor, product_id, registration_form))
+
+
+def _start(engine: BpmnEngine, session: Session, actor: Actor, product_id: int,
+           registration_form: str) -> Started:
+    try:
+        outcome = engine.start_product(product_id, actor, unit=session)
+    except START_REFUSALS as refused:
+        return Started(product_id, refused=refused)
+    prefill_registration(session, outcome.instance_id, registration_form, engine.clock())
+    return Started(product_id, outcome)
 
 
 # --- where a product stands --------------------------------------------------

@@ -77,9 +77,10 @@ def connection_of(unit: Session | Connection) -> Connection:
 
 
 class Database:
-    """An engine plus its session factory. `transaction()` (an ORM session)
-    and `statements()` (a Core connection) are the ways application code
-    opens a unit of work: commit on success, rollback on any exception."""
+    """A SQLAlchemy engine plus its session factory. `transaction()` (an ORM
+    session) and `statements()` (a Core connection) are the ways application
+    code opens a unit of work that writes: commit on success, rollback on any
+    exception. `reading()` is for reading only."""
 
     def __init__(self, url: str | None = None, **engine_kwargs) -> None:
         self.engine = make_engine(url, **engine_kwargs)
@@ -100,6 +101,18 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work (pages, reports): an ORM session that is
+        never committed, so nothing done through it is ever written. Objects
+        read keep their loaded values after the block, as after
+        `transaction()`."""
+        session = self.sessions()
+        try:
+            yield session
+        finally:
+            session.close()  # the connection goes back to the pool rolled back
 
     @contextmanager
     def statements(self) -> Iterator[Connection]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine.access import Actor, load_actor
-from engine.bpmn_engine import BpmnEngine, StepResult
+from engine.bpmn_engine import BpmnEngine
+from engine.execution import Outcome as StepResult
 from engine.driver import Driver
 from storage.models import InboxTask, Incident, ProcessInstance, Product
 

@@ -29,7 +29,8 @@ from storage.models import (
     User,
 )
 from web.api import issue_token
-from web.auth import actor, db, end_sessions, engine, id_from, require_role
+from web.auth import end_sessions
+from web.context import actor, bpmn_engine, db, id_from, require_role
 from web.extensions import login_manager
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -172,7 +173,7 @@ def create_token(user_id: int):
         if not account.is_active:
             flash(_("Tài khoản đang bị khoá."), "error")
             return redirect(url_for("admin.user", user_id=user_id))
-        _row, secret = issue_token(session, user_id, name, engine().clock())
+        _row, secret = issue_token(session, user_id, name, bpmn_engine().clock())
     return user(user_id, new_token=secret)
 
 
@@ -183,7 +184,7 @@ def revoke_token(user_id: int, token_id: int):
         if token is None or token.user_id != user_id:
             abort(404)
         if token.revoked_at is None:
-            token.revoked_at = engine().clock()
+            token.revoked_at = bpmn_engine().clock()
     flash(_("Đã thu hồi mã truy cập."), "ok")
     return redirect(url_for("admin.user", user_id=user_id))
 

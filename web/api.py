@@ -30,13 +30,13 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from marshmallow import Schema, ValidationError
-from sqlalchemy import bindparam, false, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from wtforms.validators import ValidationError as CsrfValidationError
 
 from audit.chain import verify_chain
-from engine.access import Actor, load_actor, may_read_product
+from engine.access import Actor, load_actor, may_read_product, readable_products
 from engine.errors import (
     AlreadyInCycle,
     ClaimedByOther,
@@ -82,7 +82,7 @@ from web.api_schemas import (
     TokenListSchema,
     TokenSchema,
 )
-from web.auth import db, engine
+from web.context import bpmn_engine, db
 from web.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, database_unavailable, log_unavailable
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -224,7 +224,7 @@ _TOKEN_USED = update(_tokens).where(_tokens.c.id == bindparam("token_id")).value
 
 
 def _actor_for_token(token: str) -> tuple[Actor, int]:
-    now = engine().clock()
+    now = bpmn_engine().clock()
     with db().statements() as connection:
         row = connection.execute(_TOKEN_WITH_USER, {"digest": _token_digest(token)}).first()
         if row is None or row.revoked_at is not None:
@@ -304,8 +304,7 @@ def _may_see_instance(actor: Actor, instance: ProcessInstance | None) -> bool:
 
 
 def _visible_products(actor: Actor):
-    """Products the actor may see: its own producers' products, and for
-    officers those of communes inside an area they hold a role for. The
+    """Products the actor may read (engine.access.readable_products). The
     commune's ancestors are joined (at most three levels above it) instead
     of expanding areas into long lists of commune ids."""
     commune = aliased(Jurisdiction)
@@ -315,14 +314,7 @@ def _visible_products(actor: Actor):
              .join(commune, commune.id == Producer.commune_id)
              .join(up1, up1.id == commune.parent_id, isouter=True)
              .join(up2, up2.id == up1.parent_id, isouter=True))
-    areas = sorted({area for _role, area in actor.roles if area is not None})
-    conditions = []
-    if actor.producer_ids:
-        conditions.append(Product.producer_id.in_(sorted(actor.producer_ids)))
-    if areas:
-        conditions.append(or_(commune.id.in_(areas), commune.parent_id.in_(areas),
-                              up1.parent_id.in_(areas), up2.parent_id.in_(areas)))
-    return query.where(or_(*conditions) if conditions else false())
+    return query.where(readable_products(actor, Product.producer_id, commune, up1, up2))
 
 
 def _task_query():
@@ -373,7 +365,7 @@ def _on_task(task_id: str, call):
 
 
 def _task_response(task_id: str):
-    now = engine().clock()
+    now = bpmn_engine().clock()
     with db().transaction() as session:
         row = session.execute(_task_query().where(InboxTask.id == task_id)).first()
         if row is None:
@@ -409,7 +401,7 @@ def list_inbox():
     """Only tasks the caller may act on: its roles' tasks in its areas, and
     its own products' tasks for producers."""
     fltr = InboxFilter(**TaskQuerySchema().load(request.args.to_dict()))
-    now = engine().clock()
+    now = bpmn_engine().clock()
     with db().transaction() as session:
         rows, total = list_tasks(session, _actor(), fltr, now)
         tallies = counts(session, _actor(), now)
@@ -422,7 +414,7 @@ def list_inbox():
 @documented("Claim a task: colleagues of the area then cannot complete it", "tasks",
             TaskEnvelopeSchema, errors=(401, 403, 404, 409))
 def claim_task(task_id: str):
-    _on_task(task_id, lambda: engine().claim(task_id, _actor()))
+    _on_task(task_id, lambda: bpmn_engine().claim(task_id, _actor()))
     return _task_response(task_id)
 
 
@@ -430,7 +422,7 @@ def claim_task(task_id: str):
 @documented("Give a claimed task back to the area (its assignee or a supervisor)", "tasks",
             TaskEnvelopeSchema, errors=(401, 403, 404, 409))
 def unclaim_task(task_id: str):
-    _on_task(task_id, lambda: engine().unclaim(task_id, _actor()))
+    _on_task(task_id, lambda: bpmn_engine().unclaim(task_id, _actor()))
     return _task_response(task_id)
 
 
@@ -441,7 +433,7 @@ def complete_task(task_id: str):
     """The body is the task's form (its form_key names which); invalid data
     answers 422 with per-field messages and changes nothing."""
     data = _json_body()
-    result = _on_task(task_id, lambda: engine().complete_task(task_id, data, _actor()))
+    result = _on_task(task_id, lambda: bpmn_engine().complete_task(task_id, data, _actor()))
     return _dump(StepResultSchema, result)
 
 
@@ -482,7 +474,7 @@ def start_product(product_id: int):
         if session.execute(_visible_products(_actor()).where(Product.id == product_id)).first() is None:
             raise ApiError("not_found", f"no product {product_id}")
     year = StartProductSchema().load(_json_body(optional=True)).get("year")
-    result = engine().start_product(product_id, _actor(), year=year)
+    result = bpmn_engine().start_product(product_id, _actor(), year=year)
     return _dump(StepResultSchema, result, status=201)
 
 
@@ -498,7 +490,7 @@ def _visible_instance(session: Session, instance_id: int) -> ProcessInstance:
 @documented("An instance: status, current step and ready tasks", "instances", InstanceSchema,
             errors=(401, 404))
 def get_instance(instance_id: int):
-    now = engine().clock()
+    now = bpmn_engine().clock()
     with db().transaction() as session:
         instance = _visible_instance(session, instance_id)
         rows = session.execute(_task_query().where(InboxTask.instance_id == instance_id)
@@ -562,7 +554,7 @@ def create_token():
         raise ApiError("forbidden", "create tokens from a signed-in session, not with a token")
     name = TokenCreateSchema().load(_json_body())["name"]
     with db().transaction() as session:
-        row, secret = issue_token(session, _actor().user_id, name, engine().clock())
+        row, secret = issue_token(session, _actor().user_id, name, bpmn_engine().clock())
         body = {field: getattr(row, field) for field in TokenSchema().fields} | {"token": secret}
     return _dump(TokenCreatedSchema, body, status=201)
 
@@ -576,7 +568,7 @@ def revoke_token(token_id: int):
         if row is None or row.user_id != _actor().user_id:
             raise ApiError("not_found", f"no token {token_id}")
         if row.revoked_at is None:
-            row.revoked_at = engine().clock()
+            row.revoked_at = bpmn_engine().clock()
     return _dump(TokenSchema, row)
 
 

@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 from engine.forms import plain_text
 from programme.inbox import PAGE_SIZE, SORTS
 from storage.db import as_utc
-from web.auth import MAX_ID
+from web.context import MAX_ID
 
 # A page past the last is empty; one past this would ask the database for
 # an offset it cannot take.
@@ -132,7 +132,7 @@ class TaskEnvelopeSchema(Schema):
 
 
 class ReadyTaskSchema(Schema):
-    """A user task the step left ready (engine StepResult)."""
+    """A user task the engine call left ready (engine.execution.Outcome)."""
 
     id = fields.String()
     element_id = fields.String()

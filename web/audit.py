@@ -2,7 +2,7 @@
 diagram, export histories with their hash chains.
 
 Auditors and administrators see every instance, a program manager those of
-their provinces (audit.search.scope_of); everyone else gets 403. An
+their provinces (engine.access.oversight_of); everyone else gets 403. An
 instance outside the reader's scope is answered 404 on every route, exports
 and frames included, so its existence does not leak.
 """
@@ -22,14 +22,13 @@ from sqlalchemy import select
 from audit import checkpoints, export, timeline, verification
 from audit import search as audit_search
 from audit.search import AuditFilter
+from engine.access import oversight_of
 from storage.models import ProcessDefinition, ProcessInstance
-from web import task_forms
-from web.auth import actor, db, engine
+from web import labels, task_forms
 from web.checkpoints import public_key_or_none
+from web.context import actor, bpmn_engine, db
 from web.extensions import login_manager
 from web.formatting import local_datetime
-from web.labels import ROLE_LABELS
-from web.public import END_LABELS
 
 audit = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -194,8 +193,8 @@ def headline(row: timeline.TimelineRow, texts: dict[str, str]) -> str:
 def _auditors_only():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    g.audit_scope = audit_search.scope_of(actor())
-    if g.audit_scope is None:
+    g.audit_scope = oversight_of(actor())
+    if not g.audit_scope:
         abort(403)
 
 
@@ -204,7 +203,7 @@ def _filter_from_args(args) -> AuditFilter:
     step = args.get("step", type=int)
     return AuditFilter(
         product=args.get("product", "")[:200], producer=args.get("producer", "")[:200],
-        commune=args.get("commune", "")[:200], step=step if step in task_forms.STEP_LABELS else None,
+        commune=args.get("commune", "")[:200], step=step if step in labels.STEP_LABELS else None,
         outcome=args.get("outcome", "")[:110], started_from=_day(args.get("from")),
         started_to=_day(args.get("to")), actor=args.get("actor", "")[:200],
         page=max(args.get("page", type=int) or 1, 1))
@@ -223,8 +222,8 @@ def index():
     with db().transaction() as session:
         page = audit_search.search(session, g.audit_scope, f)
         ends = audit_search.end_events(session, g.audit_scope)
-    return render_template("audit/index.html", filter=f, page=page, end_events=ends, end_labels=END_LABELS,
-                           steps=task_forms.STEP_LABELS)
+    return render_template("audit/index.html", filter=f, page=page, end_events=ends, end_labels=labels.END_LABELS,
+                           steps=labels.STEP_LABELS)
 
 
 def _history(instance_id: int) -> timeline.History:
@@ -257,8 +256,8 @@ def instance(instance_id: int):
         views.append(row_view(row, texts, words, times[row.at], folded=not (row.main or show_all)))
     return render_template(
         "audit/instance.html", history=history, instance=history.instance, rows=views,
-        show_all=show_all, steps=task_forms.STEP_LABELS, viewer_built=_viewer_built(),
-        roles={key: str(label) for key, label in ROLE_LABELS.items()},
+        show_all=show_all, steps=labels.STEP_LABELS, viewer_built=_viewer_built(),
+        roles={key: str(label) for key, label in labels.ROLE_LABELS.items()},
         decisions={key: str(label) for key, label in task_forms.CHOICE_LABELS["decision"].items()},
         words={key: str(word) for key, word in ROW_WORDS.items()})
 
@@ -302,7 +301,7 @@ def instance_export_csv(instance_id: int):
 def verify_instance(instance_id: int):
     """Chain, replay, and the instance's leaf in the latest signed checkpoint."""
     _require_in_scope(instance_id)
-    report = verification.verify_instance(engine(), instance_id)
+    report = verification.verify_instance(bpmn_engine(), instance_id)
     covered, key = None, public_key_or_none()
     with db().transaction() as session:
         latest = checkpoints.latest(session)
@@ -330,7 +329,7 @@ def _filtered_ids() -> list[int]:
 
 
 def _filtered_name() -> str:
-    return f"ocop-audit-{engine().clock().date().isoformat()}"
+    return f"ocop-audit-{bpmn_engine().clock().date().isoformat()}"
 
 
 def _download_json(instance_ids: list[int], name: str) -> Response:
@@ -338,7 +337,7 @@ def _download_json(instance_ids: list[int], name: str) -> Response:
         latest = checkpoints.latest(session)
         proofs = checkpoints.Proofs(latest) if latest is not None else None
     key = public_key_or_none()
-    chunks = export.json_chunks(db(), instance_ids, engine().clock(), proofs=proofs,
+    chunks = export.json_chunks(db(), instance_ids, bpmn_engine().clock(), proofs=proofs,
                                 public_key_pem=checkpoints.public_key_pem(key) if key else None)
     return _download(chunks, "application/json", f"{name}.json")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from sqlalchemy import bindparam, select, update
@@ -16,24 +16,10 @@ from engine.forms import CONTROL_CHARACTERS
 from programme.accounts import authenticate
 from storage.db import connection_of
 from storage.models import User
+from web.context import MAX_ID, db
 from web.extensions import limiter, login_manager
 
 auth = Blueprint("auth", __name__)
-
-# Ids are 32-bit integers in both databases: a larger one names nothing
-# (and a query with it fails: SQLite cannot bind it, PostgreSQL refuses it).
-MAX_ID = 2**31 - 1
-_ID_TEXT = re.compile(r"[0-9]{1,10}")
-
-
-def id_from(text: str) -> int | None:
-    """The id a form or query value names, or None: ASCII digits only (not
-    "²" or "١٢", which str.isdigit accepts) and within MAX_ID."""
-    text = text.strip()
-    if not _ID_TEXT.fullmatch(text) or not 0 < int(text) <= MAX_ID:
-        return None
-    return int(text)
-
 
 @auth.before_app_request
 def _plausible_path_arguments():
@@ -72,14 +58,6 @@ class SignedInUser(UserMixin):
     @property
     def is_officer(self) -> bool:
         return any(area is not None for _role, area in self.actor.roles)
-
-
-def db():
-    return current_app.extensions["ocop_engine"].db
-
-
-def engine():
-    return current_app.extensions["ocop_engine"]
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -145,15 +123,6 @@ def load_user(session_id: str) -> SignedInUser | None:
         if row is None or not row.is_active or row.session_epoch != epoch:
             return None
         return SignedInUser(load_actor(connection, user_id, row.full_name), row.username, row.session_epoch)
-
-
-def actor() -> Actor:
-    return current_user.actor
-
-
-def require_role(*roles: str) -> None:
-    if not current_user.is_authenticated or not current_user.has_role(*roles):
-        abort(403)
 
 
 @auth.route("/login", methods=["GET", "POST"])

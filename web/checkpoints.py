@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from audit import checkpoints
 from storage.models import AuditCheckpoint
-from web.auth import actor, db, engine, require_role
+from web.context import actor, bpmn_engine, db, require_role
 
 checkpoint_pages = Blueprint("checkpoints", __name__, url_prefix="/audit")
 
@@ -60,7 +60,7 @@ def issue():
         flash(_("Chưa có khóa ký kiểm toán: chạy `ocop init` hoặc đặt OCOP_AUDIT_KEY_FILE."), "error")
         return redirect(url_for("checkpoints.index"))
     with db().transaction() as session:
-        checkpoint = checkpoints.issue(session, key, engine().clock(), created_by=actor().user_id)
+        checkpoint = checkpoints.issue(session, key, bpmn_engine().clock(), created_by=actor().user_id)
         flash(_("Đã ký mốc kiểm toán %(id)s: %(n)s quy trình, %(events)s sự kiện.", id=checkpoint.id,
                 n=checkpoint.tree_size, events=checkpoint.event_count), "success")
     return redirect(url_for("checkpoints.index"))

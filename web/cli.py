@@ -183,6 +183,8 @@ def migrate(target: int, instance_ids: tuple[int, ...], all_on: int | None, appl
     it runs as the system actor (admin role, no user id in the audit).
     """
     from engine import migration
+    from engine.access import SYSTEM_ACTOR
+    from programme import definitions
     if bool(instance_ids) == (all_on is not None):
         raise click.UsageError("give either --instance ID ... or --all-on DEFINITION_ID")
     selection = migration.AllOn(all_on) if all_on is not None else list(instance_ids)
@@ -197,7 +199,7 @@ def migrate(target: int, instance_ids: tuple[int, ...], all_on: int | None, appl
             click.echo(f"{len(report.safe)} safe, {len(report.unsafe)} unsafe, "
                        f"{len(report.not_applicable)} not applicable (nothing written; --apply to migrate)")
             return
-        result = migration.migrate(engine, migration.SYSTEM_ACTOR, selection, target)
+        result = definitions.migrate(engine, SYSTEM_ACTOR, selection, target)
     except LookupError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Migrate: to {result.target_name} version {result.target_version} (definition {target})")

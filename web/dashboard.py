@@ -24,9 +24,9 @@ from audit.export import spreadsheet_safe
 from engine.errors import NotAllowed
 from programme import dashboard as figures
 from programme.dashboard import Audience, Filters
-from web.auth import actor, db, engine
+from web import labels
+from web.context import actor, bpmn_engine, db
 from web.extensions import login_manager
-from web.public import STEP_LABELS
 
 dashboard = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -74,7 +74,7 @@ def _filters() -> tuple[Audience, Filters]:
     audience = Audience.of(actor())
     year = request.args.get("year", type=int)
     if year is None or not FIRST_YEAR <= year <= LAST_YEAR:
-        year = engine().clock().year
+        year = bpmn_engine().clock().year
     try:
         return audience, audience.filters(year, request.args.get("province", type=int))
     except NotAllowed:
@@ -84,7 +84,7 @@ def _filters() -> tuple[Audience, Filters]:
 @dashboard.get("/")
 def index():
     audience, filters = _filters()
-    now = engine().clock()
+    now = bpmn_engine().clock()
     with db().transaction() as session:
         result = figures.dashboard(session, filters, now)
         provinces = figures.provinces(session, audience)
@@ -95,7 +95,7 @@ def index():
         selected_province=selected, national=audience.national,
         csv_args={"year": filters.year, "province": selected}, format_percent=format_percent,
         funnel_labels=FUNNEL_LABELS, subject_labels=SUBJECT_LABELS, level_labels=LEVEL_LABELS,
-        step_labels=STEP_LABELS, no_district=NO_DISTRICT, star_label=star_label,
+        step_labels=labels.STEP_LABELS, no_district=NO_DISTRICT, star_label=star_label,
         funnel_bars=funnel_bars(result.funnel), star_bars=star_bars(result.stars),
         return_bars=return_bars(result.returns), step_bars=step_bars(result.step_times),
         overdue_bars=overdue_bars(result.overdue))
@@ -189,7 +189,7 @@ def step_times_csv():
         times = figures.step_times(session, filters)
     return _csv("step-times", filters,
                 [_("Bước"), _("Tên bước"), _("Số sản phẩm"), _("Trung vị (ngày)"), _("Phân vị 90 (ngày)")],
-                [[time.step, STEP_LABELS.get(time.step, ""), time.instances, f"{time.median_days:.2f}",
+                [[time.step, labels.STEP_LABELS.get(time.step, ""), time.instances, f"{time.median_days:.2f}",
                   f"{time.p90_days:.2f}"] for time in times])
 
 
@@ -197,7 +197,7 @@ def step_times_csv():
 def overdue_csv():
     _audience, filters = _filters()
     with db().transaction() as session:
-        overdue = figures.overdue_tasks(session, filters, engine().clock())
+        overdue = figures.overdue_tasks(session, filters, bpmn_engine().clock())
     return _csv("overdue", filters, [_("Địa bàn"), _("Cấp"), _("Số việc quá hạn")],
                 [[row.name, LEVEL_LABELS.get(row.level, row.level or ""), row.tasks] for row in overdue])
 

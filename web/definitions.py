@@ -1,7 +1,7 @@
 """Diagram versions: list, download, validate, deploy, activate.
 
 Program managers and administrators only (everyone else gets 403); who may
-change which scope is programme.definitions.may_manage. Every POST carries the
+change which scope is engine.access.may_change_diagrams. Every POST carries the
 CSRF token: a form field, or the X-CSRFToken header for JSON calls.
 """
 from __future__ import annotations
@@ -24,14 +24,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from audit import search as audit_search
 from engine import diagram, migration
+from engine.access import may_change_diagrams, oversight_of
 from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
 from engine.forms import CONTROL_CHARACTERS
 from programme import definitions as defs
 from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
-from web.auth import actor, db, engine, id_from, require_role
+from web import labels
+from web.context import actor, bpmn_engine, db, id_from, require_role
 from web.extensions import login_manager
 
 definitions = Blueprint("definitions", __name__, url_prefix="/definitions")
@@ -56,9 +57,9 @@ def _index_page(status: int = 200, form: dict | None = None):
         areas = dict(session.execute(select(Jurisdiction.id, Jurisdiction.name)).all())
         provinces = defs.manageable_provinces(session, actor())
     return render_template("definitions/index.html", versions=versions, log=log, areas=areas,
-                           provinces=provinces, national=defs.may_manage(actor(), None),
+                           provinces=provinces, national=may_change_diagrams(actor(), None),
                            names=sorted({v.name for v in versions}), form=form or {},
-                           may_manage=lambda province_id: defs.may_manage(actor(), province_id)), status
+                           may_manage=lambda province_id: may_change_diagrams(actor(), province_id)), status
 
 
 @definitions.get("/<int:definition_id>.bpmn")
@@ -103,7 +104,7 @@ def deploy():
         return _problems(checked.problems, checked.warnings, 422 if checked.problems else 200)
     try:
         province_id = _province_id(form.get("province_id", ""))
-        definition = defs.deploy(engine(), actor(), xml, form.get("name", ""), _message(form.get("message", "")),
+        definition = defs.deploy(bpmn_engine(), actor(), xml, form.get("name", ""), _message(form.get("message", "")),
                                  province_id)
     except NotAllowed as err:
         if _wants_json():
@@ -127,7 +128,7 @@ def deploy():
 @definitions.post("/<int:definition_id>/activate")
 def activate(definition_id: int):
     try:
-        definition = defs.activate(engine(), actor(), definition_id, _message(request.form.get("message", "")))
+        definition = defs.activate(bpmn_engine(), actor(), definition_id, _message(request.form.get("message", "")))
     except LookupError:
         abort(404)
     except NotAllowed as err:
@@ -200,7 +201,7 @@ def migrate_page(definition_id: int):
     target, sources, chosen = _migration_scope(definition_id)
     rows = _plan_rows(target, [chosen] if chosen else sources)
     return render_template("definitions/migrate.html", target=target, sources=sources, chosen=chosen,
-                           steps=_step_labels(), rows=rows, result=None, may_migrate=defs.may_manage(actor(), target.province_id))
+                           steps=_step_labels(), rows=rows, result=None, may_migrate=may_change_diagrams(actor(), target.province_id))
 
 
 @definitions.post("/<int:definition_id>/migrate")
@@ -210,7 +211,7 @@ def migrate_run(definition_id: int):
     safe = [row["plan"].instance_id for row in _plan_rows(target, selected)
             if row["plan"].verdict == migration.SAFE]
     try:
-        report = migration.migrate(engine(), actor(), safe, target.id)
+        report = defs.migrate(bpmn_engine(), actor(), safe, target.id)
     except NotAllowed as err:
         abort(403, str(err))
     flash(_("Đã chuyển %(count)s hồ sơ sang %(name)s phiên bản %(version)s.", count=len(report.migrated),
@@ -221,8 +222,7 @@ def migrate_run(definition_id: int):
 
 
 def _step_labels() -> dict:
-    from web import task_forms
-    return task_forms.STEP_LABELS
+    return labels.STEP_LABELS
 
 
 def _migration_scope(definition_id: int, chosen_id: int | None = None):
@@ -249,13 +249,13 @@ def _plan_rows(target: ProcessDefinition, sources: list[ProcessDefinition]) -> l
     province's products are neither listed nor migrated from this page."""
     plans = []
     for source in sources:
-        plans += migration.plan(engine(), migration.AllOn(source.id), target.id).instances
-    scope = audit_search.scope_of(actor())
+        plans += migration.plan(bpmn_engine(), migration.AllOn(source.id), target.id).instances
+    scope = oversight_of(actor())
     rows = []
     with db().transaction() as session:
         for instance_plan in plans:
             instance = session.get(ProcessInstance, instance_plan.instance_id)
-            if instance is None or scope is None or not scope.covers(instance.areas):
+            if instance is None or not scope.covers(instance.areas):
                 continue
             rows.append({"plan": instance_plan,
                          "product": instance.product.name if instance and instance.product else None,

@@ -17,7 +17,7 @@ from flask_login import login_required
 from sqlalchemy import bindparam, delete, select
 from werkzeug.datastructures import MultiDict
 
-from engine.access import load_actor, may_act, may_read_product
+from engine.access import load_actor, may_act, may_read_product, supervision_of
 from engine.errors import (
     ClaimedByOther,
     ConcurrencyConflict,
@@ -36,8 +36,8 @@ from programme.inbox import DUE_SOON, SORTS, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.db import as_utc
 from storage.models import InboxTask, ProcessInstance, TaskDraft, User
-from web import task_forms
-from web.auth import actor, db, engine, id_from
+from web import labels, task_forms
+from web.context import actor, bpmn_engine, db, id_from
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -48,7 +48,7 @@ LANE_ROLE_KEYS = {role.key for role in LANE_ROLES} - {"producer"}
 
 
 def _now() -> datetime:
-    return engine().clock()
+    return bpmn_engine().clock()
 
 
 def _urgency(due_at: datetime | None, now: datetime) -> str:
@@ -86,7 +86,7 @@ def _filter_from_args(args) -> InboxFilter:
     step = args.get("step", type=int)
     page = id_from(args.get("page", "")) or 1  # past MAX_ID no page exists (and SQL would overflow)
     return InboxFilter(
-        step=step if step in task_forms.STEP_LABELS else None,
+        step=step if step in labels.STEP_LABELS else None,
         form_key=args.get("task") if args.get("task") in FORMS else None,
         commune_id=id_from(args.get("commune", "")),
         group_code=args.get("group") if args.get("group") in sets_by_code() else None,
@@ -113,7 +113,7 @@ def index():
     now = _now()
     f = _filter_from_args(request.args)
     with db().transaction() as session:
-        supervision = inbox_queries.supervision_of(session, me)
+        supervision = supervision_of(session, me)
         acts = any(role in LANE_ROLE_KEYS for role, _area in me.roles) or bool(me.producer_ids)
         if not acts and not supervision:
             # An auditor acts on no task and supervises none: no inbox.
@@ -144,7 +144,7 @@ def index():
         "inbox/index.html", items=items, total=total, filter=f, pages=pages, counts=quick,
         communes=choices["communes"],
         groups=[(code, groups[code]["name_vi"]) for code in choices["groups"] if code in groups],
-        steps=task_forms.STEP_LABELS, form_titles=task_forms.FORM_TITLES, roles=ROLES,
+        steps=labels.STEP_LABELS, form_titles=labels.FORM_TITLES, roles=ROLES,
         filter_args=_filter_args, now=now)
 
 
@@ -184,7 +184,7 @@ def claim(task_id: str):
     if (refusal := _unreachable(task_id)) is not None:
         return refusal
     try:
-        engine().claim(task_id, actor())
+        bpmn_engine().claim(task_id, actor())
     except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
         return _assignment_error(err, task_id)
     flash(_("Bạn đã nhận việc này."), "success")
@@ -198,7 +198,7 @@ def unclaim(task_id: str):
     if (refusal := _unreachable(task_id)) is not None:
         return refusal
     try:
-        engine().unclaim(task_id, actor())
+        bpmn_engine().unclaim(task_id, actor())
     except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
         return _assignment_error(err, task_id)
     flash(_("Đã trả việc về cho địa bàn."), "success")
@@ -219,7 +219,7 @@ def reassign(task_id: str):
         flash(_("Không tìm thấy người dùng được giao."), "error")
         return redirect(_back())
     try:
-        engine().reassign(task_id, actor(), colleague)
+        bpmn_engine().reassign(task_id, actor(), colleague)
     except (ClaimedByOther, NotAllowed, ConcurrencyConflict, UnknownTask) as err:
         return _assignment_error(err, task_id)
     flash(_("Đã giao việc cho %(name)s.", name=colleague.name), "success")
@@ -270,8 +270,8 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
         fresh=fresh, problem=problem, draft_saved_at=draft_saved_at,
         score=_score_context(group, values) if task.form_key == "score_product" else None,
         group_name=sets_by_code().get(group, {}).get("name_vi") if group else None,
-        form_title=task_forms.FORM_TITLES.get(task.form_key, task.form_key),
-        steps=task_forms.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
+        form_title=labels.FORM_TITLES.get(task.form_key, task.form_key),
+        steps=labels.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
         urgency=_urgency(task.due_at, _now()), is_producer_task=task.role == "producer",
     ), status
 
@@ -296,7 +296,7 @@ def task(task_id: str):
         abort(404)
     data, sheet_rows = task_forms.parse(row.form_key, request.form)
     try:
-        result = engine().complete_task(task_id, data, me)
+        result = bpmn_engine().complete_task(task_id, data, me)
     except FormInvalid as err:
         return _render_task(task_id, request.form, status=422,
                             errors=task_forms.field_errors(row.form_key, err.errors, sheet_rows),

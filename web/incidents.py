@@ -1,7 +1,7 @@
 """Failed service tasks (engine/incidents.py) for the people who fix them.
 
 Program managers see the incidents of their provinces, auditors and
-administrators all of them (audit.search.scope_of); program
+administrators all of them (engine.access.oversight_of); program
 managers and administrators may retry or skip one (the engine checks that
 they supervise the instance's province). Out-of-scope ids answer 404.
 """
@@ -12,17 +12,17 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
-from audit import search as audit_search
+from engine.access import oversight_of
 from engine.errors import ConcurrencyConflict, NotAllowed, OcopError
 from storage.models import Incident, ProcessInstance, Product
-from web.auth import actor, db, engine, require_role
+from web.context import actor, bpmn_engine, db, require_role
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 
 
 def _scope():
-    scope = audit_search.scope_of(actor())
-    if scope is None:
+    scope = oversight_of(actor())
+    if not scope:
         abort(403)
     return scope
 
@@ -36,7 +36,7 @@ def index():
             select(Incident, Product.name)
             .join(ProcessInstance, ProcessInstance.id == Incident.instance_id)
             .outerjoin(Product, Product.id == ProcessInstance.product_id)
-            .where(scope.condition())
+            .where(scope.instances())
             .order_by(Incident.status.desc(), Incident.opened_at.desc()).limit(300)).all()
     return render_template("incidents/index.html", rows=rows)
 
@@ -53,9 +53,9 @@ def act(incident_id: int, action: str):
         abort(404)
     try:
         if action == "retry":
-            engine().retry_incident(incident_id, actor())
+            bpmn_engine().retry_incident(incident_id, actor())
         else:
-            engine().skip_incident(incident_id, actor())
+            bpmn_engine().skip_incident(incident_id, actor())
     except ConcurrencyConflict:
         flash(_("Hồ sơ vừa thay đổi; vui lòng thử lại."), "error")
     except NotAllowed:

@@ -1,6 +1,8 @@
-"""Display labels for values the engine keeps as keys. The Vietnamese text
-is written out here (not looked up) so the message extractor finds it;
-tests/test_web_i18n.py checks it matches engine.roles."""
+"""Display labels for the values the engine and the programme keep as
+keys -- roles, cycle steps, end events, forms, producer kinds, promotion
+channels -- in one place for every page. The Vietnamese text is written out
+here (not looked up) so the message extractor finds it;
+tests/test_web_i18n.py checks the roles match engine.roles."""
 from flask_babel import lazy_gettext as _l
 
 ROLE_LABELS = {
@@ -15,3 +17,47 @@ ROLE_LABELS = {
     "auditor": _l("Kiểm toán viên"),
     "admin": _l("Quản trị hệ thống"),
 }
+
+# The cycle's six steps (Decision 490/QĐ-TTg).
+STEP_LABELS = {
+    1: _l("Tuyên truyền, hướng dẫn"),
+    2: _l("Đăng ký ý tưởng sản phẩm"),
+    3: _l("Phương án sản xuất kinh doanh"),
+    4: _l("Triển khai phương án"),
+    5: _l("Đánh giá và xếp hạng"),
+    6: _l("Xúc tiến thương mại"),
+}
+
+# How an instance ended (its end event).
+END_LABELS = {"end_recognised": _l("Được công nhận"), "end_not_recognised": _l("Không đạt (dưới 50 điểm)"),
+              "end_idea_limit": _l("Dừng: hết lượt nộp lại ý tưởng"),
+              "end_plan_limit": _l("Dừng: hết lượt nộp lại phương án"),
+              "end_dossier_limit": _l("Dừng: hết lượt bổ sung hồ sơ")}
+
+# The forms user tasks open (their formKey).
+FORM_TITLES = {
+    "register_idea": _l("Đăng ký ý tưởng sản phẩm"),
+    "receive_idea": _l("Tiếp nhận ý tưởng"),
+    "review_idea": _l("Đánh giá ý tưởng"),
+    "submit_plan": _l("Nộp phương án sản xuất kinh doanh"),
+    "review_plan": _l("Đánh giá phương án"),
+    "support_record": _l("Ghi nhận hỗ trợ tại cơ sở"),
+    "submit_dossier": _l("Nộp hồ sơ sản phẩm"),
+    "check_dossier": _l("Kiểm tra hồ sơ sản phẩm"),
+    "commune_assessment": _l("Đánh giá của xã"),
+    "advisory_review": _l("Xem xét của tổ tư vấn"),
+    "score_product": _l("Chấm điểm sản phẩm"),
+    "plan_outreach": _l("Kế hoạch tuyên truyền"),
+    "outreach_report": _l("Báo cáo tuyên truyền"),
+}
+
+# A cycle step on a product's timeline.
+STATE_LABELS = {"done": _l("đã xong"), "current": _l("đang thực hiện"),
+                "stopped": _l("dừng tại bước này"), "todo": _l("chưa tới")}
+KIND_LABELS = {"cooperative": _l("Hợp tác xã"), "cooperative_group": _l("Tổ hợp tác"),
+               "enterprise": _l("Doanh nghiệp"), "household": _l("Hộ sản xuất có đăng ký kinh doanh"),
+               "farm": _l("Trang trại")}
+
+CHANNEL_LABELS = {"trade_fair": _l("Hội chợ, triển lãm"), "ocop_sales_point": _l("Điểm bán sản phẩm OCOP"),
+                  "ecommerce": _l("Sàn thương mại điện tử"), "retail_week": _l("Tuần hàng tại hệ thống bán lẻ"),
+                  "regional_database": _l("Cơ sở dữ liệu sản phẩm vùng miền")}

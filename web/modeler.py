@@ -19,9 +19,10 @@ from flask_wtf.csrf import generate_csrf
 from marshmallow import fields
 
 from engine import forms, roles
+from engine.access import may_change_diagrams
 from handlers import registry
 from programme import definitions as defs
-from web.auth import actor, db, require_role
+from web.context import actor, db, require_role
 from web.extensions import login_manager
 
 modeler = Blueprint("modeler", __name__, url_prefix="/modeler")
@@ -96,11 +97,11 @@ def _parameter_type(field: fields.Field) -> str:
 
 
 def _provinces() -> list[dict]:
-    """Scopes the user may deploy for (programme.definitions.may_manage): the
+    """Scopes the user may deploy for (engine.access.may_change_diagrams): the
     national diagram as `null` (administrators), then provinces."""
     with db().transaction() as session:
         provinces = [{"id": unit.id, "name": unit.name}
                      for unit in defs.manageable_provinces(session, actor())]
-    if defs.may_manage(actor(), None):
+    if may_change_diagrams(actor(), None):
         provinces.insert(0, {"id": None, "name": None})
     return provinces

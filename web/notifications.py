@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from programme import products
 from storage.models import Notification, NotificationReceipt, ProcessInstance, Product
-from web.auth import actor, db, engine
+from web.context import actor, bpmn_engine, db
 
 notifications = Blueprint("notifications", __name__, url_prefix="/notifications")
 
@@ -92,7 +92,7 @@ def mark_read(notification_id: int):
         if receipt is None:
             abort(404)
         if receipt.read_at is None:
-            receipt.read_at = engine().clock()
+            receipt.read_at = bpmn_engine().clock()
     return redirect(_back())
 
 
@@ -102,7 +102,7 @@ def mark_all_read():
     with db().transaction() as session:
         session.execute(update(NotificationReceipt)
                         .where(NotificationReceipt.user_id == actor().user_id, NotificationReceipt.read_at.is_(None))
-                        .values(read_at=engine().clock()).execution_options(synchronize_session=False))
+                        .values(read_at=bpmn_engine().clock()).execution_options(synchronize_session=False))
     return redirect(_back())
 
 

@@ -25,6 +25,7 @@ from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
+from engine.access import may_act, registering_communes
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
 from programme import products
@@ -39,25 +40,15 @@ from storage.documents import (
     clean_filename,
 )
 from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft, User
-from web.auth import actor, db, engine, id_from, signed_in_user
+from web import labels
+from web.auth import signed_in_user
+from web.context import actor, bpmn_engine, db, id_from
 from web.extensions import limiter
-from web.labels import ROLE_LABELS
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
 
-STEP_LABELS = {1: _l("Tuyên truyền, hướng dẫn"), 2: _l("Đăng ký ý tưởng"),
-               3: _l("Phương án sản xuất kinh doanh"), 4: _l("Triển khai phương án"),
-               5: _l("Đánh giá, xếp hạng"), 6: _l("Xúc tiến thương mại")}
-STATE_LABELS = {"done": _l("đã xong"), "current": _l("đang thực hiện"),
-                "stopped": _l("dừng tại bước này"), "todo": _l("chưa tới")}
-KIND_LABELS = {"cooperative": _l("Hợp tác xã"), "cooperative_group": _l("Tổ hợp tác"),
-               "enterprise": _l("Doanh nghiệp"), "household": _l("Hộ sản xuất có đăng ký kinh doanh"),
-               "farm": _l("Trang trại")}
 # Form 01 registers a new product, form 02 an existing one (Decision 1048).
 REGISTRATION_FORMS = {"01": _l("Sản phẩm mới (mẫu 01)"), "02": _l("Sản phẩm đã có (mẫu 02)")}
-CHANNEL_LABELS = {"trade_fair": _l("Hội chợ, triển lãm"), "ocop_sales_point": _l("Điểm bán sản phẩm OCOP"),
-                  "ecommerce": _l("Sàn thương mại điện tử"), "retail_week": _l("Tuần hàng tại hệ thống bán lẻ"),
-                  "regional_database": _l("Cơ sở dữ liệu sản phẩm vùng miền")}
 ERRORS = {
     "required": _l("Bắt buộc nhập."),
     "too_long": _l("Quá dài (tối đa 200 ký tự)."),
@@ -80,15 +71,15 @@ REFUSALS = {
 
 
 @portal.context_processor
-def labels():
-    return {"step_labels": STEP_LABELS, "state_labels": STATE_LABELS, "kind_labels": KIND_LABELS,
-            "registration_forms": REGISTRATION_FORMS, "channel_labels": CHANNEL_LABELS,
+def template_labels():
+    return {"step_labels": labels.STEP_LABELS, "state_labels": labels.STATE_LABELS, "kind_labels": labels.KIND_LABELS,
+            "registration_forms": REGISTRATION_FORMS, "channel_labels": labels.CHANNEL_LABELS,
             "criteria_sets": sets_by_code(), "role_label": _role_label, "task_url": _task_url,
             "may_act_on": _may_act_on}
 
 
 def _role_label(role: str) -> str:
-    return ROLE_LABELS.get(role, role)
+    return labels.ROLE_LABELS.get(role, role)
 
 
 def _task_url(task_id: str) -> str:
@@ -101,10 +92,8 @@ def _task_url(task_id: str) -> str:
 
 
 def _may_act_on(waiting: products.Waiting) -> bool:
-    """Link only tasks the user can open (same rule as engine.access.may_act)."""
-    if waiting.role == "producer":
-        return waiting.producer_id in actor().producer_ids
-    return actor().holds(waiting.role, waiting.jurisdiction_id)
+    """Link only tasks the user can open."""
+    return may_act(actor(), waiting)
 
 
 def _errors(codes: dict[str, str]) -> dict[str, str]:
@@ -126,7 +115,7 @@ def index():
         producers = products.managed_producers(session, actor())
         items = products.summaries(session, producers)
     return render_template("portal/index.html", items=items, producers=producers,
-                           is_commune_officer=bool(products.officer_communes(actor())))
+                           is_commune_officer=bool(registering_communes(actor())))
 
 
 # --- one product -------------------------------------------------------------
@@ -148,7 +137,7 @@ def _render_product(product_id: int, status: int = 200, upload_error: str | None
         product = _product_or_404(session, product_id)
         view = products.detail(session, product)
         manager = products.may_manage(actor(), product.producer)
-        startable = manager and products.can_start(session, product.id, engine().clock().year)
+        startable = manager and products.can_start(session, product.id, bpmn_engine().clock().year)
     return render_template("portal/product.html", view=view, item=view.summary, manager=manager,
                            startable=startable, upload_error=upload_error, start_form=start_form,
                            max_mb=MAX_SIZE // (1024 * 1024)), status
@@ -206,7 +195,7 @@ def start(product_id: int):
 def _start(product_id: int, registration_form: str) -> bool:
     """Start the product's cycle for this year; flashes what happened."""
     try:
-        result = engine().start_product(product_id, actor())
+        result = bpmn_engine().start_product(product_id, actor())
     except AlreadyInCycle:
         flash(_("Sản phẩm đã có chu trình năm nay."), "error")
         return False
@@ -237,7 +226,7 @@ def _prefill_registration_form(instance_id: int, registration_form: str) -> None
         if not session.scalar(select(TaskDraft.id).where(TaskDraft.task_id == row.id,
                                                          TaskDraft.user_id == row.owner_user_id)):
             session.add(TaskDraft(task_id=row.id, user_id=row.owner_user_id,
-                                  data={"registration_form": [registration_form]}, saved_at=engine().clock()))
+                                  data={"registration_form": [registration_form]}, saved_at=bpmn_engine().clock()))
 
 
 # --- documents --------------------------------------------------------------------
@@ -266,7 +255,7 @@ def upload(product_id: int):
     with db().transaction() as session:
         product = _product_or_404(session, product_id, manage=True)
         products.add_document(session, product, actor().user_id, digest, filename, content_type,
-                              len(data), engine().clock())
+                              len(data), bpmn_engine().clock())
     flash(_("Đã tải lên tệp %(name)s.", name=filename), "info")
     return redirect(url_for("portal.product", product_id=product_id) + "#documents")
 
@@ -319,7 +308,7 @@ def enrolment_calendar(enrolment_id: int):
 @login_required
 def register():
     """A commune officer registers a producer of one of their communes."""
-    communes_ids = products.officer_communes(actor())
+    communes_ids = registering_communes(actor())
     if not communes_ids:
         abort(404)
     with db().transaction() as session:

@@ -3,23 +3,15 @@ promoted (3-star-and-up) products. Aggregates and public listings only."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
 from storage.criteria import sets_by_code
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
-from web.labels import ROLE_LABELS
+from web import labels
 
 public = Blueprint("public", __name__)
 
-STEP_LABELS = {1: _l("Tuyên truyền, hướng dẫn"), 2: _l("Đăng ký ý tưởng sản phẩm"),
-               3: _l("Phương án sản xuất kinh doanh"), 4: _l("Triển khai phương án"),
-               5: _l("Đánh giá và xếp hạng"), 6: _l("Xúc tiến thương mại")}
-END_LABELS = {"end_recognised": _l("Được công nhận"), "end_not_recognised": _l("Không đạt (dưới 50 điểm)"),
-              "end_idea_limit": _l("Dừng: hết lượt nộp lại ý tưởng"),
-              "end_plan_limit": _l("Dừng: hết lượt nộp lại phương án"),
-              "end_dossier_limit": _l("Dừng: hết lượt bổ sung hồ sơ")}
 
 
 def _db():
@@ -62,8 +54,8 @@ def overview():
             .group_by(ProcessInstance.end_event)).all())
         waiting = session.execute(select(InboxTask.role, func.count()).group_by(InboxTask.role)).all()
     return render_template("overview.html", running=running, ended=ended, waiting=waiting,
-                           steps=STEP_LABELS, end_labels=END_LABELS,
-                           role_labels=ROLE_LABELS)
+                           steps=labels.STEP_LABELS, end_labels=labels.END_LABELS,
+                           role_labels=labels.ROLE_LABELS)
 
 
 @public.get("/catalogue")

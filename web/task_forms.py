@@ -27,31 +27,6 @@ SCORE_PARTS = ("A", "B", "C")
 # Drafts larger than this are refused: a draft is a form, not a file store.
 MAX_DRAFT_CHARS = 60_000
 
-STEP_LABELS = {
-    1: lazy_gettext("Tuyên truyền, hướng dẫn"),
-    2: lazy_gettext("Đăng ký ý tưởng sản phẩm"),
-    3: lazy_gettext("Phương án sản xuất kinh doanh"),
-    4: lazy_gettext("Triển khai phương án"),
-    5: lazy_gettext("Đánh giá và xếp hạng"),
-    6: lazy_gettext("Xúc tiến thương mại"),
-}
-
-FORM_TITLES = {
-    "register_idea": lazy_gettext("Đăng ký ý tưởng sản phẩm"),
-    "receive_idea": lazy_gettext("Tiếp nhận ý tưởng"),
-    "review_idea": lazy_gettext("Đánh giá ý tưởng"),
-    "submit_plan": lazy_gettext("Nộp phương án sản xuất kinh doanh"),
-    "review_plan": lazy_gettext("Đánh giá phương án"),
-    "support_record": lazy_gettext("Ghi nhận hỗ trợ tại cơ sở"),
-    "submit_dossier": lazy_gettext("Nộp hồ sơ sản phẩm"),
-    "check_dossier": lazy_gettext("Kiểm tra hồ sơ sản phẩm"),
-    "commune_assessment": lazy_gettext("Đánh giá của xã"),
-    "advisory_review": lazy_gettext("Xem xét của tổ tư vấn"),
-    "score_product": lazy_gettext("Chấm điểm sản phẩm"),
-    "plan_outreach": lazy_gettext("Kế hoạch tuyên truyền"),
-    "outreach_report": lazy_gettext("Báo cáo tuyên truyền"),
-}
-
 FIELD_LABELS = {
     "registration_form": lazy_gettext("Mẫu phiếu đăng ký"),
     "product_description": lazy_gettext("Mô tả sản phẩm"),

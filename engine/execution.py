@@ -1,0 +1,476 @@
+"""One engine call from the inside: the work every call shares, which the
+facade (engine/bpmn_engine.py), migration and replay all run.
+
+An `Execution` is one engine call in progress: its transaction, the instance
+row as the call read it, the workflow, and the history events to append.
+The call loads the workflow (`load`: from the process's `WorkflowCache`
+when it holds the instance's stored version), runs SpiffWorkflow
+(`run_user_task`, `advance`), and writes everything in one go (`save`):
+
+1. `conclude`: the ready user tasks, the instance row's new values and the
+   closing events, without writing;
+2. `write_instance`: UPDATE ... WHERE id = :id AND version = :old (a lost
+   race matches no row: `ConcurrencyConflict`, nothing written) and the
+   events chained after the history's head;
+3. the inbox rows (`inbox_changes`, `inbox_row`) and the timer rows
+   (`write_timers`), so both always mirror the workflow;
+4. incidents for service tasks that failed.
+
+Words: a *cycle step* is one of the OCOP cycle's six steps (a task's `step`
+property, the instance's `current_step`); an *engine call* is one of these
+transactions. SpiffWorkflow's own "engine steps" are the automatic tasks it
+runs until only people are awaited (`run_engine_steps`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections import OrderedDict
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from engine import clock, diagram, expressions, incidents, roles, statements
+from engine.calendar import add_working_days
+from engine.errors import ConcurrencyConflict, ServiceTaskFailed
+from engine.events import PendingEvent, chain, data_delta
+from engine.expressions import SafeScriptEngine
+from engine.serialization import specs_from_dict, state_from_json, state_to_json
+from engine.stepping import find_tasks, run_engine_steps
+from handlers import registry
+from handlers.context import HandlerContext, InstanceView
+from handlers.registry import HandlerParameterError
+from storage.db import connection_of
+from storage.models import ProcessDefinition, ProcessInstance
+
+SPEC_CACHE_SIZE = 16
+WORKFLOW_CACHE_SIZE = 256
+
+
+# Set by BpmnEngine.run for the attempt in progress: service tasks that failed
+# in an earlier, rolled-back attempt of the same work (element -> error).
+FAILING: ContextVar[dict[str, str] | None] = ContextVar("ocop_failing_service_tasks", default=None)
+MAX_DEFERRED_FAILURES = 10
+
+
+# --- what a call changed, and the call in progress -------------------------------
+
+@dataclass
+class Outcome:
+    """What one engine call changed, for the caller to show."""
+
+    instance_id: int
+    status: str
+    ready_tasks: list[dict]
+    end_event: str | None = None
+    stars: int | None = None
+
+
+class Execution:
+    """One engine call in progress: the transaction, the instance, its
+    workflow and the events to append. Service-task handlers are dispatched
+    through it so their writes join the same transaction. The instance is
+    the row as the call read it (a migration passes its ORM object, which
+    has the same attributes); its new values go to the database only."""
+
+    def __init__(self, unit: Session | Connection, instance: statements.InstanceRow | ProcessInstance,
+                 now: datetime):
+        # The transaction: an ORM session, or (a completion) a plain connection.
+        self.unit = unit
+        self.connection = connection_of(unit)
+        self.instance = instance
+        self.now = now
+        self.events: list[PendingEvent] = []
+        self.last_step: int | None = None  # cycle step of the last task run that declares one
+        self.workflow: BpmnWorkflow | None = None
+        # Ready user tasks when the call began: exactly the instance's inbox
+        # rows, since every write keeps the two in step.
+        self.ready_before: set[str] = set()
+        self.outcome: Outcome | None = None
+        self.new_version: int | None = None
+        self.last_data: dict = {}  # data of the last task this call ran (for the completion's delta)
+        self.timers: dict[str, datetime] = {}  # waiting timers (element -> due), found by conclude()
+        self.timers_before: dict[str, datetime] = {}  # and when the call began (= its timer_due rows)
+        # Service tasks that failed in an earlier, rolled-back attempt of this
+        # call (element -> error): this attempt fails them at once, without
+        # running their handler, and keeps the call's work (see BpmnEngine.run).
+        self.failing: dict[str, str] = dict(FAILING.get() or {})
+        self.failed: list[ServiceTaskFailed] = []
+        self._view: InstanceView | None = None
+
+    def call_service(self, task, name: str, params: dict) -> str:
+        element = task.task_spec.bpmn_id
+        if element in self.failing:
+            raise ServiceTaskFailed(self.failing[element], element, name)
+        handler = registry.get(name)
+        if handler is None:
+            raise ServiceTaskFailed(f"no handler '{name}' (element {element})", element, name)
+        values = {key: param["value"] for key, param in params.items()}
+        if self._view is None:
+            self._view = InstanceView.of(self.instance)
+        context = HandlerContext(self.unit, self._view, element, task.data, self.now.date(), self.now)
+        try:
+            result = handler.call(context, values)
+        except HandlerParameterError as err:
+            raise ServiceTaskFailed(f"{element}: {err}", element, name) from None
+        except Exception as err:  # noqa: BLE001 - any handler failure: this attempt is rolled back
+            raise ServiceTaskFailed(f"{element}: {type(err).__name__}: {err}", element, name) from None
+        self.events.append(PendingEvent("service_called", task.task_spec.bpmn_id, {
+            "handler": name, "step": cycle_step_of(task.task_spec), "params": values, "result": result}))
+        return json.dumps(result, default=str)
+
+
+# --- the process's caches ---------------------------------------------------------
+
+class SpecCache:
+    """Parsed specs of deployed versions, restored once and kept (an LRU of
+    SPEC_CACHE_SIZE versions); deployments never change."""
+
+    def __init__(self) -> None:
+        self._bundles: OrderedDict[int, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def spec_for(self, unit: Session | Connection, definition_id: int, process_id: str):
+        """(spec, subprocess specs) of one process of a deployed version."""
+        with self._lock:
+            bundle = self._bundles.get(definition_id)
+            if bundle is not None:
+                self._bundles.move_to_end(definition_id)
+                return bundle[process_id]
+        stored = connection_of(unit).execute(
+            select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id)).scalar_one()
+        bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
+        with self._lock:
+            self._bundles[definition_id] = bundle
+            while len(self._bundles) > SPEC_CACHE_SIZE:
+                self._bundles.popitem(last=False)
+        return bundle[process_id]
+
+
+@dataclass(frozen=True)
+class CachedWorkflow:
+    """A committed call's workflow, kept for the instance's next call, with
+    what the call found in it: the ready user tasks (the instance's inbox
+    rows) and the waiting timers (its timer_due rows)."""
+
+    version: int
+    workflow: BpmnWorkflow
+    ready_ids: frozenset[str]
+    timers: dict[str, datetime]
+
+
+class WorkflowCache:
+    """Instance id -> its workflow as last committed by this process (an LRU
+    of WORKFLOW_CACHE_SIZE instances). An entry is used only for exactly the
+    stored version it was committed as; any other process's write bumps the
+    version, so a stale entry is never used."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[int, CachedWorkflow] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, instance_id: int) -> CachedWorkflow | None:
+        """The entry, removed: only a committed call puts it back."""
+        with self._lock:
+            return self._entries.pop(instance_id, None)
+
+    def peek(self, instance_id: int) -> CachedWorkflow | None:
+        with self._lock:
+            return self._entries.get(instance_id)
+
+    def keep(self, execution: Execution) -> None:
+        """After commit: remember the call's workflow for the next call."""
+        execution.workflow.script_engine = None  # drop the reference to the closed transaction
+        with self._lock:
+            self._entries[execution.instance.id] = CachedWorkflow(
+                execution.new_version, execution.workflow,
+                frozenset(task["id"] for task in execution.outcome.ready_tasks), dict(execution.timers))
+            while len(self._entries) > WORKFLOW_CACHE_SIZE:
+                self._entries.popitem(last=False)
+
+    def renumber(self, instance_id: int, old_version: int, new_version: int) -> None:
+        """A write that changed the row but not the workflow (a claim): the
+        entry stays valid under the new version."""
+        with self._lock:
+            cached = self._entries.get(instance_id)
+            if cached is not None and cached.version == old_version:
+                self._entries[instance_id] = dataclasses.replace(cached, version=new_version)
+
+    def forget(self, instance_id: int) -> None:
+        with self._lock:
+            self._entries.pop(instance_id, None)
+
+
+def load_workflow(specs: SpecCache, unit: Session | Connection,
+                  instance: ProcessInstance | statements.InstanceRow) -> BpmnWorkflow:
+    """The instance's workflow as stored (its state read from the database)."""
+    spec, subprocess_specs = specs.spec_for(unit, instance.definition_id, instance.process_id)
+    state = (instance.state if isinstance(instance, ProcessInstance) else
+             connection_of(unit).execute(statements.STATE, {"instance_id": instance.id}).scalar_one())
+    return state_from_json(state, spec, subprocess_specs)
+
+
+def load(execution: Execution, specs: SpecCache, workflows: WorkflowCache) -> None:
+    """The workflow as of the instance's stored version: from the cache when
+    it holds exactly that version, else deserialized."""
+    instance = execution.instance
+    cached = workflows.take(instance.id)
+    if cached is not None and cached.version == instance.version:
+        execution.workflow = cached.workflow
+        execution.ready_before, execution.timers_before = set(cached.ready_ids), dict(cached.timers)
+    else:
+        execution.workflow = load_workflow(specs, execution.connection, instance)
+        execution.ready_before = _ready_user_task_ids(execution.workflow)
+        execution.timers_before = waiting_timers(execution.workflow)
+    # The script engine is not part of the state: set it after every load.
+    execution.workflow.script_engine = SafeScriptEngine(execution.call_service)
+
+
+# --- running SpiffWorkflow --------------------------------------------------------
+
+def run_user_task(execution: Execution, task, completion: PendingEvent, before: dict) -> None:
+    """Run a user task whose form is in its data, and everything automatic
+    after it; the completion event gets the data delta this caused (the
+    form's own variable is already in the event)."""
+    try:
+        with clock.running_at(execution.now):
+            task.run()
+    except WorkflowException as err:
+        raise service_failure(err) from None
+    execution.last_data = task.data
+    advance(execution)
+    completion.data["delta"] = data_delta(before, execution.last_data, skip=completion.data["data_key"])
+
+
+def advance(execution: Execution) -> None:
+    """Run the automatic tasks that are ready (gateways, scripts, service
+    tasks, events) until only user tasks wait; record what ran and which
+    way each gateway went."""
+    completed: list[str] = []
+
+    def record(task):
+        if not task.task_spec.manual and getattr(task.task_spec, "bpmn_id", None):
+            completed.append(task.task_spec.bpmn_id)
+            execution.last_step = cycle_step_of(task.task_spec) or execution.last_step
+            execution.last_data = task.data
+            decision = gateway_decision(task)
+            if decision is not None:
+                execution.events.append(decision)
+
+    try:
+        with clock.running_at(execution.now):
+            run_engine_steps(execution.workflow, did_complete_task=record)
+    except (WorkflowException, ServiceTaskFailed) as err:  # SpiffWorkflow may or may not wrap it
+        failure = err if isinstance(err, ServiceTaskFailed) else service_failure(err)
+        if failure.element is None or failure.element not in execution.failing:
+            raise failure from None
+        # Failed in the attempt before: the task stays in ERROR, the call's work is kept.
+        execution.failed.append(failure)
+        execution.events.append(PendingEvent("service_failed", failure.element, {
+            "handler": failure.handler, "error": str(failure)}))
+    if completed:
+        execution.events.append(PendingEvent("engine_steps", None, {"elements": completed}))
+
+
+def service_failure(err: WorkflowException) -> ServiceTaskFailed:
+    """The handler failure inside a SpiffWorkflow error, or the error itself
+    as a service failure (e.g. a parameter expression that cannot be
+    evaluated: SpiffWorkflow names the task)."""
+    cause = getattr(err, "error", None) or err.__cause__ or err.__context__
+    if isinstance(cause, ServiceTaskFailed):
+        return cause
+    task = getattr(err, "task", None)
+    element = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+    operator = getattr(getattr(task, "task_spec", None), "operation_name", None)
+    return ServiceTaskFailed(f"{err}", element if operator else None, operator)
+
+
+def resume_failed_task(task, skip: bool) -> None:
+    """A service task in ERROR: made ready to run again, or marked done
+    without running (its result variable stays unset)."""
+    if skip:
+        task.complete()
+    else:
+        task._ready()
+
+
+# --- writing the call ---------------------------------------------------------------
+
+def conclude(execution: Execution, status: str | None = None) -> tuple[dict, dict]:
+    """How the call ends, without writing: the ready user tasks (id ->
+    task), the instance row's new values, and the closing events (tasks
+    that became ready, the end reached)."""
+    instance, workflow, now = execution.instance, execution.workflow, execution.now
+    ready = {str(t.id): t for t in find_tasks(workflow, TaskState.READY, manual=True)}
+    newly_ready = [(task_id, t) for task_id, t in ready.items() if task_id not in execution.ready_before]
+    if newly_ready:  # task ids let a replay match later claims and completions
+        execution.events.append(PendingEvent("tasks_ready", None, {
+            "elements": [t.task_spec.bpmn_id for _id, t in newly_ready],
+            "task_ids": [task_id for task_id, _t in newly_ready]}))
+    values = {"state": None, "updated_at": now, "status": status or instance.status}
+    if workflow.is_completed() and values["status"] == "running":
+        end_task = next((t for t in workflow.get_tasks(state=TaskState.COMPLETED)
+                         if isinstance(t.task_spec, EndEvent)), None)
+        stars = (end_task.data if end_task else workflow.data).get("stars")
+        values.update(status="completed", finished_at=now, stars=stars or None,
+                      end_event=end_task.task_spec.bpmn_id if end_task else None)
+        execution.events.append(PendingEvent("finished", values["end_event"], {"stars": stars}))
+    ready_steps = [step for step in map(cycle_step_of, (t.task_spec for t in ready.values())) if step]
+    values["current_step"] = max(ready_steps) if ready_steps else (execution.last_step or instance.current_step)
+    execution.timers = waiting_timers(workflow)
+    return ready, values
+
+
+def save(execution: Execution, status: str | None = None) -> None:
+    """Write the call. The instance row goes first and alone:
+    UPDATE ... WHERE id = :id AND version = :old. A transaction that lost
+    a race matches no row and stops there, before any task or history
+    row is written; the winner holds the row until it commits."""
+    connection, instance = execution.connection, execution.instance
+    ready, values = conclude(execution, status)
+    stale_ids, new_rows = inbox_changes(execution, ready)
+    values["state"] = state_to_json(execution.workflow)
+    execution.new_version = write_instance(connection, instance, values, execution.events, execution.now)
+    if stale_ids:
+        connection.execute(statements.DELETE_INBOX_ROWS, {"ids": stale_ids})
+    if new_rows:
+        connection.execute(statements.INSERT_INBOX_ROWS, new_rows)
+    if execution.timers != execution.timers_before:  # most calls start and end without a timer
+        write_timers(connection, instance.id, execution.timers)
+    if execution.failed:
+        with Session(bind=connection) as session:  # in the call's transaction
+            incidents.open_incidents(session, instance.id, execution.failed, execution.now)
+    execution.outcome = Outcome(instance.id, values["status"], [
+        {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
+         "lane": t.task_spec.lane, "step": cycle_step_of(t.task_spec),
+         "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
+        for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
+
+
+def write_instance(unit: Session | Connection, instance: ProcessInstance, values: dict,
+                   events: list[PendingEvent], now: datetime) -> int:
+    """The one write of an instance row: the optimistic version check, the
+    new values, the history events chained after the head. Plain Core
+    statements: nothing of this is needed as ORM objects afterwards.
+    Returns the new version."""
+    history, seq, head = chain(instance.id, instance.audit_seq, instance.audit_head, events, now)
+    new_version = instance.version + 1
+    connection = connection_of(unit)
+    values = {**values, "version": new_version, "audit_seq": seq, "audit_head": head}
+    updated = connection.execute(
+        statements.update_instance(tuple(sorted(values))),
+        {"instance_id": instance.id, "old_version": instance.version,
+         **{f"new_{column}": value for column, value in values.items()}}).rowcount
+    if updated != 1:
+        raise ConcurrencyConflict(instance.id)
+    if history:
+        connection.execute(statements.INSERT_EVENTS, history)
+    return new_version
+
+
+def inbox_changes(execution: Execution, ready: dict) -> tuple[list[str], list[dict]]:
+    """Task ids to delete and rows to add so the inbox holds exactly the
+    instance's ready user tasks (rows of tasks still ready, and their
+    claims, stay as they are)."""
+    stale = sorted(execution.ready_before - set(ready))
+    new = [inbox_row(execution.instance, task, execution.now)
+           for task_id, task in ready.items() if task_id not in execution.ready_before]
+    return stale, new
+
+
+def write_timers(unit: Session | Connection, instance_id: int, timers: dict[str, datetime]) -> None:
+    """The instance's rows in timer_due: exactly its waiting timers."""
+    connection = connection_of(unit)
+    connection.execute(statements.DELETE_TIMERS, {"instance_id": instance_id})
+    if timers:
+        connection.execute(statements.INSERT_TIMERS, [
+            {"instance_id": instance_id, "element_id": element, "due_at": due} for element, due in timers.items()])
+
+
+def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
+    """The inbox row of a ready user task: its lane's role at the area of
+    the role's level, its form, its due date."""
+    spec = task.task_spec
+    props = diagram.user_task_properties(spec)
+    role = roles.role_for_lane(spec.lane)
+    if role is None:  # deploy-time lint makes this unreachable
+        raise ServiceTaskFailed(f"lane '{spec.lane}' of {spec.bpmn_id} is not a role")
+    due_days, working_days = _int(props.get("dueDays")), _int(props.get("dueWorkingDays"))
+    if working_days:  # the same calendar as a working_days_from_now() timer on the task
+        due_at = add_working_days(now, working_days)
+    else:
+        due_at = now + timedelta(days=due_days) if due_days else None
+    product = instance.product
+    return dict(
+        id=str(task.id), instance_id=instance.id, product_id=instance.product_id,
+        producer_id=product.producer_id if product else None, element_id=spec.bpmn_id,
+        name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
+        jurisdiction_id=instance.areas.get(role.level or "commune"),
+        form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
+        created_at=now, due_at=due_at)
+
+
+# --- reading a workflow -------------------------------------------------------------
+
+def gateway_decision(task) -> PendingEvent | None:
+    """Which way a gateway with several outgoing flows went, and why: the
+    condition of the flow taken (None for the default flow) and the values
+    its conditions read."""
+    spec = task.task_spec
+    conditions = getattr(spec, "cond_task_specs", None)
+    if conditions is None or len(spec.outputs) < 2:
+        return None
+    chosen = [child.task_spec for child in task.children if not child.has_state(TaskState.PREDICTED_MASK)]
+    taken, inputs = [], {}
+    for condition, _target in conditions:
+        if condition is not None:
+            inputs.update(expressions.inputs_of(condition.args[0], task.data))
+    for target in chosen:
+        condition = next((c.args[0] for c, name in conditions if name == target.name and c is not None), None)
+        taken.append({"to": getattr(target, "bpmn_id", None) or target.name, "condition": condition})
+    return PendingEvent("gateway_decision", spec.bpmn_id, {"taken": taken, "inputs": inputs})
+
+
+def timer_tasks(workflow: BpmnWorkflow) -> list:
+    """Timer events the workflow waits on (or that fired and wait to run)."""
+    return find_tasks(workflow, TaskState.WAITING | TaskState.READY, manual=False,
+                      where=lambda t: isinstance(getattr(t.task_spec, "event_definition", None),
+                                                 TimerEventDefinition))
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> dict[str, datetime]:
+    """Element id -> when it fires, for the timers the workflow waits on."""
+    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
+
+
+def timer_due_at(task) -> datetime:
+    """When a waiting timer fires: the moment SpiffWorkflow computed when it
+    began to wait (its `event_value`, ISO text)."""
+    value = task._get_internal_data("event_value")
+    if value is None:  # not evaluated yet: check again at the next run of the worker
+        return datetime.now(timezone.utc)
+    return TimerEventDefinition.get_datetime(value)
+
+
+def cycle_step_of(task_spec) -> int | None:
+    """The cycle step (1..6) a task declares in its `step` property, if any."""
+    extensions = getattr(task_spec, "extensions", None) or {}
+    return _int(extensions.get("properties", {}).get("step"))
+
+
+def _ready_user_task_ids(workflow: BpmnWorkflow) -> set[str]:
+    return {str(t.id) for t in find_tasks(workflow, TaskState.READY, manual=True)}
+
+
+def _int(value) -> int | None:
+    return int(value) if value not in (None, "") else None
