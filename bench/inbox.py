@@ -43,7 +43,7 @@ from lxml import etree  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from demo.seed import DEMO_PASSWORD, seed_areas_and_people  # noqa: E402
-from engine.access import load_actor  # noqa: E402
+from engine.access import load_actor, supervision_of  # noqa: E402
 from engine.bpmn_engine import BpmnEngine  # noqa: E402
 from engine.calendar import LOCAL_ZONE, add_working_days  # noqa: E402
 from engine.clock import MovableClock  # noqa: E402
@@ -511,7 +511,7 @@ def measure(url: str, per_level: int = 20, rounds: int = 2, seed: int = 7) -> di
                     api[level].append(get(client, "/api/v1/tasks" + variant))
             with ocop.db.transaction() as session:
                 actor = load_actor(session, user_id)
-                supervision = inbox_queries.supervision_of(session, actor)
+                supervision = supervision_of(session, actor)
                 for _round in range(rounds * 2):
                     mark = time.perf_counter()
                     counted = inbox_queries.counts(session, actor, NOW, supervision)

@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from engine.access import Actor, load_actor
 from engine.bpmn_engine import BpmnEngine
-from engine.execution import Outcome as StepResult
 from engine.driver import Driver
+from engine.execution import Outcome as StepResult
 from storage.models import InboxTask, Incident, ProcessInstance, Product
 
 VALID = {

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from audit import search as audit_search
 from audit.search import AuditFilter
-from engine.access import load_actor
-from engine.migration import migrate
+from engine.access import Oversight, load_actor, oversight_of
+from programme.definitions import migrate
 from storage.models import ProcessInstance, User
 from tests.conftest import make_app
 from tests.cycle import Cycle, returned, sheets
@@ -67,7 +67,7 @@ def product_instances(world, ids: set[int], cycles) -> set[str]:
 # --- search -------------------------------------------------------------------------------
 
 def test_search_by_each_filter(world, cycles):
-    every = audit_search.AuditScope(everything=True)
+    every = Oversight(everything=True)
 
     def names(**filters):
         return product_instances(world, found(world, every, **filters), cycles)
@@ -102,15 +102,15 @@ def test_search_by_each_filter(world, cycles):
 
 
 def test_scope_follows_the_roles(world, cycles):
-    quang_tri = audit_search.scope_of(actor(world, "qlct.qt"))
-    lao_cai = audit_search.scope_of(actor(world, "qlct.lc"))
+    quang_tri = oversight_of(actor(world, "qlct.qt"))
+    lao_cai = oversight_of(actor(world, "qlct.lc"))
     assert product_instances(world, found(world, quang_tri), cycles) == {"pepper", "oil", "outreach"}
     assert product_instances(world, found(world, lao_cai), cycles) == {"wine", "outreach"}
     assert not found(world, lao_cai) & found(world, quang_tri)
-    assert audit_search.scope_of(actor(world, "kiemtoan")).everything
-    assert audit_search.scope_of(actor(world, "admin")).everything
+    assert oversight_of(actor(world, "kiemtoan")).everything
+    assert oversight_of(actor(world, "admin")).everything
     for username in ("cb.qt-gl", "hd.qt", "htx.giomy"):
-        assert audit_search.scope_of(actor(world, username)) is None
+        assert not oversight_of(actor(world, username))
     with world.db.transaction() as session:
         assert audit_search.matching_ids(session, lao_cai, AuditFilter(product="tieu")) == []
 

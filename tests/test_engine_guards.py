@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from audit.chain import verify_chain
+from engine import execution
 from engine.access import load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import (
@@ -163,13 +164,13 @@ def test_two_people_completing_the_same_task_at_once(world, db_url, clock, monke
     officer = actor(world, "cb.qt-gl-gm")
     before_version = cycle.instance().version
     barrier = threading.Barrier(2, timeout=20)
-    original_save = BpmnEngine._save
+    original_save = execution.save
 
-    def save_after_both_ran(self, run, **kwargs):
+    def save_after_both_ran(call, status=None):
         barrier.wait()  # both transactions have read the same version
-        return original_save(self, run, **kwargs)
+        return original_save(call, status)
 
-    monkeypatch.setattr(BpmnEngine, "_save", save_after_both_ran)
+    monkeypatch.setattr(execution, "save", save_after_both_ran)
     outcomes = []
 
     def complete():

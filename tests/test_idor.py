@@ -22,9 +22,8 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from audit.search import scope_of
 from background.outbox import deliver_outbox
-from engine.access import load_actor, may_read_product
+from engine.access import load_actor, may_read_product, oversight_of
 from programme.products import may_manage, may_view
 from storage.models import (
     AdminLogEntry,
@@ -219,14 +218,14 @@ def _manageable_products(world, actor) -> set[int]:
 
 def _readable_instances(world, actor) -> tuple[set[int], set[int]]:
     """(instances the API shows the actor, instances the audit pages show it)."""
-    scope = scope_of(actor)
+    scope = oversight_of(actor)
     api, audit = set(), set()
     with world.db.transaction() as session:
         for instance in session.scalars(select(ProcessInstance)):
             producer = instance.product.producer_id if instance.product else None
             if may_read_product(actor, producer, instance.areas.values()):
                 api.add(instance.id)
-            if scope is not None and scope.covers(instance.areas):
+            if scope.covers(instance.areas):
                 audit.add(instance.id)
     return api, audit
 
@@ -276,7 +275,7 @@ def test_guessed_integer_ids_of_another_area(world, app, foreign):
                     # 404 outside the reader's provinces; someone who reads no history at all
                     # gets 403 (or 404 for an id past any possible one, refused before routing).
                     refused(response, f"{username} {template} {iid}",
-                            (404,) if scope_of(intruder.actor) else (403, 404))
+                            (404,) if oversight_of(intruder.actor) else (403, 404))
             if iid not in audit_instances:
                 refused(intruder.post(f"/audit/instances/{iid}/verify"), f"{username} verify {iid}")
 

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from audit.chain import verify_chain
+from engine import execution
 from engine.access import load_actor
 from engine.errors import NotAllowed
 from engine.migration import (
@@ -17,10 +18,9 @@ from engine.migration import (
     SKIPPED,
     UNSAFE,
     AllOn,
-    migrate,
     plan,
 )
-from programme.definitions import NATIONAL_DIAGRAM
+from programme.definitions import NATIONAL_DIAGRAM, migrate
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, User
 from tests.cycle import Cycle, sheets
 
@@ -240,14 +240,14 @@ def test_a_failure_rolls_back_that_instance_only(world, monkeypatch):
     broken = start(world, "Tinh dầu tràm Cam Lộ").through_dossier()
     before = snapshot(world, broken.instance_id)
     v2 = world.deploy(later_change().encode(), "ocop_cycle", "test")
-    real = world.inbox_row
+    real = execution.inbox_row
 
     def failing(instance, task, now):
         if instance.id == broken.instance_id:
             raise RuntimeError("disk on fire")
         return real(instance, task, now)
 
-    monkeypatch.setattr(world, "inbox_row", failing)
+    monkeypatch.setattr(execution, "inbox_row", failing)
     result = migrate(world, actor(world, "admin"), [broken.instance_id, ok.instance_id], v2.id)
     assert [r.outcome for r in result.results] == [FAILED, MIGRATED]
     assert "disk on fire" in result.results[0].reasons[0]

@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import and_, create_engine, func, select, true
 
 from bench.inbox import NOW, build
-from engine.access import load_actor
+from engine.access import Supervision, acting_on_tasks, load_actor, supervision_of
 from programme import inbox
-from programme.inbox import InboxFilter, Supervision
+from programme.inbox import InboxFilter
 from storage.models import InboxTask, Producer, RoleAssignment
 
 BIG_TABLES = {"task", "process_instance", "product", "producer"}
@@ -101,7 +101,7 @@ def actor_and_supervision(conn, user_id: int):
     from sqlalchemy.orm import Session
     with Session(bind=conn) as session:
         actor = load_actor(session, user_id)
-        supervision = inbox.supervision_of(session, actor)
+        supervision = supervision_of(session, actor)
     return actor, (supervision or None)
 
 
@@ -109,7 +109,7 @@ def statements(conn, actor, supervision: Supervision | None) -> dict[str, object
     """Every statement the inbox page and the API's task list run for this
     actor, for the default view and the filters people use."""
     commune = conn.execute(select(Producer.commune_id).join(InboxTask, InboxTask.producer_id == Producer.id)
-                           .where(inbox.visible_to(actor) if supervision is None else supervision.condition())
+                           .where(acting_on_tasks(actor) if supervision is None else supervision.condition())
                            .limit(1)).scalar()
     filters = {
         "default": InboxFilter(),

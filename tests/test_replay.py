@@ -7,8 +7,7 @@ from sqlalchemy import select
 from audit import verification
 from engine import events
 from engine.access import load_actor
-from engine.migration import migrate
-from programme.definitions import NATIONAL_DIAGRAM
+from programme.definitions import NATIONAL_DIAGRAM, migrate
 from storage.models import ProcessInstance, User
 from tests import tamper
 from tests.cycle import RETURN, Cycle, sheets

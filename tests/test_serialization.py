@@ -10,7 +10,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.util.task import TaskState
 
 from engine import serialization
-from engine.bpmn_engine import timer_tasks, waiting_timers
+from engine.execution import timer_tasks, waiting_timers
 from engine.stepping import EngineWorkflow, find_tasks
 from tests.cycle import Cycle, returned, sheets
 
@@ -29,7 +29,7 @@ def uncached_dict(workflow) -> dict:
 
 
 def check(engine, cycle: Cycle) -> None:
-    cached = engine._workflows[cycle.instance_id]
+    cached = engine.workflows.peek(cycle.instance_id)
     version, workflow = cached.version, cached.workflow
     assert version == cycle.instance().version
     # What the step found, kept for the next one: as the workflow says.
@@ -61,7 +61,7 @@ def test_a_cycle_with_returns_serializes_as_spiffworkflow_does(world):
         ("score_product", sheets(92)), ("score_product", sheets(93)), ("score_product", sheets(95)),
     ])
     assert cycle.instance().status == "completed", cycle.ready_forms()
-    assert timer_tasks(world._workflows[cycle.instance_id].workflow) == []
+    assert timer_tasks(world.workflows.peek(cycle.instance_id).workflow) == []
 
 
 def test_loaded_workflows_serialize_the_same_after_a_step(world):
@@ -73,5 +73,5 @@ def test_loaded_workflows_serialize_the_same_after_a_step(world):
     cycle.do("receive_idea")
     check(world, cycle)
     # Restored as the engine's own class, stored under SpiffWorkflow's type name.
-    assert type(world._workflows[cycle.instance_id].workflow) is EngineWorkflow
+    assert type(world.workflows.peek(cycle.instance_id).workflow) is EngineWorkflow
     assert json.loads(cycle.instance().state)["typename"] == "BpmnWorkflow"
