@@ -97,10 +97,11 @@ def load_actor(session: Session | Connection, user_id: int, name: str | None = N
 def may_act(actor: Actor, task) -> bool:
     """A producer acts on its own products' tasks; an officer on tasks of
     its role in its own area (the task row carries the area at the role's
-    level). `task`: anything with role, jurisdiction_id and producer_id."""
+    level). `task`: anything with role, jurisdiction_id and producer_id. A
+    producer's task is its owner's alone, whatever roles others hold."""
     if task.role == "producer":
         return task.producer_id in actor.producer_ids
-    return actor.holds(task.role, task.jurisdiction_id)
+    return task.jurisdiction_id is not None and actor.holds(task.role, task.jurisdiction_id)
 
 
 def acting_on_tasks(actor: Actor):
@@ -111,7 +112,7 @@ def acting_on_tasks(actor: Actor):
     reads a row-value IN list through the index's first column only)."""
     areas_by_role: dict[str, set[int]] = {}
     for role, area in actor.roles:
-        if area is not None:
+        if area is not None and role != "producer":
             areas_by_role.setdefault(role, set()).add(area)
     conditions = [and_(InboxTask.role == role, InboxTask.jurisdiction_id.in_(sorted(areas)))
                   for role, areas in sorted(areas_by_role.items())]
@@ -228,10 +229,14 @@ class Supervision:
 
 def supervision_of(session: Session, actor: Actor) -> Supervision:
     """What the actor supervises: administrators everything, a program
-    manager every area of its province (the province and all below it)."""
+    manager every area of its province (the province and all below it; a
+    program manager's role held for anything but a province, which only a
+    forged row can do, supervises nothing, as in `supervises`)."""
     if actor.is_admin:
         return Supervision(everything=True)
-    frontier = actor.areas_of("program_manager")
+    managed = sorted(actor.areas_of("program_manager"))
+    frontier = set(session.scalars(select(Jurisdiction.id).where(
+        Jurisdiction.id.in_(managed), Jurisdiction.level == "province"))) if managed else set()
     areas = set(frontier)
     while frontier:  # province -> districts -> communes: at most three rounds
         frontier = set(session.scalars(select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(frontier)))) - areas
@@ -274,8 +279,10 @@ def oversight_of(actor: Actor) -> Oversight:
 
 def areas_under(province_ids) -> Select:
     """Ids of the provinces and every area below them (districts, communes;
-    a commune may hang directly under its province since July 2025)."""
-    provinces = list(province_ids)
+    a commune may hang directly under its province since July 2025). Ids
+    that are not provinces name nothing."""
+    provinces = select(Jurisdiction.id).where(Jurisdiction.id.in_(list(province_ids)),
+                                              Jurisdiction.level == "province")
     children = select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(provinces))
     return select(Jurisdiction.id).where(or_(Jurisdiction.id.in_(provinces),
                                              Jurisdiction.parent_id.in_(provinces),

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Run the test suite: set up everything it needs (incl. system packages), then
-# pytest.  Arguments go to pytest (default: -q).  Exit code is pytest's, except
-# that "no tests collected" (pytest exit 5) counts as a failure.
+# Run the test suite: set up everything it needs (incl. system packages),
+# check the import contract (lint-imports, pyproject.toml), then pytest.
+# Arguments go to pytest (default: -q). Exit code is pytest's, except that
+# "no tests collected" (pytest exit 5) and a broken import contract count
+# as failures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh --with-system
+
+echo "[test] import contract (lint-imports)"
+.venv/bin/lint-imports
 
 if [ "$#" -eq 0 ]; then set -- -q; fi
 rc=0
