@@ -4,7 +4,7 @@ SpiffWorkflow's timer events (engine side of BPMN `timerEventDefinition`)
 read `datetime.now(timezone.utc)` inside their module. The engine has its
 own clock (`BpmnEngine.clock`: real time in production, a fake clock in
 tests, the recorded time of each event in a replay). While the engine runs
-a step it sets that time here, and the timer module reads it instead of
+an engine call it sets that time here, and the timer module reads it instead of
 the system clock, so a timer fires when the engine's time says so and a
 replay fires it at the same recorded moment.
 """
@@ -20,7 +20,7 @@ _engine_time: ContextVar[datetime | None] = ContextVar("ocop_engine_time", defau
 
 
 def now() -> datetime:
-    """The time of the step being run, else the system clock (UTC)."""
+    """The time of the engine call being run, else the system clock (UTC)."""
     return _engine_time.get() or datetime.now(timezone.utc)
 
 

@@ -280,7 +280,7 @@ def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int
             report.errors.append(_error(err, product_id, process, task.element_id))
             return
         failed = _failed_service_task(engine, instance_id)
-        if failed is not None:  # the step was kept; the service task waits in an incident
+        if failed is not None:  # the call's work was kept; the service task waits in an incident
             report.errors.append({"product_id": product_id, "process": process, "element_id": failed.element_id,
                                   "completing": task.element_id, "error": "ServiceTaskFailed",
                                   "message": failed.error})

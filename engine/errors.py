@@ -87,7 +87,7 @@ class NoActiveDefinition(OcopError):
 
 class ServiceTaskFailed(OcopError):
     """A service-task handler refused its parameters or failed. The attempt
-    is rolled back; the engine then keeps the step with the task waiting in
+    is rolled back; the engine then keeps the call's work with the task waiting in
     ERROR and opens an incident (`element` names the task, when known)."""
 
     def __init__(self, message: str, element: str | None = None, handler: str | None = None):

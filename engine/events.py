@@ -58,7 +58,7 @@ def plain(data: dict) -> dict:
 
 
 def data_delta(before: dict, after: dict, skip: str | None = None) -> dict:
-    """The process variables a step set (new or changed values) and removed."""
+    """The process variables an engine call set (new or changed values) and removed."""
     changed = {key: value for key, value in after.items() if key != skip and before.get(key, _ABSENT) != value}
     removed = sorted(key for key in before if key not in after and key != skip)
     return {"set": changed, "removed": removed}

@@ -29,13 +29,13 @@ from engine.calendar import add_working_days, round_closing
 
 
 def working_days_from_now(days) -> str:
-    """For timer events: the moment `days` working days after the step's
+    """For timer events: the moment `days` working days after the engine call's
     time (engine/calendar.py), as the ISO text a BPMN timeDate takes."""
     return add_working_days(clock.now(), int(days)).isoformat()
 
 
 def days_from_now(days) -> str:
-    """For timer events: `days` calendar days after the step's time."""
+    """For timer events: `days` calendar days after the engine call's time."""
     return (clock.now() + timedelta(days=int(days))).isoformat()
 
 

@@ -1,6 +1,6 @@
 """Incidents: service tasks whose handler failed.
 
-The engine keeps the step that reached a failing service task (the task
+The engine keeps the work of the call that reached a failing service task (the task
 waits in ERROR) and records the failure here. The `retries` job
 (background/retries.py) runs it again with exponential backoff: after
 BACKOFF_SECONDS * 2**(attempts - 1), up to MAX_ATTEMPTS; then the incident

@@ -51,14 +51,14 @@ class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
 
 
 class FinishedTaskConverter(TaskConverter):
-    """Serializes a task once and reuses the dict at later steps while it
+    """Serializes a task once and reuses the dict at later engine calls while it
     cannot have changed.
 
-    Every step writes the whole state, and most of a workflow's tasks do not
+    Every engine call writes the whole state, and most of a workflow's tasks do not
     change any more: finished ones (their data, parent and spec are fixed)
     and the predicted ones ahead (FUTURE, LIKELY, MAYBE: no data of their
     own yet). Converting them again, data delta against the parent
-    included, was most of the cost of a step's serialization. The dict is
+    included, was most of the cost of a call's serialization. The dict is
     kept on the task with what could still change it -- state, state change
     time, children, `triggered` -- and converted again if any of these
     differ or the task stops qualifying. (A finished task's data is never
@@ -91,7 +91,7 @@ class FinishedTaskConverter(TaskConverter):
 
     @classmethod
     def cached(cls, task) -> dict | None:
-        """The task's dict from an earlier step, if it still holds."""
+        """The task's dict from an earlier engine call, if it still holds."""
         cached = task.__dict__.get("_ocop_serialized")
         if cached is not None and cached[0] == cls.key(task) and cls.unchanging(task):
             return cached[1]
@@ -135,7 +135,7 @@ def state_to_json(workflow: BpmnWorkflow) -> str:
 
 
 def dumps(value) -> str:
-    """Compact JSON text. orjson writes a step's state several times faster
+    """Compact JSON text. orjson writes a call's state several times faster
     than the standard library; what it refuses (an integer beyond 64 bits)
     falls back to `json`, which reads the same way."""
     try:

@@ -1,11 +1,11 @@
-"""The statements every engine step runs, built once, and the plain
+"""The statements every engine call runs, built once, and the plain
 snapshots of the rows they read.
 
 Building a SQLAlchemy statement (and its cache key) costs more than running
-it on SQLite: a few hundred microseconds against tens. The steps' own
+it on SQLite: a few hundred microseconds against tens. The calls' own
 statements are therefore module constants with bound parameters, and the
 instance UPDATE one statement per set of columns it writes (a handful).
-They are Core statements: a step reads its instance once and writes it
+They are Core statements: a call reads its instance once and writes it
 with one versioned UPDATE, so ORM objects (loading them costs about as much
 again as the query) would be work without use.
 """
@@ -116,7 +116,7 @@ ACTIVE_DEFINITIONS = select(_definitions.c.id, _definitions.c.name, _definitions
     _definitions.c.is_active.is_(True),
     (_definitions.c.province_id == bindparam("province_id")) | _definitions.c.province_id.is_(None))
 
-# --- a step's writes ------------------------------------------------------------------
+# --- an engine call's writes ------------------------------------------------------------------
 
 INSERT_EVENTS = insert(AuditEvent.__table__)
 INSERT_INBOX_ROWS = insert(_tasks)

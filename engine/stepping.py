@@ -3,7 +3,7 @@ the whole task tree where SpiffWorkflow does it again and again.
 
 SpiffWorkflow finds tasks by walking the task tree from its root: for
 every round of engine steps, after every task that completes (to update
-the waiting ones), and for every query the engine makes. A step makes
+the waiting ones), and for every query the engine makes. An engine call makes
 dozens of such walks, and they were most of SpiffWorkflow's time in it.
 The workflow's task table (`workflow.tasks`) holds the same tasks; it is
 in creation order, not the tree's, so wherever order could matter --
@@ -32,7 +32,7 @@ class EngineWorkflow(BpmnWorkflow):
 
     def update_waiting_tasks(self) -> None:
         # Called after every task that completes: SpiffWorkflow walks the
-        # tree for the WAITING tasks (most steps have none or one).
+        # tree for the WAITING tasks (most calls have none or one).
         waiting = [task for task in self.tasks.values() if task.state == TaskState.WAITING]
         if len(waiting) > 1:
             super().update_waiting_tasks()

@@ -82,8 +82,8 @@ class HandlerContext:
 
     def release(self, write: bool = True) -> None:
         """Write what the handler left in a session made for it (unless it
-        failed: the step is rolled back anyway), and close it. The
-        transaction stays open: it belongs to the step."""
+        failed: the engine call is rolled back anyway), and close it. The
+        transaction stays open: it belongs to the engine call."""
         if self._own_session:
             try:
                 if write:

@@ -4,7 +4,7 @@
 task's inbox row is flagged as escalated and the program managers of the
 product's province are told. `deadline_expired` (an interrupting timer on
 a producer's task): the producer is told the cycle ended for this year.
-Both write notification rows (the outbox) in the step's transaction.
+Both write notification rows (the outbox) in the engine call's transaction.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """notify: record a message for the producer or the officers of an area.
 
-The row is the outbox: it is written in the step's transaction and
+The row is the outbox: it is written in the engine call's transaction and
 delivered (in-app, e-mail) after commit by the background worker."""
 from __future__ import annotations
 

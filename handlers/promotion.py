@@ -28,7 +28,7 @@ class PublishListingParams(Schema):
 def publish_promotion_listing(context: HandlerContext, stars: int, channels: list[str]) -> dict:
     connection, instance = context.connection, context.instance
     listing = connection.execute(_LISTING_OF, {"instance_id": instance.id}).first()
-    if listing is not None:  # published by an earlier run of this step (a retry)
+    if listing is not None:  # published by an earlier run of this task (a retry)
         listing_id, stars, valid_until = listing
     else:
         product = instance.product

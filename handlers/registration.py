@@ -1,4 +1,4 @@
-"""open_registration_window: step 1 ends by opening idea registration for
+"""open_registration_window: cycle step 1 ends by opening idea registration for
 the campaign's area (a product cycle can only start while one is open)."""
 from __future__ import annotations
 

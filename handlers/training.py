@@ -38,7 +38,7 @@ def schedule_training(context: HandlerContext, topic: str) -> dict:
         enrolment_id = connection.execute(_INSERT_ENROLMENT, {
             "training_id": training["id"], "instance_id": instance.id, "producer_id": producer_id,
             "topic": topic, "enrolled_at": context.now}).inserted_primary_key[0]
-    else:  # enrolled by an earlier run of this step (a retry)
+    else:  # enrolled by an earlier run of this task (a retry)
         enrolment_id = enrolment.id
         training = connection.execute(_TRAINING, {"training_id": enrolment.training_id}).one()._asdict()
     return {"training_id": training["id"], "enrolment_id": enrolment_id, "title": training["title"],
@@ -67,7 +67,7 @@ def _take_seat(context: HandlerContext, producer_id: int, topic: str) -> dict:
     return training
 
 
-# Built once, and plain Core: a step's statements cost more to build than
+# Built once, and plain Core: an engine call's statements cost more to build than
 # to run, and nothing here needs ORM objects.
 _trainings, _enrolments = Training.__table__, Enrolment.__table__
 _commune, _parent = Jurisdiction.__table__.alias("commune"), Jurisdiction.__table__.alias("parent")

@@ -86,10 +86,7 @@ ensure_postgres() {
     pg_server_present || { echo "[setup] ERROR: PostgreSQL server binaries still not found" >&2; exit 1; }
 }
 
-# >>> EXTENSION POINT: further system packages for the tests. <<<
-# Later issues add here, e.g. `apt_install chromium` (browser tests) and
-# `apt_install redis-server`, each guarded by a "already present?" check so
-# the script stays quick.  Intentionally empty for now.
+# The other system packages the tests need, each installed only when missing.
 ensure_extra_system_packages() {
     # Browser tests drive Debian's chromium through Playwright (never a
     # downloaded browser).
@@ -105,8 +102,12 @@ ensure_extra_system_packages() {
         log "redis-server: ok"
     elif can_apt; then
         apt_install redis-server
-        # The package may start a system-wide server; the tests never use it.
-        if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+        # The package starts a system-wide server and enables it at boot; the
+        # tests never use it (they start their own), so stop and disable it.
+        if command -v systemctl >/dev/null 2>&1; then
+            systemctl stop redis-server >/dev/null 2>&1 || true
+            systemctl disable redis-server >/dev/null 2>&1 || true
+        fi
     else
         warn "redis-server is missing and apt-get is not usable; Celery tests will be skipped"
     fi
@@ -141,10 +142,9 @@ ensure_python_deps() {
     echo "$want" > "$STAMP"
 }
 
-# >>> EXTENSION POINT: front-end assets. <<<
-# Later issues add here the npm install (`npm ci` from package-lock.json) and
-# the bundle build (npx esbuild ... -> web/static/dist/), skipped when the
-# lock file and sources are unchanged.  Intentionally empty for now.
+# Front-end assets: the message catalogs, and the diagram editor's bundle
+# (npm ci from package-lock.json, esbuild into web/static/dist/; skipped by
+# scripts/build_frontend.sh when the lock file and sources are unchanged).
 ensure_frontend() {
     # Message catalogs: compile the .po files the app ships into .mo files.
     local po
