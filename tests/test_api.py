@@ -4,11 +4,11 @@ import json
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from demo.seed import DEMO_PASSWORD
 from programme.accounts import assign_role, create_user
-from storage.models import Jurisdiction, Product, User
+from storage.models import Jurisdiction, Product, TaskDraft, User
 from tests.cycle import Cycle
 from tests.web_helpers import login
 
@@ -171,6 +171,27 @@ def test_claim_then_complete_review_idea_moves_the_product_on(world, app):
     assert kinds[0] == "started" and "claimed" in kinds and kinds.count("task_completed") == 3
 
 
+def test_completing_through_the_api_removes_the_tasks_draft(world, app):
+    """A completion is one transaction whichever way it comes: the draft
+    saved on the task page goes with the task (programme.tasks.complete)."""
+    cycle = _at_review_idea(world, "Hồ tiêu Gio Linh")
+    task_id = cycle.task("review_idea").id
+    client, csrf = _session_client(app, "cb.qt-gl")
+    saved = client.post(f"/inbox/tasks/{task_id}/draft", data={
+        "csrf_token": csrf, "decision": "return", "reasons": "Đang xem"})
+    assert saved.status_code == 302
+
+    def drafts() -> int:
+        with world.db.transaction() as session:
+            return session.scalar(select(func.count()).select_from(TaskDraft).where(TaskDraft.task_id == task_id))
+    assert drafts() == 1
+
+    done = _as(app, "cb.qt-gl").post(f"/tasks/{task_id}/complete", json={"decision": "accept"})
+    assert done.status_code == 200, done.get_json()
+    assert cycle.ready_forms() == ["submit_plan"]
+    assert drafts() == 0
+
+
 def test_unclaim_gives_the_task_back(world, app):
     task_id = _at_review_idea(world, "Hồ tiêu Gio Linh").task("review_idea").id
     officer = _as(app, "cb.qt-gl")
@@ -298,7 +319,7 @@ def test_openapi_document_lists_every_route(app, client):
             operation = document["paths"][path][method.lower()]
             assert operation["responses"], (path, method)
     # The error body documents every code the API answers with.
-    from web.api import ERROR_CODES
+    from web.api.errors import ERROR_CODES
     described = schemas["ErrorBody"]["properties"]["code"]["description"]
     assert all(re.search(rf"\b{code}\b", described) for code in ERROR_CODES), described
     complete = document["paths"]["/api/v1/tasks/{task_id}/complete"]["post"]

@@ -233,7 +233,7 @@ def _notification_enrolment(world, ids):
 
 
 def _token(world, ids):
-    from web.api import issue_token
+    from programme.tokens import issue_token
     with world.db.transaction() as session:
         return issue_token(session, ids["user"], "báo cáo", world.clock())[0].id
 

@@ -92,7 +92,7 @@ def foreign(world, app):
                            data={"csrf_token": token, "file": (io.BytesIO(PDF), FILENAME)},
                            content_type="multipart/form-data")
     assert response.status_code == 302
-    from web.api import issue_token
+    from programme.tokens import issue_token
     with world.db.transaction() as session:
         session.add(TaskDraft(task_id=task_id, user_id=district.user_id, data={"reasons": [DRAFT]},
                               saved_at=world.clock()))

@@ -1,4 +1,7 @@
-"""Signing in and out, and who the current user is on every request."""
+"""Signing in and out, and who the current user is on every request: the
+sign-in page, sign-out, the session user loader, and the check of path
+arguments every page and the API share. Accounts, passwords and the
+session epoch are programme.accounts'."""
 from __future__ import annotations
 
 import re
@@ -7,16 +10,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from engine.access import Actor, load_actor
+from engine.access import Actor
 from engine.forms import CONTROL_CHARACTERS
-from programme.accounts import authenticate
-from storage.db import connection_of
+from programme.accounts import SessionAccount, authenticate, live_session_account, session_account, sign_out
 from storage.models import User
-from web.context import MAX_ID, db
+from web.context import MAX_ID, db, reading
 from web.extensions import limiter, login_manager
 
 auth = Blueprint("auth", __name__)
@@ -45,6 +45,10 @@ class SignedInUser(UserMixin):
         self.username = username
         self.session_epoch = session_epoch
 
+    @classmethod
+    def of(cls, account: SessionAccount) -> SignedInUser:
+        return cls(account.actor, account.username, account.session_epoch)
+
     def get_id(self) -> str:
         return f"{self.actor.user_id}.{self.session_epoch}"
 
@@ -62,22 +66,10 @@ class SignedInUser(UserMixin):
 
 # --- sessions ---------------------------------------------------------------------------------
 #
-# Sessions are signed cookies: the server keeps no list of them, so signing
-# out in one browser cannot by itself end a copy of the cookie taken before
-# (by malware, a shared machine, a proxy). Each user row holds a session
-# epoch instead; a session names the user and the epoch it was signed in
-# with, and the loader accepts it only while the row still has that epoch.
-# Signing out adds one to the epoch: every session and remember cookie of the
-# user, in every browser, ends at its next request ("sign out everywhere").
-# A deactivation does the same, so reactivating an account does not revive
-# the sessions it had.
+# A session names the user and the session epoch it was signed in with
+# (programme.accounts: signing out or a deactivation moves the epoch on and
+# so ends every copy of every session of the user).
 
-_users = User.__table__
-# Built once, plain Core: every signed-in request runs it.
-_SESSION_USER = select(_users.c.id, _users.c.username, _users.c.full_name, _users.c.is_active,
-                       _users.c.session_epoch).where(_users.c.id == bindparam("user_id"))
-_END_SESSIONS = (update(_users).where(_users.c.id == bindparam("user_id"))
-                 .values(session_epoch=_users.c.session_epoch + 1))
 _SESSION_KEY = re.compile(r"([0-9]{1,10})\.([0-9]{1,10})")
 
 
@@ -96,17 +88,10 @@ def session_key(value) -> tuple[int, int] | None:
     return user_id, epoch
 
 
-def end_sessions(session: Session | Connection, user_id: int) -> None:
-    """End every web session and remember cookie of the user, in the
-    caller's transaction (one UPDATE; nothing to do for a missing user)."""
-    connection = connection_of(session)
-    connection.execute(_END_SESSIONS, {"user_id": user_id})
-
-
 def signed_in_user(session: Session, user: User) -> SignedInUser:
     """The session user for an active account just read or created in
     `session` (signing in, a producer's own registration)."""
-    return SignedInUser(load_actor(session, user.id, user.full_name), user.username, user.session_epoch)
+    return SignedInUser.of(session_account(session, user))
 
 
 @login_manager.user_loader
@@ -117,12 +102,8 @@ def load_user(session_id: str) -> SignedInUser | None:
     key = session_key(session_id)
     if key is None:
         return None
-    user_id, epoch = key
-    with db().statements() as connection:
-        row = connection.execute(_SESSION_USER, {"user_id": user_id}).first()
-        if row is None or not row.is_active or row.session_epoch != epoch:
-            return None
-        return SignedInUser(load_actor(connection, user_id, row.full_name), row.username, row.session_epoch)
+    account = live_session_account(db(), *key)
+    return SignedInUser.of(account) if account is not None else None
 
 
 @auth.route("/login", methods=["GET", "POST"])
@@ -132,7 +113,7 @@ def login():
         username = request.form.get("username", "")
         signed_in = None
         if not CONTROL_CHARACTERS.search(username):  # no username has them; a NUL breaks the query
-            with db().transaction() as session:
+            with reading() as session:
                 user = authenticate(session, username, request.form.get("password", ""))
                 signed_in = signed_in_user(session, user) if user else None
         if signed_in is None:
@@ -162,9 +143,8 @@ def _local_path(target: str) -> bool:
 @login_required
 def logout():
     """Sign out everywhere: this browser's session, and every other session
-    and remember cookie of the user (see end_sessions)."""
-    with db().transaction() as session:
-        end_sessions(session, current_user.actor.user_id)
+    and remember cookie of the user (programme.accounts.sign_out)."""
+    sign_out(db(), current_user.actor.user_id)
     logout_user()
     g.pop("_login_user", None)
     return redirect(url_for("auth.login"))

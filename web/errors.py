@@ -5,8 +5,8 @@ connection pool: the request could not be served now and may succeed in a
 moment. Pages answer a standalone bilingual page (Vietnamese first, English
 second) rendered without touching the database -- no user loader, no
 notification count, none of the layout's context processors; the JSON API
-answers its own error format with code `unavailable` (web/api.py uses
-`database_unavailable` and the message below).
+answers its own error format with code `unavailable` (web/api/errors.py
+uses `database_unavailable` and the message below).
 
 Other database errors (an integrity violation, a bad statement) are bugs or
 races the code should have handled: they stay 500 and are logged with their
@@ -96,8 +96,8 @@ def http_error_page(err: HTTPException):
     answer instead (Flask looks for handlers by status code before the API
     blueprint's catch-all)."""
     if request.blueprint == "api" or request.path.startswith("/api/"):
-        from web.api import _any_error  # web.api imports this module
-        return _any_error(err)
+        from web.api.errors import json_error  # web.api.errors imports this module
+        return json_error(err)
     messages = CSRF_EXPIRED if isinstance(err, CSRFError) else HTTP_ERRORS[err.code]
     html = current_app.jinja_env.get_template("errors/http_error.html").render(
         status=err.code, kind="csrf" if isinstance(err, CSRFError) else err.code, messages=messages, back=_retry_path() if err.code >= 500 else None)

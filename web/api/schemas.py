@@ -1,7 +1,7 @@
 """Marshmallow schemas of the JSON API: every request it reads and every
 response it writes. The same classes validate requests, shape responses and
-generate the OpenAPI document (web/api.py, /api/v1/openapi.json), so the
-published contract cannot drift from what the code does.
+generate the OpenAPI document (web/api/openapi.py, /api/v1/openapi.json),
+so the published contract cannot drift from what the code does.
 
 Task completion bodies are not here: they are the form schemas of
 engine/forms.py, chosen by the task's form key."""
