@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, case, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, Supervision, acting_on_tasks, load_actor, may_act, may_read_product
+from engine.roles import LANE_ROLES
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
 PAGE_SIZE = 25
@@ -32,6 +33,18 @@ class InboxFilter:
     overdue: bool = False
     sort: str = "waiting"
     page: int = 1
+
+
+# Officers' roles that own lanes of the cycle: tasks wait on them.
+_LANE_OFFICER_ROLES = frozenset(role.key for role in LANE_ROLES) - {"producer"}
+
+
+def has_inbox(actor: Actor, supervision: Supervision | None) -> bool:
+    """Whether the actor has tasks to list at all: it holds a lane's role,
+    owns a producer, or supervises an area. An auditor acts on no task and
+    supervises none: no inbox."""
+    acts = any(role in _LANE_OFFICER_ROLES for role, _area in actor.roles) or bool(actor.producer_ids)
+    return acts or bool(supervision)
 
 
 def _scope(actor: Actor, supervision: Supervision | None):

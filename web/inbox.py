@@ -27,7 +27,7 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.forms import DEFAULT_CRITERIA_SET, FORMS
-from engine.roles import LANE_ROLES, ROLES
+from engine.roles import ROLES
 from handlers.ranking import stars_for_score
 from programme import inbox as inbox_queries
 from programme import tasks
@@ -41,7 +41,6 @@ from web.context import actor, bpmn_engine, db, id_from, reading
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 SCOPES = ("area", "mine", "unassigned")
-LANE_ROLE_KEYS = {role.key for role in LANE_ROLES} - {"producer"}
 
 
 def _now() -> datetime:
@@ -111,9 +110,7 @@ def index():
     f = _filter_from_args(request.args)
     with reading() as session:
         supervision = supervision_of(session, me)
-        acts = any(role in LANE_ROLE_KEYS for role, _area in me.roles) or bool(me.producer_ids)
-        if not acts and not supervision:
-            # An auditor acts on no task and supervises none: no inbox.
+        if not inbox_queries.has_inbox(me, supervision):
             return _problem(_("Vai trò của bạn không xử lý việc nào nên không có hộp việc."), 403)
         # Counts and filter choices in one pass; the list's total comes from
         # the counts when the filter is a quick filter.
