@@ -1,5 +1,7 @@
-"""Reading the inbox: ready tasks from the indexed task table, never from
-workflows. Every query is limited to what the actor may act on."""
+"""Reading the inbox, for officers and producers: ready tasks from the
+indexed task table, never from workflows, and what the task page shows
+beside a task. Every query is limited to what the actor may act on (or,
+for supervisors, supervises)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, and_, case, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
-from engine.access import Actor, Supervision, acting_on_tasks, may_act
+from engine.access import Actor, Supervision, acting_on_tasks, load_actor, may_act, may_read_product
+from engine.roles import LANE_ROLES
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
 PAGE_SIZE = 25
@@ -30,6 +33,18 @@ class InboxFilter:
     overdue: bool = False
     sort: str = "waiting"
     page: int = 1
+
+
+# Officers' roles that own lanes of the cycle: tasks wait on them.
+_LANE_OFFICER_ROLES = frozenset(role.key for role in LANE_ROLES) - {"producer"}
+
+
+def has_inbox(actor: Actor, supervision: Supervision | None) -> bool:
+    """Whether the actor has tasks to list at all: it holds a lane's role,
+    owns a producer, or supervises an area. An auditor acts on no task and
+    supervises none: no inbox."""
+    acts = any(role in _LANE_OFFICER_ROLES for role, _area in actor.roles) or bool(actor.producer_ids)
+    return acts or bool(supervision)
 
 
 def _scope(actor: Actor, supervision: Supervision | None):
@@ -191,6 +206,16 @@ def visible_task(session: Session, actor: Actor, task_id: str) -> InboxTask | No
     return task if task is not None and may_act(actor, task) else None
 
 
+def task_is_readable(session: Session, actor: Actor, task_id: str) -> bool:
+    """The task exists and the actor may read its product's record
+    (engine.access.may_read_product): claim, release and reassign answer a
+    task outside that exactly like one that does not exist."""
+    task = session.get(InboxTask, task_id)
+    instance = session.get(ProcessInstance, task.instance_id) if task is not None else None
+    return instance is not None and may_read_product(
+        actor, instance.product.producer_id if instance.product else None, instance.areas.values())
+
+
 def _choices(actor: Actor, supervision: Supervision | None = None) -> tuple[Select, Select]:
     scope = _scope(actor, supervision)
     communes = (select(Jurisdiction.id, Jurisdiction.name)
@@ -217,6 +242,13 @@ def user_names(session: Session, user_ids) -> dict[int, str]:
     if not ids:
         return {}
     return dict(session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
+def active_user_named(session: Session, username: str) -> Actor | None:
+    """The active user with this username, as an actor (whom a supervisor
+    hands a task to), or None."""
+    user = session.scalar(select(User).where(User.username == username)) if username else None
+    return load_actor(session, user.id) if user is not None and user.is_active else None
 
 
 def colleagues(session: Session, role: str, jurisdiction_id: int | None) -> list[tuple[str, str]]:

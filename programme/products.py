@@ -1,17 +1,15 @@
-"""Producers and their products: registering them, who may see and manage
-them, and where each product stands in its cycle.
+"""Producers and their products, for the producers' portal: registering
+them (a producer signing itself up, a commune officer registering one),
+starting a product's cycle, who may see and manage them, and reading the
+product a page names.
 
-A product's status is read from rows the engine keeps current on every
-step -- the process instance (current step, status, end event, stars), the
-task table (what is ready, for which role), the audit history (returns
-and their reasons) and the notifications -- never by deserializing a
-workflow, so a page listing many products stays cheap.
+Every use case here owns its transaction; where a product stands in its
+cycle, and its page, are read in programme/product_status.py.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,33 +17,15 @@ from sqlalchemy.orm import Session
 from engine import access
 from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
-from engine.diagram import PRODUCT_PROCESS
 from engine.errors import NoActiveDefinition, NotAllowed, OcopError, RegistrationClosed
 from engine.execution import Outcome
 from programme.accounts import MIN_PASSWORD_LENGTH, create_user
 from programme.tasks import prefill_registration
 from storage.areas import area_chain
 from storage.criteria import sets_by_code
-from storage.models import (
-    PRODUCER_KINDS,
-    AuditEvent,
-    Document,
-    Enrolment,
-    InboxTask,
-    Jurisdiction,
-    Notification,
-    ProcessInstance,
-    Producer,
-    Product,
-    PromotionListing,
-    Training,
-    User,
-)
+from storage.db import Database
+from storage.models import PRODUCER_KINDS, Jurisdiction, Producer, Product, User
 
-STEPS = (1, 2, 3, 4, 5, 6)
-# Step 1 (outreach) runs per locality; a product's own cycle starts at step 2.
-FIRST_PRODUCT_STEP = 2
-RECOGNISED_FROM_STARS = 3
 NAME_MAX = 200
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 
@@ -70,6 +50,17 @@ def may_manage(actor: Actor, producer: Producer) -> bool:
 def may_view(session: Session, actor: Actor, producer: Producer) -> bool:
     """engine.access.may_read_product, for a producer row (its commune's area chain)."""
     return access.may_read_product(actor, producer.id, area_chain(session, producer.commune_id).values())
+
+
+def readable_product(session: Session, actor: Actor, product_id: int, manage: bool = False) -> Product | None:
+    """The product if the actor may read it (with `manage`: manage it), else
+    None -- a product outside the actor's reach reads as one that does not
+    exist, so pages answer 404 for both."""
+    product = session.get(Product, product_id)
+    if product is None:
+        return None
+    allowed = may_manage(actor, product.producer) if manage else may_view(session, actor, product.producer)
+    return product if allowed else None
 
 
 def managed_producers(session: Session, actor: Actor) -> list[Producer]:
@@ -104,6 +95,7 @@ def communes_by_id(session: Session, ids) -> dict[int, Jurisdiction]:
 # --- registering -----------------------------------------------------------
 
 def product_errors(name: str, group_code: str) -> dict[str, str]:
+    """A product's name and criteria set checked: field -> error code."""
     errors = {}
     if not name.strip():
         errors["name"] = "required"
@@ -114,7 +106,8 @@ def product_errors(name: str, group_code: str) -> dict[str, str]:
     return errors
 
 
-def register_product(session: Session, producer: Producer, name: str, group_code: str) -> Product:
+def _register_product(session: Session, producer: Producer, name: str, group_code: str) -> Product:
+    """The product, in the caller's transaction (its name's spaces collapsed)."""
     errors = product_errors(name, group_code)
     if errors:
         raise InvalidRegistration(errors)
@@ -124,11 +117,41 @@ def register_product(session: Session, producer: Producer, name: str, group_code
     return product
 
 
-def register_producer(session: Session, commune_id: int, name: str, kind: str, username: str,
-                      full_name: str, password: str, product_name: str, group_code: str) -> Product:
-    """A new producer with its owner account and first product; returns the product.
-    Every field is checked before anything is written, so the caller can
-    show all the errors at once."""
+@dataclass
+class RegisteredProducer:
+    """A producer just registered: its first product, and its owner's
+    account (loaded, for signing the owner in)."""
+
+    product_id: int
+    owner: User
+
+
+def register_producer(db: Database, actor: Actor, commune_id: int, name: str, kind: str, username: str,
+                      full_name: str, password: str, product_name: str, group_code: str) -> RegisteredProducer:
+    """A commune officer registers a producer of one of their communes
+    (engine.access.registering_communes), with its owner account and first
+    product -- one transaction. A commune outside the officer's is reported
+    as unknown, like one that does not exist."""
+    if commune_id not in access.registering_communes(actor):
+        commune_id = 0
+    with db.transaction() as session:
+        return _register_producer(session, commune_id, name, kind, username, full_name, password,
+                                  product_name, group_code)
+
+
+def sign_up(db: Database, commune_id: int, name: str, kind: str, username: str, full_name: str,
+            password: str, product_name: str, group_code: str) -> RegisteredProducer:
+    """A producer registers itself, in any commune: its owner account, the
+    producer and a first product -- one transaction."""
+    with db.transaction() as session:
+        return _register_producer(session, commune_id, name, kind, username, full_name, password,
+                                  product_name, group_code)
+
+
+def _register_producer(session: Session, commune_id: int, name: str, kind: str, username: str,
+                       full_name: str, password: str, product_name: str, group_code: str) -> RegisteredProducer:
+    """Every field is checked before anything is written (InvalidRegistration
+    names them all), so the caller can show all the errors at once."""
     username = username.strip().lower()
     errors = {}
     commune = session.get(Jurisdiction, commune_id) if commune_id else None
@@ -157,7 +180,8 @@ def register_producer(session: Session, commune_id: int, name: str, kind: str, u
     producer = Producer(name=" ".join(name.split()), kind=kind, commune_id=commune.id, owner_user_id=owner.id)
     session.add(producer)
     session.flush()
-    return register_product(session, producer, product_name, group_code)
+    product = _register_product(session, producer, product_name, group_code)
+    return RegisteredProducer(product.id, owner)
 
 
 # --- starting a product's cycle ---------------------------------------------------
@@ -192,7 +216,7 @@ def register_and_start(engine: BpmnEngine, actor: Actor, producer_id: int, name:
         producer = session.get(Producer, producer_id)
         if producer is None or not may_manage(actor, producer):
             raise NotAllowed("only the producer or its commune officer may register its products")
-        product = register_product(session, producer, name, group_code)
+        product = _register_product(session, producer, name, group_code)
         return _start(engine, session, actor, product.id, registration_form)
     return engine.run(work)
 
@@ -213,203 +237,3 @@ def _start(engine: BpmnEngine, session: Session, actor: Actor, product_id: int,
         return Started(product_id, refused=refused)
     prefill_registration(session, outcome.instance_id, registration_form, engine.clock())
     return Started(product_id, outcome)
-
-
-# --- where a product stands --------------------------------------------------
-
-@dataclass
-class Waiting:
-    """A ready task of the cycle: who it waits on."""
-
-    task_id: str
-    name: str
-    role: str
-    step: int | None
-    due_at: datetime | None
-    producer_id: int | None
-    jurisdiction_id: int | None
-
-
-@dataclass
-class Cycle:
-    instance_id: int
-    year: int
-    status: str              # running | completed | cancelled
-    current_step: int | None
-    end_event: str | None
-    stars: int | None
-    started_at: datetime
-    finished_at: datetime | None
-    outcome: str             # running | recognised | not_recognised | stopped | cancelled | finished
-    steps: list[tuple[int, str]] = field(default_factory=list)  # (step, done|current|stopped|todo)
-    waiting: list[Waiting] = field(default_factory=list)
-
-
-def outcome_of(instance: ProcessInstance) -> str:
-    """What a cycle came to, from the instance row. End events are named in
-    the editable diagram, so recognition is also read from the stars."""
-    if instance.status == "running":
-        return "running"
-    if instance.status == "cancelled":
-        return "cancelled"
-    end = instance.end_event or ""
-    if end == "end_recognised" or (instance.stars or 0) >= RECOGNISED_FROM_STARS:
-        return "recognised"
-    if end == "end_not_recognised":
-        return "not_recognised"
-    if end.endswith("_limit"):
-        return "stopped"
-    return "finished"
-
-
-def timeline(instance: ProcessInstance, outcome: str) -> list[tuple[int, str]]:
-    """Each of the six steps marked done, current, stopped (where a finished
-    cycle ended short) or todo."""
-    current = instance.current_step or FIRST_PRODUCT_STEP
-    if outcome in ("recognised", "finished"):
-        return [(step, "done") for step in STEPS]
-    if outcome == "not_recognised":  # the ranking (step 5) is where it ended
-        current = 5
-    mark = "current" if outcome == "running" else "stopped"
-    return [(step, "done" if step < current else mark if step == current else "todo") for step in STEPS]
-
-
-def _cycle(instance: ProcessInstance, tasks: list[InboxTask]) -> Cycle:
-    outcome = outcome_of(instance)
-    return Cycle(
-        instance.id, instance.year, instance.status, instance.current_step, instance.end_event,
-        instance.stars, instance.started_at, instance.finished_at, outcome, timeline(instance, outcome),
-        [Waiting(t.id, t.name, t.role, t.step, t.due_at, t.producer_id, t.jurisdiction_id) for t in tasks])
-
-
-def latest_cycles(session: Session, product_ids: list[int]) -> dict[int, Cycle]:
-    """product id -> its most recent cycle (with its ready tasks)."""
-    if not product_ids:
-        return {}
-    latest: dict[int, ProcessInstance] = {}
-    for instance in session.scalars(
-            select(ProcessInstance)
-            .where(ProcessInstance.product_id.in_(product_ids), ProcessInstance.process_id == PRODUCT_PROCESS)
-            .order_by(ProcessInstance.started_at.desc(), ProcessInstance.id.desc())):
-        latest.setdefault(instance.product_id, instance)
-    tasks: dict[int, list[InboxTask]] = {}
-    if latest:
-        ids = [instance.id for instance in latest.values()]
-        for task in session.scalars(select(InboxTask).where(InboxTask.instance_id.in_(ids))
-                                    .order_by(InboxTask.created_at, InboxTask.id)):
-            tasks.setdefault(task.instance_id, []).append(task)
-    return {pid: _cycle(instance, tasks.get(instance.id, [])) for pid, instance in latest.items()}
-
-
-@dataclass
-class ProductSummary:
-    id: int
-    name: str
-    group_code: str
-    producer_id: int
-    producer_name: str
-    commune_name: str
-    cycle: Cycle | None
-
-
-def summaries(session: Session, producers: list[Producer]) -> list[ProductSummary]:
-    """The products of these producers, each with its latest cycle."""
-    by_id = {producer.id: producer for producer in producers}
-    products = list(session.scalars(select(Product).where(Product.producer_id.in_(list(by_id)))
-                                    .order_by(Product.producer_id, Product.name, Product.id))) if by_id else []
-    cycles = latest_cycles(session, [product.id for product in products])
-    communes = communes_by_id(session, [producer.commune_id for producer in producers])
-    return [ProductSummary(p.id, p.name, p.group_code, p.producer_id, by_id[p.producer_id].name,
-                           communes[by_id[p.producer_id].commune_id].name, cycles.get(p.id))
-            for p in products]
-
-
-def summary(session: Session, product: Product) -> ProductSummary:
-    producer = product.producer
-    cycle = latest_cycles(session, [product.id]).get(product.id)
-    return ProductSummary(product.id, product.name, product.group_code, producer.id, producer.name,
-                          producer.commune.name, cycle)
-
-
-def can_start(session: Session, product_id: int, year: int) -> bool:
-    """A product runs one cycle a year: not while one is running, nor again
-    in a year whose cycle has ended (a cancelled cycle may be restarted)."""
-    blocking = session.scalar(select(ProcessInstance.id).where(
-        ProcessInstance.product_id == product_id, ProcessInstance.process_id == PRODUCT_PROCESS,
-        (ProcessInstance.status == "running")
-        | ((ProcessInstance.year == year) & (ProcessInstance.status != "cancelled"))).limit(1))
-    return blocking is None
-
-
-# --- the product's history -----------------------------------------------------
-
-@dataclass
-class Returned:
-    """A reviewer sent something back: when, at which task, by whom, why."""
-
-    at: datetime
-    year: int
-    task_name: str
-    role: str
-    step: int | None
-    reasons: str
-
-
-@dataclass
-class EnrolmentView:
-    title: str
-    starts_on: date
-    place: str
-    topic: str
-    enrolment_id: int  # names its calendar invitation (.ics)
-
-
-@dataclass
-class ProductDetail:
-    summary: ProductSummary
-    returns: list[Returned]
-    notifications: list[Notification]
-    enrolments: list[EnrolmentView]
-    listing: PromotionListing | None
-    documents: list[Document]
-
-
-def detail(session: Session, product: Product) -> ProductDetail:
-    instances = {instance.id: instance.year for instance in session.scalars(
-        select(ProcessInstance).where(ProcessInstance.product_id == product.id,
-                                      ProcessInstance.process_id == PRODUCT_PROCESS))}
-    ids = list(instances)
-    returns = []
-    if ids:
-        # JSON queries differ between SQLite and PostgreSQL: filter the
-        # (few) completed-task events of this product in Python.
-        for event in session.scalars(select(AuditEvent).where(
-                AuditEvent.instance_id.in_(ids), AuditEvent.kind == "task_completed")
-                .order_by(AuditEvent.at, AuditEvent.id)):
-            form = (event.data or {}).get("form") or {}
-            if form.get("decision") == "return":
-                returns.append(Returned(event.at, instances[event.instance_id], event.data.get("name", ""),
-                                        event.data.get("role", ""), event.data.get("step"),
-                                        str(form.get("reasons") or "")))
-    notifications = list(session.scalars(select(Notification).where(
-        Notification.instance_id.in_(ids), Notification.producer_id == product.producer_id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc()))) if ids else []
-    enrolments = [EnrolmentView(t.title, t.starts_on, t.place, t.topic, enrolment_id) for t, enrolment_id in
-                  session.execute(select(Training, Enrolment.id).join(Enrolment, Enrolment.training_id == Training.id)
-                                  .where(Enrolment.instance_id.in_(ids)).order_by(Training.starts_on))] if ids else []
-    listing = session.scalar(select(PromotionListing).where(PromotionListing.product_id == product.id)
-                             .order_by(PromotionListing.certified_on.desc(), PromotionListing.id.desc())
-                             .limit(1))
-    documents = list(session.scalars(select(Document).where(Document.product_id == product.id)
-                                     .order_by(Document.uploaded_at.desc(), Document.id.desc())))
-    return ProductDetail(summary(session, product), returns, notifications, enrolments, listing, documents)
-
-
-def add_document(session: Session, product: Product, user_id: int, sha256: str, filename: str,
-                 content_type: str, size: int, now: datetime) -> Document:
-    """One row per upload; the bytes are stored once per content (storage.documents)."""
-    document = Document(sha256=sha256, filename=filename, content_type=content_type, size=size,
-                        product_id=product.id, uploaded_by=user_id, uploaded_at=now)
-    session.add(document)
-    session.flush()
-    return document

@@ -2,10 +2,10 @@
 
 The inbox lists ready tasks from the indexed task table (programme/inbox.py),
 never from workflows. Officers claim, release and (as supervisors)
-reassign tasks; everyone, producers included, opens a task they may act on
-and completes it through the engine facade. Every engine error becomes a
-message and a status the user can act on; nothing is half-done because
-each engine call is one transaction.
+reassign tasks; everyone, producers included, opens a task they may act on,
+keeps a draft of its form and completes it (programme/tasks.py). Every
+engine error becomes a message and a status the user can act on; nothing
+is half-done because each change is one transaction.
 """
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import bindparam, delete, select
 from werkzeug.datastructures import MultiDict
 
-from engine.access import load_actor, may_act, may_read_product, supervision_of
+from engine.access import may_act, supervision_of
 from engine.errors import (
     ClaimedByOther,
     ConcurrencyConflict,
@@ -28,23 +27,20 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.forms import DEFAULT_CRITERIA_SET, FORMS
-from engine.roles import LANE_ROLES, ROLES
+from engine.roles import ROLES
 from handlers.ranking import stars_for_score
 from programme import inbox as inbox_queries
+from programme import tasks
 from programme.history import instance_history
 from programme.inbox import DUE_SOON, SORTS, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.db import as_utc
-from storage.models import InboxTask, ProcessInstance, TaskDraft, User
 from web import labels, task_forms
-from web.context import actor, bpmn_engine, db, id_from
+from web.context import actor, bpmn_engine, db, id_from, reading
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 SCOPES = ("area", "mine", "unassigned")
-LANE_ROLE_KEYS = {role.key for role in LANE_ROLES} - {"producer"}
-
-
 
 
 def _now() -> datetime:
@@ -101,8 +97,8 @@ def _filter_args(f: InboxFilter, **changes) -> dict:
     """The query string of a filter (for links that keep the other filters)."""
     args = {"step": f.step, "task": f.form_key, "commune": f.commune_id, "group": f.group_code,
             "scope": f.scope if f.scope != "area" else None, "overdue": "1" if f.overdue else None,
-            "sort": f.sort if f.sort != "waiting" else None, "page": f.page if f.page > 1 else None}
-    args.update(changes)
+            "sort": f.sort if f.sort != "waiting" else None, "page": f.page if f.page > 1 else None,
+            **changes}
     return {key: value for key, value in args.items() if value not in (None, "", False)}
 
 
@@ -112,11 +108,9 @@ def index():
     me = actor()
     now = _now()
     f = _filter_from_args(request.args)
-    with db().transaction() as session:
+    with reading() as session:
         supervision = supervision_of(session, me)
-        acts = any(role in LANE_ROLE_KEYS for role, _area in me.roles) or bool(me.producer_ids)
-        if not acts and not supervision:
-            # An auditor acts on no task and supervises none: no inbox.
+        if not inbox_queries.has_inbox(me, supervision):
             return _problem(_("Vai trò của bạn không xử lý việc nào nên không có hộp việc."), 403)
         # Counts and filter choices in one pass; the list's total comes from
         # the counts when the filter is a quick filter.
@@ -168,11 +162,8 @@ def _unreachable(task_id: str):
     task that does not exist (as in the API), so claim, release and
     reassign never confirm that another area's task id is real. Inside
     the product's areas the engine then decides (403 "not allowed")."""
-    with db().transaction() as session:
-        row = session.get(InboxTask, task_id)
-        instance = session.get(ProcessInstance, row.instance_id) if row is not None else None
-        if instance is not None and may_read_product(
-                actor(), instance.product.producer_id if instance.product else None, instance.areas.values()):
+    with reading() as session:
+        if inbox_queries.task_is_readable(session, actor(), task_id):
             return None
     return _assignment_error(UnknownTask(task_id), task_id)
 
@@ -212,9 +203,8 @@ def reassign(task_id: str):
     if (refusal := _unreachable(task_id)) is not None:
         return refusal
     username = request.form.get("username", "").strip()
-    with db().transaction() as session:
-        user = session.scalar(select(User).where(User.username == username)) if username else None
-        colleague = load_actor(session, user.id) if user is not None and user.is_active else None
+    with reading() as session:
+        colleague = inbox_queries.active_user_named(session, username)
     if colleague is None:
         flash(_("Không tìm thấy người dùng được giao."), "error")
         return redirect(_back())
@@ -256,7 +246,7 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
     """The task page: the form beside the product's dossier and history.
     404 when the signed-in user may not act on the task (or it is gone)."""
     me = actor()
-    with db().transaction() as session:
+    with reading() as session:
         task = inbox_queries.visible_task(session, me, task_id)
         if task is None:
             abort(404)
@@ -282,21 +272,22 @@ def task(task_id: str):
     _valid_task_id(task_id)
     me = actor()
     if request.method == "GET":
-        with db().transaction() as session:
-            draft = session.scalar(select(TaskDraft).where(TaskDraft.task_id == task_id,
-                                                           TaskDraft.user_id == me.user_id))
+        with reading() as session:
+            draft = tasks.draft_of(session, task_id, me.user_id)
         if draft is not None:
             return _render_task(task_id, MultiDict(list(_draft_items(draft.data))),
                                 draft_saved_at=draft.saved_at)
         return _render_task(task_id, MultiDict(), fresh=True)
 
-    with db().transaction() as session:
+    with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
     if row is None:
         abort(404)
     data, sheet_rows = task_forms.parse(row.form_key, request.form)
     try:
-        result = bpmn_engine().complete_task(task_id, data, me)
+        # The task's drafts (anyone's) are removed in the same transaction:
+        # the task is gone from every inbox.
+        result = tasks.complete(bpmn_engine(), task_id, data, me)
     except FormInvalid as err:
         return _render_task(task_id, request.form, status=422,
                             errors=task_forms.field_errors(row.form_key, err.errors, sheet_rows),
@@ -317,17 +308,10 @@ def task(task_id: str):
                                       "Hãy thử lại sau hoặc báo quản lý chương trình."))
     except (UnknownTask, TaskNotReady):
         return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
-    # The task is gone from the inbox: its drafts (anyone's) are of no more use.
-    with db().transaction() as session:
-        session.connection().execute(_DELETE_DRAFTS, {"task_id": task_id})
     flash(_success_message(row.name, result), "success")
     if row.role == "producer":
         return redirect(url_for("portal.index"))
     return redirect(url_for("inbox.index"))
-
-
-# Built once: every form completion runs it.
-_DELETE_DRAFTS = delete(TaskDraft.__table__).where(TaskDraft.__table__.c.task_id == bindparam("task_id"))
 
 
 def _success_message(name: str, result) -> str:
@@ -349,7 +333,7 @@ def save_draft(task_id: str):
     """Keep what was typed, without completing the task."""
     _valid_task_id(task_id)
     me = actor()
-    with db().transaction() as session:
+    with reading() as session:
         if inbox_queries.visible_task(session, me, task_id) is None:
             abort(404)
     data = {key: values for key, values in request.form.to_dict(flat=False).items()
@@ -357,12 +341,6 @@ def save_draft(task_id: str):
     if sum(len(key) + sum(len(v) for v in values) for key, values in data.items()) > task_forms.MAX_DRAFT_CHARS:
         return _render_task(task_id, request.form, status=413,
                             problem=_("Bản nháp quá dài nên chưa được lưu."))
-    with db().transaction() as session:
-        draft = session.scalar(select(TaskDraft).where(TaskDraft.task_id == task_id,
-                                                       TaskDraft.user_id == me.user_id))
-        if draft is None:
-            session.add(TaskDraft(task_id=task_id, user_id=me.user_id, data=data, saved_at=_now()))
-        else:
-            draft.data, draft.saved_at = data, _now()
+    tasks.save_draft(db(), task_id, me.user_id, data, _now())
     flash(_("Đã lưu bản nháp. Việc chưa được hoàn thành."), "success")
     return redirect(url_for("inbox.task", task_id=task_id))

@@ -1,6 +1,8 @@
 """Producers' portal: a producer's products and where each stands in its
-cycle, registering products (and, for a commune officer, producers),
-starting a cycle, and the product's evidence files.
+cycle (programme/product_status.py), registering products (and, for a
+commune officer, producers) and starting a cycle (programme/products.py),
+the product's evidence files (programme/documents.py) and training
+invitations (programme/invitations.py).
 
 Every route checks on the server who may see what and answers 404 for
 anything outside the user's own products or area, so the existence of
@@ -22,27 +24,19 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user
-from sqlalchemy import select
 from werkzeug.routing import BuildError
 
 from engine.access import may_act, registering_communes
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
-from programme import products
-from programme.invitations import enrolment_filename, enrolment_ics
+from programme import documents, product_status, products
+from programme.invitations import enrolment_invitation
 from storage.criteria import sets_by_code
-from storage.documents import (
-    MAX_SIZE,
-    SAFE_CONTENT_TYPES,
-    DocumentRefused,
-    DocumentStore,
-    check_upload,
-    clean_filename,
-)
-from storage.models import PRODUCER_KINDS, Document, Enrolment, InboxTask, Producer, Product, TaskDraft, User
+from storage.documents import MAX_SIZE, SAFE_CONTENT_TYPES, DocumentRefused, DocumentStore
+from storage.models import PRODUCER_KINDS
 from web import labels
 from web.auth import signed_in_user
-from web.context import actor, bpmn_engine, db, id_from
+from web.context import actor, bpmn_engine, db, id_from, reading
 from web.extensions import limiter
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
@@ -91,7 +85,7 @@ def _task_url(task_id: str) -> str:
         return f"/inbox/tasks/{task_id}"
 
 
-def _may_act_on(waiting: products.Waiting) -> bool:
+def _may_act_on(waiting: product_status.Waiting) -> bool:
     """Link only tasks the user can open."""
     return may_act(actor(), waiting)
 
@@ -111,33 +105,29 @@ def _control_characters(form: dict, names: tuple[str, ...]) -> dict[str, str]:
 @portal.get("/")
 @login_required
 def index():
-    with db().transaction() as session:
+    with reading() as session:
         producers = products.managed_producers(session, actor())
-        items = products.summaries(session, producers)
+        items = product_status.summaries(session, producers)
     return render_template("portal/index.html", items=items, producers=producers,
                            is_commune_officer=bool(registering_communes(actor())))
 
 
 # --- one product -------------------------------------------------------------
 
-def _product_or_404(session, product_id: int, manage: bool = False) -> Product:
-    product = session.get(Product, product_id)
+def _product_or_404(session, product_id: int, manage: bool = False):
+    product = products.readable_product(session, actor(), product_id, manage)
     if product is None:
-        abort(404)
-    allowed = (products.may_manage(actor(), product.producer) if manage
-               else products.may_view(session, actor(), product.producer))
-    if not allowed:
         abort(404)
     return product
 
 
 def _render_product(product_id: int, status: int = 200, upload_error: str | None = None,
                     start_form: str = "01"):
-    with db().transaction() as session:
+    with reading() as session:
         product = _product_or_404(session, product_id)
-        view = products.detail(session, product)
+        view = product_status.detail(session, product)
         manager = products.may_manage(actor(), product.producer)
-        startable = manager and products.can_start(session, product.id, bpmn_engine().clock().year)
+        startable = manager and product_status.can_start(session, product.id, bpmn_engine().clock().year)
     return render_template("portal/product.html", view=view, item=view.summary, manager=manager,
                            startable=startable, upload_error=upload_error, start_form=start_form,
                            max_mb=MAX_SIZE // (1024 * 1024)), status
@@ -152,14 +142,14 @@ def product(product_id: int):
 @portal.route("/products/new", methods=["GET", "POST"])
 @login_required
 def new_product():
-    with db().transaction() as session:
+    with reading() as session:
         producers = [(p.id, p.name) for p in products.managed_producers(session, actor())]
     if not producers:
         abort(404)
     form = {"producer_id": str(producers[0][0]), "name": "", "group_code": "", "registration_form": "01"}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        form.update({key: request.form.get(key, "").strip() for key in form})
+        form |= {key: request.form.get(key, "").strip() for key in form}
         codes = products.product_errors(form["name"], form["group_code"]) | _control_characters(form, ("name",))
         if form["producer_id"] not in {str(pid) for pid, _name in producers}:
             codes["producer_id"] = "unknown_producer"
@@ -167,15 +157,14 @@ def new_product():
             codes["registration_form"] = "unknown_form"
         errors = _errors(codes)
         if not errors:
-            with db().transaction() as session:
-                producer = next(p for p in products.managed_producers(session, actor())
-                                if p.id == int(form["producer_id"]))
-                product_id = products.register_product(session, producer, form["name"], form["group_code"]).id
-            # The product is committed first: if registration is closed it
-            # stays registered and its cycle can be started later.
-            flash(_("Đã đăng ký sản phẩm."), "info")
-            _start(product_id, form["registration_form"])
-            return redirect(url_for("portal.product", product_id=product_id))
+            # If the cycle cannot start today the product stays registered,
+            # and its cycle can be started later.
+            started = _started(lambda: products.register_and_start(
+                bpmn_engine(), actor(), int(form["producer_id"]), form["name"], form["group_code"],
+                form["registration_form"]), registered=True)
+            if started is None:  # nothing was registered: the flash says why
+                return redirect(url_for("portal.index"))
+            return redirect(url_for("portal.product", product_id=started.product_id))
     return render_template("portal/new_product.html", form=form, errors=errors, producers=producers), \
         (400 if errors else 200)
 
@@ -183,50 +172,36 @@ def new_product():
 @portal.post("/products/<int:product_id>/start")
 @login_required
 def start(product_id: int):
-    with db().transaction() as session:
+    with reading() as session:
         _product_or_404(session, product_id, manage=True)
     registration_form = request.form.get("registration_form", "01")
     if registration_form not in REGISTRATION_FORMS:
         registration_form = "01"
-    _start(product_id, registration_form)
+    _started(lambda: products.start_cycle(bpmn_engine(), actor(), product_id, registration_form))
     return redirect(url_for("portal.product", product_id=product_id))
 
 
-def _start(product_id: int, registration_form: str) -> bool:
-    """Start the product's cycle for this year; flashes what happened."""
+def _started(use_case, registered: bool = False) -> products.Started | None:
+    """Run a use case that starts a product's cycle (registering the
+    product first when `registered`) and flash what happened; 404 when the
+    user may not manage the product."""
     try:
-        result = bpmn_engine().start_product(product_id, actor())
+        started = use_case()
     except AlreadyInCycle:
         flash(_("Sản phẩm đã có chu trình năm nay."), "error")
-        return False
-    except RegistrationClosed:
-        flash(_("Địa bàn chưa mở đăng ký ý tưởng sản phẩm. Sản phẩm đã được lưu; "
-                "hãy bắt đầu chu trình khi đợt đăng ký mở."), "error")
-        return False
-    except NoActiveDefinition:
-        flash(_("Chưa có quy trình OCOP nào được áp dụng cho tỉnh này."), "error")
-        return False
+        return None
     except NotAllowed:
         abort(404)
-    _prefill_registration_form(result.instance_id, registration_form)
-    flash(_("Đã bắt đầu chu trình OCOP năm nay cho sản phẩm."), "info")
-    return True
-
-
-def _prefill_registration_form(instance_id: int, registration_form: str) -> None:
-    """The choice new / existing product is asked again by the idea
-    registration task: save it as the owner's draft of that task so the
-    form opens with it filled in (the inbox's draft format: name -> [values])."""
-    with db().transaction() as session:
-        row = session.execute(
-            select(InboxTask.id, Producer.owner_user_id).join(Producer, Producer.id == InboxTask.producer_id)
-            .where(InboxTask.instance_id == instance_id, InboxTask.form_key == "register_idea")).first()
-        if row is None or row.owner_user_id is None:
-            return
-        if not session.scalar(select(TaskDraft.id).where(TaskDraft.task_id == row.id,
-                                                         TaskDraft.user_id == row.owner_user_id)):
-            session.add(TaskDraft(task_id=row.id, user_id=row.owner_user_id,
-                                  data={"registration_form": [registration_form]}, saved_at=bpmn_engine().clock()))
+    if registered:
+        flash(_("Đã đăng ký sản phẩm."), "info")
+    if isinstance(started.refused, RegistrationClosed):
+        flash(_("Địa bàn chưa mở đăng ký ý tưởng sản phẩm. Sản phẩm đã được lưu; "
+                "hãy bắt đầu chu trình khi đợt đăng ký mở."), "error")
+    elif isinstance(started.refused, NoActiveDefinition):
+        flash(_("Chưa có quy trình OCOP nào được áp dụng cho tỉnh này."), "error")
+    else:
+        flash(_("Đã bắt đầu chu trình OCOP năm nay cho sản phẩm."), "info")
+    return started
 
 
 # --- documents --------------------------------------------------------------------
@@ -238,44 +213,37 @@ def _store() -> DocumentStore:
 @portal.post("/products/<int:product_id>/documents")
 @login_required
 def upload(product_id: int):
-    with db().transaction() as session:
+    with reading() as session:
         _product_or_404(session, product_id, manage=True)
     upload = request.files.get("file")
-    filename = clean_filename(upload.filename if upload else "")
     # Read one byte past the limit: enough to know the file is too big
     # without holding more of it.
     data = upload.stream.read(MAX_SIZE + 1) if upload else b""
     try:
-        content_type = check_upload(filename, data)
+        document = documents.add_document(db(), _store(), actor(), product_id, upload.filename if upload else "",
+                                          data, bpmn_engine().clock())
     except DocumentRefused as refused:
         return _render_product(product_id, 400, upload_error=str(REFUSALS[refused.reason]))
-    # Bytes first, row second: if the row is not written the stored file is
-    # only an unreferenced copy, never a row pointing at nothing.
-    digest = _store().put(data)
-    with db().transaction() as session:
-        product = _product_or_404(session, product_id, manage=True)
-        products.add_document(session, product, actor().user_id, digest, filename, content_type,
-                              len(data), bpmn_engine().clock())
-    flash(_("Đã tải lên tệp %(name)s.", name=filename), "info")
+    except NotAllowed:
+        abort(404)
+    flash(_("Đã tải lên tệp %(name)s.", name=document.filename), "info")
     return redirect(url_for("portal.product", product_id=product_id) + "#documents")
 
 
 @portal.get("/documents/<int:document_id>")
 @login_required
 def document(document_id: int):
-    with db().transaction() as session:
-        row = session.get(Document, document_id)
-        if row is None:
-            abort(404)
-        _product_or_404(session, row.product_id)
-        sha256, filename, stored_type = row.sha256, row.filename, row.content_type
-    path = _store().path(sha256)
+    with reading() as session:
+        row = documents.readable_document(session, actor(), document_id)
+    if row is None:
+        abort(404)
+    path = _store().path(row.sha256)
     if not path.is_file():
         abort(404)
     # Always a download, never rendered: only the few inert types keep their
     # label, anything else is plain bytes.
-    mimetype = stored_type if stored_type in SAFE_CONTENT_TYPES else "application/octet-stream"
-    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=filename,
+    mimetype = row.content_type if row.content_type in SAFE_CONTENT_TYPES else "application/octet-stream"
+    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=row.filename,
                          conditional=True, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
@@ -290,14 +258,12 @@ def document(document_id: int):
 def enrolment_calendar(enrolment_id: int):
     """The enrolment's training as an iCalendar file, for whoever may read
     the product it belongs to."""
-    with db().transaction() as session:
-        enrolment = session.get(Enrolment, enrolment_id)
-        producer = session.get(Producer, enrolment.producer_id) if enrolment else None
-        if producer is None or not products.may_view(session, actor(), producer):
-            abort(404)
-        data, filename = enrolment_ics(session, enrolment), enrolment_filename(enrolment)
-    response = current_app.response_class(data, mimetype="text/calendar")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    with reading() as session:
+        invitation = enrolment_invitation(session, actor(), enrolment_id)
+    if invitation is None:
+        abort(404)
+    response = current_app.response_class(invitation.data, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="{invitation.filename}"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -311,7 +277,7 @@ def register():
     communes_ids = registering_communes(actor())
     if not communes_ids:
         abort(404)
-    with db().transaction() as session:
+    with reading() as session:
         communes = [(unit.id, unit.name) for unit in sorted(
             products.communes_by_id(session, communes_ids).values(), key=lambda u: u.name)]
     return _registration(communes, self_signup=False)
@@ -324,7 +290,7 @@ def signup():
     product, in any commune; then it is signed in to its portal."""
     if current_user.is_authenticated:
         return redirect(url_for("portal.index"))
-    with db().transaction() as session:
+    with reading() as session:
         communes = products.all_communes(session)
     return _registration(communes, self_signup=True)
 
@@ -335,31 +301,28 @@ def _registration(communes: list[tuple[int, str]], self_signup: bool):
     form["commune_id"] = str(communes[0][0]) if communes else ""
     errors: dict[str, str] = {}
     if request.method == "POST":
-        form.update({key: request.form.get(key, "").strip() for key in fields})
+        form |= {key: request.form.get(key, "").strip() for key in fields}
         password = request.form.get("password", "")
         commune_id = id_from(form["commune_id"]) or 0
-        if commune_id not in {cid for cid, _name in communes}:
-            commune_id = 0  # only communes offered on the page: reported as unknown
+        values = (form["name"], form["kind"], form["username"], form["full_name"], password,
+                  form["product_name"], form["group_code"])
         try:
             unprintable = _control_characters(form, ("name", "full_name", "product_name"))
             if unprintable:
                 raise products.InvalidRegistration(unprintable)
-            with db().transaction() as session:
-                product = products.register_producer(
-                    session, commune_id, form["name"], form["kind"], form["username"], form["full_name"],
-                    password, form["product_name"], form["group_code"])
-                product_id, owner_id = product.id, product.producer.owner_user_id
-                owner = signed_in_user(session, session.get(User, owner_id)) if self_signup else None
+            registered = (products.sign_up(db(), commune_id, *values) if self_signup
+                          else products.register_producer(db(), actor(), commune_id, *values))
         except products.InvalidRegistration as invalid:
             errors = _errors(invalid.errors)
         else:
             if self_signup:
-                login_user(owner)
+                with reading() as session:
+                    login_user(signed_in_user(session, registered.owner))
                 flash(_("Đã tạo tài khoản. Hãy bắt đầu chu trình OCOP cho sản phẩm khi địa bàn mở đăng ký."),
                       "info")
             else:
                 flash(_("Đã đăng ký chủ thể %(name)s và tài khoản %(username)s.",
                         name=form["name"], username=form["username"].lower()), "info")
-            return redirect(url_for("portal.product", product_id=product_id))
+            return redirect(url_for("portal.product", product_id=registered.product_id))
     return render_template("portal/register.html", form=form, errors=errors, communes=communes,
                            kinds=PRODUCER_KINDS, self_signup=self_signup), (400 if errors else 200)

@@ -1,21 +1,17 @@
 """Pages anyone may read: the programme at a glance and the catalogue of
-promoted (3-star-and-up) products. Aggregates and public listings only."""
+promoted (3-star-and-up) products (programme/catalogue.py: aggregates and
+public listings only), the health check, and where each person lands."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, text
 
+from programme import catalogue as listings
 from storage.criteria import sets_by_code
-from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
 from web import labels
+from web.context import reading
 
 public = Blueprint("public", __name__)
-
-
-
-def _db():
-    return current_app.extensions["ocop_engine"].db
 
 
 @public.get("/")
@@ -34,8 +30,8 @@ def home():
 @public.get("/healthz")
 def healthz():
     try:
-        with _db().transaction() as session:
-            session.execute(text("SELECT 1"))
+        with reading() as session:
+            listings.check_database(session)
     except Exception as err:  # noqa: BLE001 - any database failure means "not healthy"
         return jsonify(status="unavailable", database=type(err).__name__), 503
     return jsonify(status="ok", database="ok")
@@ -43,17 +39,9 @@ def healthz():
 
 @public.get("/overview")
 def overview():
-    with _db().transaction() as session:
-        running = dict(session.execute(
-            select(ProcessInstance.current_step, func.count())
-            .where(ProcessInstance.process_id == "ocop_product_cycle", ProcessInstance.status == "running")
-            .group_by(ProcessInstance.current_step)).all())
-        ended = dict(session.execute(
-            select(ProcessInstance.end_event, func.count())
-            .where(ProcessInstance.process_id == "ocop_product_cycle", ProcessInstance.status == "completed")
-            .group_by(ProcessInstance.end_event)).all())
-        waiting = session.execute(select(InboxTask.role, func.count()).group_by(InboxTask.role)).all()
-    return render_template("overview.html", running=running, ended=ended, waiting=waiting,
+    with reading() as session:
+        figures = listings.programme_overview(session)
+    return render_template("overview.html", running=figures.running, ended=figures.ended, waiting=figures.waiting,
                            steps=labels.STEP_LABELS, end_labels=labels.END_LABELS,
                            role_labels=labels.ROLE_LABELS)
 
@@ -64,18 +52,8 @@ def catalogue():
     stars = request.args.get("stars", type=int)
     province = request.args.get("province", type=int)
     group = request.args.get("group", "")
-    with _db().transaction() as session:
-        query = (select(PromotionListing, Jurisdiction.name)
-                 .join(Jurisdiction, Jurisdiction.id == PromotionListing.province_id)
-                 .order_by(PromotionListing.stars.desc(), PromotionListing.product_name))
-        if stars in (3, 4, 5):
-            query = query.where(PromotionListing.stars == stars)
-        if province:
-            query = query.where(PromotionListing.province_id == province)
-        if group in sets_by_code():
-            query = query.where(PromotionListing.group_code == group)
-        listings = session.execute(query.limit(500)).all()
-        provinces = session.execute(select(Jurisdiction.id, Jurisdiction.name)
-                                    .where(Jurisdiction.level == "province").order_by(Jurisdiction.name)).all()
-    return render_template("catalogue.html", listings=listings, stars=stars, province=province, group=group,
+    with reading() as session:
+        found = listings.promoted_products(session, stars, province, group if group in sets_by_code() else None)
+        provinces = listings.provinces(session)
+    return render_template("catalogue.html", listings=found, stars=stars, province=province, group=group,
                            provinces=provinces, groups=sets_by_code())
