@@ -25,9 +25,9 @@ from email.message import EmailMessage
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from background.invitations import TOPIC_ANNOUNCED_BY, enrolment_filename, enrolment_ics
 from background.jobs import job
 from background.mail import Mailer, MailSettings, mail_domain, mailbox, public_url
-from programme.invitations import TOPIC_ANNOUNCED_BY, enrolment_filename, enrolment_ics
 from storage.models import (
     Enrolment,
     Notification,

@@ -15,8 +15,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.access import Actor
 from engine.diagram import PRODUCT_PROCESS
-from programme.products import communes_by_id
+from programme.products import communes_by_id, may_view
 from storage.models import (
     AuditEvent,
     Document,
@@ -224,3 +225,13 @@ def detail(session: Session, product: Product) -> ProductDetail:
     documents = list(session.scalars(select(Document).where(Document.product_id == product.id)
                                      .order_by(Document.uploaded_at.desc(), Document.id.desc())))
     return ProductDetail(summary(session, product), returns, notifications, enrolments, listing, documents)
+
+
+def readable_enrolment(session: Session, actor: Actor, enrolment_id: int) -> Enrolment | None:
+    """A training enrolment, if the actor may read the product it belongs to
+    (else None: the portal answers 404 for both)."""
+    enrolment = session.get(Enrolment, enrolment_id)
+    producer = session.get(Producer, enrolment.producer_id) if enrolment else None
+    if producer is None or not may_view(session, actor, producer):
+        return None
+    return enrolment

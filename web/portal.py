@@ -2,7 +2,7 @@
 cycle (programme/product_status.py), registering products (and, for a
 commune officer, producers) and starting a cycle (programme/products.py),
 the product's evidence files (programme/documents.py) and training
-invitations (programme/invitations.py).
+invitations (background/invitations.py).
 
 Every route checks on the server who may see what and answers 404 for
 anything outside the user's own products or area, so the existence of
@@ -26,11 +26,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user
 from werkzeug.routing import BuildError
 
+from background.invitations import enrolment_filename, enrolment_ics
 from engine.access import may_act, registering_communes
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
 from programme import documents, product_status, products
-from programme.invitations import enrolment_invitation
 from storage.criteria import sets_by_code
 from storage.documents import MAX_SIZE, SAFE_CONTENT_TYPES, DocumentRefused, DocumentStore
 from storage.models import PRODUCER_KINDS
@@ -259,11 +259,12 @@ def enrolment_calendar(enrolment_id: int):
     """The enrolment's training as an iCalendar file, for whoever may read
     the product it belongs to."""
     with reading() as session:
-        invitation = enrolment_invitation(session, actor(), enrolment_id)
-    if invitation is None:
-        abort(404)
-    response = current_app.response_class(invitation.data, mimetype="text/calendar")
-    response.headers["Content-Disposition"] = f'attachment; filename="{invitation.filename}"'
+        enrolment = product_status.readable_enrolment(session, actor(), enrolment_id)
+        if enrolment is None:
+            abort(404)
+        data, filename = enrolment_ics(session, enrolment), enrolment_filename(enrolment)
+    response = current_app.response_class(data, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -1,17 +1,16 @@
 """Calendar invitations (iCalendar, RFC 5545) for training enrolments: the
-same file is downloaded from the portal (by whoever may read the product)
-and attached to the e-mail that announces the enrolment."""
+same file is attached to the e-mail that announces the enrolment (the
+outbox) and downloaded from the portal (by whoever may read the product:
+programme.product_status.readable_enrolment)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from icalendar import Calendar, Event
 from sqlalchemy.orm import Session
 
 from background.mail import mail_domain, public_url
-from engine.access import Actor
-from programme.products import may_view
+from storage.db import as_utc
 from storage.models import Enrolment, Producer, Training
 
 # Which notification announces the enrolment of which training topic: the
@@ -34,7 +33,7 @@ def enrolment_ics(session: Session, enrolment: Enrolment) -> bytes:
     calendar.add("method", "PUBLISH")
     event = Event()
     event.add("uid", enrolment_uid(enrolment.id))
-    event.add("dtstamp", _utc(enrolment.enrolled_at))
+    event.add("dtstamp", as_utc(enrolment.enrolled_at))
     # Trainings are scheduled by day, without an hour: an all-day event.
     event.add("dtstart", training.starts_on)
     event.add("dtend", training.starts_on + timedelta(days=1))
@@ -49,26 +48,3 @@ def enrolment_ics(session: Session, enrolment: Enrolment) -> bytes:
 
 def enrolment_filename(enrolment: Enrolment) -> str:
     return f"tap-huan-ocop-{enrolment.id}.ics"
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they are stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-@dataclass
-class Invitation:
-    """An enrolment's calendar file, as downloaded."""
-
-    data: bytes
-    filename: str
-
-
-def enrolment_invitation(session: Session, actor: Actor, enrolment_id: int) -> Invitation | None:
-    """The enrolment's invitation if the actor may read the product it
-    belongs to, else None (the portal answers 404 for both)."""
-    enrolment = session.get(Enrolment, enrolment_id)
-    producer = session.get(Producer, enrolment.producer_id) if enrolment else None
-    if producer is None or not may_view(session, actor, producer):
-        return None
-    return Invitation(enrolment_ics(session, enrolment), enrolment_filename(enrolment))
