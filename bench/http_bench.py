@@ -88,7 +88,7 @@ from bench.workload import (  # noqa: E402
     summary_ms,
 )
 from storage.models import AuditEvent  # noqa: E402
-from tests.gunicorn_server import GunicornServer  # noqa: E402
+from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
 PROFILE_PATH = ROOT / "bench" / "http_profile.txt"
 TARGET_MEDIAN_MS = 5.0
@@ -583,7 +583,7 @@ def check_completions(prepared: Prepared, records: list, verify_limit: int) -> d
 
 
 def bench_postgres(quick: bool) -> dict:
-    from tests.pgserver import PostgresServer, available
+    from testkit.pgserver import PostgresServer, available
     reason = available()
     if reason:
         return {"http_postgresql_skipped": reason}

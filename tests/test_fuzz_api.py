@@ -46,8 +46,8 @@ from sqlalchemy import func, select
 
 from audit.verification import verify
 from storage.models import ApiToken, AuditEvent, InboxTask, ProcessInstance, Product, User
-from tests.cycle import VALID, Cycle
-from tests.web_helpers import login
+from testkit.cycle import VALID, Cycle
+from testkit.web_login import login
 from web.api import issue_token
 
 OPENAPI = "/api/v1/openapi.json"

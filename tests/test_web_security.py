@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from audit import checkpoints
 from background.outbox import deliver_outbox
 from storage.models import Document, Jurisdiction, ProcessDefinition, Product, User
-from tests.conftest import make_app
-from tests.cycle import Cycle
-from tests.test_authorization_matrix import PDF, _notification_and_enrolment
-from tests.test_idor import snapshot
-from tests.web_helpers import csrf_token, login
+from testkit.cycle import Cycle
+from testkit.web_login import csrf_token, login
+from tests.support.app import make_app
+from tests.support.db_state import snapshot
+from tests.support.product_records import PDF, notification_and_enrolment
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "web" / "templates"
@@ -58,7 +58,7 @@ def scene(world, app):
                        content_type="multipart/form-data").status_code == 302
     with world.db.transaction() as session:
         document = session.scalar(select(Document.id).where(Document.product_id == cycle.product_id))
-        notification, enrolment = _notification_and_enrolment(session, cycle, world.clock())
+        notification, enrolment = notification_and_enrolment(session, cycle, world.clock())
         officer = session.scalar(select(User.id).where(User.username == "cb.qt-cl"))
         central = session.scalar(select(Jurisdiction.id).where(Jurisdiction.level == "central"))
     deliver_outbox(world)
