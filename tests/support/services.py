@@ -1,4 +1,4 @@
-"""Real services the tests start (PostgreSQL, Redis, chromium): `require()`
+"""Real services the tests start (PostgreSQL, Redis): `require()`
 skips a test locally when one is missing and fails it in CI. Used by
 tests/conftest.py's server fixtures and tests/test_faults.py."""
 from __future__ import annotations
