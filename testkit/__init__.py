@@ -4,7 +4,7 @@ all on one server-lifecycle helper in testkit/server.py), the cycle walker
 and its form values (testkit/cycle.py), signing in through the login form
 (testkit/web_login.py), and the large inbox dataset (testkit/inbox_dataset.py).
 
-tests/ and bench/ share code only through this package: nothing under bench/
-imports from tests, nothing under tests/ from bench. Test-only helpers live
-in tests/support/.
+tests/ and bench/ share code only through this package: no module under
+bench/ depends on tests/, and none under tests/ on bench/. Test-only
+helpers live in tests/support/.
 """
