@@ -132,8 +132,8 @@ def measure(url: str, instances: int, distinct: int, jobs: int) -> dict:
 def history_page(url: str, rounds: int = 30) -> dict:
     """Server time of the auditor's history page (and its frames) for one
     instance of about 100 events: three returns at each review step."""
-    from tests.cycle import Cycle, returned, sheets
-    from tests.web_helpers import login
+    from testkit.cycle import Cycle, returned, sheets
+    from testkit.web_login import login
     from web.app import create_app
     engine = prepared_engine(url)
     cycle = Cycle(engine, "Hồ tiêu Gio Linh").start()
@@ -181,7 +181,7 @@ def main() -> int:
         results["sqlite"] = measure(f"sqlite:///{tmp}/audit.db", args.instances, args.distinct, args.jobs)
         print(json.dumps(results["sqlite"], indent=2), flush=True)
     if not args.no_postgres:
-        from tests.pgserver import PostgresServer, available
+        from testkit.pgserver import PostgresServer, available
         reason = available()
         if reason:
             results["postgresql_skipped"] = reason

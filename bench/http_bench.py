@@ -25,9 +25,9 @@ bench/run.py and the others at their first `import werkzeug`.)
    the state from the database. The server's own time per request comes
    from gunicorn's access log (%(D)s); GET /healthz (one SELECT 1) is the
    floor of a request. Target: under 5 ms at the median.
-2. Profile: the same completions in-process through Flask's test client
-   under cProfile; top functions by cumulative time and a breakdown of
-   one request, written to bench/http_profile.txt.
+2. Profile (bench/http_profile.py): the same completions in-process
+   through Flask's test client under cProfile; top functions by cumulative
+   time and a breakdown of one request, written to bench/http_profile.txt.
 3. Throughput, PostgreSQL: gunicorn with 2 and then 4 workers (4 threads
    each), 16 client threads each completing its own instances' tasks
    through the API as fast as it can, for a fixed number of completions.
@@ -47,11 +47,8 @@ and on what else runs on it; targets are reported, never asserted.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
-import pstats
 import random
 import statistics
 import sys
@@ -66,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench.http_profile import PROFILE_POOL, bench_profile, profile_requests  # noqa: E402
 from bench.workload import (  # noqa: E402
     ACCESS_LOG_ENV,
     Case,
@@ -76,7 +74,6 @@ from bench.workload import (  # noqa: E402
     alternate_returns,
     complete_api,
     complete_form,
-    form_pairs,
     inbox_ready,
     machine,
     own_cpu_seconds,
@@ -88,14 +85,12 @@ from bench.workload import (  # noqa: E402
     summary_ms,
 )
 from storage.models import AuditEvent  # noqa: E402
-from tests.gunicorn_server import GunicornServer  # noqa: E402
+from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
-PROFILE_PATH = ROOT / "bench" / "http_profile.txt"
 TARGET_MEDIAN_MS = 5.0
 TARGET_THROUGHPUT = 100.0
 WARM_POOL = 64        # fits the worker's workflow cache (engine.WORKFLOW_CACHE_SIZE = 256)
 COLD_POOL = 300       # does not: round-robin over it always misses the cache
-PROFILE_POOL = 64
 CLIENT_THREADS = 16
 RUN_DEADLINE_S = 900  # a throughput run stops issuing requests after this
 
@@ -289,181 +284,6 @@ def bench_latency_sqlite(tmp: Path, quick: bool) -> tuple[dict, Prepared, list[C
     return figures, prepared, profile_cases
 
 
-# --- in-process profile --------------------------------------------------------------
-
-# (label, file suffix, function) whose cumulative time is shown per request.
-BREAKDOWN = [
-    ("whole request (Flask wsgi_app)", "flask/app.py", "wsgi_app"),
-    ("API: token -> actor (_actor_for_token)", "web/api.py", "_actor_for_token"),
-    ("API: _reachable_task (own transaction)", "web/api.py", "_reachable_task"),
-    ("form: session user loader (load_user)", "web/auth.py", "load_user"),
-    ("form: CSRF check (validate_csrf)", "flask_wtf/csrf.py", "validate_csrf"),
-    ("form: visible_task (own transaction)", "programme/inbox.py", "visible_task"),
-    ("form: task_forms.parse", "web/task_forms.py", "parse"),
-    ("engine.complete_task (its transaction)", "engine/bpmn_engine.py", "complete_task"),
-    ("  load (cache or state_from_json)", "engine/execution.py", "load"),
-    ("    state_from_json", "engine/serialization.py", "state_from_json"),
-    ("  form validation", "engine/forms.py", "validate_form"),
-    ("  run_user_task (task.run + engine steps)", "engine/execution.py", "run_user_task"),
-    ("    SpiffWorkflow do_engine_steps", "SpiffWorkflow/bpmn/workflow.py", "do_engine_steps"),
-    ("      service-task handlers", "engine/execution.py", "call_service"),
-    ("  save", "engine/execution.py", "save"),
-    ("    conclude (ready tasks, timers)", "engine/execution.py", "conclude"),
-    ("    state_to_json", "engine/serialization.py", "state_to_json"),
-    ("    write_instance (UPDATE + audit INSERT)", "engine/execution.py", "write_instance"),
-    ("      audit chain hashing", "engine/events.py", "chain"),
-    ("    write_timers", "engine/execution.py", "write_timers"),
-    ("API: response (_dump)", "web/api.py", "_dump"),
-    ("form: flash", "flask/helpers.py", "flash"),
-    ("all: SQLAlchemy ORM statements (Session.execute)", "sqlalchemy/orm/session.py", "_execute_internal"),
-    ("all: SQLAlchemy Core statements", "sqlalchemy/engine/base.py", "_execute_context"),
-    ("all: the database's own execute (DB-API)", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
-    ("all: the database's own commit (DB-API)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
-]
-
-
-def _breakdown(stats: pstats.Stats, requests: int) -> list[tuple[str, float, int]]:
-    """(label, ms per request, calls per request) of the BREAKDOWN entries."""
-    rows = []
-    for label, suffix, name in BREAKDOWN:
-        cumulative, calls = 0.0, 0
-        for (filename, _line, function), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
-            if function == name and filename.endswith(suffix):
-                cumulative += ct
-                calls += nc
-        if calls:
-            rows.append((label, cumulative * 1000 / requests, calls / requests))
-    return rows
-
-
-def profile_requests(quick: bool) -> int:
-    """Completions per mode in the profile (and as many unprofiled)."""
-    return 100 if quick else 200
-
-
-def bench_profile(prepared: Prepared, cases: list[Case], quick: bool) -> dict:
-    """In-process, through Flask's test client: unprofiled medians, then
-    cProfile over the same kind of completions."""
-    from web.app import create_app
-    previous = os.environ.get("OCOP_RATELIMIT")
-    os.environ["OCOP_RATELIMIT"] = "0"  # every sign-in comes from one address
-    try:
-        app = create_app(database_url=prepared.url)
-    finally:
-        if previous is None:
-            os.environ.pop("OCOP_RATELIMIT", None)
-        else:
-            os.environ["OCOP_RATELIMIT"] = previous
-    pool = Pool(prepared, cases)
-    clients: dict[int, object] = {}
-
-    def browser(user_id: int):
-        if user_id not in clients:
-            client = app.test_client()
-            page = client.get("/login").get_data(as_text=True)
-            token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-            reply = client.post("/login", data={"username": prepared.usernames[user_id], "password": "ocop-demo",
-                                                "csrf_token": token})
-            assert reply.status_code == 302, reply.status_code
-            page = client.get("/login").get_data(as_text=True)
-            clients[user_id] = (client, page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0])
-        return clients[user_id]
-
-    api_client = app.test_client()
-    for user_id in prepared.usernames:  # every sign-in before anything is timed or profiled
-        browser(user_id)
-
-    def one(mode: str) -> float:
-        case = pool.next_case()
-        if case is None:
-            raise RuntimeError("the profile's pool ran out of tasks")
-        task = case.next_task()
-        user = prepared.user_for(case, task)
-        data = case.data_for(task)
-        if mode == "api":
-            headers = {"Authorization": f"Bearer {prepared.tokens[user]}"}
-            started = time.perf_counter()
-            reply = api_client.post(f"/api/v1/tasks/{task['id']}/complete", json=data, headers=headers)
-            seconds = time.perf_counter() - started
-            assert reply.status_code == 200, reply.get_data(as_text=True)[:300]
-            body = reply.get_json()
-            case.advance(task, body["ready_tasks"], body["status"])
-        else:
-            client, csrf = browser(user)
-            form = form_pairs(task["form_key"], data) + [("csrf_token", csrf)]
-            from werkzeug.datastructures import MultiDict
-            started = time.perf_counter()
-            reply = client.post(f"/inbox/tasks/{task['id']}", data=MultiDict(form))
-            seconds = time.perf_counter() - started
-            assert reply.status_code == 302, reply.status_code
-            case.advance(task, inbox_ready_after(prepared, case))
-        return seconds
-
-    for n in range(PROFILE_POOL):  # warm-up: one pass over the pool
-        one(("api", "form")[n % 2])
-    plain = {"api": [], "form": []}
-    for n in range(profile_requests(quick)):
-        mode = ("api", "form")[n % 2]
-        plain[mode].append(one(mode))
-    figures = {}
-    for mode, seconds in plain.items():
-        figures.update({k: v for k, v in summary_ms(f"http_inprocess_{mode}_ms", seconds).items()
-                        if k.endswith(("_median", "_p90"))})
-
-    requests = profile_requests(quick)
-    report = io.StringIO()
-    load = os.getloadavg()[0]
-    report.write("Where one task completion's time goes, in-process (Flask test client, SQLite, warm\n"
-                 "workflow cache, the cycle's task mix), under cProfile (which inflates the times; the\n"
-                 "shares are what count). Written by bench/http_bench.py"
-                 f"{' --quick' if quick else ''} at {time.strftime('%Y-%m-%d %H:%M')} "
-                 f"(load average {load:.1f} on {os.cpu_count()} cores).\n"
-                 f"Unprofiled in-process medians: API {figures['http_inprocess_api_ms_median']:.1f} ms, "
-                 f"form {figures['http_inprocess_form_ms_median']:.1f} ms.\n\n")
-    for mode in ("api", "form"):
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(requests):
-            one(mode)
-        profiler.disable()
-        stats = pstats.Stats(profiler)
-        rows = _breakdown(stats, requests)
-        whole = rows[0][1] if rows and rows[0][0].startswith("whole") else None
-        title = {"api": "JSON API: POST /api/v1/tasks/<id>/complete (Bearer token)",
-                 "form": "task page: POST /inbox/tasks/<id> (session cookie + CSRF)"}[mode]
-        report.write(f"=== {title}: {requests} completions ===\n\n")
-        report.write("Per request (cumulative ms under the profiler, share of the whole request, calls):\n")
-        for label, ms, calls in rows:
-            share = f"{ms / whole * 100:5.1f}%" if whole else "     "
-            report.write(f"  {label:<50} {ms:8.2f} ms  {share}  {calls:6.1f}\n")
-        if whole:
-            engine_ms = next((ms for label, ms, _c in rows if label.startswith("engine.complete_task")), 0.0)
-            figures[f"http_profile_{mode}_engine_share"] = round(engine_ms / whole, 3)
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(15)
-        report.write("\nTop 15 by cumulative time:\n")
-        report.write(_trim_pstats(out.getvalue()))
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(15)
-        report.write("\nTop 15 by own time (tottime):\n")
-        report.write(_trim_pstats(out.getvalue()))
-        report.write("\n")
-    PROFILE_PATH.write_text(report.getvalue(), encoding="utf-8")
-    figures["http_profile_file"] = str(PROFILE_PATH.relative_to(ROOT))
-    prepared_engine_dispose = getattr(app.extensions["ocop_engine"].db, "dispose", None)
-    if prepared_engine_dispose:
-        prepared_engine_dispose()
-    return figures
-
-
-def _trim_pstats(text: str) -> str:
-    """pstats' table without its preamble lines (the profile's file name, blank lines)."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    head = [line for line in lines[:start] if "function calls" in line]
-    return "\n".join(head + lines[start:]).rstrip() + "\n"
-
-
 # --- throughput on PostgreSQL -------------------------------------------------------
 
 def throughput_run(prepared: Prepared, base_url: str, cases: list[Case], completions: int,
@@ -583,7 +403,7 @@ def check_completions(prepared: Prepared, records: list, verify_limit: int) -> d
 
 
 def bench_postgres(quick: bool) -> dict:
-    from tests.pgserver import PostgresServer, available
+    from testkit.pgserver import PostgresServer, available
     reason = available()
     if reason:
         return {"http_postgresql_skipped": reason}

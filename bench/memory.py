@@ -55,7 +55,7 @@ from bench.workload import (  # noqa: E402
     sign_in,
     staged_first,
 )
-from tests.gunicorn_server import GunicornServer  # noqa: E402
+from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
 POOL = 300                  # instances completed round-robin (> the 256-workflow cache)
 FLAT_MAX_GROWTH_MB = 20.0

@@ -45,7 +45,7 @@ from programme.definitions import NATIONAL_DIAGRAM, deploy_bundled  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
-from tests.cycle import VALID, returned, sheets  # noqa: E402
+from testkit.cycle import VALID, returned, sheets  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)  # the registration window's first day
@@ -230,7 +230,7 @@ def engine_figures(rounds: int, postgres: bool) -> dict:
         results[f"state_bytes_finished_{returns}_returns"] = size["state"]
         results[f"history_bytes_finished_{returns}_returns"] = size["history_estimate"]
     if postgres:
-        from tests.pgserver import PostgresServer, available
+        from testkit.pgserver import PostgresServer, available
         reason = available()
         if reason:
             results["postgresql_skipped"] = reason

@@ -47,9 +47,9 @@ from engine import roles  # noqa: E402
 from engine.access import Actor, load_actor  # noqa: E402
 from engine.bpmn_engine import BpmnEngine  # noqa: E402
 from engine.sandbox import add_sample_products  # noqa: E402
-from programme.tokens import issue_token  # noqa: E402
+from programme.tokens import issue_token  # noqa: E402  # noqa: E402
 from storage.models import Jurisdiction, ProcessInstance, RoleAssignment, User  # noqa: E402
-from tests.cycle import VALID, returned, sheets  # noqa: E402
+from testkit.cycle import VALID, returned, sheets  # noqa: E402
 
 SCORE = 66.0          # council average: 3 stars, recognised by the district, the cycle ends
 TASKS_PER_CYCLE = 9   # user tasks of that cycle without returns
@@ -340,7 +340,7 @@ def _session_cookie(reply: Reply, current: str) -> str:
 
 
 def sign_in(http: Http, username: str, password: str = DEMO_PASSWORD) -> WebSession:
-    """Through the real login form, as tests/web_helpers.py does."""
+    """Through the real login form, as testkit/web_login.py does."""
     page = http.request("GET", "/login")
     cookie = _session_cookie(page, "")
     token = _CSRF.search(page.body.decode()).group(1)

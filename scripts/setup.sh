@@ -40,7 +40,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# Same lookup as tests/pgserver.py: pg_config --bindir, else /usr/lib/postgresql/*/bin.
+# Same lookup as testkit/pgserver.py: pg_config --bindir, else /usr/lib/postgresql/*/bin.
 pg_server_present() {
     local d
     if command -v pg_config >/dev/null 2>&1; then
@@ -97,7 +97,7 @@ ensure_extra_system_packages() {
     else
         warn "chromium is missing and apt-get is not usable; browser tests will be skipped"
     fi
-    # The Celery tests start their own private redis-server (tests/redisserver.py).
+    # The Celery tests start their own private redis-server (testkit/redisserver.py).
     if command -v redis-server >/dev/null 2>&1; then
         log "redis-server: ok"
     elif can_apt; then

@@ -1,6 +1,8 @@
 """Fixtures: a database per test on SQLite and on a real PostgreSQL server
 (started once per session in a temporary directory), the engine on a fake
-clock, and the demo world (areas, officers, producers, diagrams, outreach)."""
+clock, and the demo world (areas, officers, producers, diagrams, outreach).
+Only fixtures (and the fake clock they use) live here; what test modules
+import is in tests/support/ and testkit/."""
 from __future__ import annotations
 
 import os
@@ -18,7 +20,10 @@ from engine.samples import SampleDecider
 from programme.definitions import deploy_bundled
 from storage.db import Database
 from storage.migrate import upgrade
-from tests import pgserver, redisserver
+from testkit import pgserver, redisserver
+from tests.support.app import make_app
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.services import require
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -45,14 +50,6 @@ def audit_signing_key(tmp_path_factory):
         os.environ.pop("OCOP_AUDIT_KEY_FILE", None)
     else:
         os.environ["OCOP_AUDIT_KEY_FILE"] = previous
-
-
-def require(service: str, missing_reason: str | None) -> None:
-    """A real service the tests need: in CI its absence fails, locally it skips."""
-    if missing_reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{service} is required in CI: {missing_reason}")
-        pytest.skip(f"{service} not available: {missing_reason}")
 
 
 @pytest.fixture(scope="session")
@@ -106,17 +103,6 @@ def world(engine):
     return engine
 
 
-def make_app(world, db_url, tmp_path, **overrides):
-    from web.app import create_app
-    from web.extensions import limiter
-    application = create_app(db_url, testing=True,
-                             overrides={"UPLOAD_DIR": str(tmp_path / "uploads"), **overrides})
-    application.extensions["ocop_engine"].clock = world.clock
-    if application.config.get("RATELIMIT_ENABLED", True):
-        limiter.reset()
-    return application
-
-
 @pytest.fixture
 def app(world, db_url, tmp_path):
     """The web application on the test database, with the demo world."""
@@ -126,12 +112,6 @@ def app(world, db_url, tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
-ARTIFACTS = os.path.join(os.path.dirname(__file__), "artifacts")
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from demo.seed import DEMO_PASSWORD
 from programme.accounts import assign_role, create_user
 from storage.models import Jurisdiction, Product, TaskDraft, User
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
 
 API = "/api/v1"
 

@@ -6,8 +6,8 @@ from sqlalchemy.exc import DBAPIError
 from audit.chain import verify_chain
 from engine import events
 from storage.models import AuditEvent
-from tests.cycle import Cycle, sheets
-from tests.tamper import drop_append_only_guard
+from testkit.cycle import Cycle, sheets
+from tests.support.tamper import drop_append_only_guard
 
 
 def test_history_records_who_did_what(world):

@@ -15,11 +15,11 @@ from audit.search import AuditFilter
 from engine.access import Oversight, load_actor, oversight_of
 from programme.definitions import migrate
 from storage.models import ProcessInstance, User
-from tests.conftest import make_app
-from tests.cycle import Cycle, returned, sheets
-from tests.test_export import verify_csv_export, verify_json_export
-from tests.test_migration import later_change
-from tests.web_helpers import login
+from testkit.cycle import Cycle, returned, sheets
+from testkit.web_login import login
+from tests.support.app import make_app
+from tests.support.diagrams import later_change
+from tests.support.export_checks import verify_csv_export, verify_json_export
 
 PEPPER, OIL, WINE = "Hồ tiêu Gio Linh", "Tinh dầu tràm Cam Lộ", "Rượu mận Sa Pa"
 

@@ -14,22 +14,19 @@ from engine.access import load_actor
 from programme import definitions as defs
 from storage.models import (
     Document,
-    Enrolment,
     Jurisdiction,
-    Notification,
     ProcessDefinition,
-    ProcessInstance,
     RoleAssignment,
-    Training,
     User,
 )
-from tests.conftest import make_app
-from tests.cycle import Cycle, training_incident
-from tests.web_helpers import login
+from testkit.cycle import Cycle, training_incident
+from testkit.web_login import login
+from tests.support.app import make_app
+from tests.support.db_state import snapshot
+from tests.support.product_records import PDF, notification_and_enrolment
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 # Everyone the matrix signs in as: own area = Gio Mỹ commune, Gio Linh
 # district, Quảng Trị province (where the product is); "other" elsewhere.
 USERS = {
@@ -227,7 +224,7 @@ def _document(world, ids):
 
 def _notification_enrolment(world, ids):
     with world.db.transaction() as session:
-        made = _notification_and_enrolment(session, ids["cycle"], world.clock())
+        made = notification_and_enrolment(session, ids["cycle"], world.clock())
     deliver_outbox(world)
     return made
 
@@ -301,25 +298,6 @@ def ids(world, app):
     return made
 
 
-def _notification_and_enrolment(session, cycle, now):
-    """A message for the product's producer and a training enrolment of the
-    product, as the cycle's handlers would write them later on."""
-    instance = session.get(ProcessInstance, cycle.instance_id)
-    producer_id = instance.product.producer_id
-    notification = Notification(instance_id=instance.id, recipient_role="producer", producer_id=producer_id,
-                                kind="idea_accepted", message="Ý tưởng sản phẩm đã được chấp nhận.", created_at=now)
-    training = Training(title="Tập huấn xây dựng phương án", topic="business_plan", level="district",
-                        jurisdiction_id=instance.areas["district"], starts_on=now.date(), place="Hội trường",
-                        capacity=30, enrolled=1)
-    session.add_all([notification, training])
-    session.flush()
-    enrolment = Enrolment(training_id=training.id, instance_id=instance.id, producer_id=producer_id,
-                          topic="business_plan", enrolled_at=now)
-    session.add(enrolment)
-    session.flush()
-    return notification.id, enrolment.id
-
-
 # Signing in (scrypt) is most of a row's time: each user signs in once per
 # module, and later rows reuse the session cookie and CSRF token on their own
 # fresh application and database. Both are signed with the same (development)
@@ -365,7 +343,6 @@ def request(app, world, who, method, path, data, ids):
 @pytest.mark.parametrize("method,template,data,allowed", MATRIX,
                          ids=[f"{m} {t}" for m, t, _, _ in MATRIX])
 def test_matrix(app, world, ids, method, template, data, allowed):
-    from tests.test_idor import snapshot  # (that module imports this one)
     path = _PLACEHOLDER.sub(lambda match: str(ids[match.group(1)]), template)
     before = snapshot(world) if method == "GET" else None
     wrong = []

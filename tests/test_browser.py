@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.conftest import ARTIFACTS
-from tests.web_helpers import sign_in_browser as sign_in
+from tests.support.browser import ARTIFACTS
+from tests.support.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

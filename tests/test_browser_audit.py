@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from tests.conftest import ARTIFACTS
-from tests.cycle import Cycle, returned, sheets
-from tests.web_helpers import page_errors, require_bundle
-from tests.web_helpers import sign_in_browser as sign_in
+from testkit.cycle import Cycle, returned, sheets
+from tests.support.browser import ARTIFACTS
+from tests.support.web_helpers import page_errors, require_bundle
+from tests.support.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from tests.conftest import ARTIFACTS
-from tests.cycle import Cycle
-from tests.web_helpers import page_errors, require_bundle
-from tests.web_helpers import sign_in_browser as sign_in
+from testkit.cycle import Cycle
+from tests.support.browser import ARTIFACTS
+from tests.support.web_helpers import page_errors, require_bundle
+from tests.support.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

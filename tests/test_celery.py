@@ -1,6 +1,6 @@
-"""The jobs on Celery for real: a private redis-server (tests/redisserver.py),
+"""The jobs on Celery for real: a private redis-server (testkit/redisserver.py),
 `celery worker` and `celery beat` as subprocesses on the test database, and
-the test-only probe jobs of tests/celery_probe.py (loaded by the workers
+the test-only probe jobs of tests/support/celery_probe.py (loaded by the workers
 through OCOP_EXTRA_JOB_MODULES).
 
 Shown here: a job sent through the broker runs against the database; two
@@ -27,8 +27,8 @@ from audit import verification
 from background import celery_app, jobs
 from storage.db import make_engine
 from storage.models import AuditEvent, TimerDue
-from tests import celery_probe
-from tests.cycle import Cycle
+from testkit.cycle import Cycle
+from tests.support import celery_probe
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60  # seconds for a worker to start (imports SpiffWorkflow, connects to Redis)
@@ -125,7 +125,7 @@ def celery(broker_url, db_url, tmp_path, monkeypatch):
         @staticmethod
         def env(**extra) -> dict:
             return {**os.environ, "PYTHONPATH": str(REPO), "OCOP_BROKER_URL": broker_url,
-                    "OCOP_DATABASE_URL": db_url, "OCOP_EXTRA_JOB_MODULES": "tests.celery_jobs",
+                    "OCOP_DATABASE_URL": db_url, "OCOP_EXTRA_JOB_MODULES": "tests.support.celery_jobs",
                     "OCOP_PROBE_DIR": str(probe_dir), **extra}
 
         @staticmethod

@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError
 
 from audit import checkpoints, verification
 from engine import events
-from tests import tamper
-from tests.cycle import RETURN, Cycle, sheets
+from testkit.cycle import RETURN, Cycle, sheets
+from tests.support import tamper
 from web.cli import main
 
 SEED = "Hồ tiêu Gio Linh"

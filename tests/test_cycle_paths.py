@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.models import Enrolment, InboxTask, Notification, PromotionListing, Training
-from tests.cycle import RETURN, Cycle, returned, sheets
+from testkit.cycle import RETURN, Cycle, returned, sheets
 
 SEED = "Hồ tiêu Gio Linh"        # Quảng Trị: the seed-era diagram
 TWO_TIER = "Rượu mận Sa Pa"      # Lào Cai: its own two-tier variant

@@ -15,9 +15,10 @@ from engine.errors import NotAllowed
 from programme import dashboard
 from programme.dashboard import Audience, Filters, percentile
 from storage.models import Jurisdiction, ProcessInstance, Producer, Product, User
-from tests.conftest import ARTIFACTS
-from tests.cycle import Cycle, returned, sheets
-from tests.web_helpers import login, sign_in_browser
+from testkit.cycle import Cycle, returned, sheets
+from testkit.web_login import login
+from tests.support.browser import ARTIFACTS
+from tests.support.web_helpers import sign_in_browser
 
 YEAR = 2026
 TEA = "Chè Shan tuyết Sa Pa"   # a second Lào Cai product, added here

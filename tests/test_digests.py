@@ -9,9 +9,10 @@ from sqlalchemy import func, select, update
 
 from background.digests import send_digests
 from storage.models import DigestSent, InboxTask, User
-from tests.cycle import Cycle
-from tests.smtpserver import SmtpServer, free_port
-from tests.threads import run_at_once
+from testkit.cycle import Cycle
+from testkit.server import free_port
+from tests.support.smtpserver import SmtpServer
+from tests.support.threads import run_at_once
 
 PRODUCT = "Hồ tiêu Gio Linh"
 COMMUNE_OFFICER = "cb.qt-gl-gm"     # Gio Mỹ: the product's commune

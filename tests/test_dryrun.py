@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from engine import diagram
 from engine.dryrun import dry_run, flow_nodes, profiles
-from tests.web_helpers import login
+from testkit.web_login import login
 from web.cli import main
 
 PROCESSES = Path(__file__).resolve().parents[1] / "processes"

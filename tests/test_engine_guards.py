@@ -19,7 +19,7 @@ from engine.errors import (
 )
 from storage.db import Database
 from storage.models import AuditEvent, InboxTask, ProcessInstance, Product, User
-from tests.cycle import Cycle, sheets
+from testkit.cycle import Cycle, sheets
 
 SEED = "Hồ tiêu Gio Linh"
 

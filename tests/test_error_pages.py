@@ -2,7 +2,7 @@
 security headers as every page; the JSON API keeps its own error format."""
 import pytest
 
-from tests.web_helpers import login
+from testkit.web_login import login
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -1,8 +1,8 @@
 """Exported histories (audit/export.py) can be verified by an outside
-party with nothing but the file: the check below uses only hashlib, json
-and csv -- no project code -- and a tampered export fails it."""
+party with nothing but the file: the check (tests/support/export_checks.py)
+uses only hashlib, json and csv -- no project code -- and a tampered export
+fails it."""
 import csv
-import hashlib
 import io
 import json
 import types
@@ -13,62 +13,8 @@ from sqlalchemy import select
 from audit import export
 from storage.db import as_utc
 from storage.models import AuditEvent, ProcessInstance
-from tests.cycle import Cycle, returned, sheets
-
-GENESIS = "0" * 64
-
-
-# --- the outside party's check: standard library only -------------------------------------
-
-def _body(instance_id, seq, at, actor, kind, element, data) -> str:
-    return json.dumps({"instance": instance_id, "seq": seq, "at": at, "actor": actor, "kind": kind,
-                       "element": element, "data": data},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _check_chain(instance_id, events, head=None, count=None) -> list[str]:
-    problems = []
-    prev = GENESIS
-    for number, e in enumerate(events, start=1):
-        if e["seq"] != number:
-            problems.append(f"{instance_id}: event {number} missing (found seq {e['seq']})")
-        digest = hashlib.sha256((prev + _body(instance_id, e["seq"], e["at"], e["actor"], e["kind"],
-                                              e["element"], e["data"])).encode("utf-8")).hexdigest()
-        if e["prev_hash"] != prev or e["hash"] != digest:
-            problems.append(f"{instance_id}: event {e['seq']} does not match its hash")
-        prev = e["hash"]
-    if head is not None and prev != head:
-        problems.append(f"{instance_id}: the last hash is not the head {head}")
-    if count is not None and len(events) != count:
-        problems.append(f"{instance_id}: {len(events)} events, the head says {count}")
-    return problems
-
-
-def verify_json_export(path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
-    if document.get("format") != "ocop-audit-export/1":
-        return ["unknown format"]
-    problems = []
-    for instance in document["instances"]:
-        problems += _check_chain(instance["instance_id"], instance["events"], instance["audit_head"],
-                                 instance["audit_seq"])
-    return problems
-
-
-def verify_csv_export(path) -> list[str]:
-    by_instance = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            by_instance.setdefault(int(row["instance_id"]), []).append({
-                "seq": int(row["seq"]), "at": row["at"], "actor": int(row["actor"]) if row["actor"] else None,
-                "kind": row["kind"], "element": row["element"] or None, "data": json.loads(row["data"]),
-                "prev_hash": row["prev_hash"], "hash": row["hash"]})
-    problems = []
-    for instance_id, events in by_instance.items():
-        problems += _check_chain(instance_id, events)
-    return problems
-
+from testkit.cycle import Cycle, returned, sheets
+from tests.support.export_checks import verify_csv_export, verify_json_export
 
 # --- the exports -------------------------------------------------------------------------------
 

@@ -28,11 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from audit import verification
 from programme.tokens import issue_token
 from storage.models import AuditEvent, InboxTask, ProcessInstance, User
-from tests import pgserver
-from tests.conftest import require
-from tests.cycle import Cycle
-from tests.gunicorn_server import GunicornServer
-from tests.http_client import HttpClient, Reply
+from testkit import pgserver
+from testkit.cycle import Cycle
+from testkit.gunicorn_server import GunicornServer
+from tests.support.http_client import HttpClient, Reply
+from tests.support.services import require
 
 WAIT = 30  # seconds any single wait may take before the test gives up
 PRODUCT = "Gạo hữu cơ Gio Mỹ"

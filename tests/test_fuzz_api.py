@@ -47,8 +47,8 @@ from sqlalchemy import func, select
 from audit.verification import verify
 from programme.tokens import issue_token
 from storage.models import ApiToken, AuditEvent, InboxTask, ProcessInstance, Product, User
-from tests.cycle import VALID, Cycle
-from tests.web_helpers import login
+from testkit.cycle import VALID, Cycle
+from testkit.web_login import login
 
 OPENAPI = "/api/v1/openapi.json"
 CONTRACT = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

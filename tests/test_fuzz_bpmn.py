@@ -51,8 +51,8 @@ from sqlalchemy import func, select
 from engine import diagram, expressions
 from engine.errors import ServiceTaskFailed
 from storage.models import AuditEvent, Jurisdiction, ProcessDefinition, ProcessInstance
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
 
 sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

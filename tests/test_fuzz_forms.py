@@ -7,7 +7,7 @@ answered with a 4xx page that says what is wrong (never a 500), and a
 refused post changes nothing.
 
 - task completion for every form key (web/task_forms.py), each task
-  reached through the engine (tests/cycle.py): 422, the instance's version
+  reached through the engine (testkit/cycle.py): 422, the instance's version
   and audit events as before, and the task still takes its valid form;
   text that is odd but legal (right-to-left marks, zero-width joiners,
   emoji, markup, quotes, exactly at the length limit) is accepted, stored
@@ -47,9 +47,9 @@ from engine.access import load_actor
 from engine.driver import Driver
 from engine.forms import CONTROL_CHARACTERS, FORMS, form_schema
 from storage.models import AuditEvent, Document, Jurisdiction, ProcessInstance, Product, TaskDraft, User
-from tests.conftest import make_app
-from tests.cycle import VALID, Cycle, sheets
-from tests.web_helpers import csrf_token, login
+from testkit.cycle import VALID, Cycle, sheets
+from testkit.web_login import csrf_token, login
+from tests.support.app import make_app
 from web.task_forms import MAX_DRAFT_CHARS, form_fields
 
 sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

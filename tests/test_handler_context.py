@@ -10,7 +10,7 @@ import pytest
 from audit.verification import verify_instance
 from handlers import registry
 from handlers.context import InstanceView, ProductView
-from tests.cycle import Cycle, sheets
+from testkit.cycle import Cycle, sheets
 
 PEPPER = "Hồ tiêu Gio Linh"
 

@@ -9,7 +9,7 @@ from handlers.promotion import add_months
 from handlers.ranking import council_average, recognised_stars, stars_for_score
 from handlers.registry import HandlerContext, HandlerParameterError
 from storage.models import Enrolment, ProcessInstance, PromotionListing, Training
-from tests.cycle import Cycle
+from testkit.cycle import Cycle
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
 

@@ -8,8 +8,8 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from storage.models import Enrolment, Training
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
 
 PRODUCT = "Hồ tiêu Gio Linh"
 

@@ -26,31 +26,26 @@ from background.outbox import deliver_outbox
 from engine.access import load_actor, may_read_product, oversight_of
 from programme.products import may_manage, may_view
 from storage.models import (
-    AdminLogEntry,
     ApiToken,
-    AuditCheckpoint,
-    AuditEvent,
     Document,
     Enrolment,
-    InboxTask,
     Incident,
     Notification,
-    NotificationReceipt,
     ProcessDefinition,
     ProcessInstance,
-    Producer,
     Product,
     RoleAssignment,
     TaskDraft,
     User,
 )
-from tests.cycle import Cycle, training_incident
-from tests.test_authorization_matrix import PDF, _notification_and_enrolment
-from tests.web_helpers import login
+from testkit.cycle import Cycle, training_incident
+from testkit.web_login import login
+from tests.support.db_state import snapshot
+from tests.support.product_records import PDF, notification_and_enrolment
 
 PRODUCT = "Hồ tiêu Gio Linh"
 PRODUCER = "HTX Nông nghiệp Gio Mỹ"
-DESCRIPTION = "Hồ tiêu đỏ trồng trên đất bazan"  # the idea registration's form value (tests/cycle.py)
+DESCRIPTION = "Hồ tiêu đỏ trồng trên đất bazan"  # the idea registration's form value (testkit/cycle.py)
 DRAFT = "Nháp riêng của cán bộ huyện Gio Linh"
 FILENAME = "giay-phep-rieng-gio-my.pdf"
 TOKEN_NAME = "tich-hop-rieng-gio-linh"
@@ -97,44 +92,13 @@ def foreign(world, app):
         session.add(TaskDraft(task_id=task_id, user_id=district.user_id, data={"reasons": [DRAFT]},
                               saved_at=world.clock()))
         document = session.scalar(select(Document.id).where(Document.product_id == cycle.product_id))
-        notification, enrolment = _notification_and_enrolment(session, cycle, world.clock())
+        notification, enrolment = notification_and_enrolment(session, cycle, world.clock())
         api_token, _secret = issue_token(session, district.user_id, TOKEN_NAME, world.clock())
         api_token = api_token.id
     deliver_outbox(world)
     return {"task": task_id, "product": cycle.product_id, "instance": cycle.instance_id,
             "document": document, "notification": notification, "enrolment": enrolment,
             "token": api_token, "district_user": district.user_id}
-
-
-def snapshot(world) -> dict:
-    """Everything an intruder's request could change."""
-    with world.db.transaction() as session:
-        def rows(*columns, order=None):
-            return [tuple(row) for row in session.execute(select(*columns).order_by(*(order or columns[:1])))]
-
-        def count(model):
-            return session.scalar(select(func.count()).select_from(model))
-        return {
-            "instances": rows(ProcessInstance.id, ProcessInstance.version, ProcessInstance.status,
-                              ProcessInstance.definition_id, ProcessInstance.current_step),
-            "audit_events": count(AuditEvent),
-            "tasks": rows(InboxTask.id, InboxTask.assignee_id),
-            "drafts": rows(TaskDraft.task_id, TaskDraft.user_id, TaskDraft.data),
-            "documents": count(Document),
-            "products": rows(Product.id, Product.name, Product.producer_id),
-            "producers": count(Producer),
-            "users": rows(User.id, User.is_active),
-            "roles": rows(RoleAssignment.id, RoleAssignment.user_id, RoleAssignment.role,
-                          RoleAssignment.jurisdiction_id),
-            "tokens": rows(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at),
-            "receipts": rows(NotificationReceipt.id, NotificationReceipt.read_at),
-            "definitions": rows(ProcessDefinition.id, ProcessDefinition.is_active),
-            "admin_log": count(AdminLogEntry),
-            "incidents": rows(Incident.id, Incident.status, Incident.attempts),
-            "enrolments": count(Enrolment),
-            "notifications": count(Notification),
-            "checkpoints": count(AuditCheckpoint),
-        }
 
 
 # --- checking answers ------------------------------------------------------------------

@@ -61,6 +61,7 @@ def test_imports_that_point_down_are_kept(tree):
     ("audit.chain", "web.pages", "audit is not allowed to import web"),
     ("bench.run", "tests.cycle", "bench is not allowed to import tests"),
     ("tests.test_x", "bench.run", "tests is not allowed to import bench"),
+    ("testkit.cycle", "tests.test_x", "testkit.cycle -> tests.test_x"),
 ])
 def test_a_wrong_way_import_breaks_the_contract(tree, module, imports, broken):
     for name in {module, imports}:

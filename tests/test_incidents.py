@@ -15,7 +15,7 @@ from engine.access import load_actor
 from engine.errors import NotAllowed
 from handlers import registry
 from storage.models import AuditEvent, Enrolment, Incident, Notification, User
-from tests.cycle import Cycle
+from testkit.cycle import Cycle
 
 SEED = "Hồ tiêu Gio Linh"
 XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
@@ -143,7 +143,7 @@ def test_backoff_doubles():
 
 
 def test_the_incidents_page_lists_and_acts_within_the_province(world, clock, client, flaky_training):
-    from tests.web_helpers import login
+    from testkit.web_login import login
     cycle = at_idea_review(world)
     flaky_training["fail"] = 1
     cycle.do("review_idea")

@@ -26,9 +26,9 @@ from demo.seed import _demo_hash
 from engine.replay import groups
 from programme.tokens import issue_token
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
-from tests.cycle import Cycle
-from tests.gunicorn_server import GunicornServer
-from tests.http_client import HttpClient, Reply
+from testkit.cycle import Cycle
+from testkit.gunicorn_server import GunicornServer
+from tests.support.http_client import HttpClient, Reply
 
 OFFICERS = 5  # district officers of Gio Linh: the demo's cb.qt-gl and four colleagues
 ROUNDS = 6

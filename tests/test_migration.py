@@ -20,33 +20,14 @@ from engine.migration import (
     AllOn,
     plan,
 )
-from programme.definitions import NATIONAL_DIAGRAM, migrate
+from programme.definitions import migrate
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, User
-from tests.cycle import Cycle, sheets
+from testkit.cycle import Cycle, sheets
+from tests.support.diagrams import DISTRICT_NAME, REGISTER_NAME, earlier_change, later_change
 
 SEED = "Hồ tiêu Gio Linh"
 QT_PRODUCTS = ["Hồ tiêu Gio Linh", "Gạo hữu cơ Gio Mỹ", "Tinh dầu tràm Cam Lộ", "Mật ong rừng Gio Sơn",
                "Cá khô Trung Giang", "Cà phê rang xay Cam Hiếu"]
-XML = NATIONAL_DIAGRAM[1].read_text(encoding="utf-8")
-DISTRICT_NAME = "Chấm điểm sản phẩm (Hội đồng cấp huyện)"
-REGISTER_NAME = "Đăng ký ý tưởng sản phẩm"
-
-
-def later_change() -> str:
-    """task_score_district (step 5) renamed and due in 45 days instead of 30."""
-    head, tail = XML.split('<bpmn:userTask id="task_score_district"', 1)
-    element, rest = tail.split("</bpmn:userTask>", 1)
-    assert 'name="dueDays" value="30"' in element
-    element = (element.replace(DISTRICT_NAME, DISTRICT_NAME + " - v2")
-               .replace('name="dueDays" value="30"', 'name="dueDays" value="45"'))
-    return head + '<bpmn:userTask id="task_score_district"' + element + "</bpmn:userTask>" + rest
-
-
-def earlier_change() -> str:
-    """task_register_idea (the first task of step 2) renamed."""
-    old = f'<bpmn:userTask id="task_register_idea" name="{REGISTER_NAME}">'
-    assert old in XML
-    return XML.replace(old, f'<bpmn:userTask id="task_register_idea" name="{REGISTER_NAME} (mẫu 01)">')
 
 
 def actor(world, username):

@@ -12,8 +12,8 @@ from background.outbox import deliver_outbox
 from demo.seed import DEMO_PASSWORD
 from programme.accounts import create_user
 from storage.models import Jurisdiction, Notification, RoleAssignment, User
-from tests.cycle import RETURN, Cycle, returned
-from tests.web_helpers import login
+from testkit.cycle import RETURN, Cycle, returned
+from testkit.web_login import login
 
 PRODUCT = "Hồ tiêu Gio Linh"
 GIO_LINH_NEWS = "Tin cho cán bộ huyện Gio Linh"

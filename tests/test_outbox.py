@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 
 from background.outbox import STALE_CLAIM, _claim, deliver_outbox, retry_delay
 from storage.models import Jurisdiction, Notification, NotificationReceipt, RoleAssignment, User
-from tests.cycle import RETURN, Cycle, returned
-from tests.smtpserver import SmtpServer, free_port
-from tests.threads import run_at_once
+from testkit.cycle import RETURN, Cycle, returned
+from testkit.server import free_port
+from tests.support.smtpserver import SmtpServer
+from tests.support.threads import run_at_once
 
 PRODUCT = "Hồ tiêu Gio Linh"
 OWNER = "htx.giomy"

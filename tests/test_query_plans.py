@@ -1,8 +1,8 @@
 """The inbox's queries reach the big tables through indexes (PostgreSQL).
 
-A realistic amount of rows (the inbox benchmark's world at half size: the
-whole country's areas and 1,000 officers, 50,000 products in flight,
-~57,000 task rows), VACUUM ANALYZEd as autovacuum keeps a live database,
+A realistic amount of rows (the inbox benchmark's world from
+testkit/inbox_dataset.py at half size: the whole country's areas and 1,000
+officers, 50,000 products in flight, ~57,000 task rows), VACUUM ANALYZEd as autovacuum keeps a live database,
 then EXPLAIN (FORMAT JSON) of the statements
 programme/inbox.py builds (compiled from the code, so the test follows it) for
 a commune officer, a district officer, the province council, a program
@@ -28,11 +28,11 @@ import uuid
 import pytest
 from sqlalchemy import and_, create_engine, func, select, true
 
-from bench.inbox import NOW, build
 from engine.access import Supervision, acting_on_tasks, load_actor, supervision_of
 from programme import inbox
 from programme.inbox import InboxFilter
 from storage.models import InboxTask, Producer, RoleAssignment
+from testkit.inbox_dataset import NOW, build
 
 BIG_TABLES = {"task", "process_instance", "product", "producer"}
 PRODUCTS = 50_000

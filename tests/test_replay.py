@@ -9,9 +9,9 @@ from engine import events
 from engine.access import load_actor
 from programme.definitions import NATIONAL_DIAGRAM, migrate
 from storage.models import ProcessInstance, User
-from tests import tamper
-from tests.cycle import RETURN, Cycle, sheets
-from tests.test_migration import later_change
+from testkit.cycle import RETURN, Cycle, sheets
+from tests.support import tamper
+from tests.support.diagrams import later_change
 
 SEED = "Hồ tiêu Gio Linh"
 TWO_TIER = "Rượu mận Sa Pa"

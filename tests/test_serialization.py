@@ -12,7 +12,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine import serialization
 from engine.execution import timer_tasks, waiting_timers
 from engine.stepping import EngineWorkflow, find_tasks
-from tests.cycle import Cycle, returned, sheets
+from testkit.cycle import Cycle, returned, sheets
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -19,7 +19,7 @@ from engine.samples import SampleDecider
 from engine.stepping import EngineWorkflow, run_engine_steps
 from handlers.ranking import council_average, recognised_stars, stars_for_score
 from programme.definitions import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
-from tests.cycle import VALID, returned, sheets
+from testkit.cycle import VALID, returned, sheets
 
 START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
 ROUND_PASSED = datetime(2026, 11, 1, 8, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from audit import timeline
 from programme.definitions import NATIONAL_DIAGRAM
 from storage.models import ProcessInstance, User
-from tests.cycle import Cycle, returned, sheets
+from testkit.cycle import Cycle, returned, sheets
 
 PRODUCT = "Hồ tiêu Gio Linh"
 

@@ -13,7 +13,7 @@ from background.worker import run_once
 from engine import calendar
 from engine.errors import ConcurrencyConflict
 from storage.models import AuditEvent, InboxTask, Notification, TimerDue
-from tests.cycle import RETURN, Cycle
+from testkit.cycle import RETURN, Cycle
 from web.cli import main
 
 SEED = "Hồ tiêu Gio Linh"
@@ -139,7 +139,7 @@ def test_worker_once_runs_every_job(world, clock, db_url):
 
 
 def test_the_inbox_marks_an_escalated_task(world, clock, app, client):
-    from tests.web_helpers import login
+    from testkit.web_login import login
     cycle = at_dossier_check(world)
     login(client, "cb.qt-gl-gm")
     assert "data-escalated" not in client.get("/inbox/").get_data(as_text=True)
@@ -151,7 +151,7 @@ def test_the_inbox_marks_an_escalated_task(world, clock, app, client):
 
 
 def test_a_product_forwarded_to_the_province_waits_for_its_round(world, clock):
-    from tests.cycle import sheets
+    from testkit.cycle import sheets
     cycle = at_dossier_check(world)
     cycle.do("check_dossier")
     cycle.do("score_product", sheets(80))  # the district proposes it for 4 stars

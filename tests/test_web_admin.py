@@ -4,7 +4,7 @@ import re
 from sqlalchemy import select
 
 from storage.models import ApiToken, Jurisdiction, User
-from tests.web_helpers import csrf_token, login
+from testkit.web_login import csrf_token, login
 
 NEW_PASSWORD = "mat-khau-moi-2026"
 

@@ -1,5 +1,5 @@
 """Signing in and out; sessions and CSRF."""
-from tests.web_helpers import csrf_token, login
+from testkit.web_login import csrf_token, login
 
 
 def test_login_logout(client):

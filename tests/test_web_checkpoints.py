@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from audit import checkpoints
 from storage.models import AuditCheckpoint
-from tests import tamper
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
+from tests.support import tamper
 
 SEED = "Hồ tiêu Gio Linh"       # Quảng Trị
 TWO_TIER = "Rượu mận Sa Pa"     # Lào Cai

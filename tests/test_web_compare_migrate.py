@@ -6,8 +6,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
 
 SEED = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
 REGISTER = '<bpmn:userTask id="task_register_idea" name="Đăng ký ý tưởng sản phẩm">'

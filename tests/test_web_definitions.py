@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
-from tests.web_helpers import login
+from testkit.web_login import login
 
 PROCESSES = Path(__file__).resolve().parents[1] / "processes"
 SEED = (PROCESSES / "ocop_cycle.bpmn").read_bytes()

@@ -4,52 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 import programme.inbox
-from demo.seed import _demo_hash
 from engine.errors import ConcurrencyConflict
-from storage.models import InboxTask, Jurisdiction, RoleAssignment, User
-from tests.cycle import Cycle
-from tests.web_helpers import login
+from testkit.web_login import login
+from tests.support.inbox_world import HONEY, PEPPER, RICE, add_officer, area_id, assignee, at_review_idea, user_id
 
-PEPPER = "Hồ tiêu Gio Linh"      # HTX Gio Mỹ, commune Gio Mỹ, set S10
-RICE = "Gạo hữu cơ Gio Mỹ"      # HTX Gio Mỹ, commune Gio Mỹ, set S03
-HONEY = "Mật ong rừng Gio Sơn"  # commune Gio Sơn, set S04
-
-
-# --- helpers (also used by test_web_tasks) -----------------------------------
-
-def add_officer(world, username: str, role: str, area_code: str) -> None:
-    """A second officer of an area (the demo has one per role and area)."""
-    with world.db.transaction() as session:
-        area = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == area_code))
-        user = User(username=username, full_name=f"Cán bộ {username}", password_hash=_demo_hash())
-        user.roles.append(RoleAssignment(role=role, jurisdiction_id=area))
-        session.add(user)
-
-
-def user_id(world, username: str) -> int:
-    with world.db.transaction() as session:
-        return session.scalar(select(User.id).where(User.username == username))
-
-
-def area_id(world, code: str) -> int:
-    with world.db.transaction() as session:
-        return session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == code))
-
-
-def assignee(world, task_id: str) -> int | None:
-    with world.db.transaction() as session:
-        return session.get(InboxTask, task_id).assignee_id
-
-
-def at_review_idea(world, product: str) -> Cycle:
-    cycle = Cycle(world, product).start()
-    cycle.do("register_idea")
-    cycle.do("receive_idea")
-    return cycle
-
+# --- reading the inbox page ---------------------------------------------------
 
 def listed(html: str) -> list[str]:
     """Task ids of the inbox rows, in order."""

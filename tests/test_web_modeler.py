@@ -15,8 +15,8 @@ from engine import diagram
 from engine.forms import FORMS
 from engine.roles import LANE_ROLES
 from handlers.registry import all_handlers
-from tests.conftest import ARTIFACTS
-from tests.web_helpers import login
+from testkit.web_login import login
+from tests.support.browser import ARTIFACTS
 
 # The web tests run on SQLite only (the engine tests cover PostgreSQL); the
 # bpmn-moddle round trip needs no database at all.

@@ -21,8 +21,8 @@ from storage.models import (
     TaskDraft,
     User,
 )
-from tests.cycle import Cycle, returned, sheets
-from tests.web_helpers import login
+from testkit.cycle import Cycle, returned, sheets
+from testkit.web_login import login
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 

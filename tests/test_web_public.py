@@ -1,7 +1,7 @@
 """The public pages: overview of the programme and the promotion catalogue."""
 import pytest
 
-from tests.cycle import Cycle, sheets
+from testkit.cycle import Cycle, sheets
 from web.app import create_app
 
 

@@ -2,7 +2,7 @@
 from sqlalchemy import select
 
 from storage.models import Producer, Product, User
-from tests.web_helpers import csrf_token
+from testkit.web_login import csrf_token
 
 FORM = {"name": "HTX Dược liệu Cam Tuyền", "kind": "cooperative", "username": "htx.camtuyen",
         "full_name": "Lê Thị Mai", "password": "mat-khau-manh", "product_name": "Trà cà gai leo",

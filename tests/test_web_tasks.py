@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from engine.errors import ConcurrencyConflict, ServiceTaskFailed
 from storage.criteria import criteria_set
 from storage.models import AuditEvent, ProcessInstance, TaskDraft
-from tests.cycle import Cycle
-from tests.test_web_inbox import HONEY, PEPPER, add_officer, assignee, at_review_idea, user_id
-from tests.web_helpers import login
+from testkit.cycle import Cycle
+from testkit.web_login import login
+from tests.support.inbox_world import HONEY, PEPPER, add_officer, assignee, at_review_idea, user_id
 
 
 def events(world, cycle: Cycle) -> int:

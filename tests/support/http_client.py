@@ -1,5 +1,6 @@
 """A small HTTP client for tests against a real server on a loopback port
-(tests/gunicorn_server.py): every request has a timeout, an HTTP error
+(testkit/gunicorn_server.py), used by tests/test_load.py and
+tests/test_faults.py: every request has a timeout, an HTTP error
 status is an answer (never an exception), and a cookie jar keeps a browser
 session. A lost connection (a killed worker) raises OSError as usual.
 

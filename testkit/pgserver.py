@@ -1,8 +1,10 @@
-"""A throw-away PostgreSQL server for the test suite.
+"""A throw-away PostgreSQL server for the test suite (tests/conftest.py's
+``pg_server``, tests/test_faults.py) and the benchmarks (bench/run.py,
+bench/http_bench.py, bench/inbox.py, bench/audit_verify.py).
 
 Usage::
 
-    from tests.pgserver import PostgresServer, available
+    from testkit.pgserver import PostgresServer, available
 
     reason = available()
     if reason:
@@ -22,7 +24,9 @@ server is therefore initialised and run as the ``postgres`` system user via
 
 ``halt()`` and ``resume()`` stop and start the same cluster (data, port
 and socket kept) for tests of a database outage; ``stop()`` then still
-removes everything.
+removes everything. The temporary directory, atexit registration,
+idempotent start/stop and the wait until the server answers come from
+testkit/server.py.
 
 Only the standard library is needed, except for :meth:`create_database`,
 :meth:`drop_database` and the readiness check, which use psycopg (imported
@@ -31,17 +35,16 @@ lazily).
 
 from __future__ import annotations
 
-import atexit
 import glob
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from urllib.parse import quote
+
+from testkit.server import LocalServer, ServerError, free_port
 
 # The role created by initdb; it is the superuser of the test cluster.
 SUPERUSER = "ocop"
@@ -109,28 +112,15 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    """A port number nobody is listening on.
-
-    The server does not listen on TCP at all (listen_addresses=''); the port
-    only names the socket file ``.s.PGSQL.<port>`` in the data directory.  A
-    free TCP port is still chosen so that nothing is surprising if someone
-    later enables TCP.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------
 
-class PostgresServerError(RuntimeError):
+class PostgresServerError(ServerError):
     """Raised when the server cannot be initialised or started."""
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """A temporary PostgreSQL cluster, started on ``start()`` / ``__enter__``.
 
     Attributes (valid after start): ``bin_dir``, ``base_dir`` (temp dir,
@@ -138,25 +128,16 @@ class PostgresServer:
     ``log_path``, ``user`` (the superuser role, ``ocop``).
     """
 
+    error = PostgresServerError
+    dir_prefix = "ocop-pg-"
+
     def __init__(self, port: int | None = None, start_timeout: float = 60.0):
+        super().__init__(start_timeout)
         self.port = port
-        self.start_timeout = start_timeout
         self.user = SUPERUSER
         self.bin_dir: str | None = None
-        self.base_dir: str | None = None
         self.data_dir: str | None = None
-        self.log_path: str | None = None
         self._as_root = _running_as_root()
-        self._started = False
-
-    # -- context manager ---------------------------------------------------
-
-    def __enter__(self) -> "PostgresServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- connection details ------------------------------------------------
 
@@ -189,25 +170,29 @@ class PostgresServer:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                          .format(sql.Identifier(name)))
 
-    # -- lifecycle ---------------------------------------------------------
+    # -- lifecycle (LocalServer.start() and stop() call these) --------------
 
-    def start(self) -> "PostgresServer":
-        if self._started:
-            return self
-        reason = available()
-        if reason:
-            raise PostgresServerError(reason)
+    def unavailable(self) -> str | None:
+        return available()
+
+    def _dir_root(self) -> str | None:
+        # /tmp is used directly (not $TMPDIR) to keep the socket path well
+        # under the 107-byte Unix socket limit and traversable by postgres.
+        return "/tmp" if os.path.isdir("/tmp") else None
+
+    def _configure(self) -> None:
         self.bin_dir = find_bin_dir()
         if self.port is None:
-            self.port = _free_port()
+            # The server does not listen on TCP at all (listen_addresses='');
+            # the port only names the socket file ``.s.PGSQL.<port>`` in the
+            # data directory. A free TCP port is still chosen so that nothing
+            # is surprising if someone later enables TCP.
+            self.port = free_port()
 
+    def _prepare_dir(self) -> None:
         # Layout:  /tmp/ocop-pg-XXXX/ (0755, ours)
         #            data/         (0700, owned by the server user; also socket dir)
         #            postgres.log  (owned by the server user)
-        # /tmp is used directly (not $TMPDIR) to keep the socket path well
-        # under the 107-byte Unix socket limit and traversable by postgres.
-        tmp_root = "/tmp" if os.path.isdir("/tmp") else None
-        self.base_dir = tempfile.mkdtemp(prefix="ocop-pg-", dir=tmp_root)
         os.chmod(self.base_dir, 0o755)
         self.data_dir = os.path.join(self.base_dir, "data")
         self.log_path = os.path.join(self.base_dir, "postgres.log")
@@ -218,25 +203,14 @@ class PostgresServer:
             for path in (self.data_dir, self.log_path):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
 
-        # From here on, clean up if anything fails (and at interpreter exit
-        # if the caller forgets to stop us).
-        self._started = True
-        atexit.register(self.stop)
-        try:
-            self._initdb()
-            self._pg_ctl_start()
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _launch(self) -> None:
+        self._initdb()
+        self._pg_ctl_start()
 
-    def stop(self) -> None:
-        """Stop the server immediately and delete its directory. Idempotent."""
-        if not self._started:
+    def _shutdown(self) -> None:
+        """Stop the server immediately (pg_ctl, else SIGQUIT)."""
+        if self.data_dir is None:
             return
-        self._started = False
-        atexit.unregister(self.stop)
         pid_file = os.path.join(self.data_dir, "postmaster.pid")
         if os.path.exists(pid_file):
             try:
@@ -244,7 +218,6 @@ class PostgresServer:
                            "-m", "immediate", "-w", "-t", "30"], timeout=60)
             except PostgresServerError:
                 self._kill_postmaster(pid_file)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
 
     # -- outages (fault tests) ----------------------------------------------
 
@@ -318,23 +291,19 @@ class PostgresServer:
                    "-w", "-t", str(int(self.start_timeout))],
                   timeout=self.start_timeout + 30)
 
-    def _wait_ready(self) -> None:
-        """Retry connecting until the server accepts connections or timeout."""
+    def _not_ready(self) -> Exception | None:
+        """None once a connection runs SELECT 1, else the connection error."""
         import psycopg
-        deadline = time.monotonic() + self.start_timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                with psycopg.connect(self.conninfo("postgres"), connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
-                return
-            except psycopg.OperationalError as e:
-                last_error = e
-                time.sleep(0.1)
-        raise PostgresServerError(
-            f"PostgreSQL did not accept connections within {self.start_timeout}s "
-            f"(socket dir {self.data_dir}, port {self.port}): {last_error}\n"
-            f"{self._log_tail()}")
+        try:
+            with psycopg.connect(self.conninfo("postgres"), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return None
+        except psycopg.OperationalError as e:
+            return e
+
+    def _timeout_message(self, reason: object | None) -> str:
+        return (f"PostgreSQL did not accept connections within {self.start_timeout}s "
+                f"(socket dir {self.data_dir}, port {self.port}): {reason}")
 
     def _kill_postmaster(self, pid_file: str) -> None:
         """Last resort when pg_ctl stop failed: SIGQUIT (immediate shutdown)."""
@@ -348,11 +317,3 @@ class PostgresServer:
             os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
             pass
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                tail = f.readlines()[-lines:]
-        except (OSError, TypeError):
-            return "(no server log)"
-        return f"--- last lines of {self.log_path} ---\n" + "".join(tail)

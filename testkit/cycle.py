@@ -1,5 +1,10 @@
 """Walk one product through the cycle with explicit decisions, as real
-users: `Cycle(engine, "Hồ tiêu Gio Linh").start().do("register_idea")`."""
+users: `Cycle(engine, "Hồ tiêu Gio Linh").start().do("register_idea")`.
+
+Holds the cycle walker (Cycle), the valid form values of each step (VALID),
+a return decision (RETURN, returned), council score sheets (sheets) and a
+product with an open incident (training_incident). Used by most of tests/
+and by the benchmarks (bench/run.py, bench/workload.py, bench/audit_verify.py)."""
 from __future__ import annotations
 
 from sqlalchemy import select

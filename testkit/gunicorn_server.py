@@ -1,6 +1,8 @@
-"""The product as it runs in production, for load and fault tests and the
-HTTP benchmark: gunicorn serving web.wsgi:app on a loopback port, in its
-own process group, against a database the caller prepared.
+"""The product as it runs in production, for the load and fault tests
+(tests/test_load.py, tests/test_faults.py) and the HTTP and memory
+benchmarks (bench/http_bench.py, bench/memory.py): gunicorn serving
+web.wsgi:app on a loopback port, in its own process group, against a
+database the caller prepared.
 
     with GunicornServer(database_url, tmp_path, workers=2) as server:
         urllib.request.urlopen(server.url + "/healthz")
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +23,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from testkit.server import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class GunicornServer:

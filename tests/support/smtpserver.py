@@ -1,19 +1,15 @@
-"""A real SMTP server on a loopback port (aiosmtpd), keeping what it receives."""
+"""A real SMTP server on a loopback port (aiosmtpd), keeping what it receives;
+for the mail tests (tests/test_outbox.py, tests/test_digests.py)."""
 from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from testkit.server import free_port
 
 
 class _Keep:

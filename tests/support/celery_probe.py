@@ -1,5 +1,5 @@
 """The probe jobs of tests/test_celery.py and the tables they work on.
-Registered as jobs only in the Celery workers (tests/celery_jobs.py), so
+Registered as jobs only in the Celery workers (tests/support/celery_jobs.py), so
 that the test process's own job registry stays as the application has it.
 
 `probe` works through the pending rows of `probe_item` the way a real job

@@ -1,24 +1,18 @@
-"""Signing in through the real login form, and posting with its CSRF token."""
+"""The browser tests' helpers (Playwright pages): signing in through the
+login page, skipping a test whose front-end bundle was not built, and
+collecting a page's console errors. Used by tests/test_browser*.py and
+tests/test_dashboard.py. Signing in a Flask test client is
+testkit/web_login.py."""
 from __future__ import annotations
 
-import re
+import os
+from pathlib import Path
+
+import pytest
 
 from demo.seed import DEMO_PASSWORD
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_token(client) -> str:
-    page = client.get("/login").get_data(as_text=True)
-    return _TOKEN.search(page).group(1)
-
-
-def login(client, username: str, password: str = DEMO_PASSWORD) -> str:
-    """Sign in as a demo user; returns the CSRF token to post forms with."""
-    token = csrf_token(client)
-    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
-    assert response.status_code == 302, f"login as {username} failed: {response.status_code}"
-    return csrf_token(client)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sign_in_browser(page, username: str, password: str = DEMO_PASSWORD) -> None:
@@ -33,11 +27,7 @@ def sign_in_browser(page, username: str, password: str = DEMO_PASSWORD) -> None:
 
 def require_bundle(name: str) -> None:
     """Skip (fail in CI) a browser test whose front-end bundle was not built."""
-    import os
-    from pathlib import Path
-
-    import pytest
-    bundle = Path(__file__).resolve().parent.parent / "web" / "static" / "dist" / name
+    bundle = ROOT / "web" / "static" / "dist" / name
     if not bundle.is_file():
         if os.environ.get("CI"):
             pytest.fail("CI must build the front end (bash scripts/build_frontend.sh)")
