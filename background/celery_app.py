@@ -1,8 +1,8 @@
 """The background jobs on Celery with a Redis broker, for deployments with
 several worker processes or machines.
 
-    OCOP_BROKER_URL=redis://host:6379/0 celery -A engine.celery_app worker
-    OCOP_BROKER_URL=redis://host:6379/0 celery -A engine.celery_app beat
+    OCOP_BROKER_URL=redis://host:6379/0 celery -A background.celery_app worker
+    OCOP_BROKER_URL=redis://host:6379/0 celery -A background.celery_app beat
 
 One task, `ocop.run_job(name)`, runs a job of the registry in background/jobs.py
 (the same jobs the embedded scheduler runs); beat sends it for every job at

@@ -49,7 +49,7 @@ def wait_until(predicate, timeout: float, what: str, logs=()):
 
 
 class CeleryProcess:
-    """`celery -A engine.celery_app ...` in its own process group, logging to a file."""
+    """`celery -A background.celery_app ...` in its own process group, logging to a file."""
 
     def __init__(self, argv: list[str], env: dict, log_path: Path):
         self.log_path = log_path
