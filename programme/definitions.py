@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, undefer
 
 from engine import diagram, migration
@@ -199,13 +199,42 @@ def log_action(session: Session, engine: BpmnEngine, actor: Actor, action: str,
         definition_version=definition.version, province_id=definition.province_id, message=message))
 
 
-def deploy_bundled(engine: BpmnEngine, author: str = "ocop init") -> None:
+@dataclass(frozen=True)
+class Deployed:
+    """What deploying one diagram did."""
+
+    name: str
+    version: int
+    sha256: str
+    province_id: int | None
+    created: bool    # a new version; False: the same bytes were already its latest version
+    activated: bool  # made the active version of its scope by this deploy
+    active: bool
+
+
+def deploy_diagram(engine: BpmnEngine, xml: bytes, name: str, author: str, message: str = "",
+                   province_id: int | None = None, activate: bool = True) -> Deployed:
+    """The operator's deploy (`ocop init`, `ocop deploy`), as BpmnEngine.deploy:
+    check, store as the next version unless the latest has the same bytes,
+    activate -- without the page's permission check and admin log line.
+    Raises DiagramError (nothing stored)."""
+    checked = diagram.check_or_raise(xml, f"{name}.bpmn")
+    with engine.db.transaction() as session:
+        definition, created = engine.store_definition(session, xml, checked, name, author, message,
+                                                      province_id, activate)
+        # Unflushed: the history of is_active says whether this deploy switched it on.
+        activated = definition.is_active and (created or inspect(definition).attrs.is_active.history.has_changes())
+        return Deployed(definition.name, definition.version, definition.sha256, definition.province_id, created,
+                        activated, definition.is_active)
+
+
+def deploy_bundled(engine: BpmnEngine, author: str = "ocop init") -> list[Deployed]:
     """Deploy the national diagram; the two-tier variant is deployed too and
     activated for Lào Cai when that province exists."""
     name, path = NATIONAL_DIAGRAM
-    engine.deploy(path.read_bytes(), name, author, "Bundled seed-era cycle (rule set 148)")
-    with engine.db.transaction() as session:
+    national = deploy_diagram(engine, path.read_bytes(), name, author, "Bundled seed-era cycle (rule set 148)")
+    with engine.db.reading() as session:
         lao_cai = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "LC"))
     name, path = TWO_TIER_DIAGRAM
-    engine.deploy(path.read_bytes(), name, author, "Two-tier cycle after July 2025",
-                  province_id=lao_cai, activate=lao_cai is not None)
+    return [national, deploy_diagram(engine, path.read_bytes(), name, author, "Two-tier cycle after July 2025",
+                                     province_id=lao_cai, activate=lao_cai is not None)]
