@@ -25,13 +25,13 @@ class Job:
     function: Callable[[BpmnEngine], int]
     every_seconds: int  # how often the schedulers run it
     description: str
-    counts: str         # what the number it returns counts, e.g. "notifications delivered"
+    counts: str = "done"  # what the number it returns counts, e.g. "notifications delivered"; "done" if unsaid
 
 
 JOBS: dict[str, Job] = {}
 
 
-def job(name: str, every_seconds: int, description: str, counts: str):
+def job(name: str, every_seconds: int, description: str, counts: str = "done"):
     """Register a job under the name the schedulers use; `counts` says what
     the number it returns counts (`ocop worker --once` prints it)."""
 
