@@ -28,11 +28,11 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, Finding, event_hash
-from storage.db import as_utc
+from storage.db import Database, as_utc
 from storage.models import AuditCheckpoint, AuditEvent, ProcessInstance
 
 FORMAT = "ocop-checkpoint/1"
@@ -197,6 +197,14 @@ def issue(session: Session, private_key: Ed25519PrivateKey, now: datetime,
     return checkpoint
 
 
+def sign(db: Database, private_key: Ed25519PrivateKey, now: datetime,
+         created_by: int | None = None) -> AuditCheckpoint:
+    """Issue a checkpoint in a transaction of its own (an auditor's request,
+    the command line). The returned row keeps its loaded values."""
+    with db.transaction() as session:
+        return issue(session, private_key, now, created_by)
+
+
 def as_file(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey | None = None) -> dict:
     """The checkpoint as the JSON document an auditor downloads and keeps."""
     document = {"format": FORMAT, "id": checkpoint.id, "statement": json.loads(checkpoint.statement),
@@ -208,6 +216,19 @@ def as_file(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey | None = N
 
 def latest(session: Session) -> AuditCheckpoint | None:
     return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
+
+
+def checkpoint_by_id(session: Session, checkpoint_id: int) -> AuditCheckpoint | None:
+    return session.get(AuditCheckpoint, checkpoint_id)
+
+
+def recent_checkpoints(session: Session, limit: int = 200) -> list:
+    """The newest checkpoints, newest first, without their leaves (a
+    checkpoint's leaf list grows with the number of instances)."""
+    return list(session.execute(select(AuditCheckpoint.id, AuditCheckpoint.created_at, AuditCheckpoint.tree_size,
+                                       AuditCheckpoint.event_count, AuditCheckpoint.root_hash,
+                                       AuditCheckpoint.key_id)
+                                .order_by(AuditCheckpoint.id.desc()).limit(limit)).all())
 
 
 class Proofs:
@@ -316,7 +337,3 @@ def _check_leaves(session: Session, leaves: list[Leaf], checkpoint_id) -> list[F
                                     f"events 1-{leaf.seq} no longer hash to the head signed in {label}: "
                                     "an event up to here was rewritten (its hashes recomputed)"))
     return problems
-
-
-def count_events(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(AuditEvent)) or 0

@@ -129,8 +129,8 @@ def csv_chunks(db: Database, instance_ids: Iterable[int], batch: int = BATCH) ->
         buffer.truncate()
         for e in instance["events"]:
             writer.writerow([instance["instance_id"], e["seq"], e["at"], _blank(e["actor"]),
-                             spreadsheet_safe(e["actor_name"] or ""), e["kind"], _blank(e["element"]), canonical(e["data"]),
-                             e["prev_hash"], e["hash"]])
+                             spreadsheet_safe(e["actor_name"] or ""), e["kind"], _blank(e["element"]),
+                             canonical(e["data"]), e["prev_hash"], e["hash"]])
         yield buffer.getvalue()
 
 

@@ -191,3 +191,9 @@ def end_events(session: Session, scope: Oversight) -> list[str]:
     """The end events instances in scope finished at (for the outcome filter)."""
     return sorted(session.scalars(_base([ProcessInstance.end_event]).where(
         scope.instances(), ProcessInstance.end_event.is_not(None)).distinct()))
+
+
+def instance_areas(session: Session, instance_id: int) -> dict | None:
+    """The instance's area chain ({level: id}), which says whose scope it is
+    in; None when there is no such instance."""
+    return session.scalar(select(ProcessInstance.areas).where(ProcessInstance.id == instance_id))

@@ -125,6 +125,23 @@ def graph_for(session: Session, definition_id: int) -> DiagramGraph:
     return graph
 
 
+@dataclass(frozen=True)
+class InstanceDiagram:
+    """The diagram an instance's history is drawn on: its final definition."""
+
+    areas: dict | None   # the instance's area chain, for the reader's scope
+    xml: str
+    sha256: str
+
+
+def instance_diagram(session: Session, instance_id: int) -> InstanceDiagram | None:
+    """None when there is no such instance."""
+    found = session.execute(select(ProcessInstance.areas, ProcessDefinition.bpmn_xml, ProcessDefinition.sha256)
+                            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                            .where(ProcessInstance.id == instance_id)).first()
+    return InstanceDiagram(*found) if found is not None else None
+
+
 # --- loading an instance's history --------------------------------------------------
 
 @dataclass

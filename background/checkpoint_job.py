@@ -14,7 +14,8 @@ from engine.bpmn_engine import BpmnEngine
 log = logging.getLogger(__name__)
 
 
-@job("checkpoint", every_seconds=24 * 3600, description="Sign every instance's history head (daily)")
+@job("checkpoint", every_seconds=24 * 3600, description="Sign every instance's history head (daily)",
+     counts="checkpoints signed")
 def issue_checkpoint(engine: BpmnEngine) -> int:
     try:
         key = checkpoints.load_private_key(checkpoints.key_path())

@@ -55,7 +55,8 @@ class Digest:
 
 
 @job("digests", every_seconds=3600,
-     description="Thư tóm tắt hằng ngày cho cán bộ / officers' daily e-mail digest of waiting and overdue tasks")
+     description="Thư tóm tắt hằng ngày cho cán bộ / officers' daily e-mail digest of waiting and overdue tasks",
+     counts="digests sent")
 def send_digests(engine) -> int:
     """Send today's digests not sent yet; returns how many went out."""
     settings = MailSettings.from_environment()

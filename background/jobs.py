@@ -25,18 +25,20 @@ class Job:
     function: Callable[[BpmnEngine], int]
     every_seconds: int  # how often the schedulers run it
     description: str
+    counts: str = "done"  # what the number it returns counts, e.g. "notifications delivered"; "done" if unsaid
 
 
 JOBS: dict[str, Job] = {}
 
 
-def job(name: str, every_seconds: int, description: str):
-    """Register a job under the name the schedulers use."""
+def job(name: str, every_seconds: int, description: str, counts: str = "done"):
+    """Register a job under the name the schedulers use; `counts` says what
+    the number it returns counts (`ocop worker --once` prints it)."""
 
     def register(function: Callable[[BpmnEngine], int]) -> Callable[[BpmnEngine], int]:
         if name in JOBS:
             raise ValueError(f"job '{name}' registered twice")
-        JOBS[name] = Job(name, function, every_seconds, description)
+        JOBS[name] = Job(name, function, every_seconds, description, counts)
         return function
 
     return register
@@ -63,4 +65,5 @@ def _load_builtin_jobs() -> None:
 
 
 # Modules that define jobs. Listed here so that every scheduler sees the same set.
-BUILTIN_JOB_MODULES = ("background.timers", "background.retries", "background.outbox", "background.digests", "background.checkpoint_job")
+BUILTIN_JOB_MODULES = ("background.timers", "background.retries", "background.outbox", "background.digests",
+                       "background.checkpoint_job")

@@ -47,7 +47,8 @@ BATCH = 200  # notifications looked at per run; the rest wait for the next run
 
 
 @job("outbox", every_seconds=60,
-     description="Giao thông báo trong ứng dụng và qua e-mail / deliver notifications in-app and by e-mail")
+     description="Giao thông báo trong ứng dụng và qua e-mail / deliver notifications in-app and by e-mail",
+     counts="notifications delivered")
 def deliver_outbox(engine) -> int:
     """Deliver what is due; returns how many notifications were delivered."""
     settings = MailSettings.from_environment()

@@ -12,7 +12,8 @@ from storage.models import INCIDENT_RESOLVED, Incident
 log = logging.getLogger(__name__)
 
 
-@job("retries", every_seconds=60, description="Retry failed service tasks (exponential backoff), then open incidents")
+@job("retries", every_seconds=60, description="Retry failed service tasks (exponential backoff), then open incidents",
+     counts="incidents resolved by a retry")
 def retry_failed_service_tasks(engine: BpmnEngine) -> int:
     """Incidents resolved in this run."""
     with engine.db.transaction() as session:

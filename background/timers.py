@@ -17,7 +17,8 @@ from engine.errors import ConcurrencyConflict, ServiceTaskFailed
 log = logging.getLogger(__name__)
 
 
-@job("timers", every_seconds=60, description="Fire due BPMN timers (deadlines, escalations, rounds)")
+@job("timers", every_seconds=60, description="Fire due BPMN timers (deadlines, escalations, rounds)",
+     counts="instances whose due timers fired")
 def fire_due_timers(engine: BpmnEngine) -> int:
     """Instances whose due timers fired in this run."""
     fired = 0

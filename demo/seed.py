@@ -9,6 +9,7 @@ at different steps of the cycle.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import select
@@ -19,11 +20,19 @@ from engine.driver import Driver
 from engine.samples import SampleDecider
 from engine.sandbox import seed_world
 from programme.accounts import hash_password
-from programme.definitions import deploy_bundled
+from programme.definitions import Deployed, deploy_bundled
 from storage.models import Jurisdiction, Product, User
 
 # Every demo account signs in with this password (demo mode only).
 DEMO_PASSWORD = "ocop-demo"
+# Accounts to try first, one per kind of user (README.md lists them all).
+DEMO_ACCOUNTS = (
+    ("admin", "administrator"),
+    ("qlct.qt", "program manager of Quảng Trị"),
+    ("kiemtoan", "auditor"),
+    ("cb.qt-gl-gm", "commune OCOP officer of Gio Mỹ"),
+    ("htx.giomy", "producer: HTX Nông nghiệp Gio Mỹ"),
+)
 
 # Where each demo product is left: (product name, form key it waits at or
 # None to run to the end, true quality of the product).
@@ -36,6 +45,14 @@ DEMO_PROGRESS = [
     ("Cà phê rang xay Cam Hiếu", "check_dossier", 66.0),
     ("Rượu mận Sa Pa", None, 74.0),
 ]
+
+
+def demo_present(engine: BpmnEngine) -> bool:
+    """The demo's areas and people are in the database: its country-level
+    area and its administrator's account (seed_world creates both)."""
+    with engine.db.reading() as session:
+        return bool(session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "VN"))
+                    and session.scalar(select(User.id).where(User.username == "admin")))
 
 
 def seed_areas_and_people(engine: BpmnEngine) -> bool:
@@ -64,12 +81,21 @@ def run_outreach(engine: BpmnEngine, driver: Driver) -> None:
         driver.run_to_end(result.instance_id)
 
 
-def seed_demo(engine: BpmnEngine, seed: int = 2026) -> None:
-    """Areas, people, diagrams, outreach, and products at different steps."""
+@dataclass(frozen=True)
+class DemoSetup:
+    """What `seed_demo` did."""
+
+    seeded: bool               # areas, people and cycles created now (False: they were already there)
+    diagrams: list[Deployed]   # the bundled diagrams, deployed again or for the first time
+
+
+def seed_demo(engine: BpmnEngine, seed: int = 2026) -> DemoSetup:
+    """Areas, people, diagrams, outreach, and products at different steps.
+    When the areas and people are already there, only the bundled diagrams
+    are deployed."""
     if not seed_areas_and_people(engine):
-        deploy_bundled(engine)
-        return
-    deploy_bundled(engine)
+        return DemoSetup(False, deploy_bundled(engine))
+    diagrams = deploy_bundled(engine)
     driver = Driver(engine, SampleDecider(random.Random(seed), accept_rate=1.0))
     run_outreach(engine, driver)
     with engine.db.transaction() as session:
@@ -78,3 +104,4 @@ def seed_demo(engine: BpmnEngine, seed: int = 2026) -> None:
     for name, stop_at, quality in DEMO_PROGRESS:
         result = engine.start_product(products[name].id, owners[name])
         driver.run_to_end(result.instance_id, quality=quality, stop_at_form=stop_at)
+    return DemoSetup(True, diagrams)

@@ -1,5 +1,7 @@
 """Managing deployed diagrams: listing versions, deploying a new version,
-activating an older one -- with the permission rule and the admin log.
+activating an older one, migrating running instances -- with the
+permission rule and the admin log -- and the queries the definitions pages
+read (versions, their XML, the instances a migration would move).
 
 Who may change which scope (engine.access.may_change_diagrams):
 - the national diagram (province_id None) needs the `admin` role: the demo
@@ -19,19 +21,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, undefer
 
 from engine import diagram, migration
-from engine.access import Actor, may_change_diagrams
+from engine.access import Actor, Oversight, may_change_diagrams
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError
-from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
+from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition, ProcessInstance, Product
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_MESSAGE_LENGTH = 2000
+_BATCH = 500  # ids per IN list: well under SQLite's limit on bound parameters
 
 # The diagrams that ship with the product (`ocop init` deploys them).
 PROCESSES_DIR = Path(__file__).resolve().parents[1] / "processes"
@@ -59,6 +63,61 @@ def list_versions(session: Session) -> list[ProcessDefinition]:
 def admin_log(session: Session, limit: int = 100) -> list[AdminLogEntry]:
     return list(session.scalars(select(AdminLogEntry)
                                 .order_by(AdminLogEntry.at.desc(), AdminLogEntry.id.desc()).limit(limit)))
+
+
+def province_names(session: Session) -> dict[int, str]:
+    """Province id -> name: the scopes versions and log entries name."""
+    return dict(session.execute(select(Jurisdiction.id, Jurisdiction.name)
+                                .where(Jurisdiction.level == "province")).all())
+
+
+def version(session: Session, definition_id: int, with_xml: bool = False) -> ProcessDefinition | None:
+    """One deployed version; `with_xml` loads its XML too (to download or compare)."""
+    query = select(ProcessDefinition).where(ProcessDefinition.id == definition_id)
+    return session.scalar(query.options(undefer(ProcessDefinition.bpmn_xml)) if with_xml else query)
+
+
+def previous_version(session: Session, definition: ProcessDefinition) -> ProcessDefinition | None:
+    """The version of the same name just before `definition`, with its XML loaded."""
+    return session.scalar(select(ProcessDefinition).options(undefer(ProcessDefinition.bpmn_xml))
+                          .where(ProcessDefinition.name == definition.name,
+                                 ProcessDefinition.version < definition.version)
+                          .order_by(ProcessDefinition.version.desc()).limit(1))
+
+
+def other_versions(session: Session, definition: ProcessDefinition) -> list[ProcessDefinition]:
+    """Every other version of the definition's name, newest first: where a
+    migration to it may start from."""
+    return list(session.scalars(select(ProcessDefinition).where(
+        ProcessDefinition.name == definition.name, ProcessDefinition.id != definition.id)
+        .order_by(ProcessDefinition.version.desc())))
+
+
+@dataclass(frozen=True)
+class MigratingInstance:
+    """A running instance a migration plan names, as the migration page lists it."""
+
+    instance_id: int
+    product: str | None
+    process_id: str
+    step: int | None
+
+
+def overseen_instances(session: Session, oversight: Oversight,
+                       instance_ids: Iterable[int]) -> dict[int, MigratingInstance]:
+    """Those of the instances the reader oversees (engine.access.Oversight),
+    by id; another province's instances are left out."""
+    ids = list(instance_ids)
+    found = {}
+    for start in range(0, len(ids), _BATCH):
+        for row in session.execute(
+                select(ProcessInstance.id, ProcessInstance.areas, Product.name.label("product"),
+                       ProcessInstance.process_id, ProcessInstance.current_step)
+                .outerjoin(Product, Product.id == ProcessInstance.product_id)
+                .where(ProcessInstance.id.in_(ids[start:start + _BATCH]))):
+            if oversight.covers(row.areas):
+                found[row.id] = MigratingInstance(row.id, row.product, row.process_id, row.current_step)
+    return found
 
 
 def deploy(engine: BpmnEngine, actor: Actor, xml: bytes | str, name: str, message: str = "",
@@ -140,13 +199,42 @@ def log_action(session: Session, engine: BpmnEngine, actor: Actor, action: str,
         definition_version=definition.version, province_id=definition.province_id, message=message))
 
 
-def deploy_bundled(engine: BpmnEngine, author: str = "ocop init") -> None:
+@dataclass(frozen=True)
+class Deployed:
+    """What deploying one diagram did."""
+
+    name: str
+    version: int
+    sha256: str
+    province_id: int | None
+    created: bool    # a new version; False: the same bytes were already its latest version
+    activated: bool  # made the active version of its scope by this deploy
+    active: bool
+
+
+def deploy_diagram(engine: BpmnEngine, xml: bytes, name: str, author: str, message: str = "",
+                   province_id: int | None = None, activate: bool = True) -> Deployed:
+    """The operator's deploy (`ocop init`, `ocop deploy`), as BpmnEngine.deploy:
+    check, store as the next version unless the latest has the same bytes,
+    activate -- without the page's permission check and admin log line.
+    Raises DiagramError (nothing stored)."""
+    checked = diagram.check_or_raise(xml, f"{name}.bpmn")
+    with engine.db.transaction() as session:
+        definition, created = engine.store_definition(session, xml, checked, name, author, message,
+                                                      province_id, activate)
+        # Unflushed: the history of is_active says whether this deploy switched it on.
+        activated = definition.is_active and (created or inspect(definition).attrs.is_active.history.has_changes())
+        return Deployed(definition.name, definition.version, definition.sha256, definition.province_id, created,
+                        activated, definition.is_active)
+
+
+def deploy_bundled(engine: BpmnEngine, author: str = "ocop init") -> list[Deployed]:
     """Deploy the national diagram; the two-tier variant is deployed too and
     activated for Lào Cai when that province exists."""
     name, path = NATIONAL_DIAGRAM
-    engine.deploy(path.read_bytes(), name, author, "Bundled seed-era cycle (rule set 148)")
-    with engine.db.transaction() as session:
+    national = deploy_diagram(engine, path.read_bytes(), name, author, "Bundled seed-era cycle (rule set 148)")
+    with engine.db.reading() as session:
         lao_cai = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "LC"))
     name, path = TWO_TIER_DIAGRAM
-    engine.deploy(path.read_bytes(), name, author, "Two-tier cycle after July 2025",
-                  province_id=lao_cai, activate=lao_cai is not None)
+    return [national, deploy_diagram(engine, path.read_bytes(), name, author, "Two-tier cycle after July 2025",
+                                     province_id=lao_cai, activate=lao_cai is not None)]

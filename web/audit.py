@@ -4,7 +4,8 @@ diagram, export histories with their hash chains.
 Auditors and administrators see every instance, a program manager those of
 their provinces (engine.access.oversight_of); everyone else gets 403. An
 instance outside the reader's scope is answered 404 on every route, exports
-and frames included, so its existence does not leak.
+and frames included, so its existence does not leak. Pages read through
+the queries of audit/ (search, timeline, checkpoints) inside `reading()`.
 """
 from __future__ import annotations
 
@@ -17,16 +18,14 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, render_te
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import select
 
 from audit import checkpoints, export, timeline, verification
 from audit import search as audit_search
 from audit.search import AuditFilter
 from engine.access import oversight_of
-from storage.models import ProcessDefinition, ProcessInstance
 from web import labels, task_forms
 from web.checkpoints import public_key_or_none
-from web.context import actor, bpmn_engine, db
+from web.context import actor, bpmn_engine, db, reading
 from web.extensions import login_manager
 from web.formatting import local_datetime
 
@@ -219,7 +218,7 @@ def _day(value: str | None) -> date | None:
 @audit.get("/")
 def index():
     f = _filter_from_args(request.args)
-    with db().transaction() as session:
+    with reading() as session:
         page = audit_search.search(session, g.audit_scope, f)
         ends = audit_search.end_events(session, g.audit_scope)
     return render_template("audit/index.html", filter=f, page=page, end_events=ends, end_labels=labels.END_LABELS,
@@ -228,7 +227,7 @@ def index():
 
 def _history(instance_id: int) -> timeline.History:
     """The instance's history, or 404 when it does not exist or is out of scope."""
-    with db().transaction() as session:
+    with reading() as session:
         history = timeline.load_history(session, instance_id)
     if history is None or not g.audit_scope.covers(history.instance.areas):
         abort(404)
@@ -236,10 +235,10 @@ def _history(instance_id: int) -> timeline.History:
 
 
 def _require_in_scope(instance_id: int) -> None:
-    with db().transaction() as session:
-        areas = session.scalar(select(ProcessInstance.areas).where(ProcessInstance.id == instance_id))
-        if areas is None or not g.audit_scope.covers(areas):
-            abort(404)
+    with reading() as session:
+        areas = audit_search.instance_areas(session, instance_id)
+    if areas is None or not g.audit_scope.covers(areas):
+        abort(404)
 
 
 @audit.get("/instances/<int:instance_id>")
@@ -271,15 +270,13 @@ def frames(instance_id: int):
 @audit.get("/instances/<int:instance_id>/diagram.bpmn")
 def diagram(instance_id: int):
     """The diagram the viewer draws: the instance's final definition."""
-    with db().transaction() as session:
-        instance = session.get(ProcessInstance, instance_id)
-        if instance is None or not g.audit_scope.covers(instance.areas):
-            abort(404)
-        xml, digest = session.execute(select(ProcessDefinition.bpmn_xml, ProcessDefinition.sha256)
-                                      .where(ProcessDefinition.id == instance.definition_id)).one()
-    response = Response(xml.encode("utf-8"), mimetype="application/xml")
+    with reading() as session:
+        drawn = timeline.instance_diagram(session, instance_id)
+    if drawn is None or not g.audit_scope.covers(drawn.areas):
+        abort(404)
+    response = Response(drawn.xml.encode("utf-8"), mimetype="application/xml")
     # A deployed version never changes: the browser may keep it.
-    response.set_etag(digest)
+    response.set_etag(drawn.sha256)
     response.cache_control.private = True
     response.cache_control.max_age = 3600
     return response.make_conditional(request)
@@ -303,7 +300,7 @@ def verify_instance(instance_id: int):
     _require_in_scope(instance_id)
     report = verification.verify_instance(bpmn_engine(), instance_id)
     covered, key = None, public_key_or_none()
-    with db().transaction() as session:
+    with reading() as session:
         latest = checkpoints.latest(session)
         if latest is not None and key is not None:
             result = checkpoints.verify_document(session, checkpoints.as_file(latest), key,
@@ -324,7 +321,7 @@ def export_csv():
 
 
 def _filtered_ids() -> list[int]:
-    with db().transaction() as session:
+    with reading() as session:
         return audit_search.matching_ids(session, g.audit_scope, _filter_from_args(request.args))
 
 
@@ -333,7 +330,7 @@ def _filtered_name() -> str:
 
 
 def _download_json(instance_ids: list[int], name: str) -> Response:
-    with db().transaction() as session:
+    with reading() as session:
         latest = checkpoints.latest(session)
         proofs = checkpoints.Proofs(latest) if latest is not None else None
     key = public_key_or_none()

@@ -13,15 +13,19 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import select
 
 from audit import checkpoints
-from storage.models import AuditCheckpoint
-from web.context import actor, bpmn_engine, db, require_role
+from engine.access import oversight_of
+from web.context import actor, bpmn_engine, db, reading
 
 checkpoint_pages = Blueprint("checkpoints", __name__, url_prefix="/audit")
 
-ISSUERS = ("auditor", "admin")
+
+def _overseers_of_everything_only() -> None:
+    """A checkpoint covers every province's records: it is for those who
+    oversee them all (engine.access.oversight_of: auditors, administrators)."""
+    if not oversight_of(actor()).everything:
+        abort(403)
 
 
 def _key_file() -> Path:
@@ -39,12 +43,9 @@ def public_key_or_none():
 @checkpoint_pages.get("/checkpoints/")
 @login_required
 def index():
-    require_role(*ISSUERS)
-    with db().transaction() as session:
-        rows = session.execute(select(AuditCheckpoint.id, AuditCheckpoint.created_at, AuditCheckpoint.tree_size,
-                                      AuditCheckpoint.event_count, AuditCheckpoint.root_hash,
-                                      AuditCheckpoint.key_id)
-                               .order_by(AuditCheckpoint.id.desc()).limit(200)).all()
+    _overseers_of_everything_only()
+    with reading() as session:
+        rows = checkpoints.recent_checkpoints(session, limit=200)
     public_key = public_key_or_none()
     return render_template("checkpoints/index.html", checkpoints=rows, public_key=public_key,
                            key_id=checkpoints.key_id(public_key) if public_key else None)
@@ -53,28 +54,27 @@ def index():
 @checkpoint_pages.post("/checkpoints/")
 @login_required
 def issue():
-    require_role(*ISSUERS)
+    _overseers_of_everything_only()
     try:
         key = checkpoints.load_private_key(_key_file())
     except (OSError, ValueError):
         flash(_("Chưa có khóa ký kiểm toán: chạy `ocop init` hoặc đặt OCOP_AUDIT_KEY_FILE."), "error")
         return redirect(url_for("checkpoints.index"))
-    with db().transaction() as session:
-        checkpoint = checkpoints.issue(session, key, bpmn_engine().clock(), created_by=actor().user_id)
-        flash(_("Đã ký mốc kiểm toán %(id)s: %(n)s quy trình, %(events)s sự kiện.", id=checkpoint.id,
-                n=checkpoint.tree_size, events=checkpoint.event_count), "success")
+    checkpoint = checkpoints.sign(db(), key, bpmn_engine().clock(), created_by=actor().user_id)
+    flash(_("Đã ký mốc kiểm toán %(id)s: %(n)s quy trình, %(events)s sự kiện.", id=checkpoint.id,
+            n=checkpoint.tree_size, events=checkpoint.event_count), "success")
     return redirect(url_for("checkpoints.index"))
 
 
 @checkpoint_pages.get("/checkpoints/<int:checkpoint_id>.json")
 @login_required
 def download(checkpoint_id: int):
-    require_role(*ISSUERS)
-    with db().transaction() as session:
-        checkpoint = session.get(AuditCheckpoint, checkpoint_id)
-        if checkpoint is None:
-            abort(404)
-        document = checkpoints.as_file(checkpoint, public_key_or_none())
+    _overseers_of_everything_only()
+    with reading() as session:
+        checkpoint = checkpoints.checkpoint_by_id(session, checkpoint_id)
+    if checkpoint is None:
+        abort(404)
+    document = checkpoints.as_file(checkpoint, public_key_or_none())
     return Response(json.dumps(document, ensure_ascii=False, indent=1), mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="ocop-checkpoint-{checkpoint_id}.json"'})
 
@@ -82,7 +82,7 @@ def download(checkpoint_id: int):
 @checkpoint_pages.get("/checkpoints/public-key.pem")
 @login_required
 def public_key():
-    require_role(*ISSUERS)
+    _overseers_of_everything_only()
     key = public_key_or_none()
     if key is None:
         abort(404)

@@ -1,5 +1,8 @@
 """The `ocop` command: set up the database, run simulations, check and
-deploy diagrams. Thin: each command calls the engine and prints."""
+deploy diagrams, verify the record, run the background jobs. Thin: each
+command calls the engine (or a use case) and prints what it did, in words
+a newcomer can act on. An operator's tool, it may read and write through
+storage directly (the pages may not)."""
 from __future__ import annotations
 
 import json
@@ -9,15 +12,15 @@ import time
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from tqdm import tqdm
 
-from demo.seed import seed_demo
+from demo.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, demo_present, seed_demo
 from demo.simulate import format_funnel, simulate
 from engine import diagram
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import DiagramError
-from programme.definitions import deploy_bundled
+from programme.definitions import Deployed, deploy_bundled, deploy_diagram
 from storage.migrate import upgrade
 from storage.models import InboxTask, Jurisdiction, ProcessInstance
 
@@ -35,18 +38,54 @@ def main() -> None:
 @click.option("--demo/--no-demo", default=True, show_default=True,
               help="Seed the demo province, officers, producers and products.")
 def init(demo: bool) -> None:
-    """Create or upgrade the schema and deploy the bundled diagrams."""
+    """Create or upgrade the schema, deploy the bundled diagrams, and seed
+    the demo (unless --no-demo); says which of these it did."""
     from audit import checkpoints
     engine = _engine()
     upgrade(engine.db.engine)
     if demo:
-        seed_demo(engine)
+        setup = seed_demo(engine)
+        seeded, diagrams = setup.seeded, setup.diagrams
     else:
-        deploy_bundled(engine)
-    click.echo(f"Database ready: {engine.db.engine.url.render_as_string(hide_password=True)}")
+        seeded, diagrams = False, deploy_bundled(engine)
+    click.echo(f"Database ready: {_url(engine)}")
+    for deployed in diagrams:
+        click.echo(f"  {_deployed(engine, deployed)}")
+    if seeded:
+        click.echo("Demo seeded: Quảng Trị and Lào Cai, one officer per role and area, producers, "
+                   "and products left at different steps of the cycle.")
+    elif demo_present(engine):
+        click.echo("Demo data: already there from an earlier `ocop init`, not seeded again.")
+    else:
+        click.echo("No demo data (--no-demo): the database has no areas and no accounts, so nobody can "
+                   "sign in yet; `ocop init` without --no-demo seeds the demo.")
+    if demo_present(engine):
+        click.echo(f"Sign in with the password {DEMO_PASSWORD} (every demo account has it), e.g. as:")
+        for username, who in DEMO_ACCOUNTS:
+            click.echo(f"  {username:<14} {who}")
     key_file = checkpoints.key_path()
     if checkpoints.create_key(key_file):
         click.echo(f"Audit signing key created: {key_file} (keep it outside the database and backed up)")
+
+
+def _url(engine: BpmnEngine) -> str:
+    return engine.db.engine.url.render_as_string(hide_password=True)
+
+
+def _deployed(engine: BpmnEngine, deployed: Deployed) -> str:
+    """One line on what deploying a diagram did."""
+    scope = "national"
+    if deployed.province_id is not None:
+        with engine.db.reading() as session:
+            scope = session.scalar(select(Jurisdiction.name).where(Jurisdiction.id == deployed.province_id))
+    version = f"{deployed.name} version {deployed.version} ({deployed.sha256[:12]}, {scope})"
+    if deployed.created:
+        return f"Deployed {version}" + (", active" if deployed.active else ", not active")
+    if deployed.activated:
+        return f"{deployed.name}: already deployed as version {deployed.version} ({deployed.sha256[:12]}, " \
+               f"{scope}), nothing new stored; made it the active version again"
+    return f"{deployed.name}: already deployed as version {deployed.version} ({deployed.sha256[:12]}, " \
+           f"{scope}), nothing changed"
 
 
 @main.command()
@@ -54,9 +93,20 @@ def init(demo: bool) -> None:
 @click.option("--seed", "-s", default=1, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the funnel as JSON.")
 def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
-    """Run N products through the real engine with seeded random decisions."""
+    """Run N products through the real engine with seeded random decisions.
+
+    Writes into the configured database (OCOP_DATABASE_URL): the products,
+    their producers and their cycles stay there, beside the demo's. Needs
+    the demo data (`ocop init` seeds it): its areas and accounts."""
     engine = _engine()
+    if not inspect(engine.db.engine).has_table("jurisdiction"):
+        raise click.ClickException(f"{_url(engine)} is not an ocop-flow database yet: run `ocop init` first "
+                                   "(it creates the schema and seeds the demo the simulation needs)")
     upgrade(engine.db.engine)
+    if not demo_present(engine):
+        raise click.ClickException(f"the demo data is missing from {_url(engine)} (`ocop init --no-demo` "
+                                   "seeds none): run `ocop init` to seed it; the simulation writes its "
+                                   "products into this database")
     started = time.perf_counter()
     with tqdm(total=products, unit="product", disable=as_json or not sys.stderr.isatty()) as bar:
         try:
@@ -115,21 +165,24 @@ def dryrun(path: str, products: int, seed: int, as_json: bool) -> None:
 @click.option("--province", default=None, help="Province code for a local variant.")
 @click.option("--author", default=lambda: os.environ.get("USER", "cli"))
 def deploy(path: str, name: str, message: str, province: str | None, author: str) -> None:
-    """Deploy a diagram as a new immutable version (and activate it)."""
+    """Deploy a diagram as a new immutable version (and activate it). A file
+    identical to the latest version of the name stores nothing: that version
+    stays (and is made active again if it was not)."""
     engine = _engine()
     province_id = None
     if province:
-        with engine.db.transaction() as session:
-            province_id = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == province))
+        with engine.db.reading() as session:
+            province_id = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == province,
+                                                                       Jurisdiction.level == "province"))
         if province_id is None:
             raise click.BadParameter(f"no province with code {province}", param_hint="--province")
     try:
-        definition = engine.deploy(Path(path).read_bytes(), name, author, message, province_id)
+        deployed = deploy_diagram(engine, Path(path).read_bytes(), name, author, message, province_id)
     except DiagramError as err:
         for problem in err.problems:
             click.echo(f"{path}: {problem}", err=True)
         sys.exit(1)
-    click.echo(f"Deployed {definition.name} version {definition.version} ({definition.sha256[:12]})")
+    click.echo(_deployed(engine, deployed))
 
 
 @main.command()
@@ -274,9 +327,8 @@ def audit_checkpoint(out: str | None) -> None:
         key = checkpoints.load_private_key(checkpoints.key_path())
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    with engine.db.transaction() as session:
-        checkpoint = checkpoints.issue(session, key, engine.clock())
-        document = checkpoints.as_file(checkpoint, key.public_key())
+    checkpoint = checkpoints.sign(engine.db, key, engine.clock())
+    document = checkpoints.as_file(checkpoint, key.public_key())
     click.echo(f"Checkpoint {checkpoint.id}: {checkpoint.tree_size} instances, {checkpoint.event_count} events, "
                f"root {checkpoint.root_hash}, key {checkpoint.key_id[:16]}")
     if out:
@@ -314,7 +366,7 @@ def worker(once: bool, names: tuple[str, ...], list_: bool) -> None:
     known = jobs.all_jobs()
     if list_:
         for name, job in sorted(known.items()):
-            click.echo(f"{name:<12} every {job.every_seconds:>6} s  {job.description}")
+            click.echo(f"{name:<12} every {job.every_seconds:>6} s  {job.description} (counts {job.counts})")
         return
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -324,8 +376,8 @@ def worker(once: bool, names: tuple[str, ...], list_: bool) -> None:
     engine = _engine()
     if once:
         done = run_once(engine, list(names) or None)
-        for name, count in done.items():
-            click.echo(f"{name}: {'FAILED (see log)' if count < 0 else count}")
+        for name, count in done.items():  # e.g. "outbox: 5 notifications delivered"
+            click.echo(f"{name}: {'FAILED (see log)' if count < 0 else f'{count} {known[name].counts}'}")
         sys.exit(1 if any(count < 0 for count in done.values()) else 0)
     stop = threading.Event()
     click.echo("ocop worker running (Ctrl-C stops it)")

@@ -4,9 +4,10 @@ each step, overdue tasks per area -- charts drawn as SVG on the server,
 each with its numbers as a table and as a CSV download.
 
 Program managers see the provinces where they hold the role; auditors and
-administrators see every province. The figures come from
-programme/dashboard.py; who sees which province is programme.dashboard.Audience,
-checked on every request, CSV downloads included.
+administrators see every province. The figures come from the queries of
+programme/dashboard.py, read inside `reading()`; who sees which province
+is engine.access.oversight_of (as programme.dashboard.Audience), checked
+on every request, CSV downloads included.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from engine.errors import NotAllowed
 from programme import dashboard as figures
 from programme.dashboard import Audience, Filters
 from web import labels
-from web.context import actor, bpmn_engine, db
+from web.context import actor, bpmn_engine, reading
 from web.extensions import login_manager
 
 dashboard = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -85,7 +86,7 @@ def _filters() -> tuple[Audience, Filters]:
 def index():
     audience, filters = _filters()
     now = bpmn_engine().clock()
-    with db().transaction() as session:
+    with reading() as session:
         result = figures.dashboard(session, filters, now)
         provinces = figures.provinces(session, audience)
         years = figures.cycle_years(session, audience, now.year)
@@ -149,7 +150,7 @@ def days(value: float | None) -> str:
 @dashboard.get("/funnel.csv")
 def funnel_csv():
     _audience, filters = _filters()
-    with db().transaction() as session:
+    with reading() as session:
         funnel = figures.funnel(session, filters)
     rows = []
     for province in funnel.provinces:
@@ -164,7 +165,7 @@ def funnel_csv():
 @dashboard.get("/stars.csv")
 def stars_csv():
     _audience, filters = _filters()
-    with db().transaction() as session:
+    with reading() as session:
         stars = figures.star_distribution(session, filters)
     return _csv("stars", filters, [_("Hạng"), _("Số sản phẩm")],
                 [[star_label(bucket), count] for bucket, count in stars.items()])
@@ -173,7 +174,7 @@ def stars_csv():
 @dashboard.get("/returns.csv")
 def returns_csv():
     _audience, filters = _filters()
-    with db().transaction() as session:
+    with reading() as session:
         returns = figures.return_rates(session, filters)
     return _csv("returns", filters,
                 [_("Hồ sơ được đánh giá"), _("Bước"), _("Số lượt đánh giá"), _("Số lượt trả lại"),
@@ -185,7 +186,7 @@ def returns_csv():
 @dashboard.get("/step-times.csv")
 def step_times_csv():
     _audience, filters = _filters()
-    with db().transaction() as session:
+    with reading() as session:
         times = figures.step_times(session, filters)
     return _csv("step-times", filters,
                 [_("Bước"), _("Tên bước"), _("Số sản phẩm"), _("Trung vị (ngày)"), _("Phân vị 90 (ngày)")],
@@ -196,7 +197,7 @@ def step_times_csv():
 @dashboard.get("/overdue.csv")
 def overdue_csv():
     _audience, filters = _filters()
-    with db().transaction() as session:
+    with reading() as session:
         overdue = figures.overdue_tasks(session, filters, bpmn_engine().clock())
     return _csv("overdue", filters, [_("Địa bàn"), _("Cấp"), _("Số việc quá hạn")],
                 [[row.name, LEVEL_LABELS.get(row.level, row.level or ""), row.tasks] for row in overdue])

@@ -1,8 +1,12 @@
-"""Diagram versions: list, download, validate, deploy, activate.
+"""Diagram versions: list, download, check, dry run, deploy, activate,
+compare, and migrate running instances to a version.
 
 Program managers and administrators only (everyone else gets 403); who may
-change which scope is engine.access.may_change_diagrams. Every POST carries the
-CSRF token: a form field, or the X-CSRFToken header for JSON calls.
+change which scope is engine.access.may_change_diagrams, whose instances a
+migration lists and moves engine.access.oversight_of. Pages read through
+the queries of programme/definitions.py; deploy, activate and migrate are
+its use cases. Every POST carries the CSRF token: a form field, or the
+X-CSRFToken header for JSON calls.
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from engine import diagram, migration
 from engine.access import may_change_diagrams, oversight_of
@@ -30,9 +33,9 @@ from engine.compare import compare as compare_xml
 from engine.errors import DiagramError, NotAllowed, Problem
 from engine.forms import CONTROL_CHARACTERS
 from programme import definitions as defs
-from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance
+from storage.models import ProcessDefinition
 from web import labels
-from web.context import actor, bpmn_engine, db, id_from, require_role
+from web.context import actor, bpmn_engine, id_from, reading, require_role
 from web.extensions import login_manager
 
 definitions = Blueprint("definitions", __name__, url_prefix="/definitions")
@@ -51,10 +54,10 @@ def index():
 
 
 def _index_page(status: int = 200, form: dict | None = None):
-    with db().transaction() as session:
+    with reading() as session:
         versions = defs.list_versions(session)
         log = defs.admin_log(session, limit=50)
-        areas = dict(session.execute(select(Jurisdiction.id, Jurisdiction.name)).all())
+        areas = defs.province_names(session)
         provinces = defs.manageable_provinces(session, actor())
     return render_template("definitions/index.html", versions=versions, log=log, areas=areas,
                            provinces=provinces, national=may_change_diagrams(actor(), None),
@@ -64,12 +67,12 @@ def _index_page(status: int = 200, form: dict | None = None):
 
 @definitions.get("/<int:definition_id>.bpmn")
 def download(definition_id: int):
-    with db().transaction() as session:
-        definition = session.get(ProcessDefinition, definition_id)
-        if definition is None:
-            abort(404)
-        xml, filename = definition.bpmn_xml, f"{definition.name}-v{definition.version}.bpmn"
-    return Response(xml.encode("utf-8"), mimetype="application/xml",
+    with reading() as session:
+        definition = defs.version(session, definition_id, with_xml=True)
+    if definition is None:
+        abort(404)
+    filename = f"{definition.name}-v{definition.version}.bpmn"
+    return Response(definition.bpmn_xml.encode("utf-8"), mimetype="application/xml",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -161,21 +164,13 @@ def _compared() -> tuple[ProcessDefinition, ProcessDefinition]:
     """The versions ?a= and ?b=; without a, the previous version of b's name."""
     b_id = id_from(request.args.get("b", ""))
     a_id = id_from(request.args.get("a", ""))
-    with db().transaction() as session:
-        b = session.get(ProcessDefinition, b_id) if b_id else None
+    with reading() as session:
+        b = defs.version(session, b_id, with_xml=True) if b_id else None
         if b is None:
             abort(404)
-        if a_id is None:
-            a = session.scalars(select(ProcessDefinition).where(
-                ProcessDefinition.name == b.name, ProcessDefinition.version < b.version)
-                .order_by(ProcessDefinition.version.desc()).limit(1)).first()
-        else:
-            a = session.get(ProcessDefinition, a_id)
-        if a is None:
-            abort(404)
-        for version in (a, b):
-            version.bpmn_xml  # noqa: B018 - loaded before the session closes
-        session.expunge_all()
+        a = defs.previous_version(session, b) if a_id is None else defs.version(session, a_id, with_xml=True)
+    if a is None:
+        abort(404)
     return a, b
 
 
@@ -201,7 +196,8 @@ def migrate_page(definition_id: int):
     target, sources, chosen = _migration_scope(definition_id)
     rows = _plan_rows(target, [chosen] if chosen else sources)
     return render_template("definitions/migrate.html", target=target, sources=sources, chosen=chosen,
-                           steps=_step_labels(), rows=rows, result=None, may_migrate=may_change_diagrams(actor(), target.province_id))
+                           steps=_step_labels(), rows=rows, result=None,
+                           may_migrate=may_change_diagrams(actor(), target.province_id))
 
 
 @definitions.post("/<int:definition_id>/migrate")
@@ -229,14 +225,11 @@ def _migration_scope(definition_id: int, chosen_id: int | None = None):
     """The target, every other version of its name, and the chosen source (?from=)."""
     if chosen_id is None:
         chosen_id = request.args.get("from", type=int)
-    with db().transaction() as session:
-        target = session.get(ProcessDefinition, definition_id)
+    with reading() as session:
+        target = defs.version(session, definition_id)
         if target is None:
             abort(404)
-        sources = list(session.scalars(select(ProcessDefinition).where(
-            ProcessDefinition.name == target.name, ProcessDefinition.id != target.id)
-            .order_by(ProcessDefinition.version.desc())))
-        session.expunge_all()
+        sources = defs.other_versions(session, target)
     chosen = next((s for s in sources if s.id == chosen_id), None)
     if chosen_id is not None and chosen is None:
         abort(404)
@@ -250,17 +243,15 @@ def _plan_rows(target: ProcessDefinition, sources: list[ProcessDefinition]) -> l
     plans = []
     for source in sources:
         plans += migration.plan(bpmn_engine(), migration.AllOn(source.id), target.id).instances
-    scope = oversight_of(actor())
+    with reading() as session:
+        overseen = defs.overseen_instances(session, oversight_of(actor()),
+                                           [instance_plan.instance_id for instance_plan in plans])
     rows = []
-    with db().transaction() as session:
-        for instance_plan in plans:
-            instance = session.get(ProcessInstance, instance_plan.instance_id)
-            if instance is None or not scope.covers(instance.areas):
-                continue
-            rows.append({"plan": instance_plan,
-                         "product": instance.product.name if instance and instance.product else None,
-                         "process_id": instance.process_id if instance else None,
-                         "step": instance.current_step if instance else None})
+    for instance_plan in plans:
+        instance = overseen.get(instance_plan.instance_id)
+        if instance is not None:
+            rows.append({"plan": instance_plan, "product": instance.product, "process_id": instance.process_id,
+                         "step": instance.step})
     return rows
 
 

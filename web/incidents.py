@@ -10,12 +10,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import select
 
 from engine.access import oversight_of
 from engine.errors import ConcurrencyConflict, NotAllowed, OcopError
-from storage.models import Incident, ProcessInstance, Product
-from web.context import actor, bpmn_engine, db, require_role
+from programme import incidents as incident_queries
+from web.context import actor, bpmn_engine, reading, require_role
 
 incidents = Blueprint("incidents", __name__, url_prefix="/incidents")
 
@@ -31,13 +30,8 @@ def _scope():
 @login_required
 def index():
     scope = _scope()
-    with db().transaction() as session:
-        rows = session.execute(
-            select(Incident, Product.name)
-            .join(ProcessInstance, ProcessInstance.id == Incident.instance_id)
-            .outerjoin(Product, Product.id == ProcessInstance.product_id)
-            .where(scope.instances())
-            .order_by(Incident.status.desc(), Incident.opened_at.desc()).limit(300)).all()
+    with reading() as session:
+        rows = incident_queries.overseen_incidents(session, scope, limit=300)
     return render_template("incidents/index.html", rows=rows)
 
 
@@ -46,9 +40,8 @@ def index():
 def act(incident_id: int, action: str):
     scope = _scope()
     require_role("program_manager", "admin")  # auditors read incidents, never act on them
-    with db().transaction() as session:
-        areas = session.scalar(select(ProcessInstance.areas).join(Incident, Incident.instance_id == ProcessInstance.id)
-                               .where(Incident.id == incident_id))
+    with reading() as session:
+        areas = incident_queries.incident_areas(session, incident_id)
     if areas is None or not scope.covers(areas):
         abort(404)
     try:
@@ -63,8 +56,8 @@ def act(incident_id: int, action: str):
     except OcopError as err:
         flash(str(err), "error")
     else:
-        with db().transaction() as session:
-            status = session.get(Incident, incident_id).status
+        with reading() as session:
+            status = incident_queries.incident_status(session, incident_id)
         flash(_("Sự cố đã được xử lý.") if status in ("resolved", "skipped")
               else _("Vẫn lỗi: đã ghi thêm một lần thử."), "success" if status in ("resolved", "skipped") else "error")
     return redirect(url_for("incidents.index"))

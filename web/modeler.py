@@ -22,7 +22,7 @@ from engine import forms, roles
 from engine.access import may_change_diagrams
 from handlers import registry
 from programme import definitions as defs
-from web.context import actor, db, require_role
+from web.context import actor, reading, require_role
 from web.extensions import login_manager
 
 modeler = Blueprint("modeler", __name__, url_prefix="/modeler")
@@ -99,9 +99,9 @@ def _parameter_type(field: fields.Field) -> str:
 def _provinces() -> list[dict]:
     """Scopes the user may deploy for (engine.access.may_change_diagrams): the
     national diagram as `null` (administrators), then provinces."""
-    with db().transaction() as session:
+    with reading() as session:
         provinces = [{"id": unit.id, "name": unit.name}
                      for unit in defs.manageable_provinces(session, actor())]
     if may_change_diagrams(actor(), None):
-        provinces.insert(0, {"id": None, "name": None})
+        provinces = [{"id": None, "name": None}, *provinces]
     return provinces
