@@ -93,7 +93,7 @@ def verify(engine: BpmnEngine, instance_ids: list[int] | None = None, replay_too
     ids = all_instance_ids(engine) if instance_ids is None else list(instance_ids)
     batches = [ids[i:i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE)]
     report = Report()
-    url = engine.db.engine.url
+    url = engine.db.sql_engine.url
     if jobs > 1 and len(batches) > 1 and url.database not in (None, "", ":memory:"):
         # Spawned, not forked: a forked child would share the parent's open
         # database connections.

@@ -66,7 +66,7 @@ def build(url: str, instances: int, distinct: int) -> BpmnEngine:
         if len(batch) == 250 or n == copies - 1:
             _insert(engine, batch)
             batch = []
-    if engine.db.engine.dialect.name == "postgresql":
+    if engine.db.sql_engine.dialect.name == "postgresql":
         with engine.db.transaction() as session:
             for table in ("process_instance", "product", "audit_event"):
                 session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -129,7 +129,7 @@ def product_spec():
 
 def prepared_engine(url: str) -> BpmnEngine:
     database = Database(url)
-    upgrade(database.engine)
+    upgrade(database.sql_engine)
     engine = BpmnEngine(database, clock=MovableClock(START))
     seed_areas_and_people(engine)
     deploy_bundled(engine)

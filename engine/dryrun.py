@@ -152,7 +152,7 @@ def dry_run(xml: bytes, products: int = DEFAULT_PRODUCTS, seed: int = DEFAULT_SE
 
 def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count: int, seed: int,
          report: DryRunReport) -> None:
-    upgrade(database.engine)
+    upgrade(database.sql_engine)
     clock = MovableClock(DRYRUN_NOW)  # moved only to let deadlines and rounds pass
     engine = BpmnEngine(database, clock=clock)
     seed_world(database)

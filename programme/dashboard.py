@@ -195,7 +195,7 @@ class InstanceFacts(NamedTuple):
 
 
 # Histories are append-only, and an instance row carries the hash of its
-# last event, which covers every event before it (engine/audit.py). What is
+# last event, which covers every event before it (engine/events.py). What is
 # read from a history can therefore be kept under that hash: it stays true
 # for as long as the hash is the instance's head. Finished instances never
 # change, so after the first view only the instances that moved since are

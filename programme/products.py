@@ -8,7 +8,6 @@ cycle, and its page, are read in programme/product_status.py.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,7 +18,7 @@ from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import NoActiveDefinition, NotAllowed, OcopError, RegistrationClosed
 from engine.execution import Outcome
-from programme.accounts import MIN_PASSWORD_LENGTH, create_user
+from programme.accounts import MIN_PASSWORD_LENGTH, USERNAME, create_user
 from programme.tasks import prefill_registration
 from storage.areas import area_chain
 from storage.criteria import sets_by_code
@@ -27,7 +26,6 @@ from storage.db import Database
 from storage.models import PRODUCER_KINDS, Jurisdiction, Producer, Product, User
 
 NAME_MAX = 200
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 
 
 class InvalidRegistration(ValueError):

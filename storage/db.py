@@ -1,5 +1,6 @@
-"""Database connection: one place that turns configuration into an engine
-and hands out sessions."""
+"""Database connection: one place that turns configuration into a
+SQLAlchemy engine (here always `sql_engine`, never to be confused with the
+BPMN engine) and hands out units of work."""
 from __future__ import annotations
 
 import os
@@ -50,7 +51,7 @@ def _name_postgres_connection(_dialect, _record, _cargs, cparams: dict) -> None:
     cparams.setdefault("connect_timeout", CONNECT_TIMEOUT)
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
+def make_sql_engine(url: str | None = None, **kwargs) -> Engine:
     url = url or database_url()
     if make_url(url).get_backend_name() != "sqlite":
         # A database server can restart or drop idle connections: test each
@@ -58,12 +59,12 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         # recovers by itself once the server is back, instead of failing the
         # first request on every stale connection. A SQLite file never goes away.
         kwargs.setdefault("pool_pre_ping", True)
-    engine = create_engine(url, future=True, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _tune_sqlite)
-    elif engine.dialect.name == "postgresql" and engine.dialect.driver in ("psycopg", "psycopg2"):
-        event.listen(engine, "do_connect", _name_postgres_connection)
-    return engine
+    sql_engine = create_engine(url, future=True, **kwargs)
+    if sql_engine.dialect.name == "sqlite":
+        event.listen(sql_engine, "connect", _tune_sqlite)
+    elif sql_engine.dialect.name == "postgresql" and sql_engine.dialect.driver in ("psycopg", "psycopg2"):
+        event.listen(sql_engine, "do_connect", _name_postgres_connection)
+    return sql_engine
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -83,12 +84,12 @@ class Database:
     exception. `reading()` is for reading only."""
 
     def __init__(self, url: str | None = None, **engine_kwargs) -> None:
-        self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sql_engine = make_sql_engine(url, **engine_kwargs)
+        self.sessions = sessionmaker(self.sql_engine, expire_on_commit=False)
 
     @property
     def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=False)
+        return self.sql_engine.url.render_as_string(hide_password=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -120,8 +121,8 @@ class Database:
         for what every request runs (authentication), where the session's
         own bookkeeping costs more than the statements. Commit on success,
         rollback on any exception, as `transaction()`."""
-        with self.engine.begin() as connection:
+        with self.sql_engine.begin() as connection:
             yield connection
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.sql_engine.dispose()

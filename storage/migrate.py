@@ -17,9 +17,9 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(sql_engine: Engine) -> None:
     """Bring the database to the newest schema revision."""
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    config = alembic_config(sql_engine.url.render_as_string(hide_password=False))
+    with sql_engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -135,7 +135,7 @@ def build(url: str, products: int = FULL_PRODUCTS, officers: int = OFFICERS, see
     started = time.perf_counter()
     db = Database(url)
     try:
-        upgrade(db.engine)
+        upgrade(db.sql_engine)
         engine = BpmnEngine(db, clock=MovableClock(NOW))
         # The demo's areas and people (Quảng Trị, Lào Cai, one officer per
         # role and area, six producers) and both diagrams, as `ocop init --demo`.
@@ -144,7 +144,7 @@ def build(url: str, products: int = FULL_PRODUCTS, officers: int = OFFICERS, see
         timings["schema_and_demo_s"] = time.perf_counter() - started
         shape = _write_world(db, rng, products, officers)
         timings.update(shape.pop("timings"))
-        postgres = db.engine.dialect.name == "postgresql"
+        postgres = db.sql_engine.dialect.name == "postgresql"
         if analyze is None:
             # PostgreSQL's autovacuum keeps statistics (and the visibility map
             # index-only scans need) up to date; SQLite has none unless someone
@@ -152,7 +152,7 @@ def build(url: str, products: int = FULL_PRODUCTS, officers: int = OFFICERS, see
             analyze = postgres
         if analyze:
             mark = time.perf_counter()
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            with db.sql_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("VACUUM ANALYZE" if postgres else "ANALYZE"))
             timings["analyze_s"] = time.perf_counter() - mark
         timings["build_s"] = time.perf_counter() - started
@@ -346,7 +346,7 @@ def _write_world(db: Database, rng: random.Random, product_count: int, officer_c
     timings["generate_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    with db.engine.begin() as connection:
+    with db.sql_engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # A durable commit, even on a test server running with
             # synchronous_commit=off: VACUUM marks pages all-visible (what

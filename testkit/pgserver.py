@@ -11,7 +11,7 @@ Usage::
         pytest.skip(reason)          # or fail, as the caller prefers
     with PostgresServer() as pg:
         pg.create_database("ocop_test")
-        engine = sqlalchemy.create_engine(pg.url("ocop_test"))
+        sql_engine = sqlalchemy.create_engine(pg.url("ocop_test"))
 
 Each server gets its own temporary data directory and listens only on a
 Unix socket inside that directory (no TCP), so parallel servers can never

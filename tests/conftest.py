@@ -78,7 +78,7 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def db(db_url):
     database = Database(db_url)
-    upgrade(database.engine)
+    upgrade(database.sql_engine)
     yield database
     database.dispose()
 

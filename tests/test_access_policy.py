@@ -65,7 +65,7 @@ def policy_world(request, tmp_path_factory):
     else:
         url = request.getfixturevalue("pg_server").create_database(f"policy_{uuid.uuid4().hex[:10]}")
     db = Database(url)
-    upgrade(db.engine)
+    upgrade(db.sql_engine)
     yield World(db)
     db.dispose()
 
@@ -116,7 +116,7 @@ def test_acting_on_a_task(policy_world):
     @given(actor=actors(policy_world), data=st.data())
     def check(actor, data):
         rows = data.draw(task_rows(policy_world, actor))
-        with policy_world.db.engine.connect() as connection, connection.begin() as transaction:
+        with policy_world.db.sql_engine.connect() as connection, connection.begin() as transaction:
             tasks = _insert_tasks(connection, policy_world, rows)
             allowed = {task_id for task_id, task in tasks.items() if access.may_act(actor, Row(task))}
             assert _selected(connection, access.acting_on_tasks(actor), tasks) == allowed
@@ -133,7 +133,7 @@ def test_supervising_an_instance(policy_world):
         rows = data.draw(task_rows(policy_world, actor))
         with policy_world.db.sessions() as session:
             supervision = access.supervision_of(session, actor)
-        with policy_world.db.engine.connect() as connection, connection.begin() as transaction:
+        with policy_world.db.sql_engine.connect() as connection, connection.begin() as transaction:
             tasks = _insert_tasks(connection, policy_world, rows)
             by_row, by_rule = set(), set()
             for task_id, task in tasks.items():

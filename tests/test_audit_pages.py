@@ -268,7 +268,7 @@ def test_a_100_event_history_is_served_with_a_fixed_number_of_queries(app, world
     assert events >= 100
 
     statements = []
-    database = app.extensions["ocop_engine"].db.engine
+    database = app.extensions["ocop_engine"].db.sql_engine
     count = lambda *args: statements.append(args[2])  # noqa: E731 - the statement text
     timings = {}
     for route in ("", "/frames.json"):

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from audit import verification
 from background import celery_app, jobs
-from storage.db import make_engine
+from storage.db import make_sql_engine
 from storage.models import AuditEvent, TimerDue
 from testkit.cycle import Cycle
 from tests.support import celery_probe
@@ -101,7 +101,7 @@ def broker_url(redis_url):
 
 @pytest.fixture
 def probe_db(db_url):
-    database = make_engine(db_url)
+    database = make_sql_engine(db_url)
     celery_probe.create_tables(database)
     yield database
     database.dispose()

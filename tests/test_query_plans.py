@@ -55,8 +55,8 @@ def settle(url: str) -> None:
     WAL, and the test cluster commits asynchronously: a CHECKPOINT first
     flushes it, whatever else the busy cluster was doing. Then the
     precondition is checked, so a plan failure below is about the plan."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
+    sql_engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with sql_engine.connect() as conn:
         for _attempt in range(5):  # a snapshot held elsewhere at that moment may hold VACUUM back
             conn.exec_driver_sql("CHECKPOINT")
             conn.exec_driver_sql("VACUUM (ANALYZE) task, process_instance, product, producer")
@@ -67,16 +67,16 @@ def settle(url: str) -> None:
             if not unsettled:
                 break
             time.sleep(1)
-    engine.dispose()
+    sql_engine.dispose()
     assert not unsettled, f"VACUUM left pages not all-visible: {unsettled}"
 
 
 @pytest.fixture(scope="module")
 def connection(world_url):
-    engine = create_engine(world_url)
-    with engine.connect() as conn:
+    sql_engine = create_engine(world_url)
+    with sql_engine.connect() as conn:
         yield conn
-    engine.dispose()
+    sql_engine.dispose()
 
 
 def officer(conn, role: str, areas: int = 1) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from background.mail import mailbox
@@ -19,14 +18,13 @@ from engine.forms import CONTROL_CHARACTERS
 from engine.roles import ROLES
 from programme import accounts, tokens
 from programme.accounts import FULL_NAME_MAX, MIN_PASSWORD_LENGTH, USERNAME
+from web import labels
 from web.context import actor, bpmn_engine, db, id_from, reading, require_role
 from web.extensions import login_manager
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 ASSIGNABLE_ROLES = [ROLES[key] for key in accounts.ASSIGNABLE_ROLES]
-LEVEL_LABELS = {"central": _l("Trung ương"), "province": _l("cấp tỉnh"),
-                "district": _l("cấp huyện"), "commune": _l("cấp xã")}
 
 
 class Refused(Exception):
@@ -67,7 +65,7 @@ def new_user():
         choices = accounts.areas_by_level(session)
     status = 422 if request.method == "POST" else 200
     return render_template("admin/user_new.html", form=form, roles=ASSIGNABLE_ROLES, choices=choices,
-                           levels=LEVEL_LABELS, min_password=MIN_PASSWORD_LENGTH), status
+                           levels=labels.LEVEL_LABELS, min_password=MIN_PASSWORD_LENGTH), status
 
 
 @admin.get("/users/<int:user_id>")
@@ -82,7 +80,7 @@ def user(user_id: int, new_token: str | None = None, status: int = 200):
         choices = accounts.areas_by_level(session)
     return render_template("admin/user.html", account=account, areas=areas, tokens=listed,
                            producers=producers, roles=ROLES, assignable=ASSIGNABLE_ROLES, choices=choices,
-                           levels=LEVEL_LABELS, new_token=new_token), status
+                           levels=labels.LEVEL_LABELS, new_token=new_token), status
 
 
 # --- changes -------------------------------------------------------------------------
@@ -200,7 +198,7 @@ def _refusal(refused: accounts.AccountRefused) -> str:
     if isinstance(refused, accounts.WrongAreaLevel):
         role = ROLES[refused.role]
         return _("Vai trò “%(role)s” phải gán cho một địa bàn %(level)s.",
-                 role=role.label_vi, level=LEVEL_LABELS[role.level])
+                 role=role.label_vi, level=labels.LEVEL_LABELS[role.level])
     if isinstance(refused, accounts.UnknownRoleAssignment):
         return _("Không tìm thấy vai trò này.")
     if isinstance(refused, accounts.OwnAdministration):

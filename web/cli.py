@@ -42,7 +42,7 @@ def init(demo: bool) -> None:
     the demo (unless --no-demo); says which of these it did."""
     from audit import checkpoints
     engine = _engine()
-    upgrade(engine.db.engine)
+    upgrade(engine.db.sql_engine)
     if demo:
         setup = seed_demo(engine)
         seeded, diagrams = setup.seeded, setup.diagrams
@@ -69,7 +69,7 @@ def init(demo: bool) -> None:
 
 
 def _url(engine: BpmnEngine) -> str:
-    return engine.db.engine.url.render_as_string(hide_password=True)
+    return engine.db.sql_engine.url.render_as_string(hide_password=True)
 
 
 def _deployed(engine: BpmnEngine, deployed: Deployed) -> str:
@@ -99,10 +99,10 @@ def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
     their producers and their cycles stay there, beside the demo's. Needs
     the demo data (`ocop init` seeds it): its areas and accounts."""
     engine = _engine()
-    if not inspect(engine.db.engine).has_table("jurisdiction"):
+    if not inspect(engine.db.sql_engine).has_table("jurisdiction"):
         raise click.ClickException(f"{_url(engine)} is not an ocop-flow database yet: run `ocop init` first "
                                    "(it creates the schema and seeds the demo the simulation needs)")
-    upgrade(engine.db.engine)
+    upgrade(engine.db.sql_engine)
     if not demo_present(engine):
         raise click.ClickException(f"the demo data is missing from {_url(engine)} (`ocop init --no-demo` "
                                    "seeds none): run `ocop init` to seed it; the simulation writes its "

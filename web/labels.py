@@ -18,6 +18,10 @@ ROLE_LABELS = {
     "admin": _l("Quản trị hệ thống"),
 }
 
+# The levels of the area tree.
+LEVEL_LABELS = {"central": _l("Trung ương"), "province": _l("cấp tỉnh"),
+                "district": _l("cấp huyện"), "commune": _l("cấp xã")}
+
 # The cycle's six steps (Decision 490/QĐ-TTg).
 STEP_LABELS = {
     1: _l("Tuyên truyền, hướng dẫn"),

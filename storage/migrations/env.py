@@ -3,7 +3,7 @@ no alembic.ini to keep in step: the connection comes in config attributes."""
 from alembic import context
 from sqlalchemy import pool
 
-from storage.db import make_engine
+from storage.db import make_sql_engine
 from storage.models import Base
 
 config = context.config
@@ -15,8 +15,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    sql_engine = make_sql_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with sql_engine.connect() as connection:
         _run(connection)
 
 
