@@ -22,3 +22,9 @@ def login(client, username: str, password: str = DEMO_PASSWORD) -> str:
     response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     assert response.status_code == 302, f"login as {username} failed: {response.status_code}"
     return csrf_token(client)
+
+
+def signed_in(app, username: str):
+    """A test client of the app signed in as a demo user, and its CSRF token."""
+    client = app.test_client()
+    return client, login(client, username)

@@ -3,8 +3,8 @@ change (forms and the API), no cross-origin reads, cookies and secrets in
 production, sessions bound to their browser and ended by signing out
 (copied, remembered and forged cookies included), no open redirect after
 sign-in. What the application answers (headers, caching, templates,
-uploads, escaping) is in tests/test_web_security_responses.py; the shared
-setting in tests/support/security_scene.py."""
+uploads, escaping) is in tests/web_security/test_responses.py; the shared
+setting in tests/web_security/conftest.py."""
 from __future__ import annotations
 
 import io
@@ -16,32 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import User
-from testkit.web_login import csrf_token
+from testkit.web_login import csrf_token, signed_in
 from tests.support.app import make_app
 from tests.support.db_state import snapshot
 from tests.support.product_records import PDF
-from tests.support.security_scene import make_scene, security_app, signed_in, sqlite_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NATIONAL_XML = (ROOT / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    """SQLite only: these properties belong to the web layer, not the database."""
-    return sqlite_url(tmp_path)
-
-
-@pytest.fixture
-def app(world, db_url, tmp_path, audit_signing_key):
-    return security_app(world, db_url, tmp_path, audit_signing_key)
-
-
-@pytest.fixture
-def scene(world, app):
-    """The product at the district's idea review, with one evidence file,
-    one notification and one training enrolment."""
-    return make_scene(world, app)
 
 
 # --- CSRF ----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 headers on every kind of response, signed-in pages never cached, templates
 without inline script (so the CSP can stay strict), uploads never served
 as active content, user text always escaped. The requests (CSRF, cookies,
-sessions, redirects) are in tests/test_web_security_requests.py; the shared
-setting in tests/support/security_scene.py."""
+sessions, redirects) are in tests/web_security/test_requests.py; the shared
+setting in tests/web_security/conftest.py."""
 from __future__ import annotations
 
 import io
@@ -15,28 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.models import Document, ProcessDefinition, Product
-from tests.support.security_scene import PRODUCT, make_scene, security_app, signed_in, sqlite_url
+from testkit.web_login import signed_in
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "web" / "templates"
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    """SQLite only: these properties belong to the web layer, not the database."""
-    return sqlite_url(tmp_path)
-
-
-@pytest.fixture
-def app(world, db_url, tmp_path, audit_signing_key):
-    return security_app(world, db_url, tmp_path, audit_signing_key)
-
-
-@pytest.fixture
-def scene(world, app):
-    """The product at the district's idea review, with one evidence file,
-    one notification and one training enrolment."""
-    return make_scene(world, app)
+PRODUCT = "Hồ tiêu Gio Linh"  # the scene's product (conftest.py)
 
 
 # --- security headers -------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""The setting of the web security tests (tests/test_web_security_requests.py
-and tests/test_web_security_responses.py): their database (SQLite only),
+"""The setting of the web security tests (test_requests.py: what a request
+may do; test_responses.py: what a response gives away): their database (SQLite only),
 their application (checkpoint key made, login rate limit off, CSRF checks
-on as in production), the scene they aim at, and signing in a test client.
-Each of the two modules wraps these in its own fixtures."""
+on as in production) and the scene they aim at."""
 from __future__ import annotations
 
 import io
 
+import pytest
 from sqlalchemy import select
 
 from audit import checkpoints
@@ -20,12 +20,14 @@ from tests.support.product_records import PDF, notification_and_enrolment
 PRODUCT = "Hồ tiêu Gio Linh"
 
 
-def sqlite_url(tmp_path) -> str:
+@pytest.fixture
+def db_url(tmp_path) -> str:
     """SQLite only: these properties belong to the web layer, not the database."""
     return f"sqlite:///{tmp_path / 'ocop.db'}"
 
 
-def security_app(world, db_url, tmp_path, audit_signing_key):
+@pytest.fixture
+def app(world, db_url, tmp_path, audit_signing_key):
     checkpoints.create_key(audit_signing_key)
     application = make_app(world, db_url, tmp_path, RATELIMIT_ENABLED=False)
     # Everything the security tests check relies on Flask-WTF's check being on, as in production.
@@ -33,7 +35,8 @@ def security_app(world, db_url, tmp_path, audit_signing_key):
     return application
 
 
-def make_scene(world, app) -> dict:
+@pytest.fixture
+def scene(world, app) -> dict:
     """The product at the district's idea review, with one evidence file,
     one notification and one training enrolment."""
     cycle = Cycle(world, PRODUCT).start()
@@ -53,8 +56,3 @@ def make_scene(world, app) -> dict:
     return {"task": cycle.task("review_idea").id, "product": cycle.product_id, "instance": cycle.instance_id,
             "document": document, "notification": notification, "enrolment": enrolment, "officer": officer,
             "central": str(central)}
-
-
-def signed_in(app, username: str):
-    client = app.test_client()
-    return client, login(client, username)
