@@ -107,6 +107,7 @@ class Execution:
         self.failing: dict[str, str] = dict(FAILING.get() or {})
         self.failed: list[ServiceTaskFailed] = []
         self._view: InstanceView | None = None
+        self._row_locked = False  # see lock_instance_row
 
     def call_service(self, task, name: str, params: dict) -> str:
         element = task.task_spec.bpmn_id
@@ -116,6 +117,8 @@ class Execution:
         if handler is None:
             raise ServiceTaskFailed(f"no handler '{name}' (element {element})", element, name)
         values = {key: param["value"] for key, param in params.items()}
+        if not handler.pure:
+            self.lock_instance_row()
         if self._view is None:
             self._view = InstanceView.of(self.instance)
         context = HandlerContext(self.unit, self._view, element, task.data, self.now.date(), self.now)
@@ -128,6 +131,24 @@ class Execution:
         self.events.append(PendingEvent("service_called", task.task_spec.bpmn_id, {
             "handler": name, "step": cycle_step_of(task.task_spec), "params": values, "result": result}))
         return json.dumps(result, default=str)
+
+    def lock_instance_row(self) -> None:
+        """Before a handler writes, lock the instance row (still at the version
+        the call read), so that every engine call locks it before anything
+        else. A handler may update rows a concurrent call also changes (the
+        escalation flags the instance's inbox rows, which a completion
+        replaces after its own instance UPDATE): taken in the other order,
+        the two calls would deadlock instead of one of them getting a
+        ConcurrencyConflict. Raises ConcurrencyConflict when another call
+        committed a newer version first."""
+        if self._row_locked:
+            return
+        instance = self.instance
+        locked = self.connection.execute(statements.LOCK_INSTANCE, {
+            "instance_id": instance.id, "old_version": instance.version}).rowcount
+        if locked != 1:
+            raise ConcurrencyConflict(instance.id)
+        self._row_locked = True
 
 
 # --- the process's caches ---------------------------------------------------------
@@ -287,6 +308,8 @@ def service_failure(err: WorkflowException) -> ServiceTaskFailed:
     as a service failure (e.g. a parameter expression that cannot be
     evaluated: SpiffWorkflow names the task)."""
     cause = getattr(err, "error", None) or err.__cause__ or err.__context__
+    if isinstance(cause, ConcurrencyConflict):  # not the service's failure: the call lost a race
+        raise cause from None
     if isinstance(cause, ServiceTaskFailed):
         return cause
     task = getattr(err, "task", None)

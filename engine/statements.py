@@ -125,6 +125,13 @@ INSERT_TIMERS = insert(TimerDue.__table__)
 DELETE_INBOX_ROWS = delete(_tasks).where(_tasks.c.id.in_(bindparam("ids", expanding=True)))
 
 
+# Lock the instance row at the version a call read, changing nothing
+# (execution.Execution.lock_instance_row).
+LOCK_INSTANCE = (update(_instances)
+                 .where(_instances.c.id == bindparam("instance_id"), _instances.c.version == bindparam("old_version"))
+                 .values(version=_instances.c.version))
+
+
 @functools.lru_cache(maxsize=64)
 def update_instance(columns: tuple[str, ...]):
     """UPDATE process_instance SET <columns> WHERE id = :instance_id AND

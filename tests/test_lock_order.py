@@ -1,0 +1,74 @@
+"""Two engine calls on one instance at once, where one runs a handler that
+writes rows the other call changes too, end with one ConcurrencyConflict
+and nothing lost -- never a database deadlock (a 500).
+
+The district officer completes the dossier check at the moment the worker
+fires its 15-working-day escalation: the escalation handler flags the
+instance's inbox rows, which the completion replaces. Every engine call
+locks the instance row before a handler writes (execution.Execution
+.lock_instance_row); in the other order PostgreSQL finds a deadlock."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from audit import verification
+from engine import calendar, execution
+from engine.errors import ConcurrencyConflict
+from handlers import registry
+from testkit.cycle import Cycle
+
+SEED = "Hồ tiêu Gio Linh"
+STEPS = ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan", "support_record",
+         "submit_dossier")
+
+
+def test_an_escalation_and_a_completion_at_once_end_in_one_conflict(world, clock, monkeypatch):
+    cycle = Cycle(world, SEED).start()
+    for form_key in STEPS:
+        cycle.do(form_key)
+    task, officer = cycle.task("check_dossier"), cycle.actor("check_dossier")
+    before = cycle.instance().version
+    clock.now = calendar.add_working_days(clock.now, 15) + timedelta(hours=1)
+    # Both calls reach the point where the deadlock used to begin: the
+    # escalation has written its rows, the completion is about to save.
+    both_there = threading.Barrier(2, timeout=20)
+    escalation = registry.get("escalate_overdue")
+    real_escalate, real_save = escalation.function, execution.save
+
+    def escalate_then_wait(context, **params):
+        result = real_escalate(context, **params)
+        both_there.wait()
+        return result
+
+    def wait_then_save(call, status=None):
+        if threading.current_thread().name == "completion":
+            both_there.wait()
+        return real_save(call, status)
+
+    monkeypatch.setattr(escalation, "function", escalate_then_wait)
+    monkeypatch.setattr(execution, "save", wait_then_save)
+    outcomes: dict[str, object] = {}
+
+    def run(name, call):
+        try:
+            outcomes[name] = call()
+        except Exception as err:  # noqa: BLE001 - the test reports whatever happened
+            outcomes[name] = err
+
+    threads = [threading.Thread(target=run, name="timer", args=("timer", lambda: world.fire_due_timers(
+                   cycle.instance_id))),
+               threading.Thread(target=run, name="completion", args=("completion", lambda: world.complete_task(
+                   task.id, {"decision": "forward"}, officer)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    monkeypatch.undo()
+    conflicts = [name for name, outcome in outcomes.items() if isinstance(outcome, ConcurrencyConflict)]
+    others = {name: outcome for name, outcome in outcomes.items() if isinstance(outcome, Exception)
+              and name not in conflicts}
+    assert len(outcomes) == 2 and not others, outcomes
+    assert len(conflicts) == 1, outcomes
+    assert cycle.instance().version == before + 1  # exactly one of the two was written
+    assert verification.verify(world, [cycle.instance_id]).ok
