@@ -1,5 +1,5 @@
 """Delivering the outbox: `notification` rows written by the `notify`
-handler inside a step's transaction reach their people after commit.
+handler inside an engine call's transaction reach their people after commit.
 
 In-app: one `notification_receipt` per addressee -- the owner of the
 producer, or every active holder of the role for the area -- which the

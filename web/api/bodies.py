@@ -27,7 +27,7 @@ def json_body(optional: bool = False) -> dict:
 @functools.lru_cache(maxsize=None)
 def _schema(schema_class: type[Schema]) -> Schema:
     """One instance per response schema: marshmallow copies every declared
-    field when a schema is made, which costs more than dumping a step's
+    field when a schema is made, which costs more than dumping an engine call's
     result; dumping keeps no state in the instance."""
     return schema_class()
 
