@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import func, select
+
 from background.jobs import job
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import ConcurrencyConflict, ServiceTaskFailed
+from storage.models import TimerDue
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 def fire_due_timers(engine: BpmnEngine) -> int:
     """Instances whose due timers fired in this run."""
     fired = 0
-    for instance_id in engine.due_timer_instances():
+    for instance_id in due_instances(engine):
         try:
             if engine.fire_due_timers(instance_id) is not None:
                 fired += 1
@@ -31,5 +34,13 @@ def fire_due_timers(engine: BpmnEngine) -> int:
             # refreshed timer_due, and a timer still due is fired next run.
             log.info("instance %s changed while its timers fired; trying again next run", instance_id)
         except ServiceTaskFailed as err:
-            log.warning("instance %s: a step after its timer failed: %s", instance_id, err)
+            log.warning("instance %s: a service task after its timer failed: %s", instance_id, err)
     return fired
+
+
+def due_instances(engine: BpmnEngine, limit: int = 500) -> list[int]:
+    """Running instances with a timer due by the engine's clock, the longest overdue first."""
+    with engine.db.reading() as session:
+        return list(session.scalars(
+            select(TimerDue.instance_id).where(TimerDue.due_at <= engine.clock())
+            .group_by(TimerDue.instance_id).order_by(func.min(TimerDue.due_at)).limit(limit)))

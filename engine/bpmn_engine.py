@@ -24,7 +24,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,7 +51,7 @@ from engine.stepping import EngineWorkflow
 from handlers.context import ProductView
 from storage.areas import area_chain
 from storage.db import Database, connection_of
-from storage.models import InboxTask, Incident, ProcessDefinition, ProcessInstance, TimerDue
+from storage.models import InboxTask, Incident, ProcessDefinition, ProcessInstance
 
 DEFAULT_MAX_RESUBMISSIONS = 3
 T = TypeVar("T")
@@ -177,11 +177,11 @@ class BpmnEngine:
 
     def active_definition(self, session: Session, province_id: int | None) -> ProcessDefinition:
         """The province's own active variant if it has one, else the national one."""
-        return session.get(ProcessDefinition, self.active_version(session, province_id).id)
+        return session.get(ProcessDefinition, self._active_version(session, province_id).id)
 
     @staticmethod
-    def active_version(session: Session, province_id: int | None):
-        """active_definition's id, name, version and province_id only (a
+    def _active_version(session: Session, province_id: int | None):
+        """The active definition's id, name, version and province_id only (a
         plain row, one statement: what a start needs)."""
         rows = session.connection().execute(statements.ACTIVE_DEFINITIONS, {"province_id": province_id}).all()
         for scope in (province_id, None):
@@ -189,10 +189,6 @@ class BpmnEngine:
             if definition is not None:
                 return definition
         raise NoActiveDefinition(f"no active diagram for province {province_id} nor a national one")
-
-    def spec_for(self, unit: Session | Connection, definition_id: int, process_id: str):
-        """(spec, subprocess specs) of one process of a deployed version."""
-        return self.specs.spec_for(unit, definition_id, process_id)
 
     # --- starting instances -------------------------------------------------------
 
@@ -208,7 +204,7 @@ class BpmnEngine:
         if not access.may_start_outreach(actor, jurisdiction_id, chain):
             raise NotAllowed("only the area's OCOP officer, its province's program manager "
                              "or an administrator may start an outreach campaign")
-        definition = self.active_version(session, chain.get("province"))
+        definition = self._active_version(session, chain.get("province"))
         data = {"jurisdiction_id": jurisdiction_id, "year": year}
         return self._start(session, definition, diagram.OUTREACH_PROCESS, None,
                            jurisdiction_id, chain, year, data, actor, now)
@@ -233,7 +229,7 @@ class BpmnEngine:
         chain = area_chain(session, commune_id)
         self._require_open_window(session, chain, now.date())
         self._require_not_in_cycle(session, product.id, year)
-        definition = self.active_version(session, chain.get("province"))
+        definition = self._active_version(session, chain.get("province"))
         data = {
             "product_id": product.id, "product_name": product.name,
             "product_group": product.group_code, "producer_id": product.producer_id,
@@ -263,7 +259,7 @@ class BpmnEngine:
 
     def _start(self, session, definition, process_id, product: ProductView | None, jurisdiction_id,
                areas, year, data, actor, now) -> Outcome:
-        spec, subprocess_specs = self.spec_for(session, definition.id, process_id)
+        spec, subprocess_specs = self.specs.spec_for(session, definition.id, process_id)
         instance = statements.InstanceRow(
             id=0, definition_id=definition.id, process_id=process_id, product_id=product.id if product else None,
             jurisdiction_id=jurisdiction_id, areas=areas, year=year, status="running", current_step=None,
@@ -392,7 +388,7 @@ class BpmnEngine:
         return self.run(lambda session: self._cancel(session, instance_id, actor, reason))
 
     def _cancel(self, session: Session, instance_id: int, actor: Actor, reason: str) -> Outcome:
-        instance = self.read_instance(session, instance_id)
+        instance = self._read_instance(session, instance_id)
         if instance is None:
             raise LookupError(f"no instance {instance_id}")
         if instance.status != "running":
@@ -417,7 +413,7 @@ class BpmnEngine:
 
     def _fire_due_timers(self, session: Session, instance_id: int) -> Outcome | None:
         now = self.clock()
-        instance = self.read_instance(session, instance_id)
+        instance = self._read_instance(session, instance_id)
         if instance is None or instance.status != "running":
             return None
         call = Execution(session, instance, now)
@@ -432,13 +428,6 @@ class BpmnEngine:
         execution.advance(call)
         call.events.insert(0, PendingEvent("timer_fired", fired[0], {"elements": fired}))
         return self._finish(call)
-
-    def due_timer_instances(self, limit: int = 500) -> list[int]:
-        """Running instances with a timer due by now, the longest overdue first."""
-        with self.db.transaction() as session:
-            return list(session.scalars(
-                select(TimerDue.instance_id).where(TimerDue.due_at <= self.clock())
-                .group_by(TimerDue.instance_id).order_by(func.min(TimerDue.due_at)).limit(limit)))
 
     # --- failed service tasks -------------------------------------------------------------
 
@@ -461,7 +450,7 @@ class BpmnEngine:
             raise LookupError(f"no incident {incident_id}")
         if incident.status not in incidents.ACTIVE:
             return None
-        instance = self.read_instance(session, incident.instance_id)
+        instance = self._read_instance(session, incident.instance_id)
         if actor is not None and not access.supervises(actor, instance.areas):
             raise NotAllowed("only a program manager of the province or an administrator may retry or skip")
         if instance.status != "running":
@@ -484,7 +473,7 @@ class BpmnEngine:
     # --- reading ----------------------------------------------------------------------------
 
     @staticmethod
-    def read_instance(session: Session, instance_id: int) -> statements.InstanceRow | None:
+    def _read_instance(session: Session, instance_id: int) -> statements.InstanceRow | None:
         """The instance (without its state) and its product, as an engine call reads them."""
         row = session.connection().execute(statements.INSTANCE, {"instance_id": instance_id}).first()
         return statements.instance_row(row._mapping) if row is not None else None

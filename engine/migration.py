@@ -174,7 +174,7 @@ def _plan_one(engine: BpmnEngine, session: Session, instance: ProcessInstance | 
     if result.reasons:
         return result, None
     try:
-        spec, subprocess_specs = engine.spec_for(session, target.id, instance.process_id)
+        spec, subprocess_specs = engine.specs.spec_for(session, target.id, instance.process_id)
     except KeyError:
         result.reasons.append(f"the target has no process {instance.process_id}")
         return result, None
@@ -282,8 +282,8 @@ def _leftovers(workflow, spec, subprocess_specs) -> list[str]:
 def _spec_changes(engine: BpmnEngine, session: Session, from_id: int, to_id: int, process_id: str) -> dict:
     """The element-level difference of two versions of one process:
     {changed: {element: [attributes]}, added: [...], removed: [...]}."""
-    old, _ = engine.spec_for(session, from_id, process_id)
-    new, _ = engine.spec_for(session, to_id, process_id)
+    old, _ = engine.specs.spec_for(session, from_id, process_id)
+    new, _ = engine.specs.spec_for(session, to_id, process_id)
     diff = SpecDiff(SERIALIZER.registry, old, new)
     return {"changed": {ts.name: sorted(attrs) for ts, attrs in diff.changed.items()},
             "added": sorted(ts.name for ts in diff.added),

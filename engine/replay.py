@@ -179,7 +179,7 @@ class Replay:
             ProcessDefinition.name == name, ProcessDefinition.version == version))
         if self.definition is None:
             raise Drift(call.seq, f"the history starts on {name} version {version}, which is not deployed")
-        spec, subprocess_specs = self.engine.spec_for(self.session, self.definition.id, call.element_id)
+        spec, subprocess_specs = self.engine.specs.spec_for(self.session, self.definition.id, call.element_id)
         run.workflow = self.workflow = BpmnWorkflow(spec, subprocess_specs,
                                                     script_engine=SafeScriptEngine(run.call_service))
         for task in run.workflow.get_tasks(state=TaskState.READY):
@@ -233,7 +233,7 @@ class Replay:
         target = self.session.get(ProcessDefinition, call.data.get("to_definition"))
         if target is None or target.version != call.data.get("to_version"):
             raise Drift(call.seq, f"migrated to definition {call.data.get('to_definition')}, which is not deployed")
-        spec, subprocess_specs = self.engine.spec_for(self.session, target.id, self.instance.process_id)
+        spec, subprocess_specs = self.engine.specs.spec_for(self.session, target.id, self.instance.process_id)
         try:
             move_workflow(self.workflow, spec, subprocess_specs)
         except Exception as err:  # noqa: BLE001 - any failure is where the replay parts ways
