@@ -140,15 +140,19 @@ class Execution:
         replaces after its own instance UPDATE): taken in the other order,
         the two calls would deadlock instead of one of them getting a
         ConcurrencyConflict. Raises ConcurrencyConflict when another call
-        committed a newer version first."""
+        committed a newer version first. SQLite needs none of this: it has
+        one write lock for the whole database, so writers never wait on
+        each other in two places."""
         if self._row_locked:
+            return
+        self._row_locked = True
+        if self.connection.dialect.name == "sqlite":
             return
         instance = self.instance
         locked = self.connection.execute(statements.LOCK_INSTANCE, {
-            "instance_id": instance.id, "old_version": instance.version}).rowcount
-        if locked != 1:
+            "instance_id": instance.id, "old_version": instance.version}).first()
+        if locked is None:
             raise ConcurrencyConflict(instance.id)
-        self._row_locked = True
 
 
 # --- the process's caches ---------------------------------------------------------

@@ -125,11 +125,13 @@ INSERT_TIMERS = insert(TimerDue.__table__)
 DELETE_INBOX_ROWS = delete(_tasks).where(_tasks.c.id.in_(bindparam("ids", expanding=True)))
 
 
-# Lock the instance row at the version a call read, changing nothing
-# (execution.Execution.lock_instance_row).
-LOCK_INSTANCE = (update(_instances)
+# Lock the instance row if it is still at the version a call read
+# (execution.Execution.lock_instance_row). Under READ COMMITTED a row locked
+# by another transaction is waited for and checked again once that one
+# commits: a newer version then matches nothing.
+LOCK_INSTANCE = (select(_instances.c.id)
                  .where(_instances.c.id == bindparam("instance_id"), _instances.c.version == bindparam("old_version"))
-                 .values(version=_instances.c.version))
+                 .with_for_update())
 
 
 @functools.lru_cache(maxsize=64)

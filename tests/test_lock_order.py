@@ -30,15 +30,19 @@ def test_an_escalation_and_a_completion_at_once_end_in_one_conflict(world, clock
     task, officer = cycle.task("check_dossier"), cycle.actor("check_dossier")
     before = cycle.instance().version
     clock.now = calendar.add_working_days(clock.now, 15) + timedelta(hours=1)
-    # Both calls reach the point where the deadlock used to begin: the
-    # escalation has written its rows, the completion is about to save.
+    # The order in which the deadlock used to come: the escalation writes
+    # its rows; the completion then writes its instance row (unless the
+    # timer's call locked it first: then it waits for the timer's commit);
+    # only then does the timer go on to write the instance row.
     both_there = threading.Barrier(2, timeout=20)
+    completion_wrote = threading.Event()
     escalation = registry.get("escalate_overdue")
-    real_escalate, real_save = escalation.function, execution.save
+    real_escalate, real_save, real_write = escalation.function, execution.save, execution.write_instance
 
     def escalate_then_wait(context, **params):
         result = real_escalate(context, **params)
         both_there.wait()
+        completion_wrote.wait(timeout=3)  # never set when the timer holds the instance row
         return result
 
     def wait_then_save(call, status=None):
@@ -46,8 +50,15 @@ def test_an_escalation_and_a_completion_at_once_end_in_one_conflict(world, clock
             both_there.wait()
         return real_save(call, status)
 
+    def write_then_tell(unit, instance, values, events, now):
+        version = real_write(unit, instance, values, events, now)
+        if threading.current_thread().name == "completion":
+            completion_wrote.set()
+        return version
+
     monkeypatch.setattr(escalation, "function", escalate_then_wait)
     monkeypatch.setattr(execution, "save", wait_then_save)
+    monkeypatch.setattr(execution, "write_instance", write_then_tell)
     outcomes: dict[str, object] = {}
 
     def run(name, call):
