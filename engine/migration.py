@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_workflow, migrate_workflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine import execution
@@ -363,10 +363,13 @@ def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInst
     new_version = execution.write_instance(session, instance, values, run.events, now)
     execution.write_timers(session, instance.id, run.timers)
     connection = session.connection()
-    gone = list(stale_ids) + [row["id"] for row in rewritten]
-    if gone:
-        connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(gone)))
-    for rows in (new_rows, rewritten):
-        if rows:
-            connection.execute(insert(InboxTask.__table__), rows)
+    if stale_ids:
+        connection.execute(delete(InboxTask.__table__).where(InboxTask.id.in_(stale_ids)))
+    if new_rows:
+        connection.execute(insert(InboxTask.__table__), new_rows)
+    # Rewritten in place: deleting the row would take its drafts with it.
+    tasks = InboxTask.__table__
+    for row in rewritten:
+        connection.execute(update(tasks).where(tasks.c.id == row["id"])
+                           .values({key: value for key, value in row.items() if key != "id"}))
     return new_version

@@ -1,40 +1,20 @@
-"""Working a task: saving what was typed as a draft, and completing it.
+"""Drafts: a task's form saved as typed ({field name: [values]}), per task
+and user, without completing it; it never changes the workflow.
 
-A completion is one transaction whichever way it comes (the task page's
-form post or the JSON API): the engine runs the task (BpmnEngine.complete_task)
-and, in the same transaction, the task's drafts -- anyone's -- are removed,
-since the task is gone from every inbox.
-
-A draft keeps a form as typed ({field name: [values]}), per task and user;
-it never changes the workflow.
+A task is completed by BpmnEngine.complete_task, from the task page and the
+API alike. Its drafts -- anyone's -- go with its inbox row, whatever takes
+the task out of the inbox (a completion, a timer, a cancellation): the
+schema says so (task_draft.task_id references task.id ON DELETE CASCADE).
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.access import Actor
-from engine.bpmn_engine import BpmnEngine
-from engine.execution import Outcome
 from storage.db import Database
 from storage.models import InboxTask, Producer, TaskDraft
-
-# Built once: every completion runs it.
-_DELETE_DRAFTS = delete(TaskDraft.__table__).where(TaskDraft.__table__.c.task_id == bindparam("task_id"))
-
-
-def complete(engine: BpmnEngine, task_id: str, data: dict, actor: Actor) -> Outcome:
-    """Complete the task with its form data and remove its drafts, in one
-    transaction. Raises what the engine raises (FormInvalid, NotAllowed,
-    ClaimedByOther, ConcurrencyConflict, ...), having changed nothing."""
-    def work(connection: Connection) -> Outcome:
-        outcome = engine.complete_task(task_id, data, actor, unit=connection)
-        connection.execute(_DELETE_DRAFTS, {"task_id": task_id})
-        return outcome
-    return engine.run(work, plain=True)
 
 
 def draft_of(session: Session, task_id: str, user_id: int) -> TaskDraft | None:

@@ -385,7 +385,8 @@ class TaskDraft(Base):
     __tablename__ = "task_draft"
     __table_args__ = (UniqueConstraint("task_id", "user_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    # Drafts go with their task's inbox row, however the task leaves the inbox.
+    task_id: Mapped[str] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     saved_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -173,7 +173,7 @@ def test_claim_then_complete_review_idea_moves_the_product_on(world, app):
 
 def test_completing_through_the_api_removes_the_tasks_draft(world, app):
     """A completion is one transaction whichever way it comes: the draft
-    saved on the task page goes with the task (programme.tasks.complete)."""
+    saved on the task page goes with the task (its inbox row takes its drafts)."""
     cycle = _at_review_idea(world, "Hồ tiêu Gio Linh")
     task_id = cycle.task("review_idea").id
     client, csrf = _session_client(app, "cb.qt-gl")

@@ -287,7 +287,7 @@ def task(task_id: str):
     try:
         # The task's drafts (anyone's) are removed in the same transaction:
         # the task is gone from every inbox.
-        result = tasks.complete(bpmn_engine(), task_id, data, me)
+        result = bpmn_engine().complete_task(task_id, data, me)
     except FormInvalid as err:
         return _render_task(task_id, request.form, status=422,
                             errors=task_forms.field_errors(row.form_key, err.errors, sheet_rows),

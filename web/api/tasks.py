@@ -1,9 +1,8 @@
 """The inbox through the JSON API: listing the caller's tasks, claiming and
 giving them back, completing them with their form data.
 
-A completion goes through programme.tasks.complete, as the task page's
-form does: the engine runs the task and the task's drafts are removed in
-the same transaction.
+A completion is BpmnEngine.complete_task, as for the task page's form;
+the task's drafts go with its inbox row (a foreign key, ON DELETE CASCADE).
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from engine.errors import NotAllowed, UnknownTask
 from engine.forms import FORMS, form_schema
 from programme import records
 from programme.inbox import PAGE_SIZE, InboxFilter, counts, list_tasks
-from programme.tasks import complete
 from storage.db import as_utc
 from storage.models import InboxTask
 from web.api import api
@@ -107,5 +105,5 @@ def complete_task(task_id: str):
     """The body is the task's form (its form_key names which); invalid data
     answers 422 with per-field messages and changes nothing."""
     data = json_body()
-    result = _on_task(task_id, lambda: complete(bpmn_engine(), task_id, data, caller()))
+    result = _on_task(task_id, lambda: bpmn_engine().complete_task(task_id, data, caller()))
     return dump(StepResultSchema, result)
