@@ -126,7 +126,8 @@ def acting_on_tasks(actor: Actor):
 def may_manage_producer(actor: Actor, producer_id: int | None, commune_id: int | None) -> bool:
     """Register and start a producer's products, upload their evidence: the
     producer's owner or its commune's OCOP officer."""
-    return producer_id in actor.producer_ids or actor.holds("commune_officer", commune_id)
+    return producer_id in actor.producer_ids or (
+        commune_id is not None and actor.holds("commune_officer", commune_id))
 
 
 def managed_producers(actor: Actor):
@@ -179,8 +180,10 @@ def readable_products(actor: Actor, producer_id, commune, up1, up2):
 def supervises(actor: Actor, areas) -> bool:
     """Cancel an instance, release or reassign its tasks, retry or skip its
     failed service tasks: program managers of its province and
-    administrators. `areas` is the instance's area chain ({level: id})."""
-    return actor.is_admin or actor.holds("program_manager", areas.get("province"))
+    administrators. `areas` is the instance's area chain ({level: id}); a
+    role held for no area (only a forged row has one) covers nothing."""
+    province = areas.get("province")
+    return actor.is_admin or (province is not None and actor.holds("program_manager", province))
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,6 @@ def may_start_outreach(actor: Actor, jurisdiction_id: int, areas) -> bool:
     """Start cycle step 1 (the outreach campaign) in a locality: its own
     OCOP officer (district, or commune directly under a province), its
     province's program manager, or an administrator of the central level."""
-    return any(actor.holds(role, area) for role, area in (
+    return any(area is not None and actor.holds(role, area) for role, area in (
         ("district_officer", jurisdiction_id), ("commune_officer", jurisdiction_id),
         ("program_manager", areas.get("province")), ("admin", areas.get("central"))))

@@ -205,3 +205,19 @@ def test_an_empty_scope_selects_nothing(policy_world):
         assert not session.scalars(select(Producer.id).where(access.managed_producers(nobody))).all()
         assert not session.scalars(select(ProcessInstance.id).where(Oversight().instances())).all()
         assert not session.scalars(select(InboxTask.id).where(Supervision().condition())).all()
+
+
+def test_a_role_held_for_no_area_grants_nothing(policy_world):
+    """Only a forged row holds a role for no area (administrators hold theirs
+    for the central level): it must not reach records whose area chain
+    lacks that level either."""
+    for role in sorted(set(ROLES) - {"admin", "auditor"}):
+        actor = Actor(1, "x", frozenset({(role, None)}))
+        for _product, producer_id, chain in policy_world.instances.values():
+            assert not access.supervises(actor, chain) and not access.supervises(actor, {})
+            assert not access.may_manage_producer(actor, producer_id, None)
+            assert not access.may_start_outreach(actor, chain.get("commune") or chain.get("central"), chain)
+            assert not access.may_act(actor, Row(role=role, jurisdiction_id=None, producer_id=producer_id))
+        with policy_world.db.sessions() as session:
+            assert not access.supervision_of(session, actor)
+        assert not access.oversight_of(actor)
