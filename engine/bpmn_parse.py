@@ -77,6 +77,11 @@ class Parser(SpiffBpmnParser):
     PROCESS_PARSER_CLASS = _SinksFirstProcessParser
 
 
+def supports(tag: str) -> bool:
+    """Whether SpiffWorkflow has a parser for elements of this (Clark) tag."""
+    return all(Parser(validator=None)._get_parser_class(tag))
+
+
 def parse_specs(root: etree._Element, filename: str) -> tuple[dict, list[Problem]]:
     """Every executable process of the tree -> (spec, subprocess specs),
     and a Problem for each process SpiffWorkflow refuses (its first error:
