@@ -201,6 +201,8 @@ def read_xml(xml: bytes) -> tuple[etree._Element | None, list[Problem]]:
     if len(xml) > MAX_BPMN_BYTES:
         return None, [_at(None, f"Tệp dài {len(xml)} byte, vượt giới hạn {MAX_BPMN_BYTES} byte",
                           f"The file is {len(xml)} bytes, over the limit of {MAX_BPMN_BYTES}", "xml")]
+    if not xml.strip():
+        return None, [_at(None, "Tệp trống: không có sơ đồ nào", "The file is empty: there is no diagram", "xml")]
     kind = _binary_kind(xml)
     if kind:
         return None, [_at(None, f"Đây là tệp {kind[0]}, không phải sơ đồ BPMN: hãy tải lên tệp .bpmn "

@@ -85,7 +85,7 @@ def test_oversized_file_is_refused():
 
 def test_xsd_violation_names_element_and_line():
     text = one_problem(SEED.replace('<bpmn:userTask id="task_register_idea"',
-                                    '<bpmn:userTask bogus="1" id="task_register_idea"', 1), "[xml] XSD")
+                                    '<bpmn:userTask bogus="1" id="task_register_idea"', 1), "[xml]", "XSD")
     assert "task_register_idea" in text and "line" in text
 
 
