@@ -7,7 +7,8 @@ Three things the library does not do for us:
   flow (`TaskParser.parse_node` parses each target before connecting it), so
   a chain of about 480 elements exhausted the recursion limit: here the
   elements are parsed sinks first (`_SinksFirstProcessParser`), so each call
-  finds its targets already parsed and returns at once;
+  finds its targets already parsed and returns at once (a long loop still
+  recurses: see `parse_specs`);
 - its messages are for programmers (cut-off sentences, `<Element ... at
   0x...>` reprs, several lines, no line number): `problem_from` rewrites
   them into plain one-line Problems in Vietnamese and English, named by the
@@ -16,6 +17,8 @@ Three things the library does not do for us:
 from __future__ import annotations
 
 import re
+import sys
+import threading
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -85,23 +88,82 @@ def supports(tag: str) -> bool:
 def parse_specs(root: etree._Element, filename: str) -> tuple[dict, list[Problem]]:
     """Every executable process of the tree -> (spec, subprocess specs),
     and a Problem for each process SpiffWorkflow refuses (its first error:
-    the library cannot go on inside a process after one)."""
+    the library cannot go on inside a process after one).
+
+    A chain is parsed without recursion, but a loop is not: the first of
+    its elements parsed recurses around the whole loop (the library
+    connects an element to its targets as it creates it, so something in a
+    loop must be created first, in full). A loop longer than about 480
+    elements therefore exhausts the default recursion limit; then the parse
+    is done again with room (`_with_room`)."""
+    specs, problems, deep = _parse_all(root, filename)
+    if deep:
+        specs, problems, _deep = _with_room(lambda: _parse_all(root, filename))
+    return specs, problems
+
+
+def _parse_all(root: etree._Element, filename: str) -> tuple[dict, list[Problem], bool]:
+    """(specs, problems, whether the recursion limit was hit)."""
     # The tree is already validated, so the parser gets no validator of its own.
     parser = Parser(validator=None)
     try:
         parser.add_bpmn_xml(root, filename)
     except Exception as err:  # noqa: BLE001 - any library failure is the diagram's problem, told plainly
-        return {}, [problem_from(err, root)]
+        return {}, [problem_from(err, root)], _recursed(err)
     specs: dict = {}
     problems: list[Problem] = []
+    deep = False
     for process_id in parser.get_process_ids():
         try:
             specs[process_id] = (parser.get_spec(process_id), parser.get_subprocess_specs(process_id))
         except Exception as err:  # noqa: BLE001 - as above
+            deep = deep or _recursed(err)
             found = problem_from(err, root, process_id)
             if not any((p.element_id, p.message) == (found.element_id, found.message) for p in problems):
                 problems.append(found)
-    return specs, problems
+    return specs, problems, deep
+
+
+def _recursed(err: Exception) -> bool:
+    # SpiffWorkflow wraps what its task parser raises: a RecursionError
+    # arrives as a ValidationException whose text is its repr.
+    return isinstance(err, RecursionError) or "RecursionError" in str(err)
+
+
+# Enough for a loop of about 5,000 elements (two frames per element). The
+# limit is interpreter-wide while raised; the parse's own thread gets a
+# large stack, and the other threads' Python frames are cheap on theirs
+# (Python-to-Python calls use no C stack since 3.11).
+ROOMY_RECURSION_LIMIT = 12_000
+ROOMY_STACK_BYTES = 256 * 1024 * 1024
+_room = threading.Lock()
+
+
+def _with_room(parse):
+    """Run `parse` in a thread with a large stack and the recursion limit
+    raised, restoring both after (one at a time: the limit is global)."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = parse()
+        except BaseException as err:  # noqa: BLE001 - handed back to the caller's thread
+            outcome["error"] = err
+
+    with _room:
+        old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+        threading.stack_size(ROOMY_STACK_BYTES)
+        try:
+            worker = threading.Thread(target=run, name="bpmn-parse-with-room")
+            sys.setrecursionlimit(max(old_limit, ROOMY_RECURSION_LIMIT))
+            worker.start()
+            worker.join()
+        finally:
+            sys.setrecursionlimit(old_limit)
+            threading.stack_size(old_stack)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 # --- SpiffWorkflow's messages in plain words --------------------------------------
