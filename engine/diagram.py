@@ -43,6 +43,10 @@ NS = {
 PRODUCT_PROCESS = "ocop_product_cycle"
 OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
+# The other namespaces of a BPMN file, for XSD messages.
+XSD_PREFIXES = {"bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+                "dc": "http://www.omg.org/spec/DD/20100524/DC",
+                "di": "http://www.omg.org/spec/DD/20100524/DI"}
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 # Tasks SpiffWorkflow leaves READY for a person (their specs are `manual`):
 # each must sit in a lane that is a role, or nobody can be offered it.
@@ -299,7 +303,7 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
 def _without_namespaces(message: str) -> str:
     """libxml2 writes '{http://www.omg.org/spec/BPMN/20100524/MODEL}userTask':
     the prefix a modeler shows is shorter."""
-    for prefix, uri in NS.items():
+    for prefix, uri in {**NS, **XSD_PREFIXES}.items():
         message = message.replace(f"{{{uri}}}", f"{prefix}:")
     return " ".join(message.split())
 
