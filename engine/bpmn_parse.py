@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from functools import lru_cache
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -80,6 +81,7 @@ class Parser(SpiffBpmnParser):
     PROCESS_PARSER_CLASS = _SinksFirstProcessParser
 
 
+@lru_cache(maxsize=64)
 def supports(tag: str) -> bool:
     """Whether SpiffWorkflow has a parser for elements of this (Clark) tag."""
     return all(Parser(validator=None)._get_parser_class(tag))

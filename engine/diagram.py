@@ -30,7 +30,7 @@ from lxml import etree
 from marshmallow import ValidationError
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
-from engine import bpmn_parse, expressions, forms, roles, timer_values
+from engine import bpmn_parse, expressions, forms, roles, timer_values, xml_messages
 from engine.errors import DiagramError, Problem
 from handlers import registry
 
@@ -43,10 +43,6 @@ NS = {
 PRODUCT_PROCESS = "ocop_product_cycle"
 OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
-# The other namespaces of a BPMN file, for XSD messages.
-XSD_PREFIXES = {"bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-                "dc": "http://www.omg.org/spec/DD/20100524/DC",
-                "di": "http://www.omg.org/spec/DD/20100524/DI"}
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 # Tasks SpiffWorkflow leaves READY for a person (their specs are `manual`):
 # each must sit in a lane that is a role, or nobody can be offered it.
@@ -171,16 +167,14 @@ def check(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram:
     if result.problems:
         return result
     unsupported = _unsupported(result.root)
-    # SpiffWorkflow reads a copy without what is refused already, so that
-    # it still reports what else is wrong (a data store stops its whole parse).
-    runnable = _without(result.root, unsupported)
-    result.specs, parsed = bpmn_parse.parse_specs(runnable, filename)
+    # SpiffWorkflow reads a copy without the data elements, refused already,
+    # so that it still reports what else is wrong (a data store stops its
+    # whole parse); its problems at the other unsupported elements repeat ours.
+    result.specs, parsed = bpmn_parse.parse_specs(_without_data(result.root), filename)
     flagged = {element.get("id") for element, _problem in unsupported}
     result.problems = ([problem for _element, problem in unsupported]
                        + [p for p in parsed if p.element_id not in flagged]
                        + _missing_processes(result.root) + lint(result.root))
-    if result.problems:
-        result.specs = {}
     result.warnings = lint_warnings(result.root)
     return result
 
@@ -268,20 +262,12 @@ def _doctype() -> Problem:
 
 
 def _syntax_problem(err: etree.XMLSyntaxError, xml: bytes) -> Problem:
-    """libxml2's message in plain words: its depth limit names an option
-    of the library, and the commonest mistakes deserve a sentence."""
-    message = " ".join((err.msg or "").split())
-    if "Excessive depth" in message or "depth" in message.lower() and "huge" in message.lower():
-        return Problem(f"Các phần tử XML lồng nhau quá sâu (quá {MAX_XML_DEPTH} cấp): "
-                       "một sơ đồ BPMN không bao giờ cần sâu như vậy", None, err.lineno, "xml",
-                       f"The XML elements are nested too deeply (more than {MAX_XML_DEPTH} levels): "
-                       "no BPMN diagram needs that")
     if not xml.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return Problem("Tệp không phải XML (không bắt đầu bằng '<'): sơ đồ BPMN là một tệp XML",
                        None, err.lineno, "xml",
                        "The file is not XML (it does not start with '<'): a BPMN diagram is an XML file")
-    return Problem(f"XML không hợp lệ (not well-formed) ở dòng {err.lineno}: {message}", None, err.lineno,
-                   "xml", f"The XML is not well-formed at line {err.lineno}: {message}")
+    vi, en = xml_messages.syntax(err.msg or "", MAX_XML_DEPTH)
+    return Problem(vi, None, err.lineno, "xml", en)
 
 
 def xsd_problems(root: etree._Element) -> list[Problem]:
@@ -292,20 +278,10 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
     problems = []
     for entry in schema.error_log:
         element = _element_at_line(root, entry.line)
-        message = _without_namespaces(entry.message)
-        problems.append(Problem(f"Không đúng lược đồ BPMN (XSD): {message}",
-                                element.get("id") if element is not None else None, entry.line, "xml",
-                                f"XSD: not valid BPMN: {message}",
+        vi, en = xml_messages.xsd(entry.message)
+        problems.append(Problem(vi, element.get("id") if element is not None else None, entry.line, "xml", en,
                                 element.get("name") if element is not None else None))
     return problems[:50]
-
-
-def _without_namespaces(message: str) -> str:
-    """libxml2 writes '{http://www.omg.org/spec/BPMN/20100524/MODEL}userTask':
-    the prefix a modeler shows is shorter."""
-    for prefix, uri in {**NS, **XSD_PREFIXES}.items():
-        message = message.replace(f"{{{uri}}}", f"{prefix}:")
-    return " ".join(message.split())
 
 
 def _missing_processes(root: etree._Element) -> list[Problem]:
@@ -331,14 +307,14 @@ def _unsupported(root: etree._Element) -> list[tuple]:
                             else ("liên kết dữ liệu", "a data association"))
         # An association is named by the task it belongs to.
         owner = element if "Store" in element.tag else element.getparent()
-        found.append((owner, _at(owner, f"Engine này không hỗ trợ {what_vi} ({_local(element)}): dữ liệu "
+        found.append((element, _at(owner, f"Engine này không hỗ trợ {what_vi} ({_local(element)}): dữ liệu "
                                         "của quy trình là dữ liệu của biểu mẫu và các biến",
                                  f"{what_en[0].upper()}{what_en[1:]} ({_local(element)}) is not supported by "
                                  "this engine: a process's data are its forms and variables", "bpmn")))
     for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("subProcess", "transaction"))):
         if scope.find(f"{{{NS['bpmn']}}}startEvent") is None:
             found.append((scope, _at(scope, "Quy trình con không có sự kiện bắt đầu: engine này cần một sự "
-                                            "kiện bắt đầu (không loại) trong mỗi quy trình con",
+                                            "kiện bắt đầu thông thường trong mỗi quy trình con",
                                      "A sub-process without a start event is not supported by this engine: "
                                      "put a (none) start event in it", "bpmn")))
     for task in root.iter(f"{{{NS['bpmn']}}}businessRuleTask"):
@@ -352,16 +328,13 @@ def _unsupported(root: etree._Element) -> list[tuple]:
     return found
 
 
-def _without(root: etree._Element, unsupported: list[tuple]) -> etree._Element:
-    """A copy of the tree without the data elements refused already (the
-    rest of what is unsupported stays: SpiffWorkflow's problems at those
-    elements are dropped instead)."""
-    if not any(_local(element) in _DATA_ELEMENTS or element.find(f"{{{NS['bpmn']}}}dataInputAssociation")
-               is not None or element.find(f"{{{NS['bpmn']}}}dataOutputAssociation") is not None
-               for element, _problem in unsupported):
+def _without_data(root: etree._Element) -> etree._Element:
+    """The tree, or a copy of it without data stores and data associations."""
+    tags = [f"{{{NS['bpmn']}}}{tag}" for tag in _DATA_ELEMENTS]
+    if next(root.iter(*tags), None) is None:
         return root
     runnable = copy.deepcopy(root)
-    for element in list(runnable.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _DATA_ELEMENTS))):
+    for element in list(runnable.iter(*tags)):
         element.getparent().remove(element)
     return runnable
 
