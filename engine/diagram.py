@@ -735,24 +735,21 @@ def _lint_timer(kind: str, source: str, owner) -> list[Problem]:
     """A timer's expression is checked like any other; when it is a
     literal its value is checked now (timer_values), else it depends on
     process variables and is checked when the timer starts."""
-    label = (f"hẹn giờ ({kind})", f"timer ({kind})")
-    problems = _lint_code(expressions.check_expression, source, owner, label)
-    if problems:
-        return problems
+    bare = source.strip()
     try:
-        value = ast.literal_eval(source.strip())
+        value = ast.literal_eval(bare)
     except (ValueError, SyntaxError):
-        bare = source.strip()
         if timer_values.problem(kind, bare) is None or timer_values.problem("timeDuration", bare) is None:
-            # `P1D` without quotes is the name of a variable nobody sets.
+            # `P1D` unquoted is the name of a variable nobody sets; a date
+            # unquoted is not even an expression.
             return [_at(owner, f"Hẹn giờ ({kind}): '{bare}' phải được đặt trong dấu nháy ('{bare}'), nếu không "
-                               "nó là tên một biến",
-                        f"timer ({kind}): '{bare}' must be quoted ('{bare}'), else it is the name of a variable")]
-        return []
-    found = timer_values.problem(kind, value)
-    if found is None:
-        return []
-    return [_at(owner, f"Hẹn giờ ({kind}): {found[0]}", f"timer ({kind}): {found[1]}")]
+                               "nó không phải một giá trị",
+                        f"timer ({kind}): '{bare}' must be quoted ('{bare}'), else it is not a value")]
+        return _lint_code(expressions.check_expression, source, owner, (f"hẹn giờ ({kind})", f"timer ({kind})"))
+    found = _lint_code(expressions.check_expression, source, owner, (f"hẹn giờ ({kind})", f"timer ({kind})"))
+    if not found and (problem := timer_values.problem(kind, value)) is not None:
+        found = [_at(owner, f"Hẹn giờ ({kind}): {problem[0]}", f"timer ({kind}): {problem[1]}")]
+    return found
 
 
 def _owner(node):

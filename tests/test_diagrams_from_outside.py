@@ -82,6 +82,7 @@ def boundary_timer(kind: str, text: str):
     ("timeDuration", "'P0D'", "is zero"),
     ("timeDuration", "'P9999999Y'", "longer than 100 years"),
     ("timeDuration", "P1D", "must be quoted"),
+    ("timeDate", "2026-10-30T17:00:00", "must be quoted"),
     ("timeDuration", "15", "must give an ISO 8601 text"),
     ("timeDate", "'P1D'", "is a duration; a timeDate needs a moment"),
     ("timeDate", "'2026-02-30T10:00:00'", "is not an ISO 8601 date and time"),
@@ -404,6 +405,31 @@ def test_every_engine_problem_of_a_file_is_reported():
                               f'targetRef="{flow.get("targetRef")}"/>')
     bpmn = [p for p in check(root).problems if p.layer == "bpmn"]
     assert {p.element_id for p in bpmn} == {"script_init_counters", "task_plan_outreach"}, list(map(str, bpmn))
+
+
+def test_libxml2s_messages_are_said_plainly():
+    mismatch = SEED.replace(b"</bpmn:process>", b"</bpmn:proces>", 1)
+    [problem] = diagram.check(mismatch).problems
+    assert "closing tag </proces> do not match" in problem.message_en and "không khớp" in problem.message
+    root = seed()
+    element(root, "task_check_dossier").set("bogus", "1")
+    [problem] = check(root).problems
+    assert problem.message_en == "XSD: not valid BPMN: bpmn:userTask may not have the attribute 'bogus'"
+    assert problem.element_name == "Kiểm tra hồ sơ sản phẩm"
+    assert_plain(problem)
+
+
+def test_a_call_to_a_missing_process_is_said_plainly():
+    root = seed()
+    process = element(root, diagram.OUTREACH_PROCESS)
+    flow = process.find(f"{{{BPMN}}}sequenceFlow")
+    add(process, '<bpmn:callActivity id="call_nowhere" name="Gọi quy trình khác" calledElement="nowhere"/>')
+    add(process, f'<bpmn:sequenceFlow id="to_call" sourceRef="{flow.get("sourceRef")}" targetRef="call_nowhere"/>'
+                 f'<bpmn:sequenceFlow id="from_call" sourceRef="call_nowhere" targetRef="{flow.get("targetRef")}"/>')
+    process.remove(flow)
+    problem = next(p for p in check(root).problems if p.layer == "bpmn")
+    assert "Process 'nowhere' is called (callActivity) but is not in the file" == problem.message_en
+    assert_plain(problem)
 
 
 def _zip() -> bytes:
