@@ -285,9 +285,11 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
 
 
 def _missing_processes(root: etree._Element) -> list[Problem]:
-    ids = {process.get("id") for process in root.iter(f"{{{NS['bpmn']}}}process")}
-    return [_at(None, f"Sơ đồ phải có quy trình '{pid}' (engine khởi động nó)",
-                f"The diagram must contain process '{pid}' (the engine starts it)", "bpmn")
+    # SpiffWorkflow builds no spec for a process marked not executable.
+    ids = {process.get("id") for process in root.iter(f"{{{NS['bpmn']}}}process")
+           if process.get("isExecutable", "true") == "true"}
+    return [_at(None, f"Sơ đồ phải có quy trình thực thi được '{pid}' (engine khởi động nó)",
+                f"The diagram must contain the executable process '{pid}' (the engine starts it)", "bpmn")
             for pid in REQUIRED_PROCESSES if pid not in ids]
 
 
@@ -628,10 +630,10 @@ def _lint_lane(task, lane: str | None) -> list[Problem]:
     known = ", ".join(role.label_vi for role in roles.LANE_ROLES)
     kind = _local(task)
     if not lane:
-        return [_at(task, f"Tác vụ chờ người làm ({kind}) phải nằm trong một làn (lane) là một vai trò "
-                          f"(các vai trò: {known})",
-                    f"{kind} waits for a person, so it must be in a lane that is a role; it is in no lane "
-                    f"(lane '(none)'; known: {known})")]
+        return [_at(task, f"Tác vụ chờ người làm ({kind}) phải nằm trong một làn (lane) là một vai trò; "
+                          f"nó không nằm trong làn nào (các vai trò: {known})",
+                    f"This {kind} waits for a person, so it must be in a lane that is a role; it is in no lane "
+                    f"(roles: {known})")]
     return [_at(task, f"Tác vụ chờ người làm ({kind}) nằm trong làn '{lane}', đây không phải một vai trò "
                       f"(các vai trò: {known})",
                 f"{kind} is in lane '{lane}', which is not a role (known: {known})")]
@@ -775,7 +777,7 @@ def _lint_code(checker, source: str, owner, label: tuple[str, str]) -> list[Prob
     try:
         checker(source)
     except expressions.ExpressionError as err:
-        return [_at(owner, f"{label_vi.capitalize()} không hợp lệ: {_one_line(err)}",
+        return [_at(owner, f"{label_vi.capitalize()} không hợp lệ: {_one_line(expressions.vietnamese(err))}",
                     f"{label_en}: {_one_line(err)}")]
     return []
 

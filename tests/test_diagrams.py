@@ -185,5 +185,5 @@ CAMUNDA = """<?xml version="1.0" encoding="UTF-8"?>
 def test_a_diagram_from_another_tool_gets_a_clear_list():
     found = problems(CAMUNDA)
     text = " | ".join(found)
-    assert "Activity_review" in text and "formKey '(missing)'" in text and "lane '(none)'" in text
+    assert "Activity_review" in text and "formKey '(missing)'" in text and "in no lane" in text
     assert "Activity_mail" in text and "names no handler" in text

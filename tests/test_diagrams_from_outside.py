@@ -498,3 +498,17 @@ def test_two_start_events_in_one_process_are_a_warning():
     assert "2 start events" in warning.message_en and first.get("id") in warning.message_en
     assert "sự kiện bắt đầu" in warning.message
     assert_plain(warning)
+
+
+@pytest.mark.parametrize("checker, source", [
+    ("check_expression", "__import__('os').system('id')"), ("check_expression", "().__class__.__bases__"),
+    ("check_expression", "_secret"), ("check_expression", "f(x=1)"), ("check_expression", "b'x'"),
+    ("check_expression", "'%d' % 1"), ("check_expression", "1 / 0"), ("check_expression", "x +"),
+    ("check_expression", "-" * 60 + "1"), ("check_expression", "1" * 2001),
+    ("check_script", "import os"), ("check_script", "_x = 1"), ("check_script", "x = (\n"),
+])
+def test_every_expression_refusal_has_its_vietnamese(checker, source):
+    from engine import expressions
+    with pytest.raises(expressions.ExpressionError) as refused:
+        getattr(expressions, checker)(source)
+    assert expressions.vietnamese(refused.value) != str(refused.value)
