@@ -16,6 +16,7 @@ PREFIXES = {
     "dc": "http://www.omg.org/spec/DD/20100524/DC",
     "di": "http://www.omg.org/spec/DD/20100524/DI",
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
 
 # (pattern, Vietnamese, English); the pattern's groups fill the {}.
@@ -43,6 +44,8 @@ _XSD = (
      "{0} thiếu thuộc tính bắt buộc '{1}'", "{0} lacks the required attribute '{1}'"),
     (r"Element '([^']+)': This element is not expected\. Expected is (?:one of )?\( ?(.*?) ?\)\.",
      "{0} không được đặt ở vị trí này (ở đây cần: {1})", "{0} is not expected here (expected: {1})"),
+    (r"Element '([^']+)': Missing child element\(s\)\. Expected is (?:one of )?\( ?(.*?) ?\)\.",
+     "{0} thiếu phần tử con (cần: {1})", "{0} lacks a child element (expected: {1})"),
     (r"Element '([^']+)': This element is not expected\.",
      "{0} không được đặt ở vị trí này", "{0} is not expected here"),
     (r"Element '([^']+)', attribute '([^']+)': '([^']*)' is not a valid value of the atomic type 'xs:ID'\.",
@@ -53,6 +56,9 @@ _XSD = (
     (r"Element '([^']+)': '([^']*)' is not a valid value of the (?:atomic|list) type '([^']+)'\.",
      "giá trị '{1}' của {0} không hợp lệ (cần kiểu {2})",
      "the value '{1}' of {0} is not valid (type {2} expected)"),
+    (r"Element '([^']+)', attribute 'xsi:type': The QName value '([^']*)' of the xsi:type attribute does not "
+     r"resolve to a type definition\.",
+     "kiểu '{1}' (xsi:type) của {0} không tồn tại", "the type '{1}' (xsi:type) of {0} does not exist"),
     (r"Element '([^']+)': No match found for key-sequence \['([^']*)'\] of keyref '[^']+'\.",
      "{0} tham chiếu '{1}', nhưng không có phần tử nào mang mã đó",
      "{0} refers to '{1}', but no element has that id"),

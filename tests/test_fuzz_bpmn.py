@@ -359,4 +359,7 @@ def damaged(draw) -> bytes:
 @given(xml=damaged())
 def test_a_damaged_diagram_gets_a_report_never_an_exception(xml):
     checked = diagram.check(xml)
-    assert all(problem.message for problem in checked.problems)
+    assert all(problem.message and problem.message_en for problem in checked.problems)
+    # Plain words: one line each, no library repr or traceback, no namespace URI.
+    for text in map(str, checked.problems + checked.warnings):
+        assert "\n" not in text and not any(jargon in text for jargon in ("<Element", " at 0x", "Traceback", "{http"))
