@@ -364,8 +364,9 @@ def lint_warnings(root: etree._Element) -> list[Problem]:
 
 
 def _several_starts(root: etree._Element) -> list[Problem]:
-    """SpiffWorkflow starts every (none) start event of a process at once:
-    two start events are two tokens, rarely what the author meant."""
+    """SpiffWorkflow puts several start events of a process behind a split
+    and a join that lets the first to happen through and cancels the rest:
+    valid, but rarely what the author of two plain start events meant."""
     warnings = []
     for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _SCOPE_TAGS)):
         starts = [child for child in scope if _local(child) == "startEvent"]
@@ -376,6 +377,8 @@ def _several_starts(root: etree._Element) -> list[Problem]:
                                 f"{len(starts)} start events ({ids}): the engine follows whichever happens "
                                 "first and drops the others; usually one is meant"))
     return warnings
+
+
 # --- the flow graph ------------------------------------------------------------------
 
 FLOW_NODE_TAGS = frozenset((
@@ -738,20 +741,29 @@ def _lint_timer(kind: str, source: str, owner) -> list[Problem]:
     literal its value is checked now (timer_values), else it depends on
     process variables and is checked when the timer starts."""
     bare = source.strip()
-    try:
-        value = ast.literal_eval(bare)
-    except (ValueError, SyntaxError):
-        if timer_values.problem(kind, bare) is None or timer_values.problem("timeDuration", bare) is None:
-            # `P1D` unquoted is the name of a variable nobody sets; a date
-            # unquoted is not even an expression.
-            return [_at(owner, f"Hẹn giờ ({kind}): '{bare}' phải được đặt trong dấu nháy ('{bare}'), nếu không "
-                               "nó không phải một giá trị",
-                        f"timer ({kind}): '{bare}' must be quoted ('{bare}'), else it is not a value")]
-        return _lint_code(expressions.check_expression, source, owner, (f"hẹn giờ ({kind})", f"timer ({kind})"))
+    if _unquoted(bare) and (timer_values.problem(kind, bare) is None
+                            or timer_values.problem("timeDuration", bare) is None):
+        # `P1D` unquoted is the name of a variable nobody sets; a date
+        # unquoted is not even an expression.
+        return [_at(owner, f"Hẹn giờ ({kind}): '{bare}' phải được đặt trong dấu nháy ('{bare}'), nếu không "
+                           "nó không phải một giá trị",
+                    f"timer ({kind}): '{bare}' must be quoted ('{bare}'), else it is not a value")]
     found = _lint_code(expressions.check_expression, source, owner, (f"hẹn giờ ({kind})", f"timer ({kind})"))
-    if not found and (problem := timer_values.problem(kind, value)) is not None:
-        found = [_at(owner, f"Hẹn giờ ({kind}): {problem[0]}", f"timer ({kind}): {problem[1]}")]
-    return found
+    if found or _unquoted(bare):
+        return found
+    problem = timer_values.problem(kind, ast.literal_eval(bare))
+    if problem is None:
+        return []
+    return [_at(owner, f"Hẹn giờ ({kind}): {problem[0]}", f"timer ({kind}): {problem[1]}")]
+
+
+def _unquoted(source: str) -> bool:
+    """Whether `source` is no literal (it reads variables, or is no expression)."""
+    try:
+        ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return True
+    return False
 
 
 def _owner(node):
