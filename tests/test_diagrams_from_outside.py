@@ -342,6 +342,14 @@ def test_two_thousand_tasks_in_sequence_validate(loop):
     assert sys.getrecursionlimit() == limit
 
 
+def test_a_loop_too_long_even_with_room_is_a_plain_problem(monkeypatch):
+    from engine import bpmn_parse
+    monkeypatch.setattr(bpmn_parse, "ROOMY_RECURSION_LIMIT", sys.getrecursionlimit())
+    problems = [p for p in diagram.check(chain(2000, loop=True)).problems if p.layer == "bpmn"]
+    assert len(problems) == 1 and "loops too deeply" in problems[0].message_en
+    assert_plain(problems[0])
+
+
 def test_sinks_first_parsing_builds_the_same_specs_as_spiffworkflow():
     from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
