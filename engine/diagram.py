@@ -346,7 +346,7 @@ def lint(root: etree._Element) -> list[Problem]:
     lanes = _lane_of_nodes(root)
     for tag in WAITING_TAGS:
         for task in root.iter(f"{{{NS['bpmn']}}}{tag}"):
-            problems += _lint_lane(task, lanes.get(task.get("id")))
+            problems += _lint_lane(task, _lane_of(task, lanes))
     for task in root.iter(f"{{{NS['bpmn']}}}userTask"):
         problems += _lint_user_task(task)
     for task in root.iter(f"{{{NS['bpmn']}}}serviceTask"):
@@ -810,6 +810,17 @@ def _lane_of_nodes(root) -> dict[str, str]:
         for ref in lane.xpath("bpmn:flowNodeRef", namespaces=NS):
             lanes[(ref.text or "").strip()] = lane.get("name")
     return lanes
+
+
+def _lane_of(node, lanes: dict[str, str]) -> str | None:
+    """The lane SpiffWorkflow gives a node: inside a sub-process, the
+    sub-process's own (its parser passes it down, over the node's own
+    flowNodeRef); else the lane whose flowNodeRef names the node."""
+    scopes = [ancestor for ancestor in node.iterancestors() if _local(ancestor) in _SCOPE_TAGS[1:]]
+    for scope in reversed(scopes):  # outermost first
+        if lanes.get(scope.get("id")):
+            return lanes[scope.get("id")]
+    return lanes.get(node.get("id"))
 
 
 def _element_at_line(root, line: int):

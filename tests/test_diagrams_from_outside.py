@@ -150,6 +150,31 @@ def test_a_manual_task_in_a_role_lane_passes():
     assert check(root).problems == []
 
 
+def test_a_task_inside_a_sub_process_takes_the_sub_processs_lane():
+    """SpiffWorkflow gives a sub-process's tasks the sub-process's lane."""
+    root = seed()
+    task = element(root, "task_check_dossier")
+    process = task.getparent()
+    for flow in root.xpath("//bpmn:sequenceFlow[@targetRef='task_check_dossier']", namespaces=diagram.NS):
+        flow.set("targetRef", "check_in_sub")
+    for flow in root.xpath("//bpmn:sequenceFlow[@sourceRef='task_check_dossier']", namespaces=diagram.NS):
+        flow.set("sourceRef", "check_in_sub")
+    boundary = element(root, "timer_check_dossier_late")
+    boundary.set("attachedToRef", "check_in_sub")
+    sub = add(process, '<bpmn:subProcess id="check_in_sub" name="Kiểm tra trong quy trình con">'
+                       '<bpmn:startEvent id="sub_start"/><bpmn:endEvent id="sub_end"/>'
+                       '<bpmn:sequenceFlow id="sub_in" sourceRef="sub_start" targetRef="task_check_dossier"/>'
+                       '<bpmn:sequenceFlow id="sub_out" sourceRef="task_check_dossier" targetRef="sub_end"/>'
+                       "</bpmn:subProcess>")
+    sub.insert(1, task)
+    for ref in root.xpath("//bpmn:flowNodeRef[text()='task_check_dossier']", namespaces=diagram.NS):
+        ref.text = "check_in_sub"
+    result = check(root)
+    assert not [p for p in result.problems if "lane" in p.message_en], [str(p) for p in result.problems]
+    spec = result.specs[diagram.PRODUCT_PROCESS][1]["check_in_sub"].task_specs["task_check_dossier"]
+    assert spec.lane == "Cán bộ OCOP xã"
+
+
 def test_waiting_tags_are_the_kinds_spiffworkflow_leaves_to_a_person():
     """SpiffWorkflow marks a spec `manual` when a person must complete it;
     every tag whose spec is manual needs a lane (WAITING_TAGS)."""
