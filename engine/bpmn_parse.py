@@ -28,8 +28,6 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessPars
 
 from engine.errors import Problem
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-
 
 class _SinksFirstProcessParser(SpiffProcessParser):
     """Parses the elements reachable from the start events in reverse

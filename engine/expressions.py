@@ -387,7 +387,8 @@ _VIETNAMESE = (
     (r"cannot parse the script: (.*)", "không đọc được kịch bản: {0}"),
     (r"cannot parse (.*?): (.*)", "không đọc được {0}: {1}"),
     (r"script longer than (\d+) characters", "kịch bản dài hơn {0} ký tự"),
-    (r"script lines must be 'name = expression', not (.*)", "mỗi dòng kịch bản phải có dạng 'tên = biểu thức', không phải {0}"),
+    (r"script lines must be 'name = expression', not (.*)",
+     "mỗi dòng kịch bản phải có dạng 'tên = biểu thức', không phải {0}"),
     (r"variable '(.*?)' is not allowed in (.*)", "biến '{0}' không được phép trong {1}"),
 )
 
