@@ -1,30 +1,36 @@
 """Reading and checking a BPMN diagram before it may be deployed.
 
-Three layers, every problem collected and named by element and line:
-1. xml:  hostile-input safe parse (no DTD, no entities, no network, size
-         limit), then BPMN 2.0 + spiff extension XSD validation;
-2. bpmn: SpiffWorkflow's own parser;
-3. lint: what this engine needs: lanes that map to roles, known form keys,
-         registered handlers with fitting parameters, every expression
-         and script inside the allow-list language, and a sound flow graph
-         (see `_lint_flows`: connected, reachable, gateways with defaults,
-         loops bounded).
+Three layers, every problem collected and named by element (id and name)
+and line, in Vietnamese and English (engine.errors.Problem):
+1. xml:  what the file is (a ZIP, PDF or image is named as such), then a
+         hostile-input safe parse (no DTD, no entities, no network, size
+         and depth limits), then BPMN 2.0 + spiff extension XSD validation;
+2. bpmn: SpiffWorkflow's own parser, each process on its own, its errors
+         in plain words (engine.bpmn_parse), and the valid BPMN it cannot
+         run (`_unsupported`: data stores, data associations, sub-processes
+         without a start event, element kinds it has no parser for);
+3. lint: what this engine needs: every task that waits for a person in a
+         lane that is a role, known form keys, registered handlers with
+         fitting parameters, every text SpiffWorkflow evaluates inside the
+         allow-list language (EVALUATED_PLACES), timers it can schedule,
+         and a sound flow graph (see `_lint_flows`: connected, reachable,
+         gateways with defaults, loops bounded).
 
-Problems block a deploy; warnings (`CheckedDiagram.warnings`,
-`lint_warnings`) are shown but do not.
+The layers after the XML one all read the valid tree and report together:
+a file's every problem is in one report. Problems block a deploy; warnings
+(`CheckedDiagram.warnings`, `lint_warnings`) are shown but do not.
 """
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import dataclass, field
 
 from lxml import etree
 from marshmallow import ValidationError
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
-from engine import expressions, forms, roles
+from engine import bpmn_parse, expressions, forms, roles, timer_values, xml_messages
 from engine.errors import DiagramError, Problem
 from handlers import registry
 
@@ -37,21 +43,103 @@ NS = {
 PRODUCT_PROCESS = "ocop_product_cycle"
 OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
-# Elements whose text SpiffWorkflow hands to the script engine.
-EXPRESSION_TAGS = ("conditionExpression", "timeDuration", "timeDate", "timeCycle",
-                   "loopCardinality", "completionCondition", "condition")  # condition: conditional events
-# Other texts SpiffWorkflow evaluates: message correlation and payloads.
-EXPRESSION_XPATHS = ("//bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression",
-                     "//bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath",
-                     "//spiffworkflow:messagePayload",
-                     "//spiffworkflow:processVariableCorrelation/spiffworkflow:expression")
-SCRIPT_XPATHS = ("//bpmn:scriptTask/bpmn:script", "//spiffworkflow:preScript", "//spiffworkflow:postScript")
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+# Tasks SpiffWorkflow leaves READY for a person (their specs are `manual`):
+# each must sit in a lane that is a role, or nobody can be offered it.
+WAITING_TAGS = ("userTask", "manualTask", "task")
+
+
+@dataclass(frozen=True)
+class Place:
+    """A text in the XML that SpiffWorkflow evaluates (or assigns to)."""
+
+    xpath: str
+    kind: str  # expression | script | variable | whole number | timer
+    label_vi: str
+    label_en: str
+    # The "Class.attribute" of SpiffWorkflow's specs the text becomes; the
+    # test that walks the library's spec classes looks them up here.
+    spec_attributes: tuple[str, ...]
+
+
+_MI = "bpmn:multiInstanceLoopCharacteristics"
+_EXT = "bpmn:extensionElements/spiffworkflow"
+# Every place SpiffWorkflow 3.2's parsers (bpmn/parser, spiff/parser) read a
+# text that its script engine later evaluates or that names a variable it
+# writes. Service-task parameters are checked with their handler
+# (`_lint_service_task`).
+EVALUATED_PLACES = (
+    Place("//bpmn:sequenceFlow/bpmn:conditionExpression", "expression", "điều kiện của luồng",
+          "flow condition", ("ExclusiveChoice.cond_task_specs", "MultiChoice.cond_task_specs")),
+    Place("//bpmn:standardLoopCharacteristics/bpmn:loopCondition", "expression", "điều kiện lặp",
+          "loop condition", ("StandardLoopTask.condition",)),
+    Place("//bpmn:standardLoopCharacteristics/@loopMaximum", "whole number", "số lần lặp tối đa",
+          "loop maximum", ("StandardLoopTask.maximum",)),
+    Place(f"//{_MI}/bpmn:loopCardinality", "expression", "số lượng phiên bản (loopCardinality)",
+          "loop cardinality", ("MultiInstanceTask.cardinality",)),
+    Place(f"//{_MI}/bpmn:completionCondition", "expression", "điều kiện hoàn thành",
+          "completion condition", ("MultiInstanceTask.condition",)),
+    Place("//bpmn:adHocSubProcess/bpmn:completionCondition", "expression", "điều kiện hoàn thành",
+          "completion condition", ("AdHocSubprocessSpec.completion_condition",)),
+    Place(f"//{_MI}/bpmn:loopDataInputRef", "variable", "tập hợp đầu vào (loopDataInputRef)",
+          "input collection", ("MultiInstanceTask.data_input",)),
+    Place(f"//{_MI}/bpmn:loopDataOutputRef", "variable", "tập hợp đầu ra (loopDataOutputRef)",
+          "output collection", ("MultiInstanceTask.data_output",)),
+    Place(f"//{_MI}/bpmn:inputDataItem/@id", "variable", "phần tử đầu vào (inputDataItem)",
+          "input item", ("MultiInstanceTask.input_item",)),
+    Place(f"//{_MI}/bpmn:outputDataItem/@id", "variable", "phần tử đầu ra (outputDataItem)",
+          "output item", ("MultiInstanceTask.output_item",)),
+    Place("//bpmn:timerEventDefinition/bpmn:*[self::bpmn:timeDate or self::bpmn:timeDuration "
+          "or self::bpmn:timeCycle]", "timer", "hẹn giờ", "timer", ("TimerEventDefinition.expression",)),
+    Place("//bpmn:conditionalEventDefinition/bpmn:condition", "expression", "điều kiện của sự kiện",
+          "event condition", ("ConditionalEventDefinition.expression",)),
+    Place("//bpmn:correlationPropertyRetrievalExpression/bpmn:formalExpression", "expression",
+          "biểu thức tương quan", "correlation expression", ("CorrelationProperty.retrieval_expression",)),
+    Place("//bpmn:correlationPropertyRetrievalExpression/bpmn:messagePath", "expression",
+          "biểu thức tương quan", "correlation expression", ("CorrelationProperty.retrieval_expression",)),
+    Place("//spiffworkflow:messagePayload", "expression", "nội dung thông điệp", "message payload",
+          ("MessageEventDefinition.expression",)),
+    Place("//spiffworkflow:processVariableCorrelation/spiffworkflow:expression", "expression",
+          "biểu thức tương quan", "correlation expression", ("MessageEventDefinition.process_correlations",)),
+    Place("//spiffworkflow:messageVariable", "variable", "biến nhận thông điệp", "message variable",
+          ("MessageEventDefinition.message_var",)),
+    Place(f"//{_EXT}:payloadExpression", "expression", "nội dung sự kiện", "event payload",
+          ("SpiffItemAwareEventDefinition.expression",)),
+    Place(f"//{_EXT}:variableName", "variable", "biến nhận dữ liệu", "variable name",
+          ("SpiffItemAwareEventDefinition.variable", "UserTask.variable")),
+    Place("//bpmn:scriptTask/bpmn:script", "script", "kịch bản", "script", ("ScriptTask.script",)),
+    Place(f"//{_EXT}:preScript", "script", "kịch bản trước (preScript)", "pre-script",
+          ("SpiffBpmnTask.prescript",)),
+    Place(f"//{_EXT}:postScript", "script", "kịch bản sau (postScript)", "post-script",
+          ("SpiffBpmnTask.postscript",)),
+    Place(f"//{_EXT}:serviceTaskOperator/@resultVariable", "variable", "biến kết quả",
+          "result variable", ("ServiceTask.result_variable",)),
+)
+# Checked where the handler is known (`_lint_service_task`).
+SERVICE_PARAMETERS = ("ServiceTask.operation_params",)
 
 # Processing instructions are kept so they can be refused (remove_pis would
-# hide them, but the file is stored and served as uploaded).
+# hide them, but the file is stored and served as uploaded). huge_tree=False
+# keeps libxml2's depth limit (256 levels): far deeper than any diagram.
 _SAFE_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False,
                             dtd_validation=False, huge_tree=False, remove_pis=False)
+MAX_XML_DEPTH = 256
+
+# What a file that is not XML usually is, by its first bytes.
+_MAGIC = (
+    (b"PK\x03\x04", "ZIP (hoặc DOCX, XLSX)", "ZIP (or DOCX, XLSX)"),
+    (b"PK\x05\x06", "ZIP", "ZIP"),
+    (b"%PDF", "PDF", "PDF"),
+    (b"\x89PNG", "PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG", "JPEG"),
+    (b"GIF8", "GIF", "GIF"),
+    (b"\x1f\x8b", "gzip", "gzip"),
+    (b"7z\xbc\xaf", "7z", "7z"),
+    (b"Rar!", "RAR", "RAR"),
+    (b"\xd0\xcf\x11\xe0", "Word/Excel cũ (OLE)", "old Word/Excel (OLE)"),
+    (b"\x7fELF", "chương trình (ELF)", "program (ELF)"),
+    (b"MZ", "chương trình Windows", "Windows program"),
+)
 
 
 @dataclass
@@ -70,8 +158,7 @@ class CheckedDiagram:
 
 def check(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram:
     """Run all three layers. XML problems stop there (nothing else can be
-    trusted); SpiffWorkflow's parse and the lint both read the valid tree,
-    so their problems are reported together."""
+    trusted); the rest all read the valid tree and report together."""
     result = CheckedDiagram(xml)
     result.root, result.problems = read_xml(xml)
     if result.problems:
@@ -79,8 +166,15 @@ def check(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram:
     result.problems = xsd_problems(result.root)
     if result.problems:
         return result
-    result.specs, result.problems = parse_specs(result.root, filename)
-    result.problems += lint(result.root)
+    unsupported = _unsupported(result.root)
+    # SpiffWorkflow reads a copy without the data elements, refused already,
+    # so that it still reports what else is wrong (a data store stops its
+    # whole parse); its problems at the other unsupported elements repeat ours.
+    result.specs, parsed = bpmn_parse.parse_specs(_without_data(result.root), filename)
+    flagged = {element.get("id") for element, _problem in unsupported}
+    result.problems = ([problem for _element, problem in unsupported]
+                       + [p for p in parsed if p.element_id not in flagged]
+                       + _missing_processes(result.root) + lint(result.root))
     result.warnings = lint_warnings(result.root)
     return result
 
@@ -92,37 +186,88 @@ def check_or_raise(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram
     return result
 
 
+def _at(element, vi: str, en: str, layer: str = "lint") -> Problem:
+    """A Problem at `element` (None: the whole file)."""
+    if element is None:
+        return Problem(vi, layer=layer, message_en=en)
+    return Problem(vi, element.get("id"), element.sourceline, layer, en, element.get("name"))
+
+
 def read_xml(xml: bytes) -> tuple[etree._Element | None, list[Problem]]:
     if isinstance(xml, str):
         xml = xml.encode("utf-8")
     if len(xml) > MAX_BPMN_BYTES:
-        return None, [Problem(f"file is {len(xml)} bytes, the limit is {MAX_BPMN_BYTES}", layer="xml")]
+        return None, [_at(None, f"Tệp dài {len(xml)} byte, vượt giới hạn {MAX_BPMN_BYTES} byte",
+                          f"The file is {len(xml)} bytes, over the limit of {MAX_BPMN_BYTES}", "xml")]
+    if not xml.strip():
+        return None, [_at(None, "Tệp trống: không có sơ đồ nào", "The file is empty: there is no diagram", "xml")]
+    kind = _binary_kind(xml)
+    if kind:
+        return None, [_at(None, f"Đây là tệp {kind[0]}, không phải sơ đồ BPMN: hãy tải lên tệp .bpmn "
+                                "(XML) xuất từ trình vẽ quy trình",
+                          f"This is a {kind[1]} file, not a BPMN diagram: upload the .bpmn (XML) file "
+                          "saved by the process modeler", "xml")]
     try:
         xml.decode("utf-8")  # stored and served as UTF-8 text, as bpmn-js writes it
     except UnicodeDecodeError as err:
-        return None, [Problem(f"the file must be UTF-8 (byte {err.start} is not)", layer="xml")]
+        return None, [_at(None, f"Tệp không phải văn bản UTF-8 (byte thứ {err.start} không hợp lệ): "
+                                "sơ đồ BPMN phải được lưu với mã UTF-8",
+                          f"The file is not UTF-8 text (byte {err.start} is not valid): a BPMN diagram "
+                          "must be saved as UTF-8", "xml")]
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         # Entity expansion and external entities both need a DTD; BPMN never does.
-        return None, [Problem("a DOCTYPE or ENTITY declaration is not allowed in a BPMN file", layer="xml")]
+        return None, [_doctype()]
     parser = etree.XMLParser(**_SAFE_PARSER_OPTIONS)
     try:
         root = etree.fromstring(xml, parser=parser)
     except etree.XMLSyntaxError as err:
-        return None, [Problem(f"not well-formed XML: {err.msg}", line=err.lineno, layer="xml")]
+        return None, [_syntax_problem(err, xml)]
     if root.getroottree().docinfo.doctype or root.getroottree().docinfo.internalDTD is not None:
         # The byte search above misses a DOCTYPE in UTF-16.
-        return None, [Problem("a DOCTYPE or ENTITY declaration is not allowed in a BPMN file", layer="xml")]
+        return None, [_doctype()]
     if etree.QName(root).namespace != NS["bpmn"] or etree.QName(root).localname != "definitions":
-        return None, [Problem("the root element must be bpmn:definitions "
-                              f"(namespace {NS['bpmn']})", line=root.sourceline, layer="xml")]
-    problems = [Problem(f"a processing instruction (<?{pi.target} ...?>) is not allowed in a BPMN file",
-                        line=pi.sourceline, layer="xml")
+        return None, [Problem(f"Đây là tệp XML nhưng không phải sơ đồ BPMN: phần tử gốc là "
+                              f"'{etree.QName(root).localname}', cần bpmn:definitions (namespace {NS['bpmn']})",
+                              None, root.sourceline, "xml",
+                              f"This is XML but not a BPMN diagram: the root element is "
+                              f"'{etree.QName(root).localname}', it must be bpmn:definitions "
+                              f"(namespace {NS['bpmn']})")]
+    problems = [Problem(f"Lệnh xử lý (<?{pi.target} ...?>) không được phép trong tệp BPMN", None,
+                        pi.sourceline, "xml",
+                        f"A processing instruction (<?{pi.target} ...?>) is not allowed in a BPMN file")
                 for pi in [*root.itersiblings(preceding=True), *root.iter()]
                 if isinstance(pi, etree._ProcessingInstruction)]
-    problems += [Problem("XInclude is not allowed in a BPMN file", line=element.sourceline, layer="xml")
+    problems += [_at(element, "XInclude không được phép trong tệp BPMN",
+                     "XInclude is not allowed in a BPMN file", "xml")
                  for element in root.iter() if isinstance(element.tag, str)
                  and etree.QName(element).namespace in XINCLUDE_NAMESPACES]
     return (None, problems) if problems else (root, [])
+
+
+def _binary_kind(xml: bytes) -> tuple[str, str] | None:
+    """(Vietnamese, English) name of the kind of file `xml` is when its
+    first bytes say it is not text, else None."""
+    for magic, vi, en in _MAGIC:
+        if xml.startswith(magic):
+            return vi, en
+    head = xml[:512]
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")):
+        return "nhị phân", "binary"  # NUL bytes: no text file, bar UTF-16 (handled by the parser)
+    return None
+
+
+def _doctype() -> Problem:
+    return _at(None, "Khai báo DOCTYPE hoặc ENTITY không được phép trong tệp BPMN",
+               "A DOCTYPE or ENTITY declaration is not allowed in a BPMN file", "xml")
+
+
+def _syntax_problem(err: etree.XMLSyntaxError, xml: bytes) -> Problem:
+    if not xml.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return Problem("Tệp không phải XML (không bắt đầu bằng '<'): sơ đồ BPMN là một tệp XML",
+                       None, err.lineno, "xml",
+                       "The file is not XML (it does not start with '<'): a BPMN diagram is an XML file")
+    vi, en = xml_messages.syntax(err.msg or "", MAX_XML_DEPTH)
+    return Problem(vi, None, err.lineno, "xml", en)
 
 
 def xsd_problems(root: etree._Element) -> list[Problem]:
@@ -132,57 +277,106 @@ def xsd_problems(root: etree._Element) -> list[Problem]:
         return []
     problems = []
     for entry in schema.error_log:
-        element_id = _element_id_at_line(root, entry.line)
-        problems.append(Problem(f"XSD: {entry.message}", element_id, entry.line, layer="xml"))
+        element = _element_at_line(root, entry.line)
+        vi, en = xml_messages.xsd(entry.message)
+        problems.append(Problem(vi, element.get("id") if element is not None else None, entry.line, "xml", en,
+                                element.get("name") if element is not None else None))
     return problems[:50]
 
 
-def parse_specs(root: etree._Element, filename: str) -> tuple[dict, list[Problem]]:
-    # The tree is already validated, so the parser gets no validator of its own.
-    parser = SpiffBpmnParser(validator=None)
-    try:
-        parser.add_bpmn_xml(root, filename)
-        ids = parser.get_process_ids()
-        missing = [pid for pid in REQUIRED_PROCESSES if pid not in ids]
-        if missing:
-            return {}, [Problem(f"the diagram must contain process '{pid}'", layer="bpmn") for pid in missing]
-        specs = {pid: (parser.get_spec(pid), parser.get_subprocess_specs(pid)) for pid in ids}
-    except ValidationException as err:
-        line = err.line_number if isinstance(err.line_number, int) else None
-        return {}, [Problem(str(err.args[0] if err.args else err), err.id or None, line, layer="bpmn")]
-    except SpiffWorkflowException as err:
-        return {}, [Problem(str(err), layer="bpmn")]
-    except (KeyError, ValueError, TypeError, AttributeError) as err:
-        # The parser assumes well-formed spiff extensions; report, never crash.
-        return {}, [Problem(f"SpiffWorkflow could not parse the diagram: {err!r}", layer="bpmn")]
-    return specs, []
+def _missing_processes(root: etree._Element) -> list[Problem]:
+    # SpiffWorkflow builds no spec for a process marked not executable.
+    ids = {process.get("id") for process in root.iter(f"{{{NS['bpmn']}}}process")
+           if process.get("isExecutable", "true") == "true"}
+    return [_at(None, f"Sơ đồ phải có quy trình thực thi được '{pid}' (engine khởi động nó)",
+                f"The diagram must contain the executable process '{pid}' (the engine starts it)", "bpmn")
+            for pid in REQUIRED_PROCESSES if pid not in ids]
+
+
+# --- valid BPMN this engine cannot run -------------------------------------------------
+
+_DATA_ELEMENTS = ("dataStore", "dataStoreReference", "dataInputAssociation", "dataOutputAssociation")
+
+
+def _unsupported(root: etree._Element) -> list[tuple]:
+    """(element, Problem) for each element that is valid BPMN but that this
+    engine cannot run: SpiffWorkflow would refuse it with a programmer's
+    message, or (data stores, associations, decision tables) run it outside
+    what the app records and shows."""
+    found = []
+    for element in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _DATA_ELEMENTS)):
+        what_vi, what_en = (("kho dữ liệu", "a data store") if "Store" in element.tag
+                            else ("liên kết dữ liệu", "a data association"))
+        # An association is named by the task it belongs to.
+        owner = element if "Store" in element.tag else element.getparent()
+        found.append((element, _at(owner, f"Engine này không hỗ trợ {what_vi} ({_local(element)}): dữ liệu "
+                                        "của quy trình là dữ liệu của biểu mẫu và các biến",
+                                 f"{what_en[0].upper()}{what_en[1:]} ({_local(element)}) is not supported by "
+                                 "this engine: a process's data are its forms and variables", "bpmn")))
+    for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("subProcess", "transaction"))):
+        if scope.find(f"{{{NS['bpmn']}}}startEvent") is None:
+            found.append((scope, _at(scope, "Quy trình con không có sự kiện bắt đầu: engine này cần một sự "
+                                            "kiện bắt đầu thông thường trong mỗi quy trình con",
+                                     "A sub-process without a start event is not supported by this engine: "
+                                     "put a (none) start event in it", "bpmn")))
+    for task in root.iter(f"{{{NS['bpmn']}}}businessRuleTask"):
+        found.append((task, _at(task, "Engine này không hỗ trợ tác vụ quy tắc nghiệp vụ (bảng quyết định DMN)",
+                                "A business rule task (DMN decision table) is not supported by this engine",
+                                "bpmn")))
+    for element in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in FLOW_NODE_TAGS)):
+        if not bpmn_parse.supports(element.tag):
+            found.append((element, _at(element, f"Engine này không hỗ trợ loại phần tử {_local(element)}",
+                                       f"A {_local(element)} is not supported by this engine", "bpmn")))
+    return found
+
+
+def _without_data(root: etree._Element) -> etree._Element:
+    """The tree, or a copy of it without data stores and data associations."""
+    tags = [f"{{{NS['bpmn']}}}{tag}" for tag in _DATA_ELEMENTS]
+    if next(root.iter(*tags), None) is None:
+        return root
+    runnable = copy.deepcopy(root)
+    for element in list(runnable.iter(*tags)):
+        element.getparent().remove(element)
+    return runnable
 
 
 def lint(root: etree._Element) -> list[Problem]:
     problems: list[Problem] = []
     lanes = _lane_of_nodes(root)
-    for task in root.xpath("//bpmn:userTask", namespaces=NS):
-        problems += _lint_user_task(task, lanes.get(task.get("id")))
-    for task in root.xpath("//bpmn:serviceTask", namespaces=NS):
+    for tag in WAITING_TAGS:
+        for task in root.iter(f"{{{NS['bpmn']}}}{tag}"):
+            problems += _lint_lane(task, _lane_of(task, lanes))
+    for task in root.iter(f"{{{NS['bpmn']}}}userTask"):
+        problems += _lint_user_task(task)
+    for task in root.iter(f"{{{NS['bpmn']}}}serviceTask"):
         problems += _lint_service_task(task)
-    for tag in EXPRESSION_TAGS:
-        for node in root.xpath(f"//bpmn:{tag}", namespaces=NS):
-            problems += _lint_code(expressions.check_expression, node.text or "", _owner(node), tag)
-    for xpath in EXPRESSION_XPATHS:
-        for node in root.xpath(xpath, namespaces=NS):
-            problems += _lint_code(expressions.check_expression, node.text or "", _owner(node),
-                                   etree.QName(node).localname)
-    for xpath in SCRIPT_XPATHS:
-        for node in root.xpath(xpath, namespaces=NS):
-            owner = node.getparent() if node.tag.endswith("}script") else node.getparent().getparent()
-            problems += _lint_code(expressions.check_script, node.text or "", owner, "script")
+    for place in EVALUATED_PLACES:
+        for node in root.xpath(place.xpath, namespaces=NS):
+            problems += _lint_place(place, node)
     problems += _lint_flows(root)[0]
     return problems
 
 
 def lint_warnings(root: etree._Element) -> list[Problem]:
     """What looks risky but may be meant (they do not block a deploy)."""
-    return _lint_flows(root)[1]
+    return _lint_flows(root)[1] + _several_starts(root)
+
+
+def _several_starts(root: etree._Element) -> list[Problem]:
+    """SpiffWorkflow puts several start events of a process behind a split
+    and a join that lets the first to happen through and cancels the rest:
+    valid, but rarely what the author of two plain start events meant."""
+    warnings = []
+    for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _SCOPE_TAGS)):
+        starts = [child for child in scope if _local(child) == "startEvent"]
+        if len(starts) > 1:
+            ids = ", ".join(start.get("id") or "?" for start in starts)
+            warnings.append(_at(scope, f"Có {len(starts)} sự kiện bắt đầu ({ids}): engine chỉ đi theo sự kiện "
+                                       "xảy ra trước và bỏ các sự kiện còn lại; thường chỉ cần một",
+                                f"{len(starts)} start events ({ids}): the engine follows whichever happens "
+                                "first and drops the others; usually one is meant"))
+    return warnings
 
 
 # --- the flow graph ------------------------------------------------------------------
@@ -237,10 +431,6 @@ def _local(element) -> str:
     return etree.QName(element).localname if isinstance(element.tag, str) else ""
 
 
-def _where(element) -> dict:
-    return {"element_id": element.get("id"), "line": element.sourceline}
-
-
 def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
     errors: list[Problem] = []
     warnings: list[Problem] = []
@@ -256,8 +446,9 @@ def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
         bad = [f"{attr} '{ref or ''}'" for attr, ref in (("sourceRef", source), ("targetRef", target))
                if ref not in nodes]
         if bad:
-            errors.append(Problem(f"dangling flow: {' and '.join(bad)} is not a flow node of "
-                                  f"'{scope.get('id')}'", **_where(flow)))
+            errors.append(_at(flow, f"Luồng treo (dangling flow): {' và '.join(bad)} không phải một phần tử "
+                                    f"của '{scope.get('id')}'",
+                              f"dangling flow: {' and '.join(bad)} is not a flow node of '{scope.get('id')}'"))
             continue
         successors[source].append(target)
         predecessors[target].append(source)
@@ -274,11 +465,11 @@ def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
         kind = _local(node)
         event_subprocess = kind in _SCOPE_TAGS and node.get("triggeredByEvent") == "true"
         if node_id not in has_incoming and kind not in ("startEvent", "boundaryEvent") and not event_subprocess:
-            errors.append(Problem(f"{kind} '{node_id}' is not connected: no incoming sequence flow",
-                                  **_where(node)))
+            errors.append(_at(node, f"{kind} '{node_id}' không được nối: không có luồng vào",
+                              f"{kind} '{node_id}' is not connected: no incoming sequence flow"))
         if not outgoing[node_id] and kind != "endEvent" and not event_subprocess:
-            errors.append(Problem(f"{kind} '{node_id}' is not connected: no outgoing sequence flow",
-                                  **_where(node)))
+            errors.append(_at(node, f"{kind} '{node_id}' không được nối: không có luồng ra",
+                              f"{kind} '{node_id}' is not connected: no outgoing sequence flow"))
 
     starts = [n for n, node in nodes.items() if _local(node) == "startEvent"]
     ends = [n for n, node in nodes.items() if _local(node) == "endEvent"]
@@ -289,11 +480,13 @@ def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
         if kind in _SCOPE_TAGS and node.get("triggeredByEvent") == "true":
             continue
         if node_id not in reached and (node_id in has_incoming or kind == "boundaryEvent"):
-            errors.append(Problem(f"{kind} '{node_id}' is not reachable from a start event of "
-                                  f"'{scope.get('id')}'", **_where(node)))
+            errors.append(_at(node, f"{kind} '{node_id}' không thể đến được từ sự kiện bắt đầu nào của "
+                                    f"'{scope.get('id')}'",
+                              f"{kind} '{node_id}' is not reachable from a start event of '{scope.get('id')}'"))
         if node_id not in finishing and outgoing[node_id]:
-            errors.append(Problem(f"{kind} '{node_id}' cannot reach an end event of "
-                                  f"'{scope.get('id')}'", **_where(node)))
+            errors.append(_at(node, f"{kind} '{node_id}' không thể đi tới sự kiện kết thúc nào của "
+                                    f"'{scope.get('id')}'",
+                              f"{kind} '{node_id}' cannot reach an end event of '{scope.get('id')}'"))
 
     bounding: set[str] = set()
     for node_id, node in nodes.items():
@@ -311,31 +504,38 @@ def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
         gateways = [n for n in members if _local(nodes[n]) == "exclusiveGateway"]
         first = nodes[(gateways or members)[0]]
         names = ", ".join(members)
-        errors.append(Problem(
+        errors.append(_at(
+            first, f"Vòng lặp không có giới hạn: vòng qua {names} không đi qua cổng rẽ nhánh nào có điều kiện "
+                   "so sánh với một biến 'max' (ví dụ returns > max_resubmissions)",
             f"loop without a bound: the cycle through {names} passes no exclusive gateway whose "
-            "condition compares a 'max' variable (e.g. returns > max_resubmissions)", **_where(first)))
+            "condition compares a 'max' variable (e.g. returns > max_resubmissions)"))
     return errors, warnings
 
 
 def _lint_exclusive_gateway(gateway, flows: list) -> tuple[list[Problem], list[Problem]]:
-    where = _where(gateway)
     default = gateway.get("default")
     flow_ids = [flow.get("id") for flow in flows]
     if default and default not in flow_ids:
-        return [Problem(f"default flow '{default}' is not an outgoing flow of the gateway", **where)], []
+        return [_at(gateway, f"Luồng mặc định '{default}' không phải luồng ra của cổng này",
+                    f"default flow '{default}' is not an outgoing flow of the gateway")], []
     if len(flows) < 2:
         return [], []
     unconditional = [flow.get("id") for flow in flows
                      if flow.get("id") != default and not _condition(flow).strip()]
     if unconditional:
         if default:
-            return [Problem(f"exclusive gateway: flow(s) {', '.join(unconditional)} have no condition "
-                            f"and are not the default ('{default}')", **where)], []
-        return [Problem("exclusive gateway with several outgoing flows has no default flow and "
-                        f"flow(s) {', '.join(unconditional)} have no condition", **where)], []
+            return [_at(gateway, f"Cổng rẽ nhánh: luồng {', '.join(unconditional)} không có điều kiện và "
+                                 f"không phải luồng mặc định ('{default}')",
+                        f"exclusive gateway: flow(s) {', '.join(unconditional)} have no condition "
+                        f"and are not the default ('{default}')")], []
+        return [_at(gateway, "Cổng rẽ nhánh có nhiều luồng ra nhưng không có luồng mặc định, và luồng "
+                             f"{', '.join(unconditional)} không có điều kiện",
+                    "exclusive gateway with several outgoing flows has no default flow and "
+                    f"flow(s) {', '.join(unconditional)} have no condition")], []
     if not default:
-        return [], [Problem("exclusive gateway has no default flow: conditions may not cover all cases",
-                            **where)]
+        return [], [_at(gateway, "Cổng rẽ nhánh không có luồng mặc định: các điều kiện có thể không bao "
+                                 "hết mọi trường hợp",
+                        "exclusive gateway has no default flow: conditions may not cover all cases")]
     return [], []
 
 
@@ -424,59 +624,80 @@ def _cycles(order: list[str], successors: dict[str, list[str]], skip: set[str]) 
     return components
 
 
-def _lint_user_task(task, lane: str | None) -> list[Problem]:
+def _lint_lane(task, lane: str | None) -> list[Problem]:
+    """A task that waits for a person is offered to the officers of its
+    lane's role; outside such a lane nobody could be offered it (and
+    starting a product failed with a 500)."""
+    if roles.role_for_lane(lane) is not None:
+        return []
+    known = ", ".join(role.label_vi for role in roles.LANE_ROLES)
+    kind = _local(task)
+    if not lane:
+        return [_at(task, f"Tác vụ chờ người làm ({kind}) phải nằm trong một làn (lane) là một vai trò; "
+                          f"nó không nằm trong làn nào (các vai trò: {known})",
+                    f"This {kind} waits for a person, so it must be in a lane that is a role; it is in no lane "
+                    f"(roles: {known})")]
+    return [_at(task, f"Tác vụ chờ người làm ({kind}) nằm trong làn '{lane}', đây không phải một vai trò "
+                      f"(các vai trò: {known})",
+                f"{kind} is in lane '{lane}', which is not a role (known: {known})")]
+
+
+def _lint_user_task(task) -> list[Problem]:
     problems = []
-    where = dict(element_id=task.get("id"), line=task.sourceline)
-    if roles.role_for_lane(lane) is None:
-        known = ", ".join(role.label_vi for role in roles.LANE_ROLES)
-        problems.append(Problem(f"user task is in lane '{lane or '(none)'}', which is not a role "
-                                f"(known: {known})", **where))
     props = _properties(task)
     form_key = props.get("formKey")
     if form_key not in forms.FORMS:
-        problems.append(Problem(f"formKey '{form_key or '(missing)'}' is not a registered form "
-                                f"({', '.join(sorted(forms.FORMS))})", **where))
+        registered = ", ".join(sorted(forms.FORMS))
+        problems.append(_at(task, f"formKey '{form_key or '(thiếu)'}' không phải một biểu mẫu đã đăng ký "
+                                  f"({registered})",
+                            f"formKey '{form_key or '(missing)'}' is not a registered form ({registered})"))
     data_key = props.get("dataKey", "")
     if not data_key.isidentifier() or data_key.startswith("_"):
-        problems.append(Problem(f"dataKey '{data_key or '(missing)'}' must be a variable name", **where))
+        problems.append(_at(task, f"dataKey '{data_key or '(thiếu)'}' phải là một tên biến",
+                            f"dataKey '{data_key or '(missing)'}' must be a variable name"))
     for name in ("step", "dueDays", "dueWorkingDays"):
         if name in props and not props[name].isdigit():
-            problems.append(Problem(f"property {name} must be a whole number, not '{props[name]}'", **where))
+            problems.append(_at(task, f"Thuộc tính {name} phải là một số nguyên, không phải '{props[name]}'",
+                                f"property {name} must be a whole number, not '{props[name]}'"))
     return problems
 
 
 def _lint_service_task(task) -> list[Problem]:
-    where = dict(element_id=task.get("id"), line=task.sourceline)
     operators = task.xpath("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", namespaces=NS)
     if not operators:
-        return [Problem("service task names no handler (spiffworkflow:serviceTaskOperator)", **where)]
+        return [_at(task, "Tác vụ dịch vụ không chỉ định bộ xử lý (spiffworkflow:serviceTaskOperator)",
+                    "service task names no handler (spiffworkflow:serviceTaskOperator)")]
     operator = operators[0]
     handler = registry.get(operator.get("id", ""))
     if handler is None:
         known = ", ".join(sorted(registry.all_handlers()))
-        return [Problem(f"handler '{operator.get('id')}' is not registered (known: {known})", **where)]
+        return [_at(task, f"Bộ xử lý '{operator.get('id')}' chưa được đăng ký (các bộ xử lý: {known})",
+                    f"handler '{operator.get('id')}' is not registered (known: {known})")]
     problems = []
     declared, required = handler.parameter_names()
     given = {}
     for param in operator.xpath(".//spiffworkflow:parameter", namespaces=NS):
         given[param.get("id")] = param.get("value")
     for name in sorted(set(given) - declared):
-        problems.append(Problem(f"handler '{handler.name}' has no parameter '{name}'", **where))
+        problems.append(_at(task, f"Bộ xử lý '{handler.name}' không có tham số '{name}'",
+                            f"handler '{handler.name}' has no parameter '{name}'"))
     for name in sorted(required - set(given)):
-        problems.append(Problem(f"handler '{handler.name}' needs parameter '{name}'", **where))
+        problems.append(_at(task, f"Bộ xử lý '{handler.name}' cần tham số '{name}'",
+                            f"handler '{handler.name}' needs parameter '{name}'"))
     fields = handler.params().fields
     for name, value in given.items():
         if value is None:
-            problems.append(Problem(f"parameter '{name}' has no value", **where))
+            problems.append(_at(task, f"Tham số '{name}' không có giá trị", f"parameter '{name}' has no value"))
             continue
-        found = _lint_code(expressions.check_expression, value, task, f"parameter '{name}'")
+        found = _lint_code(expressions.check_expression, value, task,
+                           (f"tham số '{name}'", f"parameter '{name}'"))
         if not found and name in fields:
-            found = _lint_constant(fields[name], value, name, handler.name, where)
+            found = _lint_constant(fields[name], value, name, handler.name, task)
         problems += found
     return problems
 
 
-def _lint_constant(field, source: str, name: str, handler_name: str, where: dict) -> list[Problem]:
+def _lint_constant(field, source: str, name: str, handler_name: str, task) -> list[Problem]:
     """A parameter given as a literal can be checked against the schema now."""
     try:
         value = ast.literal_eval(source.strip())
@@ -485,27 +706,96 @@ def _lint_constant(field, source: str, name: str, handler_name: str, where: dict
     try:
         field.deserialize(value)
     except ValidationError as err:
-        return [Problem(f"parameter '{name}' of '{handler_name}' does not fit: {err.messages}", **where)]
+        return [_at(task, f"Tham số '{name}' của '{handler_name}' không hợp lệ: {err.messages}",
+                    f"parameter '{name}' of '{handler_name}' does not fit: {err.messages}")]
     return []
+
+
+def _lint_place(place: Place, node) -> list[Problem]:
+    """One evaluated text (an element's text, or an attribute's value)."""
+    # An attribute's xpath gives its value (a str with getparent()).
+    source, owner = (str(node) if isinstance(node, str) else node.text or ""), _owner(node)
+    label = (place.label_vi, place.label_en)
+    if place.kind == "expression":
+        return _lint_code(expressions.check_expression, source, owner, label)
+    if place.kind == "script":
+        return _lint_code(expressions.check_script, source, owner, label)
+    if place.kind == "timer":
+        return _lint_timer(etree.QName(node).localname, source, owner)
+    if place.kind == "whole number":
+        if source.strip().isdigit():
+            return []
+        return [_at(owner, f"{place.label_vi.capitalize()} phải là một số nguyên, không phải '{source[:60]}'",
+                    f"{place.label_en} must be a whole number, not '{source[:60]}'")]
+    name = source.strip()
+    if name.isidentifier() and not name.startswith("_"):
+        return []
+    return [_at(owner, f"{place.label_vi.capitalize()} phải là một tên biến (chữ, số, '_', không bắt đầu "
+                       f"bằng '_'), không phải '{name[:60]}'",
+                f"{place.label_en} must be a variable name (letters, digits, '_', not starting with '_'), "
+                f"not '{name[:60]}'")]
+
+
+def _lint_timer(kind: str, source: str, owner) -> list[Problem]:
+    """A timer's expression is checked like any other; when it is a
+    literal its value is checked now (timer_values), else it depends on
+    process variables and is checked when the timer starts."""
+    bare = source.strip()
+    if _unquoted(bare) and (timer_values.problem(kind, bare) is None
+                            or timer_values.problem("timeDuration", bare) is None):
+        # `P1D` unquoted is the name of a variable nobody sets; a date
+        # unquoted is not even an expression.
+        return [_at(owner, f"Hẹn giờ ({kind}): '{bare}' phải được đặt trong dấu nháy ('{bare}'), nếu không "
+                           "nó không phải một giá trị",
+                    f"timer ({kind}): '{bare}' must be quoted ('{bare}'), else it is not a value")]
+    found = _lint_code(expressions.check_expression, source, owner, (f"hẹn giờ ({kind})", f"timer ({kind})"))
+    if found or _unquoted(bare):
+        return found
+    problem = timer_values.problem(kind, ast.literal_eval(bare))
+    if problem is None:
+        return []
+    return [_at(owner, f"Hẹn giờ ({kind}): {problem[0]}", f"timer ({kind}): {problem[1]}")]
+
+
+def _unquoted(source: str) -> bool:
+    """Whether `source` is no literal (it reads variables, or is no expression)."""
+    try:
+        ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return True
+    return False
 
 
 def _owner(node):
-    """The nearest element with an id (a conditional event's condition sits
-    in an event definition that has none)."""
-    owner = node.getparent()
-    while owner is not None and not owner.get("id") and owner.getparent() is not None:
-        owner = owner.getparent()
-    return owner if owner is not None else node
+    """The element a text belongs to, for the message: the nearest flow
+    node or flow (a loop condition names its task and a timer its event,
+    not the definitions between, which bpmn-js gives ids too), else the
+    nearest element with an id (a message, a correlation property)."""
+    element = node.getparent() if isinstance(node, str) else node
+    fallback = None
+    while element is not None:
+        if _local(element) in FLOW_NODE_TAGS or _local(element) == "sequenceFlow":
+            return element
+        if fallback is None and element.get("id"):
+            fallback = element
+        element = element.getparent()
+    return fallback
 
 
-def _lint_code(checker, source: str, owner, what: str) -> list[Problem]:
+def _lint_code(checker, source: str, owner, label: tuple[str, str]) -> list[Problem]:
+    label_vi, label_en = label
     if not source.strip():
-        return [Problem(f"empty {what}", owner.get("id"), owner.sourceline)]
+        return [_at(owner, f"{label_vi.capitalize()} trống", f"empty {label_en}")]
     try:
         checker(source)
     except expressions.ExpressionError as err:
-        return [Problem(f"{what}: {err}", owner.get("id"), owner.sourceline)]
+        return [_at(owner, f"{label_vi.capitalize()} không hợp lệ: {_one_line(expressions.vietnamese(err))}",
+                    f"{label_en}: {_one_line(err)}")]
     return []
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())[:400]
 
 
 def _properties(task) -> dict[str, str]:
@@ -522,10 +812,21 @@ def _lane_of_nodes(root) -> dict[str, str]:
     return lanes
 
 
-def _element_id_at_line(root, line: int) -> str | None:
+def _lane_of(node, lanes: dict[str, str]) -> str | None:
+    """The lane SpiffWorkflow gives a node: inside a sub-process, the
+    sub-process's own (its parser passes it down, over the node's own
+    flowNodeRef); else the lane whose flowNodeRef names the node."""
+    scopes = [ancestor for ancestor in node.iterancestors() if _local(ancestor) in _SCOPE_TAGS[1:]]
+    for scope in reversed(scopes):  # outermost first
+        if lanes.get(scope.get("id")):
+            return lanes[scope.get("id")]
+    return lanes.get(node.get("id"))
+
+
+def _element_at_line(root, line: int):
     for element in root.iter():
         if element.sourceline == line and isinstance(element.tag, str) and element.get("id"):
-            return element.get("id")
+            return element
     return None
 
 

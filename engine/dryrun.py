@@ -343,8 +343,7 @@ def flow_nodes(root) -> list[dict]:
 
 
 def _problem(problem: Problem) -> dict:
-    return {"message": problem.message, "element_id": problem.element_id, "line": problem.line,
-            "layer": problem.layer}
+    return problem.as_dict()
 
 
 def format_report(report: DryRunReport) -> str:

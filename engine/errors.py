@@ -11,20 +11,47 @@ class OcopError(Exception):
 
 @dataclass
 class Problem:
-    """One thing wrong with a diagram, named by element and line."""
+    """One thing wrong with a diagram, named by element (id and name) and
+    line, in plain words: `message` in Vietnamese (the app's first
+    language), `message_en` in English. Each is one line; the web shows the
+    one of the reader's locale, the CLI both."""
 
     message: str
     element_id: str | None = None
     line: int | None = None
     layer: str = "lint"  # xml | bpmn | lint
+    message_en: str = ""
+    element_name: str | None = None
+
+    def text(self, language: str = "vi") -> str:
+        """The message in `language` ('vi' or 'en'); Vietnamese otherwise."""
+        return (self.message_en or self.message) if language == "en" else self.message
+
+    def where(self, language: str = "vi") -> str:
+        """'element 'id' "name", line 12' (or its Vietnamese), '' if unknown."""
+        english = language == "en"
+        parts = []
+        if self.element_id:
+            label = "element" if english else "phần tử"
+            parts.append(f"{label} '{self.element_id}'"
+                         + (f' "{self.element_name}"' if self.element_name else ""))
+        if self.line:
+            parts.append(f"{'line' if english else 'dòng'} {self.line}")
+        return ", ".join(parts)
+
+    def as_dict(self, language: str = "vi") -> dict:
+        """For JSON: `message` in `language`, both languages kept."""
+        return {"message": self.text(language), "message_vi": self.message,
+                "message_en": self.message_en or self.message, "element_id": self.element_id,
+                "element_name": self.element_name, "line": self.line, "layer": self.layer}
 
     def __str__(self) -> str:
-        where = []
-        if self.element_id:
-            where.append(f"element '{self.element_id}'")
-        if self.line:
-            where.append(f"line {self.line}")
-        return f"[{self.layer}] {self.message}" + (f" ({', '.join(where)})" if where else "")
+        """One line, Vietnamese then English: what the CLI and logs print."""
+        def one(language: str) -> str:
+            where = self.where(language)
+            return self.text(language) + (f" ({where})" if where else "")
+        english = f" / {one('en')}" if self.message_en and self.message_en != self.message else ""
+        return f"[{self.layer}] {one('vi')}{english}"
 
 
 class DiagramError(OcopError):

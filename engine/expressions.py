@@ -16,6 +16,7 @@ the evaluator refuses it again at run time.
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from datetime import timedelta
 from functools import lru_cache
@@ -367,3 +368,37 @@ class SafeScriptEngine(PythonScriptEngine):
         if self.service_caller is None:
             raise RuntimeError("service tasks cannot run outside the engine")
         return self.service_caller(task, operation_name, operation_params or {})
+
+
+# The messages of ExpressionError above in Vietnamese, for the diagram
+# check's problems (engine/diagram.py); kept here, beside the messages.
+_VIETNAMESE = (
+    (r"expression nested more than (\d+) levels deep in (.*)", "biểu thức lồng nhau quá {0} cấp trong {1}"),
+    (r"'(\w+)' is not allowed in (.*)", "cú pháp '{0}' không được phép trong {1}"),
+    (r"name '(.*?)' is not allowed in (.*)", "tên '{0}' không được phép trong {1}"),
+    (r"calling '(.*?)' is not allowed in (.*)", "không được gọi '{0}' trong {1}"),
+    (r"keyword arguments are not allowed in (.*)", "không được dùng đối số có tên trong {0}"),
+    (r"constant (.*?) is not allowed in (.*)", "hằng số {0} không được phép trong {1}"),
+    (r"'%' formatting of a text is not allowed in (.*)", "không được định dạng văn bản bằng '%' trong {0}"),
+    (r"'(.*?)' cannot be evaluated: (.*)", "không tính được '{0}': {1}"),
+    (r"expression longer than (\d+) characters", "biểu thức dài hơn {0} ký tự"),
+    (r"syntax error in script line (\d+): (.*)", "lỗi cú pháp ở dòng {0} của kịch bản: {1}"),
+    (r"syntax error in (.*?): (.*)", "lỗi cú pháp trong {0}: {1}"),
+    (r"cannot parse the script: (.*)", "không đọc được kịch bản: {0}"),
+    (r"cannot parse (.*?): (.*)", "không đọc được {0}: {1}"),
+    (r"script longer than (\d+) characters", "kịch bản dài hơn {0} ký tự"),
+    (r"script lines must be 'name = expression', not (.*)",
+     "mỗi dòng kịch bản phải có dạng 'tên = biểu thức', không phải {0}"),
+    (r"variable '(.*?)' is not allowed in (.*)", "biến '{0}' không được phép trong {1}"),
+)
+
+
+def vietnamese(err: ExpressionError) -> str:
+    """The Vietnamese of an ExpressionError's message (the English one when
+    no pattern fits: a message added above without its Vietnamese)."""
+    message = str(err)
+    for pattern, vi in _VIETNAMESE:
+        match = re.fullmatch(pattern, message, re.DOTALL)
+        if match:
+            return vi.format(*match.groups())
+    return message

@@ -79,7 +79,7 @@ def test_a_new_task_is_modelled_deployed_and_reaches_the_officer(page, world):
     page.wait_for_selector("#modeler-status.error")
     problem = page.locator(f'#modeler-problems li.error button[data-element-id="{NEW_TASK}"]').first
     problem.wait_for()
-    assert re.search(r"not connected: no outgoing|cannot reach an end", problem.inner_text()), \
+    assert re.search(r"không có luồng ra|không thể đi tới sự kiện kết thúc", problem.inner_text()), \
         problem.inner_text()
     assert page.locator(f'#modeler-canvas .djs-element.ocop-problem[data-element-id="{NEW_TASK}"]').count() == 1
     # Close up on the new task for the screenshot (clicking the problem selects it).

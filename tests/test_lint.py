@@ -25,7 +25,7 @@ def check(xml: str) -> diagram.CheckedDiagram:
 
 
 def assert_problem(problems, fragment: str, element_id: str) -> None:
-    matching = [p for p in problems if fragment in p.message and p.element_id == element_id]
+    matching = [p for p in problems if fragment in p.message_en and p.element_id == element_id]
     assert matching, f"no '{fragment}' at {element_id} in: " + " | ".join(map(str, problems))
     assert all(p.line and p.layer == "lint" for p in matching)
 
@@ -98,7 +98,7 @@ def test_all_conditional_gateway_without_default_is_only_a_warning():
     result = check(xml)
     assert result.problems == []
     assert [(w.element_id, w.layer) for w in result.warnings] == [("gw_idea_decision", "lint")]
-    assert "conditions may not cover all cases" in result.warnings[0].message
+    assert "conditions may not cover all cases" in result.warnings[0].message_en
     assert result.warnings[0].line
 
 

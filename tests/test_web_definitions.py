@@ -75,7 +75,7 @@ def test_validate_answers_json_for_a_good_and_a_broken_diagram(client):
     answer = broken.get_json()
     assert answer["ok"] is False and answer["warnings"] == []
     problem = next(p for p in answer["errors"] if p["element_id"] == "gw_idea_decision")
-    assert "no default flow" in problem["message"]
+    assert "no default flow" in problem["message_en"] and "luồng mặc định" in problem["message"]
     assert isinstance(problem["line"], int) and problem["layer"] == "lint"
     # Without the CSRF token the POST is refused.
     assert client.post("/definitions/validate", data=SEED, content_type="application/xml").status_code == 400
@@ -88,7 +88,7 @@ def test_a_broken_diagram_is_listed_and_not_stored(world, client):
                            content_type="multipart/form-data")
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "gw_idea_decision" in page and "no default flow" in page
+    assert "gw_idea_decision" in page and "không có luồng mặc định" in page
     as_json = client.post("/definitions/deploy", data=upload(token, BROKEN, province_id=area_id(world, "QT")),
                           content_type="multipart/form-data", headers={"Accept": "application/json"})
     assert as_json.status_code == 422 and as_json.get_json()["errors"]

@@ -24,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -285,8 +286,13 @@ def _message(value: str) -> str:
 
 
 def _problem(problem: Problem) -> dict:
-    return {"message": problem.message, "element_id": problem.element_id, "line": problem.line,
-            "layer": problem.layer}
+    """A diagram problem for JSON: `message` in the reader's language,
+    both languages kept (message_vi, message_en)."""
+    return problem.as_dict(_language())
+
+
+def _language() -> str:
+    return get_locale().language if get_locale() else "vi"
 
 
 def _wants_json() -> bool:
@@ -297,4 +303,5 @@ def _problems(problems: list[Problem], warnings: list[Problem], status: int):
     if _wants_json():
         return jsonify(ok=not problems, errors=[_problem(p) for p in problems],
                        warnings=[_problem(p) for p in warnings]), status
-    return render_template("definitions/problems.html", problems=problems, warnings=warnings), status
+    return render_template("definitions/problems.html", problems=problems, warnings=warnings,
+                           language=_language()), status

@@ -237,7 +237,9 @@ class ModelerPage {
       const item = document.createElement('li');
       item.className = kind;
       const text = typeof problem === 'string' ? problem : problem.message;
-      const where = [problem.element_id, problem.line && `${this.labels.line} ${problem.line}`,
+      // The element by id and, when it has one, the name the author gave it.
+      const element = problem.element_name ? `${problem.element_id} "${problem.element_name}"` : problem.element_id;
+      const where = [element, problem.line && `${this.labels.line} ${problem.line}`,
         problem.layer].filter(Boolean).join(', ');
       const label = `${kind === 'error' ? this.labels.error : this.labels.warning}: ${text}` +
         (where ? ` (${where})` : '');
