@@ -21,7 +21,8 @@ def renamed_and_added() -> bytes:
     xml = SEED.replace(REGISTER, REGISTER.replace("Đăng ký ý tưởng sản phẩm", "Đăng ký ý tưởng (mẫu 01)"))
     return xml.replace(FLOW, '<bpmn:sequenceFlow id="flow_register_receive" sourceRef="task_register_idea" '
                              'targetRef="task_extra_check"/>\n'
-                             '    <bpmn:manualTask id="task_extra_check" name="Kiểm tra bổ sung"/>\n'
+                             '    <bpmn:scriptTask id="task_extra_check" name="Kiểm tra bổ sung">'
+                             '<bpmn:script>extra_checked = True</bpmn:script></bpmn:scriptTask>\n'
                              '    <bpmn:sequenceFlow id="flow_extra_receive" sourceRef="task_extra_check" '
                              'targetRef="task_receive_idea"/>').encode()
 
@@ -54,7 +55,7 @@ def test_compare_lists_a_renamed_task_as_changed_and_an_added_one_as_added(world
     answer = client.get(f"/definitions/compare.json?a={old}&b={new}").get_json()
     added = {e["id"]: e for e in answer["added"]}
     changed = {e["id"]: e for e in answer["changed"]}
-    assert added["task_extra_check"]["type"] == "manualTask"
+    assert added["task_extra_check"]["type"] == "scriptTask"
     assert added["task_extra_check"]["name"] == "Kiểm tra bổ sung" and "flow_extra_receive" in added
     assert changed["task_register_idea"]["changes"] == {
         "name": ["Đăng ký ý tưởng sản phẩm", "Đăng ký ý tưởng (mẫu 01)"]}
