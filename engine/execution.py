@@ -27,6 +27,7 @@ import dataclasses
 import json
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,19 +35,19 @@ from datetime import datetime, timedelta, timezone
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from engine import clock, diagram, expressions, incidents, roles, statements
+from engine import clock, diagram, expressions, incidents, roles, statements, timer_values
 from engine.calendar import add_working_days
-from engine.errors import ConcurrencyConflict, ServiceTaskFailed
+from engine.errors import ConcurrencyConflict, ProcessRefused, ServiceTaskFailed, TimerValueInvalid
 from engine.events import PendingEvent, chain, data_delta
 from engine.expressions import SafeScriptEngine
 from engine.serialization import specs_from_dict, state_from_json, state_to_json
-from engine.stepping import find_tasks, run_engine_steps
+from engine.stepping import DEFAULT_STEP_BUDGET, find_tasks, run_engine_steps
 from handlers import registry
 from handlers.context import HandlerContext, InstanceView
 from handlers.registry import HandlerParameterError
@@ -84,7 +85,7 @@ class Execution:
     has the same attributes); its new values go to the database only."""
 
     def __init__(self, unit: Session | Connection, instance: statements.InstanceRow | ProcessInstance,
-                 now: datetime):
+                 now: datetime, step_budget: int = DEFAULT_STEP_BUDGET):
         # The transaction: an ORM session, or (a completion) a plain connection.
         self.unit = unit
         self.connection = connection_of(unit)
@@ -106,8 +107,42 @@ class Execution:
         # running their handler, and keeps the call's work (see BpmnEngine.run).
         self.failing: dict[str, str] = dict(FAILING.get() or {})
         self.failed: list[ServiceTaskFailed] = []
+        self.step_budget = step_budget  # automatic steps this call may run (engine/stepping.py)
         self._view: InstanceView | None = None
         self._row_locked = False  # see lock_instance_row
+
+    def script_engine(self) -> SafeScriptEngine:
+        """The workflow's script engine for this call (it is not part of the
+        state: set after every load)."""
+        return SafeScriptEngine(self.call_service, self.check_timer)
+
+    def check_timer(self, task, expression: str, value):
+        """Every value the script engine evaluates passes here: a timer's
+        value that is not ISO 8601 (engine/timer_values.py) fails like a
+        service task -- this attempt raises TimerValueInvalid and is rolled
+        back; the attempt again (BpmnEngine.run) sets the timer aside to wait
+        on a moment that never comes, keeps the call's work and opens an
+        incident on the timer. Other values pass unchanged."""
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition) or expression != definition.expression:
+            return value
+        reason = timer_values.problem(definition, value)
+        if reason is None:
+            return value
+        failure = TimerValueInvalid(task.task_spec.bpmn_id, value, reason)
+        if failure.element not in self.failing:
+            raise failure
+        task._set_internal_data(**{timer_values.SET_ASIDE: str(failure)})
+        self.record_failure(failure)
+        return timer_values.never(definition)
+
+    def record_failure(self, failure: ServiceTaskFailed) -> None:
+        """A task that failed in the attempt before fails again: it waits
+        (in ERROR, or a timer set aside), the call's work is kept, and save()
+        opens or counts its incident."""
+        self.failed.append(failure)
+        self.events.append(PendingEvent("service_failed", failure.element, {
+            "handler": failure.handler, "error": str(failure)}))
 
     def call_service(self, task, name: str, params: dict) -> str:
         element = task.task_spec.bpmn_id
@@ -257,8 +292,7 @@ def load(execution: Execution, specs: SpecCache, workflows: WorkflowCache) -> No
         execution.workflow = load_workflow(specs, execution.connection, instance)
         execution.ready_before = _ready_user_task_ids(execution.workflow)
         execution.timers_before = waiting_timers(execution.workflow)
-    # The script engine is not part of the state: set it after every load.
-    execution.workflow.script_engine = SafeScriptEngine(execution.call_service)
+    execution.workflow.script_engine = execution.script_engine()
 
 
 # --- running SpiffWorkflow --------------------------------------------------------
@@ -267,11 +301,9 @@ def run_user_task(execution: Execution, task, completion: PendingEvent, before: 
     """Run a user task whose form is in its data, and everything automatic
     after it; the completion event gets the data delta this caused (the
     form's own variable is already in the event)."""
-    try:
+    with refusals():
         with clock.running_at(execution.now):
             task.run()
-    except WorkflowException as err:
-        raise service_failure(err) from None
     execution.last_data = task.data
     advance(execution)
     completion.data["delta"] = data_delta(before, execution.last_data, skip=completion.data["data_key"])
@@ -293,39 +325,68 @@ def advance(execution: Execution) -> None:
                 execution.events.append(decision)
 
     try:
-        with clock.running_at(execution.now):
-            run_engine_steps(execution.workflow, did_complete_task=record)
-    except (WorkflowException, ServiceTaskFailed) as err:  # SpiffWorkflow may or may not wrap it
-        failure = err if isinstance(err, ServiceTaskFailed) else service_failure(err)
+        with refusals(), clock.running_at(execution.now):
+            run_engine_steps(execution.workflow, did_complete_task=record, budget=execution.step_budget)
+    except ServiceTaskFailed as failure:
         if failure.element is None or failure.element not in execution.failing:
-            raise failure from None
+            raise
         # Failed in the attempt before: the task stays in ERROR, the call's work is kept.
-        execution.failed.append(failure)
-        execution.events.append(PendingEvent("service_failed", failure.element, {
-            "handler": failure.handler, "error": str(failure)}))
+        execution.record_failure(failure)
     if completed:
         execution.events.append(PendingEvent("engine_steps", None, {"elements": completed}))
 
 
-def service_failure(err: WorkflowException) -> ServiceTaskFailed:
-    """The handler failure inside a SpiffWorkflow error, or the error itself
-    as a service failure (e.g. a parameter expression that cannot be
-    evaluated: SpiffWorkflow names the task)."""
+@contextmanager
+def refusals():
+    """SpiffWorkflow's errors as the engine's: a service task's failure
+    (ServiceTaskFailed: an incident), anything else a ProcessRefused that
+    names the element (the call is rolled back, the portal says why)."""
+    try:
+        yield
+    except SpiffWorkflowException as err:
+        raise engine_failure(err) from None
+
+
+def engine_failure(err: SpiffWorkflowException) -> ServiceTaskFailed | ProcessRefused:
+    """The handler failure inside a SpiffWorkflow error; the error itself as
+    a service failure when a service task raised it (e.g. a parameter
+    expression that cannot be evaluated); else a refusal of the diagram at
+    the element SpiffWorkflow names."""
     cause = getattr(err, "error", None) or err.__cause__ or err.__context__
     if isinstance(cause, ConcurrencyConflict):  # not the service's failure: the call lost a race
         raise cause from None
-    if isinstance(cause, ServiceTaskFailed):
+    if isinstance(cause, (ServiceTaskFailed, ProcessRefused)):
         return cause
-    task = getattr(err, "task", None)
-    element = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
-    operator = getattr(getattr(task, "task_spec", None), "operation_name", None)
-    return ServiceTaskFailed(f"{err}", element if operator else None, operator)
+    spec = getattr(getattr(err, "task", None), "task_spec", None) or getattr(err, "task_spec", None)
+    element = getattr(spec, "bpmn_id", None)
+    operator = getattr(spec, "operation_name", None)
+    if operator:
+        return ServiceTaskFailed(f"{err}", element, operator)
+    name = getattr(spec, "bpmn_name", None) or element
+    where = f" tại '{name}' ({element})" if element else ""
+    return ProcessRefused(f"Sơ đồ quy trình không chạy tiếp được{where}; chưa có gì được lưu, hãy báo quản lý "
+                          f"chương trình / the process diagram cannot go on{where.replace(' tại', ' at')}, "
+                          f"nothing was saved: {err}", element)
+
+
+def failed_task(workflow: BpmnWorkflow, element_id: str):
+    """The task an incident is about: a service task in ERROR, or a timer
+    set aside; None when there is none."""
+    return next((t for t in workflow.get_tasks(state=TaskState.ERROR | TaskState.WAITING)
+                 if t.task_spec.bpmn_id == element_id
+                 and (t.state == TaskState.ERROR or timer_values.is_set_aside(t))), None)
 
 
 def resume_failed_task(task, skip: bool) -> None:
     """A service task in ERROR: made ready to run again, or marked done
-    without running (its result variable stays unset)."""
-    if skip:
+    without running (its result variable stays unset). A timer set aside:
+    evaluated again by the next refresh of the timers, or (skipped) left
+    aside -- its task waits without that deadline."""
+    if timer_values.is_set_aside(task):
+        if not skip:
+            task.internal_data.pop(timer_values.SET_ASIDE, None)
+            task.internal_data.pop("event_value", None)
+    elif skip:
         task.complete()
     else:
         task._ready()
@@ -430,8 +491,11 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
     spec = task.task_spec
     props = diagram.user_task_properties(spec)
     role = roles.role_for_lane(spec.lane)
-    if role is None:  # deploy-time lint makes this unreachable
-        raise ServiceTaskFailed(f"lane '{spec.lane}' of {spec.bpmn_id} is not a role")
+    if role is None:  # the deploy-time lint refuses it; a diagram stored before the lint may have it
+        raise ProcessRefused(f"Việc '{spec.bpmn_name or spec.bpmn_id}' ({spec.bpmn_id}) nằm ở làn '{spec.lane}', "
+                             f"không phải một vai trò nên không ai nhận được; chưa có gì được lưu, hãy báo quản lý "
+                             f"chương trình / task {spec.bpmn_id} is in lane '{spec.lane}', which is no role; "
+                             f"nothing was saved", spec.bpmn_id)
     due_days, working_days = _int(props.get("dueDays")), _int(props.get("dueWorkingDays"))
     if working_days:  # the same calendar as a working_days_from_now() timer on the task
         due_at = add_working_days(now, working_days)
@@ -476,8 +540,9 @@ def timer_tasks(workflow: BpmnWorkflow) -> list:
 
 
 def waiting_timers(workflow: BpmnWorkflow) -> dict[str, datetime]:
-    """Element id -> when it fires, for the timers the workflow waits on."""
-    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
+    """Element id -> when it fires, for the timers the workflow waits on
+    (not those set aside: they wait for a person, in an incident)."""
+    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow) if not timer_values.is_set_aside(t)}
 
 
 def timer_due_at(task) -> datetime:

@@ -1,0 +1,105 @@
+"""Diagrams that pass the checks and then break at run time: the call is
+rolled back or the trouble becomes an incident, never a hang or a 500.
+
+- a loop that never exits stops at the step budget (StepBudgetExhausted,
+  naming where it looped), whatever its shape;
+- a timer whose value is not ISO 8601 at run time is an incident on the
+  timer; the task goes on without that deadline;
+- any other refusal of the engine (a task in a lane that is no role) is a
+  ProcessRefused with a Vietnamese message, on the portal too."""
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from background.retries import retry_failed_service_tasks
+from engine import diagram, incidents
+from engine.access import load_actor
+from engine.errors import ProcessRefused, StepBudgetExhausted
+from storage.models import Incident, TimerDue, User
+from testkit.cycle import RETURN, Cycle
+
+XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
+SEED = "Hồ tiêu Gio Linh"
+
+# The idea's return loop, closed on itself without a person: the counter is
+# reset instead of incremented, so `idea_returns > max_resubmissions` never holds.
+SCRIPT_LOOP = (XML.replace("<bpmn:script>idea_returns = idea_returns + 1", "<bpmn:script>idea_returns = 0")
+               .replace('sourceRef="notify_idea_returned" targetRef="task_register_idea"',
+                        'sourceRef="notify_idea_returned" targetRef="script_idea_return"'))
+# Gateways only: a gateway before the counter loops on itself while
+# `idea_returns <= max_resubmissions` -- which nothing inside changes.
+SPIN = """<bpmn:exclusiveGateway id="gw_spin" name="Chờ lượt" default="flow_spin_out">
+      <bpmn:incoming>flow_idea_return</bpmn:incoming>
+      <bpmn:incoming>flow_spin_again</bpmn:incoming>
+      <bpmn:outgoing>flow_spin_again</bpmn:outgoing>
+      <bpmn:outgoing>flow_spin_out</bpmn:outgoing>
+    </bpmn:exclusiveGateway>
+    <bpmn:sequenceFlow id="flow_spin_again" sourceRef="gw_spin" targetRef="gw_spin">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">idea_returns &lt;= max_resubmissions</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="flow_spin_out" sourceRef="gw_spin" targetRef="script_idea_return"/>
+    """
+GATEWAY_LOOP = (XML.replace('<bpmn:scriptTask id="script_idea_return"', SPIN + '<bpmn:scriptTask id="script_idea_return"', 1)
+                .replace('sourceRef="gw_idea_decision" targetRef="script_idea_return"',
+                         'sourceRef="gw_idea_decision" targetRef="gw_spin"')
+                .replace("<bpmn:flowNodeRef>script_idea_return</bpmn:flowNodeRef>",
+                         "<bpmn:flowNodeRef>gw_spin</bpmn:flowNodeRef><bpmn:flowNodeRef>script_idea_return</bpmn:flowNodeRef>"))
+# The dossier check's deadline, computed from a variable at run time: 'P3X'.
+BAD_TIMER = XML.replace("working_days_from_now(15)", "'P' + str(max_resubmissions) + 'X'")
+TO_CHECK = ["register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan", "support_record",
+            "submit_dossier"]
+
+
+def deploy(world, xml: str, message: str):
+    """Through the kernel (BpmnEngine.deploy: checked, not dry-run), as a
+    diagram stored before the dry run at deploy would be."""
+    return world.deploy(xml.encode(), "ocop_cycle", "tester", message)
+
+
+def versions(world, instance_id):
+    with world.db.transaction() as session:
+        from storage.models import ProcessInstance
+        return session.get(ProcessInstance, instance_id).version
+
+
+@pytest.mark.parametrize("xml", [SCRIPT_LOOP, GATEWAY_LOOP], ids=["script-loop", "gateway-loop"])
+def test_a_loop_that_never_exits_stops_at_the_budget_and_changes_nothing(world, xml):
+    assert diagram.check(xml.encode()).ok  # the checks cannot see it
+    deploy(world, xml, "a loop that never exits")
+    world.step_budget = 200
+    cycle = Cycle(world, SEED).start()
+    cycle.do("register_idea")
+    cycle.do("receive_idea")
+    before = versions(world, cycle.instance_id)
+    with pytest.raises(StepBudgetExhausted) as raised:
+        cycle.do("review_idea", RETURN)
+    assert raised.value.element in ("script_idea_return", "gw_idea_limit", "notify_idea_returned", "gw_spin")
+    assert "lặp mãi" in str(raised.value) and raised.value.element in str(raised.value)
+    assert versions(world, cycle.instance_id) == before  # rolled back
+    assert cycle.ready_forms() == ["review_idea"]
+
+
+def test_a_bad_timer_value_is_an_incident_on_the_timer_and_the_task_goes_on(world, clock):
+    deploy(world, BAD_TIMER, "the dossier deadline from a variable")
+    cycle = Cycle(world, SEED).start()
+    for form in TO_CHECK:
+        cycle.do(form)
+    assert cycle.ready_forms() == ["check_dossier"]  # the submission was kept
+    with world.db.transaction() as session:
+        incident = session.scalar(select(Incident).where(Incident.instance_id == cycle.instance_id))
+        timers = session.scalars(select(TimerDue.element_id).where(TimerDue.instance_id == cycle.instance_id)).all()
+    assert incident.element_id == "timer_check_dossier_late"
+    assert "P3X" in incident.error and "ISO 8601" in incident.error
+    assert "timer_check_dossier_late" not in timers  # set aside: it never fires by itself
+    # The worker's retries meet the same value, then a manager skips it.
+    for _ in range(incidents.MAX_ATTEMPTS):
+        clock.advance(hours=24)
+        retry_failed_service_tasks(world)
+    with world.db.transaction() as session:
+        incident = session.get(Incident, incident.id)
+        manager = load_actor(session, session.scalar(select(User.id).where(User.username == "qlct.qt")))
+    assert (incident.status, incident.attempts) == ("open", incidents.MAX_ATTEMPTS)
+    world.skip_incident(incident.id, manager)
+    cycle.do("check_dossier")  # the product is not stuck
+    assert "check_dossier" not in cycle.ready_forms()
