@@ -16,8 +16,9 @@ from background.retries import retry_failed_service_tasks
 from engine import diagram, incidents
 from engine.access import load_actor
 from engine.errors import ProcessRefused, StepBudgetExhausted
-from storage.models import Incident, TimerDue, User
+from storage.models import Incident, ProcessInstance, Producer, TimerDue, User
 from testkit.cycle import RETURN, Cycle
+from testkit.web_login import login
 
 XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
 SEED = "Hồ tiêu Gio Linh"
@@ -59,7 +60,6 @@ def deploy(world, xml: str, message: str):
 
 def versions(world, instance_id):
     with world.db.transaction() as session:
-        from storage.models import ProcessInstance
         return session.get(ProcessInstance, instance_id).version
 
 
@@ -103,3 +103,69 @@ def test_a_bad_timer_value_is_an_incident_on_the_timer_and_the_task_goes_on(worl
     world.skip_incident(incident.id, manager)
     cycle.do("check_dossier")  # the product is not stuck
     assert "check_dossier" not in cycle.ready_forms()
+
+
+def store_unchecked(world, xml: str, message: str) -> None:
+    """Store a diagram as the active national version without the lint --
+    as one stored before a lint existed, or from a tool that wrote the
+    database: what the run time must survive anyway."""
+    checked = diagram.check(xml.encode())
+    assert checked.specs, checked.problems  # it parses; only the lint would refuse it
+    with world.db.transaction() as session:
+        world.store_definition(session, xml.encode(), checked, "ocop_cycle", "tester", message, None, True)
+
+
+# task_register_idea taken out of its lane: SpiffWorkflow gives it lane None.
+NO_LANE = XML.replace("<bpmn:flowNodeRef>task_register_idea</bpmn:flowNodeRef>", "", 1)
+
+
+def test_a_task_in_no_lane_is_refused_with_its_element_and_nothing_is_written(world):
+    store_unchecked(world, NO_LANE, "a task outside the lanes")
+    cycle = Cycle(world, SEED)
+    with pytest.raises(ProcessRefused) as raised:
+        cycle.start()
+    assert raised.value.element == "task_register_idea"
+    assert "không phải một vai trò" in str(raised.value)
+    with world.db.transaction() as session:
+        assert session.scalar(select(ProcessInstance.id).where(ProcessInstance.product_id == cycle.product_id)) is None
+
+
+def test_the_portal_shows_the_refusal_instead_of_a_500(world, client):
+    store_unchecked(world, NO_LANE, "a task outside the lanes")
+    token = login(client, "htx.giomy")
+    with world.db.transaction() as session:
+        producer_id = session.scalar(select(Producer.id).where(Producer.name == "HTX Nông nghiệp Gio Mỹ"))
+    response = client.post("/portal/products/new", data={
+        "csrf_token": token, "producer_id": producer_id, "name": "Nước mắm Gio Mỹ",
+        "group_code": "S08", "registration_form": "01"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "Quy trình không chạy tiếp được" in page and "task_register_idea" in page
+
+
+def test_the_task_page_answers_a_loop_with_its_message(world, client):
+    deploy(world, SCRIPT_LOOP, "a loop that never exits")
+    world.step_budget = 200
+    cycle = Cycle(world, SEED).start()
+    cycle.do("register_idea")
+    cycle.do("receive_idea")
+    token = login(client, "cb.qt-gl")
+    response = client.post(f"/inbox/tasks/{cycle.task('review_idea').id}",
+                           data={"csrf_token": token, **{k: v for k, v in RETURN.items()}})
+    assert response.status_code == 409
+    assert "lặp mãi" in response.get_data(as_text=True)
+    assert cycle.ready_forms() == ["review_idea"]
+
+
+def test_the_task_page_keeps_a_submission_that_meets_a_bad_timer(world, client):
+    deploy(world, BAD_TIMER, "the dossier deadline from a variable")
+    cycle = Cycle(world, SEED).start()
+    for form in TO_CHECK[:-1]:
+        cycle.do(form)
+    with world.db.transaction() as session:
+        username = session.get(User, cycle.owner.user_id).username
+    token = login(client, username)
+    response = client.post(f"/inbox/tasks/{cycle.task('submit_dossier').id}", data={
+        "csrf_token": token, "evidence": ["business_registration", "food_safety_licence", "lab_test"]})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    assert cycle.ready_forms() == ["check_dossier"]
