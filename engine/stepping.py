@@ -25,9 +25,10 @@ from engine.errors import StepBudgetExhausted
 # Automatic steps one engine call may run. A real call of the shipped cycles
 # runs at most 10 (gateways, scripts, service tasks, events: measured over
 # the dry runs of processes/ocop_cycle.bpmn and its two-tier variant), a
-# whole cycle about 100; 1,000 is far above both and stops a loop that
-# never exits in well under a second. OCOP_STEP_BUDGET overrides it
-# (BpmnEngine.from_environment).
+# whole cycle about 100; 1,000 is far above both, and stops a loop that
+# never exits in about 2 s (SpiffWorkflow's task tree grows with every
+# turn, so the cost grows faster than the steps). OCOP_STEP_BUDGET
+# overrides it (BpmnEngine.from_environment).
 DEFAULT_STEP_BUDGET = 1000
 
 

@@ -7,8 +7,6 @@ rolled back or the trouble becomes an incident, never a hang or a 500.
   timer; the task goes on without that deadline;
 - any other refusal of the engine (a task in a lane that is no role) is a
   ProcessRefused with a Vietnamese message, on the portal too."""
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -19,35 +17,10 @@ from engine.errors import ProcessRefused, StepBudgetExhausted
 from storage.models import Incident, ProcessInstance, Producer, TimerDue, User
 from testkit.cycle import RETURN, Cycle
 from testkit.web_login import login
+from tests.support.runtime_diagrams import BAD_TIMER, GATEWAY_LOOP, NO_LANE, SCRIPT_LOOP
 
-XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
 SEED = "Hồ tiêu Gio Linh"
 
-# The idea's return loop, closed on itself without a person: the counter is
-# reset instead of incremented, so `idea_returns > max_resubmissions` never holds.
-SCRIPT_LOOP = (XML.replace("<bpmn:script>idea_returns = idea_returns + 1", "<bpmn:script>idea_returns = 0")
-               .replace('sourceRef="notify_idea_returned" targetRef="task_register_idea"',
-                        'sourceRef="notify_idea_returned" targetRef="script_idea_return"'))
-# Gateways only: a gateway before the counter loops on itself while
-# `idea_returns <= max_resubmissions` -- which nothing inside changes.
-SPIN = """<bpmn:exclusiveGateway id="gw_spin" name="Chờ lượt" default="flow_spin_out">
-      <bpmn:incoming>flow_idea_return</bpmn:incoming>
-      <bpmn:incoming>flow_spin_again</bpmn:incoming>
-      <bpmn:outgoing>flow_spin_again</bpmn:outgoing>
-      <bpmn:outgoing>flow_spin_out</bpmn:outgoing>
-    </bpmn:exclusiveGateway>
-    <bpmn:sequenceFlow id="flow_spin_again" sourceRef="gw_spin" targetRef="gw_spin">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">idea_returns &lt;= max_resubmissions</bpmn:conditionExpression>
-    </bpmn:sequenceFlow>
-    <bpmn:sequenceFlow id="flow_spin_out" sourceRef="gw_spin" targetRef="script_idea_return"/>
-    """
-GATEWAY_LOOP = (XML.replace('<bpmn:scriptTask id="script_idea_return"', SPIN + '<bpmn:scriptTask id="script_idea_return"', 1)
-                .replace('sourceRef="gw_idea_decision" targetRef="script_idea_return"',
-                         'sourceRef="gw_idea_decision" targetRef="gw_spin"')
-                .replace("<bpmn:flowNodeRef>script_idea_return</bpmn:flowNodeRef>",
-                         "<bpmn:flowNodeRef>gw_spin</bpmn:flowNodeRef><bpmn:flowNodeRef>script_idea_return</bpmn:flowNodeRef>"))
-# The dossier check's deadline, computed from a variable at run time: 'P3X'.
-BAD_TIMER = XML.replace("working_days_from_now(15)", "'P' + str(max_resubmissions) + 'X'")
 TO_CHECK = ["register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan", "support_record",
             "submit_dossier"]
 
@@ -113,10 +86,6 @@ def store_unchecked(world, xml: str, message: str) -> None:
     assert checked.specs, checked.problems  # it parses; only the lint would refuse it
     with world.db.transaction() as session:
         world.store_definition(session, xml.encode(), checked, "ocop_cycle", "tester", message, None, True)
-
-
-# task_register_idea taken out of its lane: SpiffWorkflow gives it lane None.
-NO_LANE = XML.replace("<bpmn:flowNodeRef>task_register_idea</bpmn:flowNodeRef>", "", 1)
 
 
 def test_a_task_in_no_lane_is_refused_with_its_element_and_nothing_is_written(world):
