@@ -43,7 +43,7 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.events import GENESIS, PendingEvent
-from engine.execution import Execution, Outcome, SpecCache, WorkflowCache
+from engine.execution import DEFAULT_WORKFLOW_CACHE_MB, Execution, Outcome, SpecCache, WorkflowCache
 from engine.forms import validate_form
 from engine.serialization import specs_to_dict
 from engine.stepping import DEFAULT_STEP_BUDGET, EngineWorkflow
@@ -62,19 +62,23 @@ _AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar("ocop_af
 class BpmnEngine:
     @classmethod
     def from_environment(cls) -> "BpmnEngine":
-        """Configured by OCOP_DATABASE_URL, OCOP_MAX_RESUBMISSIONS and
-        OCOP_STEP_BUDGET (automatic steps per engine call, engine/stepping.py)."""
+        """Configured by OCOP_DATABASE_URL, OCOP_MAX_RESUBMISSIONS,
+        OCOP_STEP_BUDGET (automatic steps per engine call, engine/stepping.py)
+        and OCOP_WORKFLOW_CACHE_MB (memory for cached workflows, engine/execution.py;
+        0 caches none)."""
         return cls(Database(), max_resubmissions=_whole_number("OCOP_MAX_RESUBMISSIONS", DEFAULT_MAX_RESUBMISSIONS),
-                   step_budget=_whole_number("OCOP_STEP_BUDGET", DEFAULT_STEP_BUDGET, least=1))
+                   step_budget=_whole_number("OCOP_STEP_BUDGET", DEFAULT_STEP_BUDGET, least=1),
+                   workflow_cache_mb=_whole_number("OCOP_WORKFLOW_CACHE_MB", DEFAULT_WORKFLOW_CACHE_MB))
 
     def __init__(self, db: Database, clock: Callable[[], datetime] | None = None,
-                 max_resubmissions: int = DEFAULT_MAX_RESUBMISSIONS, step_budget: int = DEFAULT_STEP_BUDGET):
+                 max_resubmissions: int = DEFAULT_MAX_RESUBMISSIONS, step_budget: int = DEFAULT_STEP_BUDGET,
+                 workflow_cache_mb: int = DEFAULT_WORKFLOW_CACHE_MB):
         self.db = db
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.max_resubmissions = max_resubmissions
         self.step_budget = step_budget
         self.specs = SpecCache()
-        self.workflows = WorkflowCache()
+        self.workflows = WorkflowCache(max_bytes=workflow_cache_mb * 1024 * 1024)
 
     # --- one transaction --------------------------------------------------------
 
