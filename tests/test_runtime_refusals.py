@@ -10,6 +10,7 @@ rolled back or the trouble becomes an incident, never a hang or a 500.
 import pytest
 from sqlalchemy import select
 
+from audit import verification
 from background.retries import retry_failed_service_tasks
 from engine import diagram, incidents
 from engine.access import load_actor
@@ -17,7 +18,7 @@ from engine.errors import ProcessRefused, StepBudgetExhausted
 from storage.models import Incident, ProcessInstance, Producer, TimerDue, User
 from testkit.cycle import RETURN, Cycle
 from testkit.web_login import login
-from tests.support.runtime_diagrams import BAD_TIMER, GATEWAY_LOOP, NO_LANE, SCRIPT_LOOP
+from tests.support.runtime_diagrams import BAD_TIMER, GATEWAY_LOOP, NO_LANE, SCRIPT_LOOP, TIMER_LOOP
 
 SEED = "Hồ tiêu Gio Linh"
 
@@ -76,6 +77,25 @@ def test_a_bad_timer_value_is_an_incident_on_the_timer_and_the_task_goes_on(worl
     world.skip_incident(incident.id, manager)
     cycle.do("check_dossier")  # the product is not stuck
     assert "check_dossier" not in cycle.ready_forms()
+    # The set-aside timer, its failures and the skip replay as recorded.
+    report = verification.verify(world, [cycle.instance_id])
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_a_boundary_timer_looping_back_fires_once_per_call(world, clock):
+    """A timer loop cannot spin inside one call: SpiffWorkflow looks at the
+    timers once, when a call's steps are done, so each call fires a timer
+    at most once (the worker's next pass fires it again). The producer's
+    completion ends the loop."""
+    assert diagram.check(TIMER_LOOP.encode()).ok
+    deploy(world, TIMER_LOOP, "a timer that fires at once and loops back")
+    cycle = Cycle(world, SEED).start()
+    for _ in range(3):
+        clock.advance(minutes=1)
+        fired = world.fire_due_timers(cycle.instance_id)
+        assert fired is not None and cycle.ready_forms() == ["register_idea"]
+    cycle.do("register_idea")
+    assert cycle.ready_forms() == ["receive_idea"]
 
 
 def store_unchecked(world, xml: str, message: str) -> None:
