@@ -55,14 +55,18 @@ from storage.db import connection_of
 from storage.models import ProcessDefinition, ProcessInstance
 
 SPEC_CACHE_SIZE = 16
-# The workflow cache's bounds: bytes (OCOP_WORKFLOW_CACHE_MB, BpmnEngine.from_environment)
-# and entries. A cached workflow takes about 7 bytes of memory per character of its
-# serialized state (measured with tracemalloc over a cycle: 5.8 to 7.6; a
-# mid-cycle instance ~15 kB of state, ~0.1 MB in memory), which is how an entry
-# is weighed without walking it.
-DEFAULT_WORKFLOW_CACHE_MB = 32
+# The workflow cache's bounds: the memory of its workflows (OCOP_WORKFLOW_CACHE_MB,
+# BpmnEngine.from_environment) and their number. A workflow is weighed from the
+# length of its serialized state (save() has it anyway), not by walking it:
+# a worker's RSS grows by about 16 bytes per character of the cached states
+# (bench/memory.py --quick from a cold worker: +12 MB with no cache, +31 MB
+# with an 8 MB budget at 7 bytes/char, +47 MB with 256 entries and no byte
+# bound; tracemalloc of a bare deserialization says 6-8 bytes/char, the rest
+# is what running a workflow adds and the allocator's slack). 16 MB holds
+# about 115 mid-cycle workflows.
+DEFAULT_WORKFLOW_CACHE_MB = 16
 WORKFLOW_CACHE_SIZE = 256
-MEMORY_PER_STATE_CHAR = 7
+MEMORY_PER_STATE_CHAR = 16
 
 
 # Set by BpmnEngine.run for the attempt in progress: service tasks that failed
@@ -241,8 +245,8 @@ class CachedWorkflow:
 class WorkflowCache:
     """Instance id -> its workflow as last committed by this process: an LRU
     bounded by the estimated bytes of its workflows (`max_bytes`) and by
-    their number (`max_entries`). Without the byte bound a worker grew by
-    ~50 MB before a 256-entry cache was full. An entry is used only for
+    their number (`max_entries`). With the count alone a worker grew by
+    ~35 MB more before its 256-entry cache was full. An entry is used only for
     exactly the stored version it was committed as; any other process's
     write bumps the version, so a stale entry is never used."""
 
