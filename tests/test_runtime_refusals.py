@@ -18,6 +18,7 @@ from engine.errors import ProcessRefused, StepBudgetExhausted
 from storage.models import Incident, ProcessInstance, Producer, TimerDue, User
 from testkit.cycle import RETURN, Cycle
 from testkit.web_login import login
+from tests.test_api import _as, _error
 from tests.support.runtime_diagrams import BAD_TIMER, GATEWAY_LOOP, NO_LANE, SCRIPT_LOOP, TIMER_LOOP
 
 SEED = "Hồ tiêu Gio Linh"
@@ -158,3 +159,14 @@ def test_the_task_page_keeps_a_submission_that_meets_a_bad_timer(world, client):
         "csrf_token": token, "evidence": ["business_registration", "food_safety_licence", "lab_test"]})
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     assert cycle.ready_forms() == ["check_dossier"]
+
+
+def test_the_api_answers_a_refusal_as_a_conflict_with_its_message(world, app):
+    deploy(world, SCRIPT_LOOP, "a loop that never exits")
+    world.step_budget = 200
+    cycle = Cycle(world, SEED).start()
+    cycle.do("register_idea")
+    cycle.do("receive_idea")
+    officer = _as(app, "cb.qt-gl")
+    body = _error(officer.post(f"/tasks/{cycle.task('review_idea').id}/complete", json=RETURN), 409, "conflict")
+    assert "lặp mãi" in body["message"] and "script_idea_return" in body["message"]
