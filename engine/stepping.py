@@ -26,9 +26,10 @@ from engine.errors import StepBudgetExhausted
 # runs at most 10 (gateways, scripts, service tasks, events: measured over
 # the dry runs of processes/ocop_cycle.bpmn and its two-tier variant), a
 # whole cycle about 100; 1,000 is far above both, and stops a loop that
-# never exits in about 2 s (SpiffWorkflow's task tree grows with every
-# turn, so the cost grows faster than the steps). OCOP_STEP_BUDGET
-# overrides it (BpmnEngine.from_environment).
+# never exits in about half a second (0.4-0.5 s for the script and the
+# gateway loops of tests/test_runtime_refusals.py; SpiffWorkflow's task
+# tree grows with every turn, so a much larger budget costs more than in
+# proportion). OCOP_STEP_BUDGET overrides it (BpmnEngine.from_environment).
 DEFAULT_STEP_BUDGET = 1000
 
 
