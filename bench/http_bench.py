@@ -89,7 +89,7 @@ from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
 TARGET_MEDIAN_MS = 5.0
 TARGET_THROUGHPUT = 100.0
-WARM_POOL = 64        # fits the worker's workflow cache (engine.WORKFLOW_CACHE_SIZE = 256)
+WARM_POOL = 64        # fits the worker's workflow cache (256 entries, OCOP_WORKFLOW_CACHE_MB = 16: ~115 workflows)
 COLD_POOL = 300       # does not: round-robin over it always misses the cache
 CLIENT_THREADS = 16
 RUN_DEADLINE_S = 900  # a throughput run stops issuing requests after this

@@ -1,6 +1,6 @@
 """Benchmark: a web worker's resident memory over many task completions.
 
-    .venv/bin/python bench/memory.py [--quick] [--threads N] [--api-only]
+    .venv/bin/python bench/memory.py [--quick] [--threads N] [--api-only] [--cache-mb MB]
 
 One gunicorn worker (workers=1, 4 threads by default) on SQLite; one client
 completes 10,000 tasks through HTTP (--quick: 1,000), alternating the JSON
@@ -14,6 +14,13 @@ evenly over the cycle (3-star cycles of 9 tasks, every other one with its
 idea returned once: 12 tasks), and completed round-robin; an instance that
 finishes is replaced by a freshly started one. The mix of instance sizes in
 the worker's cache is then the same from start to end.
+
+The first sample is the cold worker: booted, before its first request, its
+workflow cache empty. The growth from there to the sample after warm-up is
+the worker filling its caches (the workflow cache is bounded by
+OCOP_WORKFLOW_CACHE_MB, --cache-mb; a 256-entry cache without that bound
+took ~50 MB, which a benchmark that started after warm-up never saw); the
+growth from cold to the end is what a worker costs in all.
 
 Flat means: from the sample after warm-up (1,000 completions; --quick: 400,
 past the pool's first pass, when the cache is full) to the end, RSS grew by
@@ -55,6 +62,7 @@ from bench.workload import (  # noqa: E402
     sign_in,
     staged_first,
 )
+from engine.execution import DEFAULT_WORKFLOW_CACHE_MB  # noqa: E402
 from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
 POOL = 300                  # instances completed round-robin (> the 256-workflow cache)
@@ -138,14 +146,15 @@ def slope_kb_per_1000(points: list[tuple[int, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 1024 * 1000
 
 
-def run(quick: bool = False, threads: int = 4, api_only: bool = False) -> dict:
+def run(quick: bool = False, threads: int = 4, api_only: bool = False, cache_mb: int | None = None) -> dict:
     completions = 1000 if quick else 10_000
     every = 100 if quick else 500
     warmup = 400 if quick else 1000  # past the pool's first pass: the workflow cache is full by then
     figures: dict = {f"memory_{k}": v for k, v in machine().items()}
     figures.update({"memory_quick": quick, "memory_worker_threads": threads, "memory_api_only": api_only,
                     "memory_completions_target": completions, "memory_sample_every": every,
-                    "memory_warmup_completions": warmup, "memory_pool": POOL})
+                    "memory_warmup_completions": warmup, "memory_pool": POOL,
+                    "memory_workflow_cache_mb": cache_mb if cache_mb is not None else DEFAULT_WORKFLOW_CACHE_MB})
     with tempfile.TemporaryDirectory(prefix="ocop-bench-memory-") as tmp:
         url = f"sqlite:///{tmp}/memory.db"
         count = instances_needed(completions)
@@ -157,7 +166,8 @@ def run(quick: bool = False, threads: int = 4, api_only: bool = False) -> dict:
         _say(f"prepared {count} instances in {figures['memory_prepare_s']} s "
              f"(staging the pool: {figures['memory_prepare_stage_s']} s)")
         try:
-            with GunicornServer(url, Path(tmp), workers=1, threads=threads) as server:
+            env = {"OCOP_WORKFLOW_CACHE_MB": str(cache_mb)} if cache_mb is not None else None
+            with GunicornServer(url, Path(tmp), workers=1, threads=threads, env=env) as server:
                 figures.update(drive(prepared, server, completions, every, warmup, api_only))
         finally:
             prepared.engine.db.dispose()
@@ -170,7 +180,7 @@ def drive(prepared: Prepared, server: GunicornServer, completions: int, every: i
     worker = psutil.Process(pid)
     driver = Driver(prepared, server.url, api_only)
     mb = 1024 * 1024
-    series: list[tuple[int, float]] = [(0, worker.memory_info().rss / mb)]
+    series: list[tuple[int, float]] = [(0, worker.memory_info().rss / mb)]  # cold: no request served yet
     latencies: list[float] = []
     done = failed = 0
     deadline = time.monotonic() + RUN_DEADLINE_S
@@ -213,6 +223,9 @@ def drive(prepared: Prepared, server: GunicornServer, completions: int, every: i
         "memory_rss_mb_series": [round(rss, 1) for _count, rss in series],
         "memory_rss_series_completions": [count for count, _rss in series],
         "memory_rss_mb_start": round(series[0][1], 1),
+        "memory_rss_mb_cold": round(series[0][1], 1),
+        "memory_growth_cold_to_warm_mb": round(after_warmup - series[0][1], 1),
+        "memory_growth_from_cold_mb": round(end - series[0][1], 1),
         "memory_rss_mb_after_warmup": round(after_warmup, 1),
         "memory_rss_mb_end": round(end, 1),
         "memory_rss_mb_max": round(max(rss for _c, rss in series), 1),
@@ -244,8 +257,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 completions (for development)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads of the one worker (1: sync worker)")
     parser.add_argument("--api-only", action="store_true", help="only the JSON API, no form posts")
+    parser.add_argument("--cache-mb", type=int, default=None,
+                        help=f"the worker's OCOP_WORKFLOW_CACHE_MB (default {DEFAULT_WORKFLOW_CACHE_MB})")
     args = parser.parse_args()
-    print(json.dumps(run(args.quick, args.threads, args.api_only), indent=2, ensure_ascii=False))
+    print(json.dumps(run(args.quick, args.threads, args.api_only, args.cache_mb), indent=2, ensure_ascii=False))
     return 0
 
 

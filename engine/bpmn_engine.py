@@ -43,11 +43,10 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.events import GENESIS, PendingEvent
-from engine.execution import Execution, Outcome, SpecCache, WorkflowCache
-from engine.expressions import SafeScriptEngine
+from engine.execution import DEFAULT_WORKFLOW_CACHE_MB, Execution, Outcome, SpecCache, WorkflowCache
 from engine.forms import validate_form
 from engine.serialization import specs_to_dict
-from engine.stepping import EngineWorkflow
+from engine.stepping import DEFAULT_STEP_BUDGET, EngineWorkflow
 from handlers.context import ProductView
 from storage.areas import area_chain
 from storage.db import Database, connection_of
@@ -63,19 +62,23 @@ _AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar("ocop_af
 class BpmnEngine:
     @classmethod
     def from_environment(cls) -> "BpmnEngine":
-        """Configured by OCOP_DATABASE_URL and OCOP_MAX_RESUBMISSIONS."""
-        limit = os.environ.get("OCOP_MAX_RESUBMISSIONS", str(DEFAULT_MAX_RESUBMISSIONS))
-        if not limit.isdigit():
-            raise ValueError(f"OCOP_MAX_RESUBMISSIONS must be a whole number, not '{limit}'")
-        return cls(Database(), max_resubmissions=int(limit))
+        """Configured by OCOP_DATABASE_URL, OCOP_MAX_RESUBMISSIONS,
+        OCOP_STEP_BUDGET (automatic steps per engine call, engine/stepping.py)
+        and OCOP_WORKFLOW_CACHE_MB (memory for cached workflows, engine/execution.py;
+        0 caches none)."""
+        return cls(Database(), max_resubmissions=_whole_number("OCOP_MAX_RESUBMISSIONS", DEFAULT_MAX_RESUBMISSIONS),
+                   step_budget=_whole_number("OCOP_STEP_BUDGET", DEFAULT_STEP_BUDGET, least=1),
+                   workflow_cache_mb=_whole_number("OCOP_WORKFLOW_CACHE_MB", DEFAULT_WORKFLOW_CACHE_MB))
 
     def __init__(self, db: Database, clock: Callable[[], datetime] | None = None,
-                 max_resubmissions: int = DEFAULT_MAX_RESUBMISSIONS):
+                 max_resubmissions: int = DEFAULT_MAX_RESUBMISSIONS, step_budget: int = DEFAULT_STEP_BUDGET,
+                 workflow_cache_mb: int = DEFAULT_WORKFLOW_CACHE_MB):
         self.db = db
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.max_resubmissions = max_resubmissions
+        self.step_budget = step_budget
         self.specs = SpecCache()
-        self.workflows = WorkflowCache()
+        self.workflows = WorkflowCache(max_bytes=workflow_cache_mb * 1024 * 1024)
 
     # --- one transaction --------------------------------------------------------
 
@@ -119,6 +122,10 @@ class BpmnEngine:
         if pending is None:
             raise RuntimeError("an engine call given a unit of work must run inside BpmnEngine.run")
         pending.append(action)
+
+    def _call(self, unit: Session | Connection, instance, now: datetime) -> Execution:
+        """An engine call on `instance`, within this engine's step budget."""
+        return Execution(unit, instance, now, self.step_budget)
 
     def _finish(self, call: Execution, status: str | None = None) -> Outcome:
         """Write the call; after the commit, cache its workflow for the next call."""
@@ -271,8 +278,8 @@ class BpmnEngine:
         except IntegrityError:  # lost a race against another start of this product and year
             raise AlreadyInCycle(f"the product is already in the {year} cycle") from None
         instance = dataclasses.replace(instance, id=inserted.inserted_primary_key[0])
-        call = Execution(session, instance, now)
-        call.workflow = EngineWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(call.call_service))
+        call = self._call(session, instance, now)
+        call.workflow = EngineWorkflow(spec, subprocess_specs, script_engine=call.script_engine())
         for task in call.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
             task.data.update(data)
         call.events.append(PendingEvent("started", process_id, {
@@ -312,7 +319,7 @@ class BpmnEngine:
         if row.assignee_id is not None and row.assignee_id != actor.user_id:
             raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
         form = validate_form(row.form_key, data, instance.product.group_code if instance.product else None)
-        call = Execution(unit, instance, now)
+        call = self._call(unit, instance, now)
         execution.load(call, self.specs, self.workflows)
         task = call.workflow.get_task_from_id(UUID(task_id))
         if task is None:
@@ -395,7 +402,7 @@ class BpmnEngine:
             raise InstanceNotRunning(f"instance {instance_id} is {instance.status}")
         if not access.supervises(actor, instance.areas):
             raise NotAllowed("only a program manager of the province or an administrator may cancel")
-        call = Execution(session, instance, self.clock())
+        call = self._call(session, instance, self.clock())
         execution.load(call, self.specs, self.workflows)
         call.workflow.cancel()
         call.events.append(PendingEvent("cancelled", None, {"reason": reason}, actor.user_id))
@@ -416,10 +423,10 @@ class BpmnEngine:
         instance = self._read_instance(session, instance_id)
         if instance is None or instance.status != "running":
             return None
-        call = Execution(session, instance, now)
+        call = self._call(session, instance, now)
         execution.load(call, self.specs, self.workflows)
         waiting = {str(t.id): t.task_spec.bpmn_id for t in execution.timer_tasks(call.workflow)}
-        with clock.running_at(now):
+        with execution.refusals(), clock.running_at(now):
             call.workflow.refresh_timers()
         fired = [t.task_spec.bpmn_id for t in call.workflow.get_tasks(state=TaskState.READY, manual=False)
                  if str(t.id) in waiting]
@@ -455,10 +462,9 @@ class BpmnEngine:
             raise NotAllowed("only a program manager of the province or an administrator may retry or skip")
         if instance.status != "running":
             raise InstanceNotRunning(f"instance {instance.id} is {instance.status}")
-        call = Execution(session, instance, now)
+        call = self._call(session, instance, now)
         execution.load(call, self.specs, self.workflows)
-        task = next((t for t in call.workflow.get_tasks(state=TaskState.ERROR)
-                     if t.task_spec.bpmn_id == incident.element_id), None)
+        task = execution.failed_task(call.workflow, incident.element_id)
         if task is None:
             raise TaskNotReady(incident.element_id, "not in ERROR")
         call.events.append(PendingEvent("service_skipped" if skip else "service_retried", incident.element_id, {
@@ -486,3 +492,10 @@ class BpmnEngine:
     def forget_cached(self, instance_id: int) -> None:
         """Drop this process's cached workflow of an instance (e.g. migrated)."""
         self.workflows.forget(instance_id)
+
+
+def _whole_number(variable: str, default: int, least: int = 0) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit() or int(value) < least:
+        raise ValueError(f"{variable} must be a whole number of at least {least}, not '{value}'")
+    return int(value)

@@ -18,7 +18,9 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Callable
 
+from simpleeval import NameNotDefined
 from sqlalchemy import func, select
 from sqlalchemy.pool import StaticPool
 
@@ -27,7 +29,7 @@ from engine.access import load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
 from engine.driver import Driver
-from engine.errors import Problem
+from engine.errors import Problem, ProcessRefused, ServiceTaskFailed, StepBudgetExhausted, TimerValueInvalid
 from engine.samples import SampleDecider
 from engine.sandbox import PRODUCERS, add_sample_products, seed_world
 from storage.areas import area_chain
@@ -47,6 +49,10 @@ from storage.models import (
 DEFAULT_PRODUCTS = 30
 DEFAULT_SEED = 1
 MAX_TASKS = 200  # per instance: more means a loop the limits do not end
+# The products a deploy dry-runs: with DEFAULT_SEED, the first 12 profiles
+# (every loop limit, every council outcome, the late one) take every path of
+# the shipped cycles (tests/test_dryrun.py) in about 1.4 s, where 30 take 3-4 s.
+DEPLOY_PRODUCTS = 12
 DRYRUN_NAME = "dryrun"
 DRYRUN_USERNAME = "dryrun.producer"
 # Every dry run happens on the same (fake) morning, so runs are reproducible.
@@ -54,6 +60,19 @@ DRYRUN_NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PROCESSES = (diagram.PRODUCT_PROCESS, diagram.OUTREACH_PROCESS)
 QUALITY_RANGE = (20.0, 97.0)
 LEVELS = ("commune", "district", "province", "central")
+
+
+# Kinds of failure, by what failed: (label, Vietnamese, English).
+FAILURES = {
+    "loop": ("LoopNeverEnds", "vòng lặp không bao giờ thoát", "a loop that never exits"),
+    "timer": ("TimerFailed", "hẹn giờ lỗi", "timer failed"),
+    "serviceTask": ("ServiceTaskFailed", "bước tự động (dịch vụ) lỗi", "service task failed"),
+    "scriptTask": ("ScriptFailed", "đoạn lệnh lỗi", "script failed"),
+    "gateway": ("GatewayFailed", "cổng rẽ nhánh không tính được điều kiện", "gateway failed"),
+    "startEvent": ("StartFailed", "không bắt đầu được quy trình", "the start failed"),
+    "userTask": ("TaskFailed", "việc của người dùng lỗi", "user task failed"),
+    "other": ("EngineRefused", "bộ máy quy trình từ chối", "the engine refused"),
+}
 
 
 @dataclass
@@ -68,6 +87,7 @@ class DryRunReport:
     unreached: list[dict] = field(default_factory=list)     # {process, id, name, type}
     stuck: list[dict] = field(default_factory=list)         # {instance_id, product_id, process, reason, ready}
     errors: list[dict] = field(default_factory=list)        # {product_id, process, element_id, error, message}
+    # (errors: `error` is the kind of failure, FAILURES; `message` Vietnamese first)
     profiles: list[dict] = field(default_factory=list)      # how each product was decided
 
     def to_dict(self) -> dict:
@@ -158,6 +178,11 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
     seed_world(database)
     engine.deploy(xml, DRYRUN_NAME, "dryrun", "dry run")
     rng = random.Random(seed)
+    nodes = {node["id"]: node for node in flow_nodes(checked.root)}
+    starts = {node["process"]: node["id"] for node in nodes.values() if node["type"] == "startEvent"}
+
+    def error(err: Exception, product_id: int | None, process: str, completing: str | None = None) -> dict:
+        return _error(err, product_id, process, completing or starts.get(process), nodes)
     communes = _communes(engine, checked)
     with engine.db.transaction() as session:
         admin = load_actor(session, session.scalar(select(User.id).where(User.username == "admin")))
@@ -173,10 +198,11 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
         try:
             started = engine.start_outreach(locality, admin, DRYRUN_NOW.year)
         except Exception as err:  # noqa: BLE001 - every failure goes in the report
-            report.errors.append(_error(err, None, diagram.OUTREACH_PROCESS))
+            report.errors.append(error(err, None, diagram.OUTREACH_PROCESS))
             continue
         instance_ids.append(started.instance_id)
-        _drive(engine, outreach_driver, started.instance_id, None, diagram.OUTREACH_PROCESS, (70.0,), report, clock)
+        _drive(engine, outreach_driver, started.instance_id, None, diagram.OUTREACH_PROCESS, (70.0,), report, clock,
+               error)
 
     for product_id, profile in zip(_products(engine, communes, count, rng), profiles(count, rng)):
         report.profiles.append({"product_id": product_id, **asdict(profile)})
@@ -189,11 +215,11 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
         try:
             started = engine.start_product(product_id, owner, DRYRUN_NOW.year)
         except Exception as err:  # noqa: BLE001
-            report.errors.append(_error(err, product_id, diagram.PRODUCT_PROCESS))
+            report.errors.append(error(err, product_id, diagram.PRODUCT_PROCESS))
             continue
         instance_ids.append(started.instance_id)
         _drive(engine, driver, started.instance_id, product_id, diagram.PRODUCT_PROCESS, profile.qualities, report,
-               clock, profile.late)
+               clock, error, profile.late)
 
     _summarize(engine, checked, instance_ids, report)
 
@@ -248,7 +274,8 @@ def _let_deadlines_pass(engine: BpmnEngine, clock: MovableClock, instance_id: in
 
 
 def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
-           qualities: tuple[float, ...], report: DryRunReport, clock: MovableClock, late: bool = False) -> None:
+           qualities: tuple[float, ...], report: DryRunReport, clock: MovableClock, error: Callable,
+           late: bool = False) -> None:
     """Complete the oldest ready task until the instance ends, nothing is
     ready, an error is raised or MAX_TASKS were completed. A `late` product
     lets every deadline pass before each task."""
@@ -258,7 +285,7 @@ def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int
             try:
                 _let_deadlines_pass(engine, clock, instance_id)
             except Exception as err:  # noqa: BLE001
-                report.errors.append(_error(err, product_id, process, "timers"))
+                report.errors.append(error(err, product_id, process, "timers"))
                 return
         tasks = engine.ready_tasks(instance_id)
         if not tasks and driver.wait_for_timer(instance_id):  # e.g. the provincial round
@@ -277,13 +304,12 @@ def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int
         try:
             driver.complete_next(instance_id, quality)
         except Exception as err:  # noqa: BLE001
-            report.errors.append(_error(err, product_id, process, task.element_id))
+            report.errors.append(error(err, product_id, process, task.element_id))
             return
         failed = _failed_service_task(engine, instance_id)
-        if failed is not None:  # the call's work was kept; the service task waits in an incident
-            report.errors.append({"product_id": product_id, "process": process, "element_id": failed.element_id,
-                                  "completing": task.element_id, "error": "ServiceTaskFailed",
-                                  "message": failed.error})
+        if failed is not None:  # the call's work was kept; the service task (or timer) waits in an incident
+            report.errors.append(error(ServiceTaskFailed(failed.error, failed.element_id), product_id, process,
+                                       task.element_id))
             return
     report.stuck.append({"instance_id": instance_id, "product_id": product_id, "process": process,
                          "reason": f"still running after {MAX_TASKS} tasks",
@@ -295,18 +321,50 @@ def _failed_service_task(engine: BpmnEngine, instance_id: int) -> Incident | Non
         return session.scalar(select(Incident).where(Incident.instance_id == instance_id).limit(1))
 
 
-def _error(err: Exception, product_id: int | None, process: str, completing: str | None = None) -> dict:
-    """The failing element: the task the engine was running when it raised
-    (kept on the chained SpiffWorkflow exception), else the task being completed."""
-    element = None
-    for cause in (err, err.__cause__, err.__context__):
-        task = getattr(cause, "task", None)
-        spec = getattr(task, "task_spec", None)
-        if spec is not None and getattr(spec, "bpmn_id", None):
+def _error(err: Exception, product_id: int | None, process: str, completing: str | None,
+           nodes: dict[str, dict]) -> dict:
+    """One error of the report: where (the element the engine names, else
+    the one SpiffWorkflow was running, else the task being completed or the
+    process's start), what kind of failure by that element's type, and the
+    message in Vietnamese first -- naming the variable when one is undefined."""
+    element = getattr(err, "element", None)
+    for cause in _chain(err):
+        spec = getattr(getattr(cause, "task", None), "task_spec", None)
+        if element is None and getattr(spec, "bpmn_id", None):
             element = spec.bpmn_id
-            break
-    return {"product_id": product_id, "process": process, "element_id": element or completing,
-            "completing": completing, "error": type(err).__name__, "message": str(err)}
+    element = element or completing
+    label, vietnamese, english = FAILURES[_kind(err, (nodes.get(element) or {}).get("type"))]
+    node = nodes.get(element) or {}
+    where = f" '{node['name']}'" if node.get("name") else ""
+    detail = str(err)
+    undefined = next((cause.name for cause in _chain(err) if isinstance(cause, (NameError, NameNotDefined))), None)
+    if undefined:
+        detail = f"biến '{undefined}' chưa được định nghĩa / variable '{undefined}' is not defined; {detail}"
+    return {"product_id": product_id, "process": process, "element_id": element, "completing": completing,
+            "error": label, "message": f"{vietnamese.capitalize()}{where} ({element}) / {english}: {detail}"}
+
+
+def _kind(err: Exception, element_type: str | None) -> str:
+    if isinstance(err, StepBudgetExhausted):
+        return "loop"
+    # An incident on an event can only be a timer set aside (service tasks are tasks).
+    if isinstance(err, TimerValueInvalid) or isinstance(err, ServiceTaskFailed) and (element_type or "").endswith("Event"):
+        return "timer"
+    if element_type and element_type.endswith("Gateway"):
+        return "gateway"
+    if element_type in FAILURES:
+        return element_type
+    return "serviceTask" if isinstance(err, ServiceTaskFailed) else "other"
+
+
+def _chain(err: BaseException):
+    """The error and its causes (SpiffWorkflow wraps the Python error; the
+    engine's error hides SpiffWorkflow's with `from None`, which keeps it as
+    the context)."""
+    seen = 0
+    while err is not None and seen < 8:
+        yield err
+        err, seen = err.__cause__ or err.__context__, seen + 1
 
 
 def _summarize(engine: BpmnEngine, checked: diagram.CheckedDiagram, instance_ids: list[int],

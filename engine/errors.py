@@ -125,3 +125,45 @@ class ServiceTaskFailed(OcopError):
 
 class InstanceNotRunning(OcopError):
     pass
+
+
+class ProcessRefused(OcopError):
+    """The deployed diagram makes the engine refuse to go on (a task whose
+    lane is no role, an expression that cannot be evaluated, a loop that
+    never exits, ...). Nothing of the call is written; the portal shows
+    the message (Vietnamese first) instead of failing. `element` names the
+    diagram element where it happened, when known."""
+
+    def __init__(self, message: str, element: str | None = None):
+        super().__init__(message)
+        self.element = element
+
+
+class StepBudgetExhausted(ProcessRefused):
+    """One engine call ran more automatic steps than its budget (a loop whose
+    exit condition never becomes true): rolled back. `element` is the
+    element the call ran most often -- where it looped -- and `loop` the
+    elements it ran most, most often first."""
+
+    def __init__(self, budget: int, loop: list[str]):
+        self.budget, self.loop = budget, loop
+        where = ", ".join(loop)
+        super().__init__(
+            f"Quy trình lặp mãi không thoát tại {where}: đã chạy quá {budget} bước tự động trong một lần "
+            f"xử lý nên không có gì được lưu; hãy báo quản lý chương trình sửa sơ đồ / "
+            f"the process loops without end at {where}: more than {budget} automatic steps in one call, "
+            f"nothing was saved",
+            loop[0] if loop else None)
+
+
+class TimerValueInvalid(ServiceTaskFailed):
+    """A timer's value, evaluated at run time, is not a date, duration or
+    cycle in ISO 8601 (e.g. 'P1X2'). Handled like a failing service task:
+    the call is kept, the timer is set aside (it never fires by itself) and
+    an incident is opened on it, for a program manager to retry or skip."""
+
+    def __init__(self, element: str, value, reason_vi: str, reason_en: str):
+        self.value = value
+        super().__init__(
+            f"{element}: giá trị hẹn giờ {value!r} không dùng được ({reason_vi}); hẹn giờ bị tạm gác / "
+            f"timer value {value!r} cannot be used ({reason_en}); the timer is set aside", element, None)

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,19 +35,19 @@ from datetime import datetime, timedelta, timezone
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from engine import clock, diagram, expressions, incidents, roles, statements
+from engine import clock, diagram, expressions, incidents, roles, statements, timer_values
 from engine.calendar import add_working_days
-from engine.errors import ConcurrencyConflict, ServiceTaskFailed
+from engine.errors import ConcurrencyConflict, ProcessRefused, ServiceTaskFailed, TimerValueInvalid
 from engine.events import PendingEvent, chain, data_delta
 from engine.expressions import SafeScriptEngine
 from engine.serialization import specs_from_dict, state_from_json, state_to_json
-from engine.stepping import find_tasks, run_engine_steps
+from engine.stepping import DEFAULT_STEP_BUDGET, find_tasks, run_engine_steps
 from handlers import registry
 from handlers.context import HandlerContext, InstanceView
 from handlers.registry import HandlerParameterError
@@ -54,7 +55,18 @@ from storage.db import connection_of
 from storage.models import ProcessDefinition, ProcessInstance
 
 SPEC_CACHE_SIZE = 16
+# The workflow cache's bounds: the memory of its workflows (OCOP_WORKFLOW_CACHE_MB,
+# BpmnEngine.from_environment) and their number. A workflow is weighed from the
+# length of its serialized state (save() has it anyway), not by walking it:
+# a worker's RSS grows by about 16 bytes per character of the cached states
+# (bench/memory.py --quick from a cold worker: +12 MB with no cache, +31 MB
+# with an 8 MB budget at 7 bytes/char, +47 MB with 256 entries and no byte
+# bound; tracemalloc of a bare deserialization says 6-8 bytes/char, the rest
+# is what running a workflow adds and the allocator's slack). 16 MB holds
+# about 115 mid-cycle workflows.
+DEFAULT_WORKFLOW_CACHE_MB = 16
 WORKFLOW_CACHE_SIZE = 256
+MEMORY_PER_STATE_CHAR = 16
 
 
 # Set by BpmnEngine.run for the attempt in progress: service tasks that failed
@@ -84,7 +96,7 @@ class Execution:
     has the same attributes); its new values go to the database only."""
 
     def __init__(self, unit: Session | Connection, instance: statements.InstanceRow | ProcessInstance,
-                 now: datetime):
+                 now: datetime, step_budget: int = DEFAULT_STEP_BUDGET):
         # The transaction: an ORM session, or (a completion) a plain connection.
         self.unit = unit
         self.connection = connection_of(unit)
@@ -98,6 +110,7 @@ class Execution:
         self.ready_before: set[str] = set()
         self.outcome: Outcome | None = None
         self.new_version: int | None = None
+        self.state_size = 0  # characters of the serialized state save() wrote (weighs the cached workflow)
         self.last_data: dict = {}  # data of the last task this call ran (for the completion's delta)
         self.timers: dict[str, datetime] = {}  # waiting timers (element -> due), found by conclude()
         self.timers_before: dict[str, datetime] = {}  # and when the call began (= its timer_due rows)
@@ -106,8 +119,42 @@ class Execution:
         # running their handler, and keeps the call's work (see BpmnEngine.run).
         self.failing: dict[str, str] = dict(FAILING.get() or {})
         self.failed: list[ServiceTaskFailed] = []
+        self.step_budget = step_budget  # automatic steps this call may run (engine/stepping.py)
         self._view: InstanceView | None = None
         self._row_locked = False  # see lock_instance_row
+
+    def script_engine(self) -> SafeScriptEngine:
+        """The workflow's script engine for this call (it is not part of the
+        state: set after every load)."""
+        return SafeScriptEngine(self.call_service, self.check_timer)
+
+    def check_timer(self, task, expression: str, value):
+        """Every value the script engine evaluates passes here: a timer's
+        value that is not ISO 8601 (engine/timer_values.py) fails like a
+        service task -- this attempt raises TimerValueInvalid and is rolled
+        back; the attempt again (BpmnEngine.run) sets the timer aside to wait
+        on a moment that never comes, keeps the call's work and opens an
+        incident on the timer. Other values pass unchanged."""
+        definition = getattr(task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition) or expression != definition.expression:
+            return value
+        reason = timer_values.problem(timer_values.kind_of(definition), value)
+        if reason is None:
+            return value
+        failure = TimerValueInvalid(task.task_spec.bpmn_id, value, *reason)
+        if failure.element not in self.failing:
+            raise failure
+        task._set_internal_data(**{timer_values.SET_ASIDE: str(failure)})
+        self.record_failure(failure)
+        return timer_values.never(definition)
+
+    def record_failure(self, failure: ServiceTaskFailed) -> None:
+        """A task that failed in the attempt before fails again: it waits
+        (in ERROR, or a timer set aside), the call's work is kept, and save()
+        opens or counts its incident."""
+        self.failed.append(failure)
+        self.events.append(PendingEvent("service_failed", failure.element, {
+            "handler": failure.handler, "error": str(failure)}))
 
     def call_service(self, task, name: str, params: dict) -> str:
         element = task.task_spec.bpmn_id
@@ -192,22 +239,34 @@ class CachedWorkflow:
     workflow: BpmnWorkflow
     ready_ids: frozenset[str]
     timers: dict[str, datetime]
+    size: int = 0  # estimated bytes in memory (MEMORY_PER_STATE_CHAR)
 
 
 class WorkflowCache:
-    """Instance id -> its workflow as last committed by this process (an LRU
-    of WORKFLOW_CACHE_SIZE instances). An entry is used only for exactly the
-    stored version it was committed as; any other process's write bumps the
-    version, so a stale entry is never used."""
+    """Instance id -> its workflow as last committed by this process: an LRU
+    bounded by the estimated bytes of its workflows (`max_bytes`) and by
+    their number (`max_entries`). With the count alone a worker grew by
+    ~35 MB more before its 256-entry cache was full. An entry is used only for
+    exactly the stored version it was committed as; any other process's
+    write bumps the version, so a stale entry is never used."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_WORKFLOW_CACHE_MB * 1024 * 1024,
+                 max_entries: int = WORKFLOW_CACHE_SIZE) -> None:
+        self.max_bytes, self.max_entries = max_bytes, max_entries
         self._entries: OrderedDict[int, CachedWorkflow] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(entries, estimated bytes) held now."""
+        with self._lock:
+            return len(self._entries), self._bytes
 
     def take(self, instance_id: int) -> CachedWorkflow | None:
         """The entry, removed: only a committed call puts it back."""
         with self._lock:
-            return self._entries.pop(instance_id, None)
+            return self._pop(instance_id)
 
     def peek(self, instance_id: int) -> CachedWorkflow | None:
         with self._lock:
@@ -216,12 +275,15 @@ class WorkflowCache:
     def keep(self, execution: Execution) -> None:
         """After commit: remember the call's workflow for the next call."""
         execution.workflow.script_engine = None  # drop the reference to the closed transaction
+        entry = CachedWorkflow(execution.new_version, execution.workflow,
+                               frozenset(task["id"] for task in execution.outcome.ready_tasks),
+                               dict(execution.timers), execution.state_size * MEMORY_PER_STATE_CHAR)
         with self._lock:
-            self._entries[execution.instance.id] = CachedWorkflow(
-                execution.new_version, execution.workflow,
-                frozenset(task["id"] for task in execution.outcome.ready_tasks), dict(execution.timers))
-            while len(self._entries) > WORKFLOW_CACHE_SIZE:
-                self._entries.popitem(last=False)
+            self._pop(execution.instance.id)
+            self._entries[execution.instance.id] = entry
+            self._bytes += entry.size
+            while len(self._entries) > self.max_entries or (self._bytes > self.max_bytes and self._entries):
+                self._pop(next(iter(self._entries)))  # the least recently kept
 
     def renumber(self, instance_id: int, old_version: int, new_version: int) -> None:
         """A write that changed the row but not the workflow (a claim): the
@@ -233,7 +295,14 @@ class WorkflowCache:
 
     def forget(self, instance_id: int) -> None:
         with self._lock:
-            self._entries.pop(instance_id, None)
+            self._pop(instance_id)
+
+    def _pop(self, instance_id: int) -> CachedWorkflow | None:
+        # Under the lock: an entry out, its bytes with it.
+        entry = self._entries.pop(instance_id, None)
+        if entry is not None:
+            self._bytes -= entry.size
+        return entry
 
 
 def load_workflow(specs: SpecCache, unit: Session | Connection,
@@ -257,8 +326,7 @@ def load(execution: Execution, specs: SpecCache, workflows: WorkflowCache) -> No
         execution.workflow = load_workflow(specs, execution.connection, instance)
         execution.ready_before = _ready_user_task_ids(execution.workflow)
         execution.timers_before = waiting_timers(execution.workflow)
-    # The script engine is not part of the state: set it after every load.
-    execution.workflow.script_engine = SafeScriptEngine(execution.call_service)
+    execution.workflow.script_engine = execution.script_engine()
 
 
 # --- running SpiffWorkflow --------------------------------------------------------
@@ -267,11 +335,9 @@ def run_user_task(execution: Execution, task, completion: PendingEvent, before: 
     """Run a user task whose form is in its data, and everything automatic
     after it; the completion event gets the data delta this caused (the
     form's own variable is already in the event)."""
-    try:
+    with refusals():
         with clock.running_at(execution.now):
             task.run()
-    except WorkflowException as err:
-        raise service_failure(err) from None
     execution.last_data = task.data
     advance(execution)
     completion.data["delta"] = data_delta(before, execution.last_data, skip=completion.data["data_key"])
@@ -293,39 +359,68 @@ def advance(execution: Execution) -> None:
                 execution.events.append(decision)
 
     try:
-        with clock.running_at(execution.now):
-            run_engine_steps(execution.workflow, did_complete_task=record)
-    except (WorkflowException, ServiceTaskFailed) as err:  # SpiffWorkflow may or may not wrap it
-        failure = err if isinstance(err, ServiceTaskFailed) else service_failure(err)
+        with refusals(), clock.running_at(execution.now):
+            run_engine_steps(execution.workflow, did_complete_task=record, budget=execution.step_budget)
+    except ServiceTaskFailed as failure:
         if failure.element is None or failure.element not in execution.failing:
-            raise failure from None
+            raise
         # Failed in the attempt before: the task stays in ERROR, the call's work is kept.
-        execution.failed.append(failure)
-        execution.events.append(PendingEvent("service_failed", failure.element, {
-            "handler": failure.handler, "error": str(failure)}))
+        execution.record_failure(failure)
     if completed:
         execution.events.append(PendingEvent("engine_steps", None, {"elements": completed}))
 
 
-def service_failure(err: WorkflowException) -> ServiceTaskFailed:
-    """The handler failure inside a SpiffWorkflow error, or the error itself
-    as a service failure (e.g. a parameter expression that cannot be
-    evaluated: SpiffWorkflow names the task)."""
+@contextmanager
+def refusals():
+    """SpiffWorkflow's errors as the engine's: a service task's failure
+    (ServiceTaskFailed: an incident), anything else a ProcessRefused that
+    names the element (the call is rolled back, the portal says why)."""
+    try:
+        yield
+    except SpiffWorkflowException as err:
+        raise engine_failure(err) from None
+
+
+def engine_failure(err: SpiffWorkflowException) -> ServiceTaskFailed | ProcessRefused:
+    """The handler failure inside a SpiffWorkflow error; the error itself as
+    a service failure when a service task raised it (e.g. a parameter
+    expression that cannot be evaluated); else a refusal of the diagram at
+    the element SpiffWorkflow names."""
     cause = getattr(err, "error", None) or err.__cause__ or err.__context__
     if isinstance(cause, ConcurrencyConflict):  # not the service's failure: the call lost a race
         raise cause from None
-    if isinstance(cause, ServiceTaskFailed):
+    if isinstance(cause, (ServiceTaskFailed, ProcessRefused)):
         return cause
-    task = getattr(err, "task", None)
-    element = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
-    operator = getattr(getattr(task, "task_spec", None), "operation_name", None)
-    return ServiceTaskFailed(f"{err}", element if operator else None, operator)
+    spec = getattr(getattr(err, "task", None), "task_spec", None) or getattr(err, "task_spec", None)
+    element = getattr(spec, "bpmn_id", None)
+    operator = getattr(spec, "operation_name", None)
+    if operator:
+        return ServiceTaskFailed(f"{err}", element, operator)
+    name = getattr(spec, "bpmn_name", None) or element
+    where = f" tại '{name}' ({element})" if element else ""
+    return ProcessRefused(f"Sơ đồ quy trình không chạy tiếp được{where}; chưa có gì được lưu, hãy báo quản lý "
+                          f"chương trình / the process diagram cannot go on{where.replace(' tại', ' at')}, "
+                          f"nothing was saved: {err}", element)
+
+
+def failed_task(workflow: BpmnWorkflow, element_id: str):
+    """The task an incident is about: a service task in ERROR, or a timer
+    set aside; None when there is none."""
+    return next((t for t in workflow.get_tasks(state=TaskState.ERROR | TaskState.WAITING)
+                 if t.task_spec.bpmn_id == element_id
+                 and (t.state == TaskState.ERROR or timer_values.is_set_aside(t))), None)
 
 
 def resume_failed_task(task, skip: bool) -> None:
     """A service task in ERROR: made ready to run again, or marked done
-    without running (its result variable stays unset)."""
-    if skip:
+    without running (its result variable stays unset). A timer set aside:
+    evaluated again by the next refresh of the timers, or (skipped) left
+    aside -- its task waits without that deadline."""
+    if timer_values.is_set_aside(task):
+        if not skip:
+            task.internal_data.pop(timer_values.SET_ASIDE, None)
+            task.internal_data.pop("event_value", None)
+    elif skip:
         task.complete()
     else:
         task._ready()
@@ -367,6 +462,7 @@ def save(execution: Execution, status: str | None = None) -> None:
     ready, values = conclude(execution, status)
     stale_ids, new_rows = inbox_changes(execution, ready)
     values["state"] = state_to_json(execution.workflow)
+    execution.state_size = len(values["state"])
     execution.new_version = write_instance(connection, instance, values, execution.events, execution.now)
     if stale_ids:
         connection.execute(statements.DELETE_INBOX_ROWS, {"ids": stale_ids})
@@ -430,8 +526,11 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
     spec = task.task_spec
     props = diagram.user_task_properties(spec)
     role = roles.role_for_lane(spec.lane)
-    if role is None:  # deploy-time lint makes this unreachable
-        raise ServiceTaskFailed(f"lane '{spec.lane}' of {spec.bpmn_id} is not a role")
+    if role is None:  # the deploy-time lint refuses it; a diagram stored before the lint may have it
+        raise ProcessRefused(f"Việc '{spec.bpmn_name or spec.bpmn_id}' ({spec.bpmn_id}) nằm ở làn '{spec.lane}', "
+                             f"không phải một vai trò nên không ai nhận được; chưa có gì được lưu, hãy báo quản lý "
+                             f"chương trình / task {spec.bpmn_id} is in lane '{spec.lane}', which is no role; "
+                             f"nothing was saved", spec.bpmn_id)
     due_days, working_days = _int(props.get("dueDays")), _int(props.get("dueWorkingDays"))
     if working_days:  # the same calendar as a working_days_from_now() timer on the task
         due_at = add_working_days(now, working_days)
@@ -476,8 +575,9 @@ def timer_tasks(workflow: BpmnWorkflow) -> list:
 
 
 def waiting_timers(workflow: BpmnWorkflow) -> dict[str, datetime]:
-    """Element id -> when it fires, for the timers the workflow waits on."""
-    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow)}
+    """Element id -> when it fires, for the timers the workflow waits on
+    (not those set aside: they wait for a person, in an incident)."""
+    return {t.task_spec.bpmn_id: timer_due_at(t) for t in timer_tasks(workflow) if not timer_values.is_set_aside(t)}
 
 
 def timer_due_at(task) -> datetime:

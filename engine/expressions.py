@@ -355,11 +355,20 @@ class SafeEnvironment(BasePythonScriptEngineEnvironment):
 class SafeScriptEngine(PythonScriptEngine):
     """Script engine of every workflow the app runs. Service tasks go to
     `service_caller(task, handler_name, params)`: the engine's dispatch to
-    the handler registry, which carries the open database transaction."""
+    the handler registry, which carries the open database transaction.
+    Evaluated values pass through `value_check` when given."""
 
-    def __init__(self, service_caller=None):
+    def __init__(self, service_caller=None, value_check=None):
         super().__init__(environment=SafeEnvironment())
         self.service_caller = service_caller
+        # value_check(task, expression, value) -> value: the engine's look at
+        # what an expression gave before SpiffWorkflow uses it (a timer's
+        # value: Execution.check_timer).
+        self.value_check = value_check
+
+    def evaluate(self, task, expression, external_context=None):
+        value = super().evaluate(task, expression, external_context)
+        return value if self.value_check is None else self.value_check(task, expression, value)
 
     def validate(self, expression):
         check_expression(expression)

@@ -331,7 +331,7 @@ def _migrate_one(engine: BpmnEngine, actor: Actor, instance_id: int, target_info
 def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInstance, workflow,
                      target: ProcessDefinition, result: InstancePlan, actor: Actor) -> int:
     now = engine.clock()
-    run = execution.Execution(session, instance, now)
+    run = execution.Execution(session, instance, now, engine.step_budget)
     run.workflow = workflow
     # Inbox rows are exactly the ready user tasks before the migration; the
     # reset keeps the ids of tasks still ready, so compare ids.

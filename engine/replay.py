@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from engine import clock, execution, statements
 from engine.bpmn_engine import BpmnEngine
-from engine.errors import ServiceTaskFailed
+from engine.errors import ProcessRefused, ServiceTaskFailed
+from engine.stepping import DEFAULT_STEP_BUDGET
 from engine.events import EVENT_MISSING, STATE_DRIFT, Finding, PendingEvent, plain
-from engine.expressions import SafeScriptEngine
 from handlers import registry
 from handlers.context import HandlerContext
 from handlers.registry import HandlerParameterError
@@ -58,8 +58,9 @@ class ReplayRun(execution.Execution):
     """An engine call that writes nothing: service tasks take the results recorded
     in this call's group (pure handlers are run again instead)."""
 
-    def __init__(self, session: Session, instance, event: AuditEvent, recorded: list[AuditEvent]):
-        super().__init__(session, instance, as_utc(event.at))
+    def __init__(self, session: Session, instance, event: AuditEvent, recorded: list[AuditEvent],
+                 step_budget: int = DEFAULT_STEP_BUDGET):
+        super().__init__(session, instance, as_utc(event.at), step_budget)
         self.seq = event.seq
         self.recorded_services = [e for e in recorded if e.kind == "service_called"]
         # A failure recorded in this call happens again here, without the handler.
@@ -134,7 +135,7 @@ class Replay:
         if self.workflow is None and call.kind != "started":
             raise Drift(call.seq, f"the history begins with '{call.kind}', not 'started'")
         as_replayed = dataclasses.replace(self.row, status=self.status, current_step=self.current_step)
-        run = ReplayRun(self.session, as_replayed, call, caused)
+        run = ReplayRun(self.session, as_replayed, call, caused, self.engine.step_budget)
         run.workflow = self.workflow
         run.ready_before = self.ready
         status = None
@@ -149,11 +150,10 @@ class Replay:
                 run.workflow.cancel()
                 status = "cancelled"
             elif call.kind in ("service_retried", "service_skipped"):
-                failed = next((t for t in self.workflow.get_tasks(state=TaskState.ERROR)
-                               if t.task_spec.bpmn_id == call.element_id), None)
+                failed = execution.failed_task(self.workflow, call.element_id)
                 if failed is None:
                     raise Drift(call.seq, f"'{call.kind}' on {call.element_id}, which has not failed at this point")
-                self.workflow.script_engine = SafeScriptEngine(run.call_service)
+                self.workflow.script_engine = run.script_engine()
                 execution.resume_failed_task(failed, call.kind == "service_skipped")
                 execution.advance(run)
             elif call.kind == "timer_fired":
@@ -163,7 +163,7 @@ class Replay:
                 run.workflow = self.workflow
             else:
                 raise Drift(call.seq, f"unknown kind of engine call '{call.kind}'")
-        except ServiceTaskFailed as err:
+        except (ServiceTaskFailed, ProcessRefused) as err:
             raise Drift(call.seq, f"the replay fails here: {err}") from None
         if call.kind not in CLAIM_KINDS:
             ready, values = execution.conclude(run, status)
@@ -181,7 +181,7 @@ class Replay:
             raise Drift(call.seq, f"the history starts on {name} version {version}, which is not deployed")
         spec, subprocess_specs = self.engine.specs.spec_for(self.session, self.definition.id, call.element_id)
         run.workflow = self.workflow = BpmnWorkflow(spec, subprocess_specs,
-                                                    script_engine=SafeScriptEngine(run.call_service))
+                                                    script_engine=run.script_engine())
         for task in run.workflow.get_tasks(state=TaskState.READY):
             task.data.update(call.data.get("data") or {})
         execution.advance(run)
@@ -191,7 +191,7 @@ class Replay:
         data = call.data
         if not task.task_spec.manual:
             raise Drift(call.seq, f"{call.element_id} is not a user task")
-        self.workflow.script_engine = SafeScriptEngine(run.call_service)
+        self.workflow.script_engine = run.script_engine()
         before = dict(task.data)
         task.data[data["data_key"]] = data.get("form")
         completion = PendingEvent("task_completed", call.element_id, {"data_key": data["data_key"]})
@@ -203,7 +203,7 @@ class Replay:
     def fire_timers(self, run: ReplayRun, call: AuditEvent) -> None:
         """The timers the worker fired at the recorded time, and what followed."""
         waiting = {str(t.id) for t in execution.timer_tasks(self.workflow)}
-        self.workflow.script_engine = SafeScriptEngine(run.call_service)
+        self.workflow.script_engine = run.script_engine()
         with clock.running_at(run.now):
             self.workflow.refresh_timers()
         fired = [t.task_spec.bpmn_id for t in self.workflow.get_tasks(state=TaskState.READY, manual=False)

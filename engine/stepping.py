@@ -14,10 +14,23 @@ check every shortcut against SpiffWorkflow's own functions.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+
+from engine.errors import StepBudgetExhausted
+
+# Automatic steps one engine call may run. A real call of the shipped cycles
+# runs at most 10 (gateways, scripts, service tasks, events: measured over
+# the dry runs of processes/ocop_cycle.bpmn and its two-tier variant), a
+# whole cycle about 100; 1,000 is far above both, and stops a loop that
+# never exits in about half a second (0.4-0.5 s for the script and the
+# gateway loops of tests/test_runtime_refusals.py; SpiffWorkflow's task
+# tree grows with every turn, so a much larger budget costs more than in
+# proportion). OCOP_STEP_BUDGET overrides it (BpmnEngine.from_environment).
+DEFAULT_STEP_BUDGET = 1000
 
 
 class EngineWorkflow(BpmnWorkflow):
@@ -51,11 +64,14 @@ def find_tasks(workflow: BpmnWorkflow, state: int, manual: bool, where=None) -> 
     return found
 
 
-def run_engine_steps(workflow: BpmnWorkflow, did_complete_task: Callable) -> None:
+def run_engine_steps(workflow: BpmnWorkflow, did_complete_task: Callable,
+                     budget: int = DEFAULT_STEP_BUDGET) -> None:
     """workflow.do_engine_steps(did_complete_task=...): the same rounds (run
     every automatic task ready when the round began, in the tree's order;
     again until a round finds none; then refresh the timers), each round's
-    ready tasks found in the task table."""
+    ready tasks found in the task table. More than `budget` steps raise
+    StepBudgetExhausted, naming the elements run most (the loop)."""
+    did_complete_task = _within(budget, did_complete_task)
     while not workflow.subprocesses:
         ready = [task for task in workflow.tasks.values() if task.state == TaskState.READY]
         if len(ready) > 1:
@@ -68,3 +84,19 @@ def run_engine_steps(workflow: BpmnWorkflow, did_complete_task: Callable) -> Non
             task.run()
             did_complete_task(task)
     workflow.do_engine_steps(did_complete_task=did_complete_task)
+
+
+def _within(budget: int, did_complete_task: Callable) -> Callable:
+    """`did_complete_task`, counting the steps: SpiffWorkflow calls it after
+    every automatic task, in its own stepping too, so one count covers both."""
+    runs: Counter = Counter()
+    steps = 0
+
+    def counted(task) -> None:
+        nonlocal steps
+        steps += 1
+        runs[getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name] += 1
+        if steps > budget:
+            raise StepBudgetExhausted(budget, [element for element, _n in runs.most_common(3)])
+        did_complete_task(task)
+    return counted

@@ -6,8 +6,10 @@ and time, timeDuration: an ISO 8601 duration, timeCycle: a repeating
 interval). A text it cannot parse raised inside the engine call that
 reached the timer: a 500 and a product stuck for good. `problem` reads a
 value the way the library will, with its own parse_iso_* helpers, and says
-in plain words what is wrong; the diagram check calls it for literal
-timers, and the engine may call it for a value computed at run time.
+in plain words what is wrong. The diagram check calls it for literal
+timers; the engine calls it for every value computed at run time
+(Execution.check_timer): a bad one becomes an incident on the timer, which
+is set aside to wait on `NEVER` instead, so the call and the instance go on.
 
 Stricter than the library where the library's leniency is a trap: it strips
 every 'P' from both ends ('PP1DP' is one day) and loops once per month of a
@@ -20,7 +22,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimerEventDefinition,
+)
 
 KINDS = ("timeDate", "timeDuration", "timeCycle")
 MAX_YEARS = 100
@@ -32,6 +38,15 @@ _SOME_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 EXAMPLES = {"timeDate": "'2026-10-30T17:00:00+07:00'", "timeDuration": "'P15D'",
             "timeCycle": "'R3/P1D'"}
+
+
+# What a set-aside timer waits on, per kind: a moment that never comes in
+# the life of an instance (a valid value, so SpiffWorkflow's own code never
+# meets the bad one).
+NEVER = {"timeDuration": "P36500D", "timeCycle": "R1/2999-01-01T00:00:00+00:00/P1D",
+         "timeDate": "2999-01-01T00:00:00+00:00"}
+# The internal data key that marks a set-aside timer (its error), kept with the workflow's state.
+SET_ASIDE = "ocop_timer_set_aside"
 
 
 class BadTimer(ValueError):
@@ -125,3 +140,20 @@ def _cycle(text: str) -> None:
     if length <= timedelta(0):
         raise BadTimer(f"chu kỳ '{text[:60]}' lặp lại sau khoảng thời gian bằng không",
                        f"the cycle '{text[:60]}' repeats after no time at all")
+
+
+def kind_of(definition: TimerEventDefinition) -> str:
+    """The BPMN element a parsed timer definition came from."""
+    if isinstance(definition, DurationTimerEventDefinition):
+        return "timeDuration"
+    if isinstance(definition, CycleTimerEventDefinition):
+        return "timeCycle"
+    return "timeDate"
+
+
+def never(definition: TimerEventDefinition) -> str:
+    return NEVER[kind_of(definition)]
+
+
+def is_set_aside(task) -> bool:
+    return task._get_internal_data(SET_ASIDE) is not None

@@ -16,21 +16,31 @@ change. That is why `deploy` does not call BpmnEngine.deploy (which opens
 its own transaction): it runs the same steps -- the three-layer check,
 the next version per name, one active version per scope through
 `BpmnEngine.activate` -- inside one unit of work with the log entry.
+
+Deploy and activate also dry-run the diagram (engine/dryrun.py,
+`require_dry_run`) and refuse it when a sample product meets an error, gets
+stuck or loops past the step budget: such a diagram validates, and then
+breaks the first real product that takes that path. Elements the sample
+products never reach stay a warning (the dry run's report says which): a
+province's variant may have a branch the sample decisions do not take,
+and refusing it would block a correct diagram. BpmnEngine.deploy (the
+kernel, which the dry run itself uses) checks only.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, undefer
 
-from engine import diagram, migration
+from engine import diagram, dryrun, migration
 from engine.access import Actor, Oversight, may_change_diagrams
 from engine.bpmn_engine import BpmnEngine
-from engine.errors import NotAllowed, OcopError
+from engine.errors import DiagramError, NotAllowed, OcopError, Problem
 from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition, ProcessInstance, Product
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -138,6 +148,7 @@ def deploy(engine: BpmnEngine, actor: Actor, xml: bytes | str, name: str, messag
     if isinstance(xml, str):
         xml = xml.encode("utf-8")
     checked = diagram.check_or_raise(xml, f"{name}.bpmn")
+    require_dry_run(xml)
     with engine.db.transaction() as session:  # the version and its log entry, together
         _require_province(session, province_id)
         definition, created = engine.store_definition(session, xml, checked, name, actor.name, message,
@@ -153,6 +164,8 @@ def activate(engine: BpmnEngine, actor: Actor, definition_id: int, message: str 
         if definition is None:
             raise LookupError(f"no process definition {definition_id}")
         require_scope(actor, definition.province_id)
+        # Versions stored before deploys were dry-run are checked here (a roll back to one too).
+        require_dry_run(version(session, definition_id, with_xml=True).bpmn_xml.encode("utf-8"))
         engine.activate(session, definition)
         log_action(session, engine, actor, "activate", definition, (message or "").strip()[:MAX_MESSAGE_LENGTH])
     return definition
@@ -172,6 +185,28 @@ def migrate(engine: BpmnEngine, actor: Actor, instances: Iterable[int] | migrati
                    f"{len(report.migrated)} migrated, {len(report.skipped)} skipped, "
                    f"{len(report.failed)} failed: " + ", ".join(str(r.instance_id) for r in report.migrated))
     return report
+
+
+def require_dry_run(xml: bytes) -> None:
+    """Raise DiagramError (layer 'dryrun') when the dry run of a checked
+    diagram with dryrun.DEPLOY_PRODUCTS sample products meets an error or a
+    stuck instance; unreached elements pass (see the module's docstring)."""
+    problems = _dry_run_problems(xml)
+    if problems:
+        raise DiagramError(list(problems))
+
+
+@lru_cache(maxsize=16)
+def _dry_run_problems(xml: bytes) -> tuple[Problem, ...]:
+    """The dry run is deterministic (its seed, its fixed morning), so each
+    process runs it once per diagram: a redeploy, `ocop init` and every
+    test's bundled diagrams cost nothing after the first."""
+    report = dryrun.dry_run(xml, dryrun.DEPLOY_PRODUCTS)
+    problems = [Problem(f"Chạy thử: {error['error']}: {error['message']}", error["element_id"], layer="dryrun")
+                for error in report.errors]
+    problems += [Problem(f"Chạy thử: hồ sơ bị kẹt / stuck: {stuck['reason']} {stuck['ready'] or ''}".strip(),
+                         (stuck["ready"] or [None])[0], layer="dryrun") for stuck in report.stuck]
+    return tuple(problems)
 
 
 def require_scope(actor: Actor, province_id: int | None) -> None:
@@ -219,6 +254,7 @@ def deploy_diagram(engine: BpmnEngine, xml: bytes, name: str, author: str, messa
     activate -- without the page's permission check and admin log line.
     Raises DiagramError (nothing stored)."""
     checked = diagram.check_or_raise(xml, f"{name}.bpmn")
+    require_dry_run(xml)
     with engine.db.transaction() as session:
         definition, created = engine.store_definition(session, xml, checked, name, author, message,
                                                       province_id, activate)

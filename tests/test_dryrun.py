@@ -9,8 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from engine import diagram
-from engine.dryrun import dry_run, flow_nodes, profiles
+from engine.dryrun import _error, dry_run, flow_nodes, profiles
+from engine.errors import ProcessRefused
 from testkit.web_login import login
+from tests.support import runtime_diagrams
 from web.cli import main
 
 PROCESSES = Path(__file__).resolve().parents[1] / "processes"
@@ -119,3 +121,26 @@ def test_endpoint_for_program_managers_only(app):
     response = client.post("/definitions/dryrun", data=BROKEN, content_type="application/xml",
                            headers={"X-CSRFToken": token})
     assert response.status_code == 200 and response.get_json()["problems"]
+
+
+@pytest.mark.parametrize("name, element, kind", [
+    ("SCRIPT_LOOP", "script_idea_return", "LoopNeverEnds"),
+    ("GATEWAY_LOOP", "gw_spin", "LoopNeverEnds"),
+    ("BAD_TIMER", "timer_check_dossier_late", "TimerFailed"),
+    ("UNDEFINED_IN_GATEWAY", "gw_idea_limit", "GatewayFailed"),
+])
+def test_each_failure_is_labelled_by_what_failed_and_where(name, element, kind):
+    report = dry_run(getattr(runtime_diagrams, name).encode(), 6, RUN_SEED)
+    assert not report.ok and report.errors
+    error = report.errors[0]
+    assert (error["element_id"], error["error"]) == (element, kind)
+    assert error["message"].split(" / ")[0].split(" (")[0] != error["message"]  # Vietnamese first
+    if name == "UNDEFINED_IN_GATEWAY":
+        assert "biến 'max_resubmission' chưa được định nghĩa" in error["message"]
+
+
+def test_a_start_that_fails_without_an_element_is_placed_at_the_start_event():
+    nodes = {"start_product_cycle": {"id": "start_product_cycle", "name": "Bắt đầu", "type": "startEvent"}}
+    error = _error(ProcessRefused("refused"), 1, diagram.PRODUCT_PROCESS, "start_product_cycle", nodes)
+    assert (error["element_id"], error["error"]) == ("start_product_cycle", "StartFailed")
+    assert error["message"].startswith("Không bắt đầu được quy trình 'Bắt đầu' (start_product_cycle)")

@@ -49,7 +49,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from engine import diagram, expressions
-from engine.errors import ServiceTaskFailed
+from engine.errors import ProcessRefused
 from storage.models import AuditEvent, Jurisdiction, ProcessDefinition, ProcessInstance
 from testkit.cycle import Cycle
 from testkit.web_login import login
@@ -322,11 +322,12 @@ def test_a_condition_that_can_only_fail_at_run_time_fails_cleanly(world, app, cl
                                    .where(AuditEvent.instance_id == cycle.instance_id)))
 
     before = state()
-    with pytest.raises(ServiceTaskFailed, match="Error evaluating expression"):
+    with pytest.raises(ProcessRefused, match="Error evaluating expression") as refused:
         cycle.do("review_idea", {"decision": "accept"})
+    assert refused.value.element == "gw_idea_decision"  # a gateway's refusal, not a service task's
     token = login(client, "cb.qt-gl")
     page = client.post(f"/inbox/tasks/{task_id}", data={"csrf_token": token, "decision": "accept"})
-    assert "chưa có gì được lưu" in page.get_data(as_text=True)
+    assert page.status_code == 409 and "chưa có gì được lưu" in page.get_data(as_text=True)
     assert state() == before and cycle.ready_forms() == ["review_idea"]
 
 

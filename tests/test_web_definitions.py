@@ -8,8 +8,12 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from engine.access import SYSTEM_ACTOR
+from engine.errors import DiagramError
+from programme import definitions as defs
 from storage.models import AdminLogEntry, Jurisdiction, ProcessDefinition
 from testkit.web_login import login
+from tests.support.runtime_diagrams import BAD_TIMER, SCRIPT_LOOP, UNDEFINED_IN_GATEWAY
 
 PROCESSES = Path(__file__).resolve().parents[1] / "processes"
 SEED = (PROCESSES / "ocop_cycle.bpmn").read_bytes()
@@ -160,3 +164,33 @@ def test_the_database_refuses_to_change_the_admin_log(world, client):
         with pytest.raises(DBAPIError, match="append-only"), world.db.transaction() as session:
             session.execute(text(statement))
     assert count(world, AdminLogEntry) == 1
+
+
+def test_a_diagram_whose_dry_run_fails_is_not_deployed(world, client):
+    """It validates; its dry run loops past the step budget: refused with
+    the element, nothing stored (the kernel's deploy would take it)."""
+    token = login(client, "admin")
+    before = count(world, ProcessDefinition)
+    response = client.post("/definitions/deploy", data=upload(token, SCRIPT_LOOP.encode()),
+                           content_type="multipart/form-data", headers={"Accept": "application/json"})
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert any(e["element_id"] == "script_idea_return" and "LoopNeverEnds" in e["message"] for e in errors), errors
+    assert (count(world, ProcessDefinition), count(world, AdminLogEntry)) == (before, 0)
+
+
+@pytest.mark.parametrize("xml", [BAD_TIMER, UNDEFINED_IN_GATEWAY], ids=["bad-timer", "undefined-variable"])
+def test_the_use_case_refuses_what_the_dry_run_finds(world, xml):
+    with pytest.raises(DiagramError) as refused:
+        defs.deploy(world, SYSTEM_ACTOR, xml, "ocop_cycle")
+    assert refused.value.problems and all(p.layer == "dryrun" for p in refused.value.problems)
+
+
+def test_activating_a_version_whose_dry_run_fails_is_refused(world, client):
+    stored = world.deploy(SCRIPT_LOOP.encode(), "ocop_cycle", "tester", "through the kernel", activate=False)
+    token = login(client, "admin")
+    response = client.post(f"/definitions/{stored.id}/activate", data={"csrf_token": token})
+    assert response.status_code == 422
+    assert "script_idea_return" in response.get_data(as_text=True)
+    with world.db.transaction() as session:
+        assert not session.get(ProcessDefinition, stored.id).is_active

@@ -140,6 +140,8 @@ def activate(definition_id: int):
     except defs.Refused as err:
         flash(str(err), "error")
         return _index_page(422)
+    except DiagramError as err:  # its dry run fails (programme.definitions.require_dry_run)
+        return _problems(err.problems, [], 422)
     flash(_("Đã kích hoạt %(name)s phiên bản %(version)s.", name=definition.name,
             version=definition.version), "ok")
     return redirect(url_for("definitions.index"))

@@ -20,6 +20,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from engine.errors import ProcessRefused
+
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE_MESSAGE = ("Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau ít phút / "
                        "the database cannot be reached right now; please try again in a moment")
@@ -107,9 +109,36 @@ def http_error_page(err: HTTPException):
     return response
 
 
+# The diagram made the engine refuse (engine.errors.ProcessRefused): nothing
+# was saved, and nobody but a program manager can change that. The error's
+# own message (Vietnamese, then English) says where.
+PROCESS_REFUSED_STATUS = 409
+PROCESS_REFUSED = ("Quy trình không chạy tiếp được",
+                   "Sơ đồ quy trình của sản phẩm này không cho làm bước này; chưa có gì được lưu. "
+                   "Hãy báo quản lý chương trình của tỉnh.",
+                   "The process cannot go on",
+                   "The diagram this product runs on refused this step; nothing was saved. "
+                   "Tell the province's program manager.")
+
+
+def process_refused_page(err: ProcessRefused):
+    """Any page whose engine call the diagram refused (a loop that never
+    exits, a task in a lane that is no role, an expression that cannot be
+    evaluated): a 409 page saying so, never a 500. Logged for the operator:
+    the diagram needs fixing."""
+    current_app.logger.warning("engine refused (%s %s) at %s: %s", request.method, request.path,
+                               err.element, err)
+    vi_title, vi_text, en_title, en_text = PROCESS_REFUSED
+    html = current_app.jinja_env.get_template("errors/http_error.html").render(
+        status=PROCESS_REFUSED_STATUS, kind="process_refused",
+        messages=(vi_title, f"{vi_text} ({err})", en_title, en_text), back=None)
+    return html, PROCESS_REFUSED_STATUS, {"Content-Type": "text/html; charset=utf-8"}
+
+
 def register(app: Flask) -> None:
     """App-wide handlers (blueprints with their own, like the API's, answer
     in their own format first)."""
+    app.register_error_handler(ProcessRefused, process_refused_page)
     app.register_error_handler(DBAPIError, unavailable_page)
     app.register_error_handler(PoolTimeout, unavailable_page)
     for status in HTTP_ERRORS:
