@@ -19,7 +19,7 @@ class Problem:
     message: str
     element_id: str | None = None
     line: int | None = None
-    layer: str = "lint"  # xml | bpmn | lint
+    layer: str = "lint"  # xml | bpmn | lint | dryrun (programme.definitions: the dry run before a deploy)
     message_en: str = ""
     element_name: str | None = None
 

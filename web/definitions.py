@@ -306,4 +306,4 @@ def _problems(problems: list[Problem], warnings: list[Problem], status: int):
         return jsonify(ok=not problems, errors=[_problem(p) for p in problems],
                        warnings=[_problem(p) for p in warnings]), status
     return render_template("definitions/problems.html", problems=problems, warnings=warnings,
-                           language=_language()), status
+                           language=_language(), layer_labels=labels.PROBLEM_LAYER_LABELS), status

@@ -32,6 +32,10 @@ STEP_LABELS = {
     6: _l("Xúc tiến thương mại"),
 }
 
+# Which check found a diagram problem (engine.errors.Problem.layer).
+PROBLEM_LAYER_LABELS = {"xml": _l("Tệp XML"), "bpmn": _l("Cấu trúc BPMN"),
+                        "lint": _l("Quy tắc của hệ thống"), "dryrun": _l("Chạy thử")}
+
 # How an instance ended (its end event).
 END_LABELS = {"end_recognised": _l("Được công nhận"), "end_not_recognised": _l("Không đạt (dưới 50 điểm)"),
               "end_idea_limit": _l("Dừng: hết lượt nộp lại ý tưởng"),
