@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from contextlib import AbstractContextManager
 
-from flask import abort, current_app
+from flask import abort, current_app, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import BadRequest
 
 from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
@@ -23,7 +24,12 @@ from storage.db import Database
 # Ids are 32-bit integers in both databases: a larger one names nothing
 # (and a query with it fails: SQLite cannot bind it, PostgreSQL refuses it).
 MAX_ID = 2**31 - 1
+# A page past the last is empty; one past this would ask the database for
+# an offset it cannot take.
+MAX_PAGE = 100_000
 _ID_TEXT = re.compile(r"[0-9]{1,10}")
+# ASCII digits, few enough that int() is cheap and no range check overflows.
+_NUMBER_TEXT = re.compile(r"[0-9]{1,19}")
 
 
 def id_from(text: str) -> int | None:
@@ -32,6 +38,41 @@ def id_from(text: str) -> int | None:
     text = text.strip()
     if not _ID_TEXT.fullmatch(text) or not 0 < int(text) <= MAX_ID:
         return None
+    return int(text)
+
+
+class BadQueryNumber(BadRequest):
+    """A whole-number query parameter that is not one, or out of its range.
+    Answered 400 with what was expected (web/errors.py shows both
+    languages): a number past 64 bits fails to bind in SQLite, past 32 bits
+    PostgreSQL refuses it, and quietly dropping a filter would show a page
+    that looks filtered and is not."""
+
+    def __init__(self, name: str, minimum: int, maximum: int):
+        self.parameter, self.minimum, self.maximum = name, minimum, maximum
+        super().__init__(f"query parameter {name!r} must be a whole number from {minimum} to {maximum}")
+
+    @property
+    def vietnamese(self) -> str:
+        return (f"Tham số “{self.parameter}” trong địa chỉ phải là số nguyên "
+                f"từ {self.minimum} đến {self.maximum}.")
+
+    @property
+    def english(self) -> str:
+        return (f"The parameter “{self.parameter}” in the address must be a whole number "
+                f"from {self.minimum} to {self.maximum}.")
+
+
+def query_int(name: str, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
+    """The request's query parameter `name` as an integer in [minimum,
+    maximum]; None when it is absent or empty (a form's "all" choice).
+    Every integer a page reads from the query string comes through here;
+    anything else (a sign, "²", a 30-digit number) is BadQueryNumber."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    if not _NUMBER_TEXT.fullmatch(text) or not minimum <= int(text) <= maximum:
+        raise BadQueryNumber(name, minimum, maximum)
     return int(text)
 
 

@@ -36,7 +36,7 @@ from programme.inbox import DUE_SOON, SORTS, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.db import as_utc
 from web import labels, task_forms
-from web.context import actor, bpmn_engine, db, id_from, reading
+from web.context import MAX_PAGE, actor, bpmn_engine, db, query_int, reading
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -79,17 +79,15 @@ def _valid_task_id(task_id: str) -> None:
 
 def _filter_from_args(args) -> InboxFilter:
     """The filter form's values, each checked; a bad value means "no filter"."""
-    step = args.get("step", type=int)
-    page = id_from(args.get("page", "")) or 1  # past MAX_ID no page exists (and SQL would overflow)
     return InboxFilter(
-        step=step if step in labels.STEP_LABELS else None,
+        step=query_int("step", 1, max(labels.STEP_LABELS)),
         form_key=args.get("task") if args.get("task") in FORMS else None,
-        commune_id=id_from(args.get("commune", "")),
+        commune_id=query_int("commune"),
         group_code=args.get("group") if args.get("group") in sets_by_code() else None,
         scope=args.get("scope") if args.get("scope") in SCOPES else "area",
         overdue=args.get("overdue") == "1",
         sort=args.get("sort") if args.get("sort") in SORTS else "waiting",
-        page=max(page, 1),
+        page=query_int("page", 1, MAX_PAGE) or 1,
     )
 
 

@@ -12,11 +12,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 from engine.forms import plain_text
 from programme.inbox import PAGE_SIZE, SORTS
 from storage.db import as_utc
-from web.context import MAX_ID
-
-# A page past the last is empty; one past this would ask the database for
-# an offset it cannot take.
-MAX_PAGE = 100_000
+from web.context import MAX_ID, MAX_PAGE
 
 
 class UtcDateTime(fields.DateTime):
