@@ -41,38 +41,34 @@ def id_from(text: str) -> int | None:
     return int(text)
 
 
-class BadQueryNumber(BadRequest):
-    """A whole-number query parameter that is not one, or out of its range.
-    Answered 400 with what was expected (web/errors.py shows both
-    languages): a number past 64 bits fails to bind in SQLite, past 32 bits
-    PostgreSQL refuses it, and quietly dropping a filter would show a page
-    that looks filtered and is not."""
+class BadQueryValue(BadRequest):
+    """A query parameter a page cannot use: 400, saying what is wrong in
+    both languages (web/errors.py; error pages do not depend on the
+    session's language). Quietly dropping it would show a page that looks
+    filtered and is not."""
 
-    def __init__(self, name: str, minimum: int, maximum: int):
-        self.parameter, self.minimum, self.maximum = name, minimum, maximum
-        super().__init__(f"query parameter {name!r} must be a whole number from {minimum} to {maximum}")
+    def __init__(self, vietnamese: str, english: str):
+        self.vietnamese, self.english = vietnamese, english
+        super().__init__(english)
 
-    @property
-    def vietnamese(self) -> str:
-        return (f"Tham số “{self.parameter}” trong địa chỉ phải là số nguyên "
-                f"từ {self.minimum} đến {self.maximum}.")
 
-    @property
-    def english(self) -> str:
-        return (f"The parameter “{self.parameter}” in the address must be a whole number "
-                f"from {self.minimum} to {self.maximum}.")
+def _bad_number(name: str, minimum: int, maximum: int) -> BadQueryValue:
+    # A number past 64 bits fails to bind in SQLite, past 32 bits PostgreSQL refuses it.
+    return BadQueryValue(f"Tham số “{name}” trong địa chỉ phải là số nguyên từ {minimum} đến {maximum}.",
+                         f"The parameter “{name}” in the address must be a whole number "
+                         f"from {minimum} to {maximum}.")
 
 
 def query_int(name: str, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
     """The request's query parameter `name` as an integer in [minimum,
     maximum]; None when it is absent or empty (a form's "all" choice).
     Every integer a page reads from the query string comes through here;
-    anything else (a sign, "²", a 30-digit number) is BadQueryNumber."""
+    anything else (a sign, "²", a 30-digit number) is a BadQueryValue."""
     text = request.args.get(name, "").strip()
     if not text:
         return None
     if not _NUMBER_TEXT.fullmatch(text) or not minimum <= int(text) <= maximum:
-        raise BadQueryNumber(name, minimum, maximum)
+        raise _bad_number(name, minimum, maximum)
     return int(text)
 
 
