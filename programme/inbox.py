@@ -180,13 +180,14 @@ def _due_ids(conditions: list, after: Cursor | None, count: int) -> Select:
     a narrower scope, walking the whole index in order and filtering by the
     scope costs more than sorting the scope's tasks."""
     due = InboxTask.due_at
-    undated = (select(InboxTask.id, due).where(*conditions, due.is_(None),
-                                                *([InboxTask.id > after.task_id] if after and after.key is None else []))
+    in_undated = after is not None and after.key is None
+    undated = (select(InboxTask.id, due)
+               .where(*conditions, due.is_(None), *([InboxTask.id > after.task_id] if in_undated else []))
                .order_by(InboxTask.id).limit(count))
     parts = [undated]
-    if after is None or after.key is not None:
-        parts.insert(0, select(InboxTask.id, due).where(*conditions, due.is_not(None),
-                                                         *([_after("due", after, keyed=True)] if after else []))
+    if not in_undated:
+        parts.insert(0, select(InboxTask.id, due)
+                     .where(*conditions, due.is_not(None), *([_after("due", after, keyed=True)] if after else []))
                      .order_by(due, InboxTask.id).limit(count))
     both = union_all(*[part.subquery().select() for part in parts]).subquery()
     return select(both.c.id).order_by(both.c.due_at.is_(None), both.c.due_at, both.c.id).limit(count)

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 import programme.inbox
+from engine.errors import ConcurrencyConflict
 from storage.models import Producer, Product
 from testkit.cycle import Cycle
-from engine.errors import ConcurrencyConflict
 from testkit.web_login import login
 from tests.support.inbox_world import HONEY, PEPPER, RICE, add_officer, area_id, assignee, at_review_idea, user_id
 
