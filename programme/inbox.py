@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select, true, tuple_, union_all
+from sqlalchemy import Select, and_, case, func, literal, or_, select, true, tuple_, union, union_all
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, Supervision, acting_on_tasks, load_actor, may_act, may_read_product
@@ -172,6 +172,7 @@ def _after(sort: str, cursor: Cursor, keyed: bool = False):
     return later if sort in _NOT_NULL_SORTS or keyed else or_(later, key.is_(None))
 
 
+
 def _due_ids(conditions: list, after: Cursor | None, count: int) -> Select:
     """The first `count` task ids in the "due" order: the tasks with a
     deadline by (due_at, id), then those without by id -- two parts, each
@@ -268,11 +269,22 @@ def _quick_conditions(actor: Actor, now: datetime, columns=InboxTask.__table__.c
     return [[], [assignee == actor.user_id], [assignee.is_(None)], [due < now], [due >= now, due < now + DUE_SOON]]
 
 
+def _scope_rows(actor: Actor, supervision: Supervision | None, *columns):
+    """The actor's tasks as rows of their id and these columns: with
+    supervision, a UNION (a task both acted on and supervised once) of row
+    selects, each served by its index, so no task is looked up again by its
+    key after its id was found (`_scope`'s IN), which doubled the cost of
+    reading a province's tasks."""
+    columns = (InboxTask.id, *columns)
+    if not supervision or supervision.everything:
+        return select(*columns).where(_scope(actor, supervision))
+    return union(select(*columns).where(acting_on_tasks(actor)).correlate(None), *supervision.task_ids(*columns))
+
+
 def _counts_in_one_pass(actor: Actor, now: datetime, supervision: Supervision | None = None) -> Select:
     """Every quick-filter count from one read of at most ONE_PASS + 1 of
     the actor's tasks: exact when the first count is at most ONE_PASS."""
-    tasks = (select(InboxTask.assignee_id, InboxTask.due_at).where(_scope(actor, supervision))
-             .limit(ONE_PASS + 1).subquery())
+    tasks = _scope_rows(actor, supervision, InboxTask.assignee_id, InboxTask.due_at).limit(ONE_PASS + 1).subquery()
     return select(*[func.count(case((and_(*condition), 1))) if condition else func.count()
                     for condition in _quick_conditions(actor, now, tasks.c)])
 
@@ -343,13 +355,15 @@ def completed_lately(session: Session, actor: Actor, task_id: str) -> bool:
     return instance_id is not None and _instance_is_readable(session, actor, instance_id)
 
 
-def _communes_of(areas: list[int]) -> Select:
-    """The communes in these areas (a commune, or one of its district, its
-    province or the country), by name, at most COMMUNE_CHOICES_CAP + 1: the
-    areas and their children, three levels down, each level read through
-    the jurisdiction's parent index (not the actor's tasks)."""
+def _communes_of(areas: list[int], supervised: list[int]) -> Select:
+    """The communes in the `areas` an officer acts for (a commune, or one of
+    its district, its province or the country) and among the `supervised`
+    areas (a supervisor's areas are every area of its provinces, communes
+    included), by name, at most COMMUNE_CHOICES_CAP + 1. The officer's few
+    areas are expanded three levels down through the jurisdiction's parent
+    index; never the actor's tasks."""
     level = select(Jurisdiction.id).where(Jurisdiction.id.in_(areas))
-    within = [level]
+    within = [level, select(Jurisdiction.id).where(Jurisdiction.id.in_(supervised))]
     for _depth in range(3):  # district or province -> ... -> commune; the country has three levels below
         level = select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(level))
         within.append(level)
@@ -368,11 +382,11 @@ def filter_choices(session: Session, actor: Actor, supervision: Supervision | No
     if (supervision is not None and supervision.everything) or any(
             ROLES[role].level == "central" for role, _area in officer_roles):
         return []  # the whole country
-    areas = {area for _role, area in officer_roles}
-    areas |= set(supervision.area_ids) if supervision else set()
-    if not areas:
+    areas = sorted({area for _role, area in officer_roles})
+    supervised = sorted(supervision.area_ids) if supervision else []
+    if not areas and not supervised:
         return []
-    communes = [tuple(row) for row in session.execute(_communes_of(sorted(areas))).all()]
+    communes = [tuple(row) for row in session.execute(_communes_of(areas, supervised)).all()]
     return communes if len(communes) <= COMMUNE_CHOICES_CAP else []
 
 

@@ -127,8 +127,8 @@ def statements(conn, actor, supervision: Supervision | None) -> dict[str, object
         found[f"page[{name}]"] = inbox._page(actor, f, NOW, supervision)
     found["counts"] = inbox._counts_in_one_pass(actor, NOW, supervision)
     found["counts.capped"] = inbox._counts(actor, NOW, supervision)
-    areas = sorted({area for _role, area in actor.roles} | set(supervision.area_ids if supervision else ()))
-    found["choices.communes"] = inbox._communes_of(areas)
+    found["choices.communes"] = inbox._communes_of(sorted({area for _role, area in actor.roles}),
+                                                   sorted(supervision.area_ids) if supervision else [])
     return found
 
 
