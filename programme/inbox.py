@@ -156,20 +156,43 @@ def _total(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision
     return _capped_count(query.where(*_conditions(actor, f, now, supervision)))
 
 
-def _order(sort: str) -> tuple:
+def _key_and_id(sort: str, columns=None) -> tuple:
+    """The sort's key and the task id, as InboxTask's columns or (for the
+    task's own columns) those of `columns`, rows of the actor's tasks."""
     key = SORTS[sort]
-    return (key, InboxTask.id) if sort in _NOT_NULL_SORTS else (key.is_(None), key, InboxTask.id)
+    if columns is None:
+        return key, InboxTask.id
+    return columns[key.key], columns.id
 
 
-def _after(sort: str, cursor: Cursor, keyed: bool = False):
+def _order(sort: str, columns=None) -> tuple:
+    key, task_id = _key_and_id(sort, columns)
+    return (key, task_id) if sort in _NOT_NULL_SORTS else (key.is_(None), key, task_id)
+
+
+def _after(sort: str, cursor: Cursor, keyed: bool = False, columns=None):
     """The rows after the cursor in _order(sort); with `keyed`, only those
     with a key. A row-value comparison, which both databases read as a
     range of an index on (key, id)."""
-    key = SORTS[sort]
+    key, task_id = _key_and_id(sort, columns)
     if cursor.key is None:  # among the rows without a key, which come last
-        return and_(key.is_(None), InboxTask.id > cursor.task_id)
-    later = tuple_(key, InboxTask.id) > tuple_(literal(cursor.key, key.type), literal(cursor.task_id))
+        return and_(key.is_(None), task_id > cursor.task_id)
+    later = tuple_(key, task_id) > tuple_(literal(cursor.key, SORTS[sort].type), literal(cursor.task_id))
     return later if sort in _NOT_NULL_SORTS or keyed else or_(later, key.is_(None))
+
+
+def _supervised_page_ids(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision,
+                         sort: str, count: int) -> Select:
+    """The first `count` task ids of a supervisor's page in the waiting or
+    due order with at most the quick filters, from its scope's rows as
+    ix_task_producer holds them (_scope_rows): its province's tasks are read
+    from the index alone, not each one's row again by its id."""
+    rows = _scope_rows(actor, supervision, InboxTask.created_at, InboxTask.due_at, InboxTask.assignee_id).subquery()
+    quick = _quick_conditions(actor, now, rows.c)
+    where = {"mine": quick[1], "unassigned": quick[2]}.get(f.scope, []) + (quick[3] if f.overdue else [])
+    if f.after:
+        where.append(_after(sort, f.after, columns=rows.c))
+    return select(rows.c.id).where(*where).order_by(*_order(sort, rows.c)).limit(count)
 
 
 
@@ -209,6 +232,8 @@ def _page(actor: Actor, f: InboxFilter, now: datetime, supervision: Supervision 
                 .limit(PAGE_SIZE + 1).offset(offset))
     if sort == "due" and supervision is not None and supervision.everything:
         ids = _due_ids(_conditions(actor, f, now, supervision), f.after, offset + PAGE_SIZE + 1).offset(offset)
+    elif supervision and not supervision.everything and not (f.step or f.form_key):
+        ids = _supervised_page_ids(actor, f, now, supervision, sort, offset + PAGE_SIZE + 1).offset(offset)
     else:
         ids = (select(InboxTask.id).where(*_conditions(actor, f, now, supervision), *after)
                .order_by(*order).limit(PAGE_SIZE + 1).offset(offset))

@@ -203,8 +203,8 @@ class InboxTask(Base):
         Index("ix_task_created", "created_at", "id"),
         Index("ix_task_due", "due_at", "id"),
         # With the id: a supervisor's task ids by producer from the index alone (0010);
-        # with the assignee and deadline, its quick-filter counts too (0013).
-        Index("ix_task_producer", "producer_id", "id", "assignee_id", "due_at"),
+        # with the assignee, deadline and creation, its quick-filter counts and pages too (0013).
+        Index("ix_task_producer", "producer_id", "id", "assignee_id", "due_at", "created_at"),
         # A supervisor's outreach tasks (no product) by area (programme/inbox.py, 0010).
         Index("ix_task_outreach_area", "jurisdiction_id", sqlite_where=text("product_id IS NULL"),
               postgresql_where=text("product_id IS NULL")),

@@ -6,9 +6,10 @@ indexes at national scale (an administrator's inbox is every task):
 - ix_task_assignee becomes partial (assignee_id IS NOT NULL): "my tasks"
   still uses it, and "unassigned" (most tasks) can no longer pick it and
   read nearly the whole table through it (SQLite did);
-- ix_task_producer becomes (producer_id, id, assignee_id, due_at): a
-  supervisor's quick-filter counts read its province's tasks from the
-  index alone (programme.inbox._scope_rows), not each task's row by its id.
+- ix_task_producer becomes (producer_id, id, assignee_id, due_at,
+  created_at): a supervisor's quick-filter counts and pages read its
+  province's tasks from the index alone (programme.inbox._scope_rows), not
+  each task's row again by its id.
 
 Revision ID: 0013
 Revises: 0012
@@ -30,7 +31,8 @@ def upgrade() -> None:
                     sqlite_where=sa.text("assignee_id IS NOT NULL"),
                     postgresql_where=sa.text("assignee_id IS NOT NULL"))
     op.drop_index("ix_task_producer", "task")
-    op.create_index("ix_task_producer", "task", ["producer_id", "id", "assignee_id", "due_at"], unique=False)
+    op.create_index("ix_task_producer", "task", ["producer_id", "id", "assignee_id", "due_at", "created_at"],
+                    unique=False)
 
 
 def downgrade() -> None:
