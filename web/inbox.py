@@ -337,7 +337,9 @@ def _gone(task_id: str):
     404 otherwise."""
     with reading() as session:
         if inbox_queries.completed_lately(session, actor(), task_id):
-            return _problem(_conflict_message(), 409, task_id)
+            # Not "nothing was saved": the winner may be this user's own first click.
+            return _problem(_("Việc này vừa được hoàn thành (bởi người khác hoặc từ một thẻ khác); "
+                              "lần gửi này không được lưu."), 409, task_id)
     return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
 
 

@@ -113,7 +113,7 @@ def complete_task(task_id: str):
         if err.code == "not_found":
             with reading() as session:
                 if completed_lately(session, caller(), task_id):
-                    raise ApiError("conflict", "Người khác vừa hoàn thành việc này; không có gì được lưu / "
-                                   "someone else completed this task just now; nothing was saved") from None
+                    raise ApiError("conflict", "Việc này vừa được hoàn thành; lần gửi này không được lưu / "
+                                   "this task was completed just now; this submission was not saved") from None
         raise
     return dump(StepResultSchema, result)
