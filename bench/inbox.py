@@ -24,8 +24,10 @@ else runs on it.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -65,7 +67,9 @@ LEVELS = {  # level -> the role that marks its officers
 }
 # Extra, not in the target: the administrator supervises every task in the country.
 EXTRA_LEVELS = {"admin": "admin"}
-PAGE_VARIANTS = ("", "?sort=due", "?scope=unassigned", "?overdue=1", "?page=2", "?sort=product")
+# NEXT_PAGE: the first page's "next" link (a keyset cursor), as an officer follows it.
+NEXT_PAGE = "next"
+PAGE_VARIANTS = ("", "?sort=due", "?scope=unassigned", "?overdue=1", NEXT_PAGE, "?sort=product")
 API_VARIANTS = ("", "?sort=due", "?scope=mine", "?overdue=true")
 
 
@@ -144,8 +148,14 @@ def measure(url: str, per_level: int = 20, rounds: int = 2, seed: int = 7) -> di
                 get(client, "/inbox/")
                 get(client, "/api/v1/tasks")
                 warmed = True
+            first = client.get("/inbox/").get_data(as_text=True)
+            following = re.search(r'<a href="/inbox/([^"]*)" rel="next">', first)
             for _round in range(rounds):
                 for variant in PAGE_VARIANTS:
+                    if variant == NEXT_PAGE:
+                        if following is None:  # one page only
+                            continue
+                        variant = html.unescape(following[1])
                     page[level].append(get(client, "/inbox/" + variant))
                     page_cpu[level].append(timings[-1][1])
                 for variant in API_VARIANTS:

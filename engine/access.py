@@ -198,8 +198,9 @@ class Supervision:
     def __bool__(self) -> bool:
         return self.everything or bool(self.area_ids)
 
-    def task_ids(self) -> list[Select]:
-        """Selects of the supervised tasks' ids, each served by an index.
+    def task_ids(self, *columns) -> list[Select]:
+        """Selects of the supervised tasks' ids (or of these columns of
+        them, for a caller that reads them without a lookup by id), each served by an index.
         A product's task belongs to the province its producer's commune is
         in, whatever level acts on it (central council tasks included):
         producers by commune (ix_producer_commune_id), then their tasks
@@ -208,10 +209,11 @@ class Supervision:
         # One expanding parameter for a province's ~150 areas, not one
         # bound expression built per area and statement.
         areas = sorted(self.area_ids)
-        return [select(InboxTask.id).join(Producer, Producer.id == InboxTask.producer_id)
+        columns = columns or (InboxTask.id,)
+        return [select(*columns).join(Producer, Producer.id == InboxTask.producer_id)
                 .where(Producer.commune_id.in_(bindparam("supervised_communes", areas, expanding=True)))
                 .correlate(None),
-                select(InboxTask.id).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(
+                select(*columns).where(InboxTask.product_id.is_(None), InboxTask.jurisdiction_id.in_(
                     bindparam("supervised_areas", areas, expanding=True))).correlate(None)]
 
     def condition(self):

@@ -34,6 +34,7 @@ from engine.access import Actor
 from engine.errors import (
     AlreadyInCycle,
     ClaimedByOther,
+    ConcurrencyConflict,
     InstanceNotRunning,
     NoActiveDefinition,
     NotAllowed,
@@ -366,7 +367,20 @@ class BpmnEngine:
             return to.user_id
         self._change_assignee(task_id, actor, "reassigned", change)
 
+    # Assignment changes lost to a concurrent write are tried again this many
+    # times: they read only the task row, so the retry decides on what the
+    # winner committed (its holder claiming again is then a no-op).
+    ASSIGNMENT_ATTEMPTS = 3
+
     def _change_assignee(self, task_id: str, actor: Actor, kind: str, change) -> None:
+        for attempt in range(1, self.ASSIGNMENT_ATTEMPTS + 1):
+            try:
+                return self._change_assignee_once(task_id, actor, kind, change)
+            except ConcurrencyConflict:
+                if attempt == self.ASSIGNMENT_ATTEMPTS:
+                    raise
+
+    def _change_assignee_once(self, task_id: str, actor: Actor, kind: str, change) -> None:
         now = self.clock()
         with self.db.transaction() as session:
             row = session.get(InboxTask, task_id)
@@ -379,6 +393,10 @@ class BpmnEngine:
             # instance, both claims could succeed.
             session.refresh(row)
             assignee = change(row, instance)
+            if assignee == row.assignee_id:
+                # Its holder claiming again, a release of a free task: no
+                # change, so no event and no new version.
+                return
             event = PendingEvent(kind, row.element_id, {"task_id": task_id, "assignee": assignee,
                                                         "previous": row.assignee_id}, actor.user_id)
             old_version = instance.version

@@ -25,11 +25,17 @@ EVIDENCE_KINDS = (
 OUTREACH_CHANNELS = ("meeting", "radio", "loudspeaker", "leaflet", "social_media", "training")
 
 
-# NUL, the other C0 controls but tab and line breaks, DEL, and unpaired
-# surrogates (only JSON can carry those): no form's text needs them, a
-# PostgreSQL text column refuses NUL, and an unpaired surrogate cannot be
-# encoded for any database.
-CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# NUL, the other C0 controls but tab and line breaks, DEL, unpaired
+# surrogates (only JSON can carry those), and the bidirectional controls
+# (marks U+200E, U+200F, U+061C; embeddings, overrides and isolates
+# U+202A-U+202E, U+2066-U+2069): no form's text needs them, a PostgreSQL
+# text column refuses NUL, an unpaired surrogate cannot be encoded for any
+# database, and a bidi control makes a name read otherwise than it is
+# ("Mật ong \u202egnp.exe" shows as "Mật ong exe.png"). The one definition:
+# every form, API body, sign-up, name and upload's file name is checked
+# against it.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
+                                "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain_text(value: str) -> None:

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from engine.access import Actor
 from engine.errors import NotAllowed
+from engine.forms import CONTROL_CHARACTERS
 from programme.products import readable_product
 from storage.db import Database
-from storage.documents import DocumentStore, check_upload, clean_filename
+from storage.documents import DocumentRefused, DocumentStore, check_upload, clean_filename
 from storage.models import Document
 
 
@@ -24,7 +25,12 @@ def add_document(db: Database, store: DocumentStore, actor: Actor, product_id: i
     """Keep an uploaded file as evidence of a product the actor manages --
     one transaction. Raises DocumentRefused (empty, too big, a type not
     accepted, content that does not match its name) before anything is
-    stored, NotAllowed when the actor may not manage the product."""
+    stored, NotAllowed when the actor may not manage the product. A file
+    name with control characters (engine.forms.CONTROL_CHARACTERS: bidi
+    controls make "x\u202egnp.exe" read as "xexe.png") is refused ("name"),
+    not cleaned: the name the producer sees must be the name it is."""
+    if CONTROL_CHARACTERS.search(filename or ""):
+        raise DocumentRefused("name")
     filename = clean_filename(filename)
     content_type = check_upload(filename, data)
     with db.transaction() as session:

@@ -55,7 +55,7 @@ _UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f\"\\/]")
 
 class DocumentRefused(ValueError):
     """The upload is not accepted. `reason` is one of: empty, too_big,
-    type, content; the web layer words it for the user."""
+    type, content, name; the web layer words it for the user."""
 
     def __init__(self, reason: str):
         self.reason = reason

@@ -196,9 +196,15 @@ class InboxTask(Base):
     __tablename__ = "task"
     __table_args__ = (
         Index("ix_task_role_area_created", "role", "jurisdiction_id", "created_at"),
-        Index("ix_task_assignee", "assignee_id"),
-        # With the id: a supervisor's task ids by producer from the index alone (0010).
-        Index("ix_task_producer", "producer_id", "id"),
+        # Partial: "unassigned" (most tasks) must not read the table through it (0013).
+        Index("ix_task_assignee", "assignee_id", sqlite_where=text("assignee_id IS NOT NULL"),
+              postgresql_where=text("assignee_id IS NOT NULL")),
+        # Keyset pages of the whole country's tasks in the "waiting" and "due" orders (0013).
+        Index("ix_task_created", "created_at", "id"),
+        Index("ix_task_due", "due_at", "id"),
+        # With the id: a supervisor's task ids by producer from the index alone (0010);
+        # with the assignee, deadline and creation, its quick-filter counts and pages too (0013).
+        Index("ix_task_producer", "producer_id", "id", "assignee_id", "due_at", "created_at"),
         # A supervisor's outreach tasks (no product) by area (programme/inbox.py, 0010).
         Index("ix_task_outreach_area", "jurisdiction_id", sqlite_where=text("product_id IS NULL"),
               postgresql_where=text("product_id IS NULL")),

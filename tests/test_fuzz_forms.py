@@ -61,12 +61,13 @@ FEW = settings(SETTINGS, max_examples=12)
 
 PEPPER, WINE = "Hồ tiêu Gio Linh", "Rượu mận Sa Pa"
 # Control characters that survive the page's own clean-up (strip() at the
-# ends, splitlines() in one-per-line fields) inside a text.
-CONTROLS = ["\x00", "\x01", "\x08", "\x1b", "\x7f"]
+# ends, splitlines() in one-per-line fields) inside a text; bidi controls
+# too (a right-to-left override makes "gnp.exe" read "exe.png").
+CONTROLS = ["\x00", "\x01", "\x08", "\x1b", "\x7f", "\u202e", "\u2066", "\u200f"]
 SCRIPT = "<script>alert(1)</script>"
 REFUSED = "Biểu mẫu còn lỗi; chưa có gì được lưu."
 UNPRINTABLE = "Không được chứa ký tự điều khiển."
-LEGAL_ODDITIES = ["\u202eRTL\u202c", "a\u200db", "e\u0301\u0301\u0301", "💥🇻🇳", SCRIPT, "' OR 1=1 --",
+LEGAL_ODDITIES = ["مرحبا שלום", "a\u200db", "e\u0301\u0301\u0301", "💥🇻🇳", SCRIPT, "' OR 1=1 --",
                   "Robert'); DROP TABLE product;--", "{{ 7*7 }}", "%s%n", "\\x00", "${jndi:ldap://x}"]
 
 
@@ -271,7 +272,7 @@ def test_odd_but_legal_text_is_stored_as_typed_and_shown_escaped(world, client):
     long_text = (text + " ") * (5000 // (len(text) + 1)) + "x" * (5000 % (len(text) + 1))
     assert len(long_text) == 5000 and not CONTROL_CHARACTERS.search(long_text)
     form = {"registration_form": "02", "product_description": long_text, "raw_materials": text,
-            "expected_market": "\u202e" + SCRIPT, "production_capacity": "tab\tinside"}
+            "expected_market": "שלום " + SCRIPT, "production_capacity": "tab\tinside"}
     response = client.post(f"/inbox/tasks/{waiting.task_id}", data={"csrf_token": token, **form})
     assert response.status_code == 302, response.get_data(as_text=True)
     with world.db.transaction() as session:

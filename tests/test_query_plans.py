@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import and_, create_engine, func, select, true
 
 from engine.access import Supervision, acting_on_tasks, load_actor, supervision_of
 from programme import inbox
-from programme.inbox import InboxFilter
+from programme.inbox import Cursor, InboxFilter
 from storage.models import InboxTask, Producer, RoleAssignment
 from testkit.inbox_dataset import NOW, build
 
@@ -115,17 +116,19 @@ def statements(conn, actor, supervision: Supervision | None) -> dict[str, object
         "default": InboxFilter(),
         "due": InboxFilter(sort="due", overdue=True),
         "commune": InboxFilter(commune_id=commune, scope="unassigned"),
-        "group_product_page2": InboxFilter(group_code="S10", sort="product", page=2),
+        "group_product_page2": InboxFilter(group_code="S10", sort="product", after=Cursor("Mật ong", "8")),
+        "due_page2": InboxFilter(sort="due", after=Cursor(NOW, "8")),
+        "waiting_page2": InboxFilter(after=Cursor(NOW - timedelta(days=30), "8")),
         "step_mine": InboxFilter(step=5, form_key="score_product", scope="mine"),
     }
     found = {}
     for name, f in filters.items():
         found[f"total[{name}]"] = inbox._total(actor, f, NOW, supervision)
         found[f"page[{name}]"] = inbox._page(actor, f, NOW, supervision)
-    found["counts"] = inbox._counts(actor, NOW, supervision)
-    found["overview"] = inbox._overview(actor, NOW, supervision)
-    communes, groups = inbox._choices(actor, supervision)
-    found["choices.communes"], found["choices.groups"] = communes, groups
+    found["counts"] = inbox._counts_in_one_pass(actor, NOW, supervision)
+    found["counts.capped"] = inbox._counts(actor, NOW, supervision)
+    found["choices.communes"] = inbox._communes_of(sorted({area for _role, area in actor.roles}),
+                                                   sorted(supervision.area_ids) if supervision else [])
     return found
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from sqlalchemy import select
+
 import programme.inbox
 from engine.errors import ConcurrencyConflict
+from storage.models import Producer, Product
+from testkit.cycle import Cycle
 from testkit.web_login import login
 from tests.support.inbox_world import HONEY, PEPPER, RICE, add_officer, area_id, assignee, at_review_idea, user_id
 
@@ -68,8 +73,9 @@ def test_filters_sorting_and_counts(world, client):
     assert listed(page(client, "/inbox/?group=S04")) == [honey.task("review_idea").id]
     by_name = listed(page(client, "/inbox/?sort=product"))
     assert by_name == [rice.task("review_plan").id, pepper.task("review_idea").id, honey.task("review_idea").id]
-    # Nonsense in the query string means "no filter", never an error.
-    assert len(listed(page(client, "/inbox/?step=x&task=drop&group=S99&scope=all&sort=evil&page=-3"))) == 3
+    # Nonsense in a choice of the query string means "no filter"; a number
+    # that is not one is a 400 (tests/test_web_query_numbers.py).
+    assert len(listed(page(client, "/inbox/?task=drop&group=S99&scope=all&sort=evil"))) == 3
     # The filter form keeps its values (a shareable URL re-opens the same view).
     filtered = page(client, "/inbox/?step=3&sort=due")
     assert '<option value="3" selected>' in filtered and '<option value="due" selected>' in filtered
@@ -81,15 +87,63 @@ def test_filters_sorting_and_counts(world, client):
     assert quick_counts(page(client, "/inbox/"))["mine"] == 1
 
 
+def next_link(html: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
 def test_pagination(world, client, monkeypatch):
     for product in (PEPPER, HONEY, RICE):
         at_review_idea(world, product)
     monkeypatch.setattr(programme.inbox, "PAGE_SIZE", 2)
     login(client, "cb.qt-gl")
-    first, second = page(client, "/inbox/?sort=product"), page(client, "/inbox/?sort=product&page=2")
+    first = page(client, "/inbox/?sort=product&scope=unassigned")
+    following = next_link(first)
+    assert "sort=product" in following and "scope=unassigned" in following  # the link keeps the filters
+    second = page(client, following)
     assert len(listed(first)) == 2 and len(listed(second)) == 1
     assert not set(listed(first)) & set(listed(second))
-    assert "Trang 1 / 2" in first and "page=2" in first and "sort=product" in first
+    assert next_link(second) is None and 'rel="first"' in second and 'rel="first"' not in first
+    bad = client.get("/inbox/?after=not-a-cursor")
+    assert bad.status_code == 400 and "Liên kết trang của hộp việc không hợp lệ" in bad.get_data(as_text=True)
+
+
+def products_at_review_idea(world, count: int) -> list[Cycle]:
+    """`count` new products of the Gio Mỹ cooperative at the district's review of their idea."""
+    with world.db.transaction() as session:
+        producer = session.scalar(select(Producer).where(Producer.name == "HTX Nông nghiệp Gio Mỹ"))
+        names = [f"Sản phẩm trang {n:02d}" for n in range(count)]
+        session.add_all(Product(producer_id=producer.id, name=name, group_code="S10") for name in names)
+    cycles = []
+    for n, name in enumerate(names):
+        cycles.append(at_review_idea(world, name))
+        world.clock.advance(minutes=1 + n % 2)  # some tasks share their creation time, some not
+    return cycles
+
+
+@pytest.mark.parametrize("who", ["cb.qt-gl", "qlct.qt"])  # an officer; a supervisor (its own page query)
+@pytest.mark.parametrize("sort", ["waiting", "due", "product"])
+def test_keyset_pages_skip_and_repeat_nothing_while_tasks_are_completed(world, client, monkeypatch, sort, who):
+    """Walking the pages while colleagues complete tasks between two page
+    loads (one already listed, one not yet): every task still waiting is
+    listed exactly once (an offset would skip the one after the page's end)."""
+    cycles = products_at_review_idea(world, 9)
+    monkeypatch.setattr(programme.inbox, "PAGE_SIZE", 2)
+    login(client, who)
+    waiting = {cycle.task("review_idea").id: cycle for cycle in cycles}
+    seen: list[str] = []
+    url, completed = f"/inbox/?sort={sort}", set()
+    while url:
+        html = page(client, url)
+        seen += listed(html)
+        url = next_link(html)
+        for task_id in ([seen[-1]] if seen else []) + [t for t in waiting if t not in seen][:1]:
+            if task_id in waiting and task_id not in completed:  # a colleague completes it meanwhile
+                waiting[task_id].do("review_idea")
+                completed.add(task_id)
+    assert len(seen) == len(set(seen)), "a task was listed twice"
+    assert set(waiting) - completed <= set(seen), "a task still waiting was skipped"
+    assert completed - set(seen), "the test completed a task before it was listed"
 
 
 def test_overdue_and_due_soon_rows_stand_out(world, client):
@@ -220,9 +274,10 @@ def test_inbox_markup_is_safe_for_the_csp(world, client):
     assert 'class="responsive inbox-table"' in html
 
 
-def test_filters_past_any_id_are_no_filter(client):
-    """A commune or page number past any id (or not a number) is ignored,
-    never a 500 (PostgreSQL refuses integers past 64 bits)."""
+def test_filters_past_any_id_are_refused(client):
+    """A commune or step past any id (or not a number) is a 400 saying what
+    is expected, never a 500 (PostgreSQL refuses integers past 32 bits)."""
     login(client, "cb.qt-gl")
-    for query in ("commune=99999999999999999999", "page=99999999999999999999", "commune=²", "page=-3"):
-        assert client.get(f"/inbox/?{query}").status_code == 200, query
+    for query in ("commune=99999999999999999999", "step=99999999999999999999", "commune=²", "step=-3"):
+        response = client.get(f"/inbox/?{query}")
+        assert response.status_code == 400 and "phải là số nguyên" in response.get_data(as_text=True), query

@@ -76,7 +76,8 @@ def test_program_managers_and_administrators_get_the_page(client, username):
 def test_the_requested_definition_is_passed_to_the_script(client):
     login(client, "qlct.qt")
     assert 'data-definition-id="7"' in client.get("/modeler/?definition=7").get_data(as_text=True)
-    assert 'data-definition-id=""' in client.get("/modeler/?definition=x").get_data(as_text=True)
+    assert 'data-definition-id=""' in client.get("/modeler/").get_data(as_text=True)
+    assert client.get("/modeler/?definition=x").status_code == 400
 
 
 # --- what the script reads -----------------------------------------------------------------------

@@ -320,7 +320,7 @@ def test_a_task_claimed_by_a_colleague_cannot_be_completed(world, client):
 
 @pytest.mark.parametrize("error,status,message", [
     (ConcurrencyConflict(1), 409, "Hãy tải lại trang"),
-    (ServiceTaskFailed("handler broke"), 500, "Bước tự động sau việc này bị lỗi"),
+    (ServiceTaskFailed("handler broke"), 502, "Bước tự động sau việc này bị lỗi"),
 ])
 def test_engine_failures_get_a_clear_message(world, client, app, monkeypatch, error, status, message):
     cycle = at_review_idea(world, PEPPER)
@@ -339,8 +339,9 @@ def test_a_task_completed_meanwhile_is_gone(world, client):
     task_id = cycle.task("review_idea").id
     token = login(client, "cb.qt-gl")
     assert client.post(f"/inbox/tasks/{task_id}", data={"csrf_token": token, "decision": "accept"}).status_code == 302
-    # The second submission (a double click, a second tab) finds no task.
-    assert client.post(f"/inbox/tasks/{task_id}", data={"csrf_token": token, "decision": "accept"}).status_code == 404
+    # The second submission (a double click, a second tab) lost the race to the first: 409, saying so.
+    again = client.post(f"/inbox/tasks/{task_id}", data={"csrf_token": token, "decision": "accept"})
+    assert again.status_code == 409 and "Việc này vừa được hoàn thành" in again.get_data(as_text=True)
     with world.db.transaction() as session:
         assert session.get(ProcessInstance, cycle.instance_id).current_step == 3
 

@@ -25,7 +25,7 @@ from audit.search import AuditFilter
 from engine.access import oversight_of
 from web import labels, task_forms
 from web.checkpoints import public_key_or_none
-from web.context import actor, bpmn_engine, db, reading
+from web.context import MAX_PAGE, actor, bpmn_engine, db, query_int, reading
 from web.extensions import login_manager
 from web.formatting import local_datetime
 
@@ -199,13 +199,13 @@ def _auditors_only():
 
 def _filter_from_args(args) -> AuditFilter:
     """The search form's values; a value that does not parse means no filter."""
-    step = args.get("step", type=int)
+    step = query_int("step", 1, max(labels.STEP_LABELS))
     return AuditFilter(
         product=args.get("product", "")[:200], producer=args.get("producer", "")[:200],
-        commune=args.get("commune", "")[:200], step=step if step in labels.STEP_LABELS else None,
+        commune=args.get("commune", "")[:200], step=step,
         outcome=args.get("outcome", "")[:110], started_from=_day(args.get("from")),
         started_to=_day(args.get("to")), actor=args.get("actor", "")[:200],
-        page=max(args.get("page", type=int) or 1, 1))
+        page=query_int("page", 1, MAX_PAGE) or 1)
 
 
 def _day(value: str | None) -> date | None:

@@ -26,7 +26,7 @@ from engine.errors import NotAllowed
 from programme import dashboard as figures
 from programme.dashboard import Audience, Filters
 from web import labels
-from web.context import actor, bpmn_engine, reading
+from web.context import actor, bpmn_engine, query_int, reading
 from web.extensions import login_manager
 
 dashboard = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -73,11 +73,9 @@ def _filters() -> tuple[Audience, Filters]:
     """The year (default: the engine clock's) and province asked for. A
     province outside the user's scope is refused, never quietly replaced."""
     audience = Audience.of(actor())
-    year = request.args.get("year", type=int)
-    if year is None or not FIRST_YEAR <= year <= LAST_YEAR:
-        year = bpmn_engine().clock().year
+    year = query_int("year", FIRST_YEAR, LAST_YEAR) or bpmn_engine().clock().year
     try:
-        return audience, audience.filters(year, request.args.get("province", type=int))
+        return audience, audience.filters(year, query_int("province"))
     except NotAllowed:
         abort(403)
 

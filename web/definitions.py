@@ -36,7 +36,7 @@ from engine.forms import CONTROL_CHARACTERS
 from programme import definitions as defs
 from storage.models import ProcessDefinition
 from web import labels
-from web.context import actor, bpmn_engine, id_from, reading, require_role
+from web.context import actor, bpmn_engine, id_from, query_int, reading, require_role
 from web.extensions import login_manager
 
 definitions = Blueprint("definitions", __name__, url_prefix="/definitions")
@@ -165,8 +165,8 @@ def compare_json():
 
 def _compared() -> tuple[ProcessDefinition, ProcessDefinition]:
     """The versions ?a= and ?b=; without a, the previous version of b's name."""
-    b_id = id_from(request.args.get("b", ""))
-    a_id = id_from(request.args.get("a", ""))
+    b_id = query_int("b")
+    a_id = query_int("a")
     with reading() as session:
         b = defs.version(session, b_id, with_xml=True) if b_id else None
         if b is None:
@@ -227,7 +227,7 @@ def _step_labels() -> dict:
 def _migration_scope(definition_id: int, chosen_id: int | None = None):
     """The target, every other version of its name, and the chosen source (?from=)."""
     if chosen_id is None:
-        chosen_id = request.args.get("from", type=int)
+        chosen_id = query_int("from")
     with reading() as session:
         target = defs.version(session, definition_id)
         if target is None:

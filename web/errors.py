@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import ProcessRefused
+from web.context import BadQueryValue
 
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE_MESSAGE = ("Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau ít phút / "
@@ -101,6 +102,8 @@ def http_error_page(err: HTTPException):
         from web.api.errors import json_error  # web.api.errors imports this module
         return json_error(err)
     messages = CSRF_EXPIRED if isinstance(err, CSRFError) else HTTP_ERRORS[err.code]
+    if isinstance(err, BadQueryValue):  # say which value and what it should be
+        messages = (messages[0], err.vietnamese, messages[2], err.english)
     html = current_app.jinja_env.get_template("errors/http_error.html").render(
         status=err.code, kind="csrf" if isinstance(err, CSRFError) else err.code, messages=messages, back=_retry_path() if err.code >= 500 else None)
     response = err.get_response()

@@ -32,11 +32,11 @@ from handlers.ranking import stars_for_score
 from programme import inbox as inbox_queries
 from programme import tasks
 from programme.history import instance_history
-from programme.inbox import DUE_SOON, SORTS, InboxFilter
+from programme.inbox import DUE_SOON, SORTS, Cursor, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.db import as_utc
 from web import labels, task_forms
-from web.context import actor, bpmn_engine, db, id_from, reading
+from web.context import BadQueryValue, actor, bpmn_engine, db, query_int, reading
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -78,27 +78,38 @@ def _valid_task_id(task_id: str) -> None:
 # --- the inbox ------------------------------------------------------------------
 
 def _filter_from_args(args) -> InboxFilter:
-    """The filter form's values, each checked; a bad value means "no filter"."""
-    step = args.get("step", type=int)
-    page = id_from(args.get("page", "")) or 1  # past MAX_ID no page exists (and SQL would overflow)
+    """The filter form's values, each checked: a choice that is not one
+    means "no filter", a number or page link that is not one a 400."""
+    sort = args.get("sort") if args.get("sort") in SORTS else "waiting"
+    try:
+        after = Cursor.decode(args["after"], sort) if args.get("after") else None
+    except ValueError:
+        raise BadQueryValue("Liên kết trang của hộp việc không hợp lệ; hãy mở lại hộp việc từ trang đầu.",
+                            "The inbox's page link is not valid; open the inbox again from its first page.") \
+            from None
     return InboxFilter(
-        step=step if step in labels.STEP_LABELS else None,
+        step=query_int("step", 1, max(labels.STEP_LABELS)),
         form_key=args.get("task") if args.get("task") in FORMS else None,
-        commune_id=id_from(args.get("commune", "")),
+        commune_id=query_int("commune"),
         group_code=args.get("group") if args.get("group") in sets_by_code() else None,
         scope=args.get("scope") if args.get("scope") in SCOPES else "area",
         overdue=args.get("overdue") == "1",
-        sort=args.get("sort") if args.get("sort") in SORTS else "waiting",
-        page=max(page, 1),
+        sort=sort,
+        after=after,
     )
 
 
+def _capped(count: int) -> str:
+    """A capped count as shown: "1000+" past programme.inbox.COUNT_CAP."""
+    return f"{inbox_queries.COUNT_CAP}+" if count > inbox_queries.COUNT_CAP else str(count)
+
+
 def _filter_args(f: InboxFilter, **changes) -> dict:
-    """The query string of a filter (for links that keep the other filters)."""
+    """The query string of a filter (for links that keep the other filters);
+    the page's own cursor is not kept (a changed filter starts at its first page)."""
     args = {"step": f.step, "task": f.form_key, "commune": f.commune_id, "group": f.group_code,
             "scope": f.scope if f.scope != "area" else None, "overdue": "1" if f.overdue else None,
-            "sort": f.sort if f.sort != "waiting" else None, "page": f.page if f.page > 1 else None,
-            **changes}
+            "sort": f.sort if f.sort != "waiting" else None, **changes}
     return {key: value for key, value in args.items() if value not in (None, "", False)}
 
 
@@ -112,10 +123,11 @@ def index():
         supervision = supervision_of(session, me)
         if not inbox_queries.has_inbox(me, supervision):
             return _problem(_("Vai trò của bạn không xử lý việc nào nên không có hộp việc."), 403)
-        # Counts and filter choices in one pass; the list's total comes from
-        # the counts when the filter is a quick filter.
-        quick, choices = inbox_queries.overview(session, me, now, supervision)
-        rows, total = inbox_queries.list_tasks(session, me, f, now, supervision, tallies=quick)
+        # The list's total comes from the counts when the filter is a quick filter.
+        quick = inbox_queries.counts(session, me, now, supervision)
+        listed = inbox_queries.list_tasks(session, me, f, now, supervision, tallies=quick)
+        rows = listed.rows
+        communes = inbox_queries.filter_choices(session, me, supervision)
         names = inbox_queries.user_names(session, [row[0].assignee_id for row in rows])
         supervised_rows = {task.id for task, _product, producer, _commune in rows
                            if supervision and supervision.covers(task, producer.commune_id if producer else None)}
@@ -132,12 +144,11 @@ def index():
                 "urgency": _urgency(task.due_at, now),
                 "colleagues": team.get((task.role, task.jurisdiction_id), []),
             })
-    pages = max(1, -(-total // inbox_queries.PAGE_SIZE))
     groups = sets_by_code()
     return render_template(
-        "inbox/index.html", items=items, total=total, filter=f, pages=pages, counts=quick,
-        communes=choices["communes"],
-        groups=[(code, groups[code]["name_vi"]) for code in choices["groups"] if code in groups],
+        "inbox/index.html", items=items, total=listed.total, filter=f, counts=quick,
+        next_page=listed.next.encode() if listed.next else None, communes=communes,
+        groups=[(code, groups[code]["name_vi"]) for code in sorted(groups)], capped=_capped,
         steps=labels.STEP_LABELS, form_titles=labels.FORM_TITLES, roles=ROLES,
         filter_args=_filter_args, now=now)
 
@@ -152,8 +163,7 @@ def _assignment_error(err: Exception, task_id: str):
     if isinstance(err, NotAllowed):
         return _problem(_("Bạn không có quyền thực hiện thao tác này với việc này."), 403, task_id)
     if isinstance(err, ConcurrencyConflict):
-        return _problem(_("Người khác vừa thay đổi hồ sơ này; không có gì được lưu. Hãy tải lại trang và thử lại."),
-                        409, task_id)
+        return _problem(_conflict_message(), 409, task_id)
     return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
 
 
@@ -248,6 +258,10 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
     me = actor()
     with reading() as session:
         task = inbox_queries.visible_task(session, me, task_id)
+        if task is None and problem is not None:
+            # The refusal of a post whose task left the inbox meanwhile (the
+            # winner of a race completed it): the answer still stands.
+            return _problem(problem, status, task_id)
         if task is None:
             abort(404)
         dossier = inbox_queries.task_dossier(session, task)
@@ -282,7 +296,7 @@ def task(task_id: str):
     with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
     if row is None:
-        abort(404)
+        return _gone(task_id)
     data, sheet_rows = task_forms.parse(row.form_key, request.form)
     try:
         # The task's drafts (anyone's) are removed in the same transaction:
@@ -299,19 +313,34 @@ def task(task_id: str):
         return _render_task(task_id, request.form, status=403,
                             problem=_("Bạn không có quyền hoàn thành việc này."))
     except ConcurrencyConflict:
-        return _render_task(task_id, request.form, status=409,
-                            problem=_("Người khác vừa thay đổi hồ sơ này; không có gì được lưu. "
-                                      "Hãy tải lại trang và thử lại."))
+        return _render_task(task_id, request.form, status=409, problem=_conflict_message())
     except ServiceTaskFailed:
-        return _render_task(task_id, request.form, status=500,
+        return _render_task(task_id, request.form, status=502,
                             problem=_("Bước tự động sau việc này bị lỗi nên chưa có gì được lưu. "
                                       "Hãy thử lại sau hoặc báo quản lý chương trình."))
     except (UnknownTask, TaskNotReady):
-        return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
+        return _gone(task_id)
     flash(_success_message(row.name, result), "success")
     if row.role == "producer":
         return redirect(url_for("portal.index"))
     return redirect(url_for("inbox.index"))
+
+
+def _conflict_message() -> str:
+    return _("Người khác vừa thay đổi hồ sơ này; không có gì được lưu. Hãy tải lại trang và thử lại.")
+
+
+def _gone(task_id: str):
+    """A completion of a task no longer in the inbox: 409 with the conflict
+    message when someone completed it moments ago (the request lost the
+    race, whether it read the task before the winner's commit or after),
+    404 otherwise."""
+    with reading() as session:
+        if inbox_queries.completed_lately(session, actor(), task_id):
+            # Not "nothing was saved": the winner may be this user's own first click.
+            return _problem(_("Việc này vừa được hoàn thành (bởi người khác hoặc từ một thẻ khác); "
+                              "lần gửi này không được lưu."), 409, task_id)
+    return _problem(_("Việc này không còn chờ xử lý (đã được hoàn thành hoặc đã thay đổi)."), 404, task_id)
 
 
 def _success_message(name: str, result) -> str:

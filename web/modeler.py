@@ -22,7 +22,7 @@ from engine import forms, roles
 from engine.access import may_change_diagrams
 from handlers import registry
 from programme import definitions as defs
-from web.context import actor, reading, require_role
+from web.context import actor, query_int, reading, require_role
 from web.extensions import login_manager
 
 modeler = Blueprint("modeler", __name__, url_prefix="/modeler")
@@ -50,7 +50,7 @@ def _editors_only():
 @modeler.get("/")
 def index():
     return render_template("modeler/index.html", built=(DIST / "modeler.js").is_file(),
-                           definition_id=request.args.get("definition", type=int))
+                           definition_id=query_int("definition"))
 
 
 @modeler.get("/bundled.bpmn")

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 
 from programme import notifications as notices
 from programme.notifications import PAGE_SIZE
-from web.context import actor, bpmn_engine, db, reading
+from web.context import MAX_PAGE, actor, bpmn_engine, db, query_int, reading
 
 notifications = Blueprint("notifications", __name__, url_prefix="/notifications")
 
@@ -36,7 +36,7 @@ def unread_count():
 @notifications.get("/")
 @login_required
 def index():
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = query_int("page", 1, MAX_PAGE) or 1
     with reading() as session:
         found = notices.received(session, actor(), page)
     return render_template("notifications/index.html", entries=found.entries, page=page, total=found.total,

@@ -61,6 +61,7 @@ REFUSALS = {
     "too_big": _l("Tệp quá lớn: tối đa 10 MB mỗi tệp."),
     "type": _l("Chỉ nhận tệp PDF, JPG, PNG, DOCX hoặc XLSX."),
     "content": _l("Nội dung tệp không đúng với phần mở rộng của tên tệp."),
+    "name": _l("Tên tệp chứa ký tự điều khiển (kể cả ký tự đảo chiều văn bản); hãy đổi tên tệp rồi tải lên lại."),
 }
 
 

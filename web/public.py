@@ -9,7 +9,7 @@ from flask_login import current_user
 from programme import catalogue as listings
 from storage.criteria import sets_by_code
 from web import labels
-from web.context import reading
+from web.context import query_int, reading
 
 public = Blueprint("public", __name__)
 
@@ -49,8 +49,8 @@ def overview():
 @public.get("/catalogue")
 def catalogue():
     """Promoted products, filtered by province, product group and stars."""
-    stars = request.args.get("stars", type=int)
-    province = request.args.get("province", type=int)
+    stars = query_int("stars", 1, 5)
+    province = query_int("province")
     group = request.args.get("group", "")
     with reading() as session:
         found = listings.promoted_products(session, stars, province, group if group in sets_by_code() else None)

@@ -10,13 +10,9 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from engine.forms import plain_text
-from programme.inbox import PAGE_SIZE, SORTS
+from programme.inbox import COUNT_CAP, PAGE_SIZE, SORTS
 from storage.db import as_utc
-from web.context import MAX_ID
-
-# A page past the last is empty; one past this would ask the database for
-# an offset it cannot take.
-MAX_PAGE = 100_000
+from web.context import MAX_ID, MAX_PAGE
 
 
 class UtcDateTime(fields.DateTime):
@@ -112,6 +108,8 @@ class TaskSchema(Schema):
 
 
 class TaskCountsSchema(Schema):
+    """The quick filters' counts, each capped: COUNT_CAP + 1 means more than COUNT_CAP."""
+
     area = fields.Integer()
     mine = fields.Integer()
     unassigned = fields.Integer()
@@ -121,7 +119,8 @@ class TaskCountsSchema(Schema):
 
 class TaskListSchema(Schema):
     tasks = fields.List(fields.Nested(TaskSchema))
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": f"Tasks matching the filter, counted up to {COUNT_CAP + 1} "
+                                                    f"({COUNT_CAP + 1} means more than {COUNT_CAP})."})
     page = fields.Integer()
     page_size = fields.Integer(dump_default=PAGE_SIZE)
     counts = fields.Nested(TaskCountsSchema)

@@ -13,7 +13,7 @@ from flask import request
 from engine.errors import NotAllowed, UnknownTask
 from engine.forms import FORMS, form_schema
 from programme import records
-from programme.inbox import PAGE_SIZE, InboxFilter, counts, list_tasks
+from programme.inbox import PAGE_SIZE, InboxFilter, completed_lately, counts, list_tasks
 from storage.db import as_utc
 from storage.models import InboxTask
 from web.api import api
@@ -75,10 +75,10 @@ def list_inbox():
     fltr = InboxFilter(**TaskQuerySchema().load(request.args.to_dict()))
     now = bpmn_engine().clock()
     with reading() as session:
-        rows, total = list_tasks(session, caller(), fltr, now)
+        listed = list_tasks(session, caller(), fltr, now)
         tallies = counts(session, caller(), now)
-        tasks = [task_body(*row, now) for row in rows]
-    return dump(TaskListSchema, {"tasks": tasks, "total": total, "page": fltr.page,
+        tasks = [task_body(*row, now) for row in listed.rows]
+    return dump(TaskListSchema, {"tasks": tasks, "total": listed.total, "page": fltr.page,
                                  "page_size": PAGE_SIZE, "counts": tallies})
 
 
@@ -105,5 +105,15 @@ def complete_task(task_id: str):
     """The body is the task's form (its form_key names which); invalid data
     answers 422 with per-field messages and changes nothing."""
     data = json_body()
-    result = _on_task(task_id, lambda: bpmn_engine().complete_task(task_id, data, caller()))
+    try:
+        result = _on_task(task_id, lambda: bpmn_engine().complete_task(task_id, data, caller()))
+    except ApiError as err:
+        # A task completed moments ago by someone else: this request lost
+        # the race (409, as when it read the task before the winner's commit).
+        if err.code == "not_found":
+            with reading() as session:
+                if completed_lately(session, caller(), task_id):
+                    raise ApiError("conflict", "Việc này vừa được hoàn thành; lần gửi này không được lưu / "
+                                   "this task was completed just now; this submission was not saved") from None
+        raise
     return dump(StepResultSchema, result)
