@@ -19,6 +19,10 @@ from typing import Callable
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
+from engine import deep_tree
+
+deep_tree.install()  # chains of thousands of tasks run without RecursionError
+
 
 class EngineWorkflow(BpmnWorkflow):
     """The engine's workflows (new and restored; stored under SpiffWorkflow's
