@@ -32,6 +32,7 @@ from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 UNLIMITED_DEPTH = sys.maxsize
+SPIFFWORKFLOW_PREDICT = TaskSpec._predict  # the recursive original, for tests/test_long_chains.py's twins
 
 
 def predict(self: TaskSpec, my_task, seen=None, looked_ahead: int = 0, mask: int = TaskState.PREDICTED_MASK) -> None:
