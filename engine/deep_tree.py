@@ -15,6 +15,11 @@ every thread of the process, request threads included):
   class of SpiffWorkflow or of ours overrides `_predict` (subclasses
   override `_predict_hook`), which tests/test_long_chains.py checks.
 
+- `Workflow._remove_task` (a task and everything below it leave the tree:
+  cancelling a task drops the predicted chain ahead of it, 2,000 tasks deep),
+  `Task.cancel` on a finished task (it cancels down through its finished
+  descendants), and `Task.find_ancestor` / `Task.is_descendant_of` (up the
+  chain, for joins): one frame per level each; loops here.
 - The depth at which SpiffWorkflow's tree walk (`TaskIterator`: `get_tasks`,
   `cancel`, joins, the waiting tasks' update) stops looking: 1,000 levels by
   default, so past the 1,000th step of a chain a walk silently missed the
@@ -29,7 +34,9 @@ import sys
 
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
+from SpiffWorkflow.workflow import Workflow
 
 UNLIMITED_DEPTH = sys.maxsize
 SPIFFWORKFLOW_PREDICT = TaskSpec._predict  # the recursive original, for tests/test_long_chains.py's twins
@@ -60,6 +67,53 @@ def _enter(spec: TaskSpec, task, seen: list, looked_ahead: int, mask: int) -> tu
     return task, seen, looked_ahead, look_ahead, iter(task.children)
 
 
+def remove_task(self: Workflow, task_id) -> None:
+    """Workflow._remove_task as a loop: the task's descendants leave the
+    tree before it, each child's branch in turn (the recursion's post-order)."""
+    order, stack = [], [(self.tasks[task_id], False)]
+    while stack:
+        task, children_done = stack.pop()
+        if children_done:
+            order.append(task)
+        else:
+            stack.append((task, True))
+            stack.extend((child, False) for child in reversed(task.children))
+    for task in order:
+        task.parent._children.remove(task.id)
+        self.tasks.pop(task.id)
+        self._task_removed_notify(task)
+
+
+def cancel(self: Task) -> None:
+    """Task.cancel as a loop: a finished task passes the cancel to its
+    children in order; an unfinished one is cancelled, its predicted tasks dropped."""
+    stack = [self]
+    while stack:
+        task = stack.pop()
+        if task.has_state(TaskState.FINISHED_MASK):
+            stack.extend(reversed(task.children))
+        else:
+            task._set_state(TaskState.CANCELLED)
+            task._drop_children()
+            task.task_spec._on_cancel(task)
+
+
+def find_ancestor(self: Task, spec_name: str):
+    """Task.find_ancestor as a loop up the parents."""
+    ancestor = self.parent
+    while ancestor is not None and ancestor.task_spec.name != spec_name:
+        ancestor = ancestor.parent
+    return ancestor
+
+
+def is_descendant_of(self: Task, task) -> bool:
+    """Task.is_descendant_of as a loop up the parents."""
+    ancestor = self.parent
+    while ancestor is not None and ancestor != task:
+        ancestor = ancestor.parent
+    return ancestor is not None
+
+
 def _without_depth_limit(iterator_class: type) -> None:
     """Make the iterator's `max_depth` default unlimited (an explicit
     max_depth, which no caller in SpiffWorkflow or here gives, still holds)."""
@@ -75,5 +129,7 @@ def install() -> None:
     """Put the loops in place of SpiffWorkflow's recursion and depth limit
     (once per process; doing it again changes nothing)."""
     TaskSpec._predict = predict
+    Workflow._remove_task = remove_task
+    Task.cancel, Task.find_ancestor, Task.is_descendant_of = cancel, find_ancestor, is_descendant_of
     for iterator_class in (TaskIterator, BpmnTaskIterator):
         _without_depth_limit(iterator_class)
