@@ -14,7 +14,6 @@ every thread of the process, request threads included):
   Installed by `install()` (engine/stepping.py calls it on import): no spec
   class of SpiffWorkflow or of ours overrides `_predict` (subclasses
   override `_predict_hook`), which tests/test_long_chains.py checks.
-
 - `Workflow._remove_task` (a task and everything below it leave the tree:
   cancelling a task drops the predicted chain ahead of it, 2,000 tasks deep),
   `Task.cancel` on a finished task (it cancels down through its finished
@@ -26,6 +25,17 @@ every thread of the process, request threads included):
   tasks below -- `cancel()` left the ready task ready, the end event reached
   was not found, the replay compared only the first 1,000 tasks. The walk
   itself is a loop; `install()` makes its default depth unlimited.
+
+These are SpiffWorkflow's methods replaced on its classes, for the whole
+process: the engine never builds a workflow that should behave otherwise,
+and a subclass is the wrong tool (the tasks and specs are SpiffWorkflow's
+classes, made by its parser and serializer). What still recurses is not
+per level of the tree: parsing (engine/bpmn_parse.py gives it room),
+`_drop_children` on finished descendants (only non-BPMN joins call it), and
+DeepMerge over nested values of the data. What a long chain still costs is
+SpiffWorkflow's data model: every finished task keeps its own copy of all
+the process variables, so reading a state back from the database grows
+with steps x variables (tests/test_long_chains.py prints the figures).
 """
 from __future__ import annotations
 
