@@ -138,7 +138,7 @@ def reloaded(step: int) -> bool:
     """The calls that read the state back from the database: the first
     ones, every 100th and the last ones. (At every call the run takes tens
     of minutes: each reload restores SpiffWorkflow's copy of all the process
-    variables on every finished task, ~1,000,000 copies at step 1,400 of this
+    variables on every finished task, ~2,000,000 copies near the end of this
     chain, whose steps each set a variable of their own.)"""
     return step <= 10 or step % 100 == 0 or step >= LONG - 10
 
