@@ -31,19 +31,19 @@ RICE = "Gạo hữu cơ Gio Mỹ"
 SUPPORT = "task_support_record"
 
 
-def manual_support() -> bytes:
+def manual_support(tag: str = "manualTask") -> bytes:
     """The bundled cycle with the on-site support step done outside the
-    system: a manualTask without a form (its step and due date kept)."""
+    system: a manualTask (or plain task) without a form (its step and due date kept)."""
     root = etree.fromstring(SEED)
     task = element(root, SUPPORT)
-    task.tag = f"{{{diagram.NS['bpmn']}}}manualTask"
+    task.tag = f"{{{diagram.NS['bpmn']}}}{tag}"
     for prop in task.xpath(".//spiffworkflow:property[@name='formKey' or @name='dataKey']", namespaces=diagram.NS):
         prop.getparent().remove(prop)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def at_support(world, product: str) -> Cycle:
-    world.deploy(manual_support(), "manual_support", "test")  # the active national diagram
+def at_support(world, product: str, tag: str = "manualTask") -> Cycle:
+    world.deploy(manual_support(tag), "manual_support", "test")  # the active national diagram
     cycle = Cycle(world, product).start()
     for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan"):
         cycle.do(form_key)
@@ -65,8 +65,9 @@ def test_the_checks_pass_a_manual_task_and_still_check_a_form_it_names():
     assert sorted(p.message_en.split(" ")[0] for p in problems) == ["dataKey", "formKey"]  # as on a userTask
 
 
-def test_a_manual_task_is_offered_and_confirmed_on_the_task_page(world, client):
-    cycle = at_support(world, PEPPER)
+@pytest.mark.parametrize("tag", ["manualTask", "task"])
+def test_a_manual_task_is_offered_and_confirmed_on_the_task_page(world, client, tag):
+    cycle = at_support(world, PEPPER, tag)
     task = support_task(cycle)
     assert (task.role, task.form_key, task.data_key) == ("commune_officer", CONFIRM_DONE, "")
     token = login(client, OFFICER)
