@@ -328,7 +328,8 @@ class BpmnEngine:
         if task.state != TaskState.READY:
             raise TaskNotReady(task_id, TaskState.get_name(task.state))
         before = dict(task.data)  # values are replaced by later tasks, never changed in place
-        task.data[row.data_key] = form
+        if row.data_key:  # a confirmation (engine.diagram.task_form) stores nothing
+            task.data[row.data_key] = form
         completion = PendingEvent("task_completed", row.element_id, {
             "task_id": task_id, "name": row.name, "role": row.role, "step": row.step,
             "form_key": row.form_key, "data_key": row.data_key, "form": form}, actor.user_id)

@@ -347,8 +347,10 @@ def lint(root: etree._Element) -> list[Problem]:
     for tag in WAITING_TAGS:
         for task in root.iter(f"{{{NS['bpmn']}}}{tag}"):
             problems += _lint_lane(task, _lane_of(task, lanes))
-    for task in root.iter(f"{{{NS['bpmn']}}}userTask"):
-        problems += _lint_user_task(task)
+    for tag in WAITING_TAGS:  # a manualTask or task may name a form too; a userTask must
+        for task in root.iter(f"{{{NS['bpmn']}}}{tag}"):
+            if tag == "userTask" or "formKey" in _properties(task):
+                problems += _lint_user_task(task)
     for task in root.iter(f"{{{NS['bpmn']}}}serviceTask"):
         problems += _lint_service_task(task)
     for place in EVALUATED_PLACES:
@@ -832,4 +834,15 @@ def _element_at_line(root, line: int):
 
 def user_task_properties(task_spec) -> dict[str, str]:
     """The spiff properties of a parsed user task spec (formKey, dataKey, ...)."""
-    return dict(task_spec.extensions.get("properties", {}))
+    return dict((getattr(task_spec, "extensions", None) or {}).get("properties", {}))
+
+
+def task_form(task_spec) -> tuple[str, str]:
+    """The form a task waiting for a person opens, and the variable its
+    answer goes to: its formKey and dataKey. A manualTask or plain task
+    without a formKey (work done outside the system: the lint lets it pass
+    in a role lane) asks only to confirm it is done, and stores nothing."""
+    props = user_task_properties(task_spec)
+    if "formKey" in props:
+        return props["formKey"], props.get("dataKey", "")
+    return forms.CONFIRM_DONE, ""

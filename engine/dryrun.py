@@ -48,7 +48,7 @@ from storage.models import (
 
 DEFAULT_PRODUCTS = 30
 DEFAULT_SEED = 1
-MAX_TASKS = 200  # per instance: more means a loop the limits do not end
+MAX_TASKS = 200  # per instance, at least (task_cap): more means a loop the limits do not end
 # The products a deploy dry-runs: with DEFAULT_SEED, the first 12 profiles
 # (every loop limit, every council outcome, the late one) take every path of
 # the shipped cycles (tests/test_dryrun.py) in about 1.4 s, where 30 take 3-4 s.
@@ -188,6 +188,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
         admin = load_actor(session, session.scalar(select(User.id).where(User.username == "admin")))
         chains = {c: area_chain(session, c) for c in communes}
     instance_ids: list[int] = []
+    cap = task_cap(checked, engine.max_resubmissions)
 
     # Step 1 where the products are, at the level of the outreach lanes (the
     # lowest one when several): the district, or the commune itself.
@@ -202,7 +203,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
             continue
         instance_ids.append(started.instance_id)
         _drive(engine, outreach_driver, started.instance_id, None, diagram.OUTREACH_PROCESS, (70.0,), report, clock,
-               error)
+               error, cap=cap)
 
     for product_id, profile in zip(_products(engine, communes, count, rng), profiles(count, rng)):
         report.profiles.append({"product_id": product_id, **asdict(profile)})
@@ -219,9 +220,18 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
             continue
         instance_ids.append(started.instance_id)
         _drive(engine, driver, started.instance_id, product_id, diagram.PRODUCT_PROCESS, profile.qualities, report,
-               clock, error, profile.late)
+               clock, error, profile.late, cap)
 
     _summarize(engine, checked, instance_ids, report)
+
+
+def task_cap(checked: diagram.CheckedDiagram, max_resubmissions: int) -> int:
+    """The completions after which an instance counts as looping for good:
+    every task that waits for a person, once per round a resubmission loop
+    may take -- so a long diagram (2,000 steps in a row) is not cut short --
+    and never fewer than MAX_TASKS."""
+    waiting = sum(1 for node in flow_nodes(checked.root) if node["type"] in diagram.WAITING_TAGS)
+    return max(MAX_TASKS, waiting * (max_resubmissions + 1))
 
 
 def _communes(engine: BpmnEngine, checked: diagram.CheckedDiagram) -> list[int]:
@@ -275,12 +285,12 @@ def _let_deadlines_pass(engine: BpmnEngine, clock: MovableClock, instance_id: in
 
 def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int | None, process: str,
            qualities: tuple[float, ...], report: DryRunReport, clock: MovableClock, error: Callable,
-           late: bool = False) -> None:
+           late: bool = False, cap: int = MAX_TASKS) -> None:
     """Complete the oldest ready task until the instance ends, nothing is
-    ready, an error is raised or MAX_TASKS were completed. A `late` product
+    ready, an error is raised or `cap` tasks were completed. A `late` product
     lets every deadline pass before each task."""
     scored = 0
-    for _ in range(MAX_TASKS):
+    for _ in range(cap):
         if late:
             try:
                 _let_deadlines_pass(engine, clock, instance_id)
@@ -312,7 +322,7 @@ def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int
                                        task.element_id))
             return
     report.stuck.append({"instance_id": instance_id, "product_id": product_id, "process": process,
-                         "reason": f"still running after {MAX_TASKS} tasks",
+                         "reason": f"still running after {cap} tasks",
                          "ready": [t.element_id for t in engine.ready_tasks(instance_id)]})
 
 

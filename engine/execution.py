@@ -476,7 +476,7 @@ def save(execution: Execution, status: str | None = None) -> None:
     execution.outcome = Outcome(instance.id, values["status"], [
         {"id": task_id, "element_id": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
          "lane": t.task_spec.lane, "step": cycle_step_of(t.task_spec),
-         "form_key": diagram.user_task_properties(t.task_spec).get("formKey")}
+         "form_key": diagram.task_form(t.task_spec)[0]}
         for task_id, t in ready.items()], values.get("end_event"), values.get("stars"))
 
 
@@ -525,6 +525,7 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
     the role's level, its form, its due date."""
     spec = task.task_spec
     props = diagram.user_task_properties(spec)
+    form_key, data_key = diagram.task_form(spec)
     role = roles.role_for_lane(spec.lane)
     if role is None:  # the deploy-time lint refuses it; a diagram stored before the lint may have it
         raise ProcessRefused(f"Việc '{spec.bpmn_name or spec.bpmn_id}' ({spec.bpmn_id}) nằm ở làn '{spec.lane}', "
@@ -542,7 +543,7 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         producer_id=product.producer_id if product else None, element_id=spec.bpmn_id,
         name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
         jurisdiction_id=instance.areas.get(role.level or "commune"),
-        form_key=props["formKey"], data_key=props["dataKey"], step=_int(props.get("step")),
+        form_key=form_key, data_key=data_key, step=_int(props.get("step")),
         created_at=now, due_at=due_at)
 
 

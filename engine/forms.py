@@ -203,6 +203,14 @@ class OutreachReportForm(FormSchema):
     notes = _text(required=False)
 
 
+class ConfirmDoneForm(FormSchema):
+    """A task done outside the system (a BPMN manualTask, or a plain task,
+    without a formKey): there is nothing to fill in, the person confirms
+    that it is done."""
+
+
+CONFIRM_DONE = "confirm_done"
+
 FORMS: dict[str, type[FormSchema]] = {
     "register_idea": RegisterIdeaForm,
     "receive_idea": ReceiveIdeaForm,
@@ -217,6 +225,7 @@ FORMS: dict[str, type[FormSchema]] = {
     "score_product": ScoreProductForm,
     "plan_outreach": PlanOutreachForm,
     "outreach_report": OutreachReportForm,
+    CONFIRM_DONE: ConfirmDoneForm,
 }
 
 

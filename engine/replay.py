@@ -193,7 +193,8 @@ class Replay:
             raise Drift(call.seq, f"{call.element_id} is not a user task")
         self.workflow.script_engine = run.script_engine()
         before = dict(task.data)
-        task.data[data["data_key"]] = data.get("form")
+        if data["data_key"]:
+            task.data[data["data_key"]] = data.get("form")
         completion = PendingEvent("task_completed", call.element_id, {"data_key": data["data_key"]})
         execution.run_user_task(run, task, completion, before)
         if "delta" in data and plain(completion.data["delta"]) != data["delta"]:

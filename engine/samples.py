@@ -41,6 +41,9 @@ class SampleDecider:
             "Hồ sơ chưa có kết quả kiểm nghiệm chất lượng.",
             "Phương án tài chính chưa khả thi, cần xây dựng lại."))}
 
+    def _confirm_done(self, **_) -> dict:
+        return {}
+
     def _register_idea(self, **_) -> dict:
         return {"registration_form": self.rng.choice(("01", "02")),
                 "product_description": "Sản phẩm truyền thống của địa phương, sản xuất thủ công.",

@@ -66,6 +66,17 @@ class FinishedTaskConverter(TaskConverter):
     copy.) The replay's state comparison and tests/test_serialization.py
     check the result against SpiffWorkflow's own converter."""
 
+    def from_dict(self, dct, workflow):
+        # A task that cannot have changed since it was written serializes
+        # to the dict it was read from: kept as its cache, so the first call
+        # after a reload does not convert every finished task again (each
+        # one's data delta against its parent: steps x variables on a long
+        # chain). The caller's dict lost its typename to the registry.
+        task = super().from_dict(dct, workflow)
+        if self.unchanging(task):
+            task._ocop_serialized = (self.key(task), {**dct, "typename": self.typename})
+        return task
+
     def to_dict(self, task):
         if not self.unchanging(task):
             return super().to_dict(task)

@@ -20,7 +20,10 @@ from typing import Callable
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
+from engine import deep_tree
 from engine.errors import StepBudgetExhausted
+
+deep_tree.install()  # chains of thousands of tasks run without RecursionError
 
 # Automatic steps one engine call may run. A real call of the shipped cycles
 # runs at most 10 (gateways, scripts, service tasks, events: measured over

@@ -57,6 +57,7 @@ FORM_TITLES = {
     "score_product": _l("Chấm điểm sản phẩm"),
     "plan_outreach": _l("Kế hoạch tuyên truyền"),
     "outreach_report": _l("Báo cáo tuyên truyền"),
+    "confirm_done": _l("Xác nhận đã làm xong"),
 }
 
 # A cycle step on a product's timeline.
