@@ -74,6 +74,9 @@ DATA_ALTERED = "data altered"
 OUT_OF_ORDER = "events reordered"
 STATE_DRIFT = "state drift"
 CHECKPOINT_MISMATCH = "checkpoint mismatch"
+ROW_ALTERED = "instance row altered"  # a column of the instance row differs from its hashed history
+NOT_COVERED = "not covered by checkpoint"  # claims to predate a checkpoint that does not include it
+UNPROVEN = "unproven"  # not a problem found, a column the history cannot prove (a note, not a failure)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,178 @@
+"""Forged histories: someone with write access to the database, triggers
+dropped, changes what the chains alone cannot show -- the instance row
+beside a history, a history copied under a new instance, a checkpoint's
+reach -- and verification names what was done."""
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, text
+
+from audit import checkpoints, verification
+from engine import events
+from storage.models import Jurisdiction
+from testkit.cycle import Cycle, sheets
+from tests.support import tamper
+from web.cli import main
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "signing.pem"
+    checkpoints.create_key(path)
+    return checkpoints.load_private_key(path)
+
+
+def recognised(world, product_name: str = "Hồ tiêu Gio Linh", score: float = 66) -> Cycle:
+    cycle = Cycle(world, product_name).start().through_dossier()
+    cycle.do("score_product", sheets(score))
+    return cycle
+
+
+def started(world, product_name: str) -> Cycle:
+    return Cycle(world, product_name).start()
+
+
+def findings(report, kind: str = events.ROW_ALTERED) -> list[tuple[int, str]]:
+    """(instance, the column named) of each finding of a kind."""
+    return [(p.instance_id, p.message.split(" / ")[-1].split(" is ")[0].removeprefix("the instance's "))
+            for p in report.problems if p.kind == kind]
+
+
+def issue(world, key) -> dict:
+    with world.db.transaction() as session:
+        return checkpoints.as_file(checkpoints.issue(session, key, world.clock()), key.public_key())
+
+
+def check(world, document, key):
+    with world.db.transaction() as session:
+        return checkpoints.verify_document(session, document, key.public_key())
+
+
+def test_an_untouched_record_verifies_with_nothing_unproven(world):
+    recognised(world)
+    started(world, "Gạo hữu cơ Gio Mỹ")
+    report = verification.verify(world)
+    assert report.ok and not report.unproven, report.problems + report.unproven
+
+
+def test_swapped_products_are_found_by_verify_and_the_checkpoint(world, key):
+    three_stars = recognised(world)
+    other = started(world, "Gạo hữu cơ Gio Mỹ")
+    document = issue(world, key)
+    with world.db.transaction() as session:
+        tamper.swap_products(session, three_stars.instance_id, other.instance_id)
+    for replay_too in (False, True):
+        report = verification.verify(world, replay_too=replay_too)
+        assert (three_stars.instance_id, "product_id") in findings(report)
+        assert (other.instance_id, "product_id") in findings(report)
+    assert (three_stars.instance_id, "product_id") in findings(check(world, document, key))
+
+
+def test_an_instance_moved_to_another_province_is_found(world, key):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    document = issue(world, key)
+    with world.db.transaction() as session:
+        areas = cycle.instance().areas
+        elsewhere = session.scalar(select(Jurisdiction.id).where(
+            Jurisdiction.level == "province", Jurisdiction.id != areas["province"]))
+        tamper.update_instance(session, cycle.instance_id, areas={**areas, "province": elsewhere})
+    report = verification.verify(world, [cycle.instance_id], replay_too=False)
+    assert findings(report) == [(cycle.instance_id, "areas")]
+    assert f"'province': {elsewhere}" in report.problems[0].message
+    assert findings(check(world, document, key)) == [(cycle.instance_id, "areas")]
+    with world.db.transaction() as session:
+        tamper.update_instance(session, cycle.instance_id, areas=areas, jurisdiction_id=elsewhere)
+    assert findings(verification.verify(world, [cycle.instance_id], replay_too=False)) == [
+        (cycle.instance_id, "jurisdiction_id")]
+
+
+@pytest.mark.parametrize("column, value", [("stars", 5), ("status", "running"), ("end_event", "end_five_stars"),
+                                           ("year", 2019), ("process_id", "ocop_outreach")])
+def test_an_outcome_or_start_column_forged_is_named(world, column, value):
+    cycle = recognised(world)
+    with world.db.transaction() as session:
+        tamper.update_instance(session, cycle.instance_id, **{column: value})
+    report = verification.verify(world, [cycle.instance_id], replay_too=False)
+    assert (cycle.instance_id, column) in findings(report)
+
+
+def test_a_renamed_product_is_found(world):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    with world.db.transaction() as session:
+        session.execute(text("UPDATE product SET name = 'Gạo thường' WHERE id = :id"), {"id": cycle.product_id})
+    assert findings(verification.verify(world, [cycle.instance_id], replay_too=False)) == [
+        (cycle.instance_id, "product.name")]
+
+
+def test_an_older_history_says_which_areas_it_cannot_prove(world):
+    """A history started before the `started` event carried the area chain:
+    its commune, district and province are still checked, the rest is said
+    to be unproven, which is not a failure."""
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    with world.db.transaction() as session:
+        tamper.drop_append_only_guard(session)
+        first = tamper.events(session, cycle.instance_id)[0]
+        tamper.rewrite(session, cycle.instance_id, 1, {k: v for k, v in first.data.items() if k != "areas"})
+    report = verification.verify(world, [cycle.instance_id])
+    assert report.ok, report.problems
+    assert [p.kind for p in report.unproven] == [events.UNPROVEN]
+    assert "central" in report.unproven[0].message and "unproven" in report.unproven[0].message
+    with world.db.transaction() as session:
+        areas = cycle.instance().areas
+        tamper.update_instance(session, cycle.instance_id, areas={**areas, "province": areas["province"] + 1})
+    assert findings(verification.verify(world, [cycle.instance_id], replay_too=False)) == [
+        (cycle.instance_id, "areas.province")]
+
+
+def test_a_copied_history_dated_before_a_checkpoint_is_not_covered(world, key):
+    cycle = recognised(world)
+    world.clock.advance(days=1)
+    document = issue(world, key)
+    with world.db.transaction() as session:
+        tamper.drop_append_only_guard(session)
+        copy = tamper.copy_history(session, cycle.instance_id)
+    # Its chain and row agree (a careful forger would rewrite the stored state for the replay too).
+    assert verification.verify(world, [copy], replay_too=False).ok
+    result = check(world, document, key)
+    assert [(p.instance_id, p.seq, p.kind) for p in result.problems] == [(copy, 1, events.NOT_COVERED)]
+    assert "does not include it" in result.problems[0].message
+    with world.db.transaction() as session:
+        assert checkpoints.verify_document(session, document, key.public_key(), instance_ids=[copy]).problems
+
+
+def test_an_event_appended_after_a_checkpoint_but_dated_before_is_not_covered(world, key):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    world.clock.advance(days=1)
+    document = issue(world, key)
+    with world.db.transaction() as session:
+        tamper.drop_append_only_guard(session)
+        claim = tamper.events(session, cycle.instance_id)[0]
+        tamper.append(session, cycle.instance_id, "cancelled", {"reason": "forged"}, at=claim.at)
+    result = check(world, document, key)
+    seq = cycle.instance().audit_seq
+    assert [(p.instance_id, p.seq, p.kind) for p in result.problems if p.kind == events.NOT_COVERED] == [
+        (cycle.instance_id, seq, events.NOT_COVERED)]
+
+
+def test_the_checkpoint_mismatch_says_what_was_done_to_the_hashes(world, key):
+    cycle = recognised(world)
+    document = issue(world, key)
+    with world.db.transaction() as session:
+        tamper.drop_append_only_guard(session)
+        event = tamper.event_where(session, cycle.instance_id, "task_completed", form_key="register_idea")
+        tamper.alter(session, event, data_key="forged")
+    message = check(world, document, key).problems[0].message
+    assert "stored hashes were left as they were" in message and "recomputed" not in message
+    with world.db.transaction() as session:
+        tamper.rewrite(session, cycle.instance_id, event.seq, {**event.data, "data_key": "forged"})
+    message = check(world, document, key).problems[0].message
+    assert "every hash after it recomputed" in message
+
+
+def test_verify_all_fails_on_a_swap_and_names_the_column(world, db_url):
+    first, second = recognised(world), started(world, "Gạo hữu cơ Gio Mỹ")
+    with world.db.transaction() as session:
+        tamper.swap_products(session, first.instance_id, second.instance_id)
+    result = CliRunner().invoke(main, ["audit", "verify", "--all", "--no-replay", "--jobs", "1"],
+                                env={"OCOP_DATABASE_URL": db_url}, catch_exceptions=False)
+    assert result.exit_code == 1
+    assert f"instance {first.instance_id}, event 1: {events.ROW_ALTERED}: cột product_id" in result.output
