@@ -2,15 +2,18 @@
 dropped, changes what the chains alone cannot show -- the instance row
 beside a history, a history copied under a new instance, a checkpoint's
 reach -- and verification names what was done."""
+import json
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from audit import checkpoints, verification
+from audit import checkpoints, export, verification
 from engine import events
 from storage.models import Jurisdiction
 from testkit.cycle import Cycle, sheets
 from tests.support import tamper
+from tests.support.export_checks import run_checker
 from web.cli import main
 
 
@@ -176,3 +179,84 @@ def test_verify_all_fails_on_a_swap_and_names_the_column(world, db_url):
                                 env={"OCOP_DATABASE_URL": db_url}, catch_exceptions=False)
     assert result.exit_code == 1
     assert f"instance {first.instance_id}, event 1: {events.ROW_ALTERED}: cột product_id" in result.output
+
+
+# --- the standalone export checker ------------------------------------------------------------
+
+def exported(world, key, tmp_path, instance_ids, name="export.json"):
+    """The JSON export as the audit pages make it: the latest checkpoint's proofs and the public key."""
+    with world.db.transaction() as session:
+        proofs = checkpoints.Proofs(checkpoints.latest(session))
+    text = "".join(export.json_chunks(world.db, instance_ids, world.clock(), proofs=proofs,
+                                      public_key_pem=checkpoints.public_key_pem(key.public_key())))
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path, json.loads(text)
+
+
+@pytest.fixture
+def key_file(key, tmp_path):
+    path = tmp_path / "public.pem"
+    path.write_text(checkpoints.public_key_pem(key.public_key()), encoding="ascii")
+    return path
+
+
+def test_with_a_public_key_an_export_without_its_proof_fails(world, key, key_file, tmp_path):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    issue(world, key)
+    path, document = exported(world, key, tmp_path, [cycle.instance_id])
+    assert run_checker(path, key_file).returncode == 0
+    del document["instances"][0]["checkpoint"]
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    refused = run_checker(path, key_file)
+    assert refused.returncode == 1
+    seq = cycle.instance().audit_seq
+    assert f"instance {cycle.instance_id}: no checkpoint covers events 1-{seq}" in refused.stdout
+    lenient = run_checker(path)  # no key given: said, not failed
+    assert lenient.returncode == 0 and "covered by the chain only" in lenient.stdout
+    assert "compare the fingerprint" in lenient.stdout
+
+
+def test_with_a_public_key_events_after_the_checkpoint_fail(world, key, key_file, tmp_path):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    issue(world, key)
+    seq = cycle.instance().audit_seq
+    cycle.do("register_idea")
+    path, _document = exported(world, key, tmp_path, [cycle.instance_id])
+    refused = run_checker(path, key_file)
+    assert refused.returncode == 1
+    assert f"events {seq + 1}-{cycle.instance().audit_seq} come after the checkpoint" in refused.stdout
+
+
+@pytest.mark.parametrize("field, value", [("product_id", 999), ("product_name", "Gạo thường"),
+                                          ("status", "completed"), ("version", 99), ("definition", "khác")])
+def test_the_exports_unhashed_fields_are_checked_against_the_events(world, key, key_file, tmp_path, field, value):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    issue(world, key)
+    path, document = exported(world, key, tmp_path, [cycle.instance_id])
+    document["instances"][0][field] = value
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    refused = run_checker(path, key_file)
+    assert refused.returncode == 1
+    assert f"instance {cycle.instance_id}: its {field} is {value!r}, the hashed events say" in refused.stdout
+
+
+def test_the_checker_says_actor_names_are_unproven(world, key, key_file, tmp_path):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    issue(world, key)
+    path, _document = exported(world, key, tmp_path, [cycle.instance_id])
+    checked = run_checker(path, key_file)
+    assert checked.returncode == 0 and "note: actor_name: not in the hashed record, unproven" in checked.stdout
+
+
+def test_a_csv_export_says_how_far_it_can_be_verified(world, key_file, tmp_path):
+    cycle = started(world, "Gạo hữu cơ Gio Mỹ")
+    path = tmp_path / "export.csv"
+    path.write_text("".join(export.csv_chunks(world.db, [cycle.instance_id])), encoding="utf-8")
+    note = path.read_text(encoding="utf-8").splitlines()[0]
+    assert note.startswith("# ocop-audit-export/1 CSV. Kiểm chứng: python3 verify_export.py")
+    assert "no head and no checkpoint proof" in note and note.count(",") == len(export.CSV_COLUMNS) - 1
+    checked = run_checker(path)
+    assert checked.returncode == 0 and "only the chains are checked" in checked.stdout
+    refused = run_checker(path, key_file)
+    assert refused.returncode == 1 and "a CSV export carries no checkpoint proofs" in refused.stdout
