@@ -78,17 +78,31 @@ def _copy(instance, events, product, instance_id: int, product_id: int):
     product_row = {"id": product_id, "producer_id": product.producer_id, "name": f"{product.name} #{product_id}",
                    "group_code": product.group_code, "created_at": product.created_at}
     columns = ProcessInstance.__table__.columns.keys()
-    instance_row = {c: getattr(instance, c) for c in columns} | {"id": instance_id, "product_id": product_id}
+    # The copy is of another product: its history and stored state name it, as the engine would have
+    # (verification compares the row and the product with the history, and the state with the replay).
+    renamed = {"product_id": product_id, "product_name": product_row["name"]}
+    instance_row = {c: getattr(instance, c) for c in columns} | {
+        "id": instance_id, "product_id": product_id, "state": json.dumps(_renamed(json.loads(instance.state), renamed))}
     prev, rows = GENESIS, []
     for event in events:
+        data = _renamed(event.data, renamed)
         digest = event_hash(prev, instance_id, event.seq, as_utc(event.at), event.actor_id, event.kind,
-                                  event.element_id, event.data)
+                            event.element_id, data)
         rows.append({"instance_id": instance_id, "seq": event.seq, "at": event.at, "actor_id": event.actor_id,
-                     "kind": event.kind, "element_id": event.element_id, "data": event.data, "prev_hash": prev,
+                     "kind": event.kind, "element_id": event.element_id, "data": data, "prev_hash": prev,
                      "hash": digest})
         prev = digest
     instance_row["audit_head"] = prev
     return product_row, instance_row, rows
+
+
+def _renamed(value, names: dict):
+    """`value` with every dict's keys of `names` (wherever the key is set) given the new values."""
+    if isinstance(value, dict):
+        return {k: names[k] if k in names and v is not None else _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
 
 
 def _insert(engine: BpmnEngine, batch) -> None:
