@@ -24,7 +24,7 @@ from engine.events import EVENT_MISSING, Finding
 from storage.db import Database
 from storage.models import AuditEvent, ProcessInstance
 
-BATCH_SIZE = 100
+BATCH_SIZE = 50  # small enough that the last batches leave no worker idle for long
 EVENT_COLUMNS = [AuditEvent.__table__.c[name] for name in (
     "instance_id", "seq", "at", "actor_id", "kind", "element_id", "data", "prev_hash", "hash")]
 
