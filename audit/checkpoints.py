@@ -38,8 +38,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audit.chain import read_events
 from audit.instance_row import check_row, read_rows
-from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, NOT_COVERED, Finding, event_hash
+from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, NOT_COVERED, Finding, recomputed_hash
 from storage.db import Database, as_utc
 from storage.models import AuditCheckpoint, AuditEvent, ProcessInstance
 
@@ -338,13 +339,7 @@ class _LeafCheck:
         recomputed up to the signed heads, their later events and their
         rows."""
         ids = [leaf.instance_id for leaf in leaves]
-        by_instance: dict[int, list] = {}
-        for row in session.execute(select(AuditEvent.instance_id, AuditEvent.seq, AuditEvent.at,
-                                          AuditEvent.actor_id, AuditEvent.kind, AuditEvent.element_id,
-                                          AuditEvent.data, AuditEvent.hash)
-                                   .where(AuditEvent.instance_id.in_(ids))
-                                   .order_by(AuditEvent.instance_id, AuditEvent.seq)):
-            by_instance.setdefault(row.instance_id, []).append(row)
+        by_instance = read_events(session, ids)
         rows = read_rows(session, ids)
         problems, unproven = [], []
         for leaf in leaves:
@@ -363,8 +358,9 @@ class _LeafCheck:
         for row in events:
             if row.seq > leaf.seq or row.seq != seq + 1:
                 break
-            digest = event_hash(digest, leaf.instance_id, row.seq, as_utc(row.at), row.actor_id,
-                                row.kind, row.element_id, row.data)
+            # Recomputed from the previous recomputed hash, not the stored one, which is not trusted.
+            digest = recomputed_hash(row.hash, digest, leaf.instance_id, row.seq, as_utc(row.at), row.actor_id,
+                                     row.kind, row.element_id, row.data)
             stored_consistent = stored_consistent and row.hash == digest
             seq = row.seq
         if seq < leaf.seq:
