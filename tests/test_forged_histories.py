@@ -3,6 +3,7 @@ dropped, changes what the chains alone cannot show -- the instance row
 beside a history, a history copied under a new instance, a checkpoint's
 reach -- and verification names what was done."""
 import json
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -48,6 +49,20 @@ def issue(world, key) -> dict:
 def check(world, document, key):
     with world.db.transaction() as session:
         return checkpoints.verify_document(session, document, key.public_key())
+
+
+@pytest.mark.parametrize("data", [
+    {"form": {"tên": "Hồ tiêu", "điểm": [66.5, None, True]}, "a\u2028": "</script>"},
+    {"x": 1e16}, {"x": 1e-07}, {"x": float("nan")}, {"x": 2 ** 70}, {"😀": "\U0001f600"}])
+def test_the_fast_recomputed_hash_is_the_rules_hash_and_refuses_a_change(data):
+    """Verification tries orjson's text first (engine/events.py): it must
+    give the rule's hash for every value, the rule deciding where they write
+    a value differently, and never accept changed data."""
+    at = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    rule = events.event_hash(events.GENESIS, 7, 3, at, 5, "task_completed", "review", data)
+    assert events.recomputed_hash(rule, events.GENESIS, 7, 3, at, 5, "task_completed", "review", data) == rule
+    changed = {**data, "x": 1}
+    assert events.recomputed_hash(rule, events.GENESIS, 7, 3, at, 5, "task_completed", "review", changed) != rule
 
 
 def test_an_untouched_record_verifies_with_nothing_unproven(world):
