@@ -1,6 +1,6 @@
-"""Checking an instance's hash chain: every stored event hashes to its
-stored hash and links to the event before it, and the instance row's head
-is the last event (engine/events.py writes the chain)."""
+"""Reading and checking instances' hash chains: every stored event hashes
+to its stored hash and links to the event before it, and the instance
+row's head is the last event (engine/events.py writes the chain)."""
 from __future__ import annotations
 
 import json

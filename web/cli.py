@@ -282,8 +282,10 @@ def audit() -> None:
               show_default="number of CPUs, at most 8", help="Worker processes for the replay.")
 def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str | None,
                  public_key_file: str | None, no_replay: bool, jobs: int) -> None:
-    """Check every hash chain and replay every instance; exit 1 on any problem,
-    naming the instance, the event and what differs."""
+    """Check every hash chain, compare every instance row with its history and
+    replay every instance; exit 1 on any problem, naming the instance, the
+    event and what differs. What an older history cannot prove is listed
+    as unproven, without failing."""
     from audit import checkpoints, verification
     if not (instance_ids or all_ or checkpoint_file):
         raise click.UsageError("give --instance ID ..., --all, or --checkpoint FILE")
