@@ -1,14 +1,57 @@
-"""Checking an instance's hash chain: every stored event hashes to its
-stored hash and links to the event before it, and the instance row's head
-is the last event (engine/events.py writes the chain)."""
+"""Reading and checking instances' hash chains: every stored event hashes
+to its stored hash and links to the event before it, and the instance
+row's head is the last event (engine/events.py writes the chain)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from typing import Any, Iterable, NamedTuple
+
+import orjson
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from engine.events import CHAIN_BROKEN, DATA_ALTERED, EVENT_MISSING, GENESIS, OUT_OF_ORDER, Finding, event_hash
+from engine.events import CHAIN_BROKEN, DATA_ALTERED, EVENT_MISSING, GENESIS, OUT_OF_ORDER, Finding, recomputed_hash
 from storage.db import as_utc
 from storage.models import AuditEvent
+
+
+class StoredEvent(NamedTuple):
+    """An event row as verification reads it (nothing here is written)."""
+    instance_id: int
+    seq: int
+    at: Any
+    actor_id: int | None
+    kind: str
+    element_id: str | None
+    data: dict
+    prev_hash: str
+    hash: str
+
+
+_EVENTS = select(AuditEvent.instance_id, AuditEvent.seq, AuditEvent.at, AuditEvent.actor_id, AuditEvent.kind,
+                 AuditEvent.element_id, cast(AuditEvent.data, Text), AuditEvent.prev_hash, AuditEvent.hash)
+
+
+def read_events(session: Session, instance_ids: Iterable[int]) -> dict[int, list[StoredEvent]]:
+    """The instances' events, oldest first, by instance: one query. `data`
+    is read as its text and parsed by orjson (a tenth of the time of the
+    JSON type's json.loads over a whole record; what orjson refuses, NaN
+    or an integer beyond 64 bits, goes to json)."""
+    events: dict[int, list[StoredEvent]] = {}
+    query = _EVENTS.where(AuditEvent.instance_id.in_(list(instance_ids))).order_by(AuditEvent.instance_id,
+                                                                                    AuditEvent.seq)
+    for row in session.execute(query):
+        events.setdefault(row[0], []).append(StoredEvent(*row[:6], _parsed(row[6]), row[7], row[8]))
+    return events
+
+
+def _parsed(text: str | None):
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def verify_chain(session: Session, instance_id: int, rows: list[AuditEvent] | None = None,
@@ -36,8 +79,8 @@ def verify_chain(session: Session, instance_id: int, rows: list[AuditEvent] | No
         elif row.prev_hash != prev_hash and row.seq == prev_seq + 1:
             problems.append(Finding(instance_id, row.seq, CHAIN_BROKEN,
                                     f"event {row.seq} ({row.kind}) does not link to the event before it"))
-        elif row.hash != event_hash(row.prev_hash, instance_id, row.seq, as_utc(row.at), row.actor_id, row.kind,
-                                    row.element_id, row.data):
+        elif row.hash != recomputed_hash(row.hash, row.prev_hash, instance_id, row.seq, as_utc(row.at),
+                                         row.actor_id, row.kind, row.element_id, row.data):
             problems.append(Finding(instance_id, row.seq, DATA_ALTERED,
                                     f"event {row.seq} ({row.kind} {row.element_id or ''}) does not match its "
                                     "hash: its content was changed"))

@@ -14,6 +14,13 @@ stored events (the stored hash column is not trusted) up to the leaf's
 seq; it must arrive at the signed head. A rewrite with recomputed hashes
 arrives elsewhere. An auditor keeps the downloaded checkpoint file (and
 the public key's fingerprint) outside the system.
+
+A checkpoint also bounds what may appear after it: an instance it does not
+include, or events past a leaf's seq, dated before it, were not there when
+it was signed (a history copied and rehashed under a new instance, for
+one). Those are reported too, but for a short grace period before the
+checkpoint's time: a call that began before the checkpoint read the heads
+may commit after it.
 """
 from __future__ import annotations
 
@@ -21,22 +28,27 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, Finding, event_hash
+from audit.chain import read_events
+from audit.instance_row import check_row, read_rows
+from engine.events import CHECKPOINT_MISMATCH, EVENT_MISSING, GENESIS, NOT_COVERED, Finding, recomputed_hash
 from storage.db import Database, as_utc
 from storage.models import AuditCheckpoint, AuditEvent, ProcessInstance
 
 FORMAT = "ocop-checkpoint/1"
 DEFAULT_KEY_FILE = Path("instance") / "audit_signing_key.pem"
+# How long before a checkpoint's time a call may have begun and still commit after
+# the checkpoint read the heads: far above an engine call's duration.
+GRACE = timedelta(seconds=60)
 
 
 # --- the signing key ------------------------------------------------------------
@@ -261,6 +273,7 @@ class CheckpointResult:
     created_at: str
     covered: int           # instances the checkpoint covers
     problems: list[Finding]
+    unproven: list[Finding] = field(default_factory=list)  # notes, not failures (audit/instance_row.py)
 
     @property
     def ok(self) -> bool:
@@ -270,9 +283,10 @@ class CheckpointResult:
 def verify_document(session: Session, document: dict, public_key: Ed25519PublicKey,
                     progress=None, instance_ids=None) -> CheckpointResult:
     """Check a checkpoint file: its signature under `public_key`, its root
-    over its leaves, and that every leaf's instance (or those of
+    over its leaves, that every leaf's instance (or those of
     `instance_ids` only) still hashes, from its stored events, to the
-    signed head."""
+    signed head and its row agrees with those events, and that no
+    instance or event it does not cover claims to predate it."""
     statement = document.get("statement") or {}
     result = CheckpointResult(document.get("id"), str(statement.get("created_at")),
                               len(document.get("leaves") or []), [])
@@ -295,45 +309,103 @@ def verify_document(session: Session, document: dict, public_key: Ed25519PublicK
         result.problems.append(Finding(None, None, CHECKPOINT_MISMATCH,
                                        "the leaves do not make the signed root: the leaf list was altered"))
         return result
+    check = _LeafCheck(document.get("id"), datetime.fromisoformat(statement["created_at"]))
+    covered = {leaf.instance_id for leaf in leaves}
     if instance_ids is not None:
         wanted = set(instance_ids)
         leaves = [leaf for leaf in leaves if leaf.instance_id in wanted]
         result.covered = len(leaves)
     for batch_start in range(0, len(leaves), 500):
         batch = leaves[batch_start:batch_start + 500]
-        result.problems.extend(_check_leaves(session, batch, result.checkpoint_id))
+        problems, unproven = check.leaves(session, batch)
+        result.problems.extend(problems)
+        result.unproven.extend(unproven)
         if progress:
             progress(len(batch))
+    result.problems.extend(check.added(session, covered, instance_ids))
     return result
 
 
-def _check_leaves(session: Session, leaves: list[Leaf], checkpoint_id) -> list[Finding]:
-    ids = [leaf.instance_id for leaf in leaves]
-    rows = session.execute(select(AuditEvent.instance_id, AuditEvent.seq, AuditEvent.at, AuditEvent.actor_id,
-                                  AuditEvent.kind, AuditEvent.element_id, AuditEvent.data)
-                           .where(AuditEvent.instance_id.in_(ids))
-                           .order_by(AuditEvent.instance_id, AuditEvent.seq)).all()
-    by_instance: dict[int, list] = {}
-    for row in rows:
-        by_instance.setdefault(row.instance_id, []).append(row)
-    problems = []
-    label = f"checkpoint {checkpoint_id}" if checkpoint_id is not None else "the checkpoint"
-    for leaf in leaves:
-        digest, seq = GENESIS, 0
-        for row in by_instance.get(leaf.instance_id, []):
-            if row.seq > leaf.seq:
+class _LeafCheck:
+    """The checks of one checkpoint's leaves against the database."""
+
+    def __init__(self, checkpoint_id, created_at: datetime):
+        self.label = f"checkpoint {checkpoint_id}" if checkpoint_id is not None else "the checkpoint"
+        self.created_at = as_utc(created_at)
+        self.before = self.created_at - GRACE  # an event dated before this predates the checkpoint
+
+    def leaves(self, session: Session, leaves: list[Leaf]) -> tuple[list[Finding], list[Finding]]:
+        """(problems, unproven) of some leaves' instances: their chains
+        recomputed up to the signed heads, their later events and their
+        rows."""
+        ids = [leaf.instance_id for leaf in leaves]
+        by_instance = read_events(session, ids)
+        rows = read_rows(session, ids)
+        problems, unproven = [], []
+        for leaf in leaves:
+            events = by_instance.get(leaf.instance_id, [])
+            found = self.leaf(leaf, events)
+            problems.extend(found)
+            # A row is compared with a history shown to be the signed one (else it would echo the change).
+            if not found and leaf.instance_id in rows:
+                found, notes = check_row(rows[leaf.instance_id], events)
+                problems.extend(found)
+                unproven.extend(notes)
+        return problems, unproven
+
+    def leaf(self, leaf: Leaf, events: list) -> list[Finding]:
+        digest, seq, stored_consistent = GENESIS, 0, True
+        for row in events:
+            if row.seq > leaf.seq or row.seq != seq + 1:
                 break
-            if row.seq != seq + 1:
-                break
-            digest = event_hash(digest, leaf.instance_id, row.seq, as_utc(row.at), row.actor_id,
-                                      row.kind, row.element_id, row.data)
+            # Recomputed from the previous recomputed hash, not the stored one, which is not trusted.
+            digest = recomputed_hash(row.hash, digest, leaf.instance_id, row.seq, as_utc(row.at), row.actor_id,
+                                     row.kind, row.element_id, row.data)
+            stored_consistent = stored_consistent and row.hash == digest
             seq = row.seq
         if seq < leaf.seq:
-            problems.append(Finding(leaf.instance_id, seq + 1, EVENT_MISSING,
-                                    f"{label} covers events 1-{leaf.seq}; from event {seq + 1} on they are "
-                                    "missing or out of sequence"))
-        elif digest != leaf.head:
-            problems.append(Finding(leaf.instance_id, leaf.seq, CHECKPOINT_MISMATCH,
-                                    f"events 1-{leaf.seq} no longer hash to the head signed in {label}: "
-                                    "an event up to here was rewritten (its hashes recomputed)"))
-    return problems
+            return [Finding(leaf.instance_id, seq + 1, EVENT_MISSING,
+                            f"{self.label} covers events 1-{leaf.seq}; from event {seq + 1} on they are "
+                            "missing or out of sequence")]
+        if digest != leaf.head:
+            return [Finding(leaf.instance_id, leaf.seq, CHECKPOINT_MISMATCH,
+                            f"events 1-{leaf.seq} no longer hash to the head signed in {self.label}: "
+                            + _how_rewritten(events[seq - 1].hash, leaf.head, stored_consistent))]
+        later = next((row for row in events if row.seq > leaf.seq and as_utc(row.at) < self.before), None)
+        if later is not None:
+            return [Finding(leaf.instance_id, later.seq, NOT_COVERED,
+                            f"sự kiện {later.seq} ghi thời điểm {as_utc(later.at).isoformat()}, trước {self.label} "
+                            f"({self.created_at.isoformat()}), nhưng {self.label} chỉ gồm các sự kiện 1-{leaf.seq}"
+                            f" / event {later.seq} is dated {as_utc(later.at).isoformat()}, before {self.label}, "
+                            f"which covers events 1-{leaf.seq} only: it was added afterwards")]
+        return []
+
+    def added(self, session: Session, covered: set[int], instance_ids=None) -> list[Finding]:
+        """Instances the checkpoint does not include whose history begins
+        before it: added since, with a back-dated history (those it
+        includes that are gone are found by `leaves`)."""
+        query = (select(AuditEvent.instance_id, func.min(AuditEvent.at))
+                 .group_by(AuditEvent.instance_id).having(func.min(AuditEvent.at) < self.before))
+        if instance_ids is not None:
+            query = query.where(AuditEvent.instance_id.in_(list(instance_ids)))
+        problems = []
+        for instance_id, first_at in session.execute(query.order_by(AuditEvent.instance_id)):
+            if instance_id not in covered:
+                first = as_utc(first_at).isoformat()
+                problems.append(Finding(
+                    instance_id, 1, NOT_COVERED,
+                    f"lịch sử của hồ sơ bắt đầu lúc {first}, trước {self.label} ({self.created_at.isoformat()}), "
+                    f"nhưng {self.label} không có hồ sơ này / the instance's history begins at {first}, before "
+                    f"{self.label}, which does not include it: it was added afterwards with a back-dated history"))
+        return problems
+
+
+def _how_rewritten(stored_head: str, signed_head: str, stored_consistent: bool) -> str:
+    """What was done to a history whose events no longer hash to the
+    signed head, told by the stored hash column."""
+    if stored_head == signed_head:
+        return ("an event's content was changed and the stored hashes were left as they were "
+                "(the chain check reports which)")
+    if stored_consistent:
+        return "an event up to here was rewritten and every hash after it recomputed"
+    return "an event up to here was rewritten, and the stored hashes were changed but do not match the events"

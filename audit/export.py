@@ -10,11 +10,19 @@ JSON:
 A JSON export may also carry "public_key" (PEM) and, per instance, a
 "checkpoint": {checkpoint, statement, signature, leaf, leaf_index, proof}
 (see audit/checkpoints.py); scripts/verify_export.py checks both.
-CSV: one row per event, columns CSV_COLUMNS; `data` is the canonical JSON
-of the event's data; an empty actor or element stands for null.
+CSV: a note row (CSV_NOTE, its first cell starting with "#"), then the
+header, then one row per event, columns CSV_COLUMNS; `data` is the
+canonical JSON of the event's data; an empty actor or element stands for
+null. The note is a row of as many cells as the header, so the file stays
+a plain CSV that a spreadsheet opens as is, and whoever opens it reads
+first what it can prove: its chains only (no head, no checkpoint proof).
+A program skips the leading "#" rows before the header.
 
 `at` is exactly the text that was hashed and `actor` the user id that was
-hashed; `actor_name` is extra (not hashed). Each instance's events are read
+hashed; `actor_name` is extra (not hashed, so unproven). The instance's
+product_id, product_name, definition, version and status are not hashed
+either, but the hashed events determine them (the `started`, `migrated`,
+`cancelled` and `finished` events): the checker compares them. Each instance's events are read
 up to the head recorded on its row (`audit_seq`), so an event appended
 while the export runs cannot make the head and the events disagree.
 
@@ -46,6 +54,15 @@ HASH_RULE = (
     "event's hash; the last event's hash is the instance's audit_head and its seq the audit_seq. "
     "actor_name is not hashed. In CSV an empty actor or element is null and data is that JSON text.")
 CSV_COLUMNS = ("instance_id", "seq", "at", "actor", "actor_name", "kind", "element", "data", "prev_hash", "hash")
+# No comma or quote in it: the csv writer leaves the cell unquoted, so its line starts with "#".
+CSV_NOTE = (
+    "# ocop-audit-export/1 CSV. Kiểm chứng: python3 verify_export.py TỆP.csv (scripts/verify_export.py của "
+    "ocop-flow) tính lại chuỗi băm của từng hồ sơ; tệp CSV không có đầu chuỗi và bằng chứng điểm kiểm tra nên "
+    "không phát hiện được các sự kiện cuối bị cắt bỏ - hãy dùng bản xuất JSON với --public-key; cột actor_name "
+    "không được băm. / Verify: python3 verify_export.py FILE.csv (scripts/verify_export.py of ocop-flow) "
+    "recomputes each instance's hash chain; a CSV has no head and no checkpoint proof so events cut from the end "
+    "of a history go unseen - use the JSON export with --public-key; actor_name is not hashed. Hash rule: see "
+    "hash_rule in the JSON export.")
 BATCH = 100
 
 
@@ -119,9 +136,10 @@ def json_chunks(db: Database, instance_ids: Iterable[int], exported_at: datetime
 
 
 def csv_chunks(db: Database, instance_ids: Iterable[int], batch: int = BATCH) -> Iterator[str]:
-    """The CSV export: a header line, then one chunk of rows per instance."""
+    """The CSV export: the note and header lines, then one chunk of rows per instance."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([CSV_NOTE] + [""] * (len(CSV_COLUMNS) - 1))
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue()
     for instance in _instances(db, instance_ids, batch):

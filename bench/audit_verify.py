@@ -12,8 +12,11 @@ random decisions (returns, not recognised, 3 to 5 stars), then their
 finished histories are copied onto new products until N instances exist;
 each copy gets its own instance id, so its chain is hashed anew and its
 replay is real work. Writes bench/audit_results.json. Not a test: the
-target (10,000 instances verified within 2 minutes on 2 cores) is
-checked and printed, not asserted.
+target (10,000 instances verified within a minute on 2 cores) is checked
+and printed, not asserted. Wall time depends on what else the machine
+runs; the CPU seconds of the verification and its worker processes, and
+instances per CPU second, do not (as much), so both are written, with the
+load average at the end.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -42,7 +46,7 @@ from storage.db import as_utc  # noqa: E402
 from storage.models import AuditEvent, ProcessInstance, Product  # noqa: E402
 
 RESULTS = ROOT / "bench" / "audit_results.json"
-TARGET_SECONDS = 120
+TARGET_SECONDS = 60  # issue 14: 10,000 instances in under a minute on 2 cores
 
 
 def build(url: str, instances: int, distinct: int) -> BpmnEngine:
@@ -78,17 +82,31 @@ def _copy(instance, events, product, instance_id: int, product_id: int):
     product_row = {"id": product_id, "producer_id": product.producer_id, "name": f"{product.name} #{product_id}",
                    "group_code": product.group_code, "created_at": product.created_at}
     columns = ProcessInstance.__table__.columns.keys()
-    instance_row = {c: getattr(instance, c) for c in columns} | {"id": instance_id, "product_id": product_id}
+    # The copy is of another product: its history and stored state name it, as the engine would have
+    # (verification compares the row and the product with the history, and the state with the replay).
+    renamed = {"product_id": product_id, "product_name": product_row["name"]}
+    instance_row = {c: getattr(instance, c) for c in columns} | {
+        "id": instance_id, "product_id": product_id, "state": json.dumps(_renamed(json.loads(instance.state), renamed))}
     prev, rows = GENESIS, []
     for event in events:
+        data = _renamed(event.data, renamed)
         digest = event_hash(prev, instance_id, event.seq, as_utc(event.at), event.actor_id, event.kind,
-                                  event.element_id, event.data)
+                            event.element_id, data)
         rows.append({"instance_id": instance_id, "seq": event.seq, "at": event.at, "actor_id": event.actor_id,
-                     "kind": event.kind, "element_id": event.element_id, "data": event.data, "prev_hash": prev,
+                     "kind": event.kind, "element_id": event.element_id, "data": data, "prev_hash": prev,
                      "hash": digest})
         prev = digest
     instance_row["audit_head"] = prev
     return product_row, instance_row, rows
+
+
+def _renamed(value, names: dict):
+    """`value` with every dict's keys of `names` (wherever the key is set) given the new values."""
+    if isinstance(value, dict):
+        return {k: names[k] if k in names and v is not None else _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
 
 
 def _insert(engine: BpmnEngine, batch) -> None:
@@ -108,11 +126,21 @@ def measure(url: str, instances: int, distinct: int, jobs: int) -> dict:
                    chains_seconds=round(chains.seconds, 2),
                    chains_per_second=round(chains.instances / chains.seconds))
     for workers in sorted({1, jobs}):
+        cpu_before = _cpu_seconds()
         report = verification.verify(engine, jobs=workers)
         if not report.ok:
             raise SystemExit(f"verification failed: {report.problems[:3]}")
         figures[f"verify_all_seconds_{workers}_jobs"] = round(report.seconds, 2)
         figures[f"verify_all_per_second_{workers}_jobs"] = round(report.instances / report.seconds)
+        figures[f"verify_all_events_per_second_{workers}_jobs"] = round(report.events / report.seconds)
+        # CPU time of this process and its workers: what the work costs, whatever else the machine runs.
+        cpu = _cpu_seconds() - cpu_before
+        figures[f"verify_all_cpu_seconds_{workers}_jobs"] = round(cpu, 2)
+        figures[f"verify_all_per_cpu_second_{workers}_jobs"] = round(report.instances / cpu)
+    if jobs > 1:
+        figures[f"speedup_{jobs}_jobs"] = round(figures["verify_all_seconds_1_jobs"]
+                                                / figures[f"verify_all_seconds_{jobs}_jobs"], 2)
+    figures["load_average_after"] = round(os.getloadavg()[0], 1)
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "key.pem"
         checkpoints.create_key(key_file)
@@ -127,6 +155,12 @@ def measure(url: str, instances: int, distinct: int, jobs: int) -> dict:
         figures["checkpoint_verify_seconds"] = round(time.perf_counter() - started, 2)
     engine.db.dispose()
     return figures
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished worker processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def history_page(url: str, rounds: int = 30) -> dict:
@@ -169,14 +203,16 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=60)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-history-page", action="store_true", help="Skip the auditor's history page figures.")
     args = parser.parse_args()
     results: dict = {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}, "
                                 f"{os.cpu_count()} CPUs",
                      "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "target_verify_all_seconds_max": TARGET_SECONDS}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["history_page_sqlite"] = history_page(f"sqlite:///{tmp}/history.db")
-        print(json.dumps(results["history_page_sqlite"], indent=2), flush=True)
+    if not args.no_history_page:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["history_page_sqlite"] = history_page(f"sqlite:///{tmp}/history.db")
+            print(json.dumps(results["history_page_sqlite"], indent=2), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = measure(f"sqlite:///{tmp}/audit.db", args.instances, args.distinct, args.jobs)
         print(json.dumps(results["sqlite"], indent=2), flush=True)

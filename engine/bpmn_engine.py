@@ -283,8 +283,11 @@ class BpmnEngine:
         call.workflow = EngineWorkflow(spec, subprocess_specs, script_engine=call.script_engine())
         for task in call.workflow.get_tasks(state=TaskState.READY):  # the start: data flows from it
             task.data.update(data)
+        # The whole area chain is hashed too: the instance row's areas decide who
+        # sees and acts on it, and verification compares them (audit/instance_row.py).
         call.events.append(PendingEvent("started", process_id, {
-            "definition": definition.name, "version": definition.version, "data": data}, actor.user_id))
+            "definition": definition.name, "version": definition.version, "data": data, "areas": areas},
+            actor.user_id))
         execution.advance(call)
         return self._finish(call)
 

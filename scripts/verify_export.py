@@ -13,12 +13,26 @@ What it checks, per instance:
 1. the hash chain: every event's hash is sha256(prev_hash + canonical
    JSON of the event) and links to the event before it, from 64 zeros;
 2. the head: the last event is the instance's audit_seq / audit_head;
-3. when the export carries a signed checkpoint for the instance (JSON
+3. the export's own fields beside the events, which no hash covers
+   (product_id, product_name, definition, version, status), against the
+   hashed events that determine them; actor_name is named nowhere in the
+   hashed record, so it is reported as unproven;
+4. when the export carries a signed checkpoint for the instance (JSON
    only): the Ed25519 signature over the checkpoint statement, the Merkle
    inclusion proof of the leaf "instance:seq:head" up to the signed root
    (RFC 6962), and that the chain recomputed from the exported events
-   reaches that signed head at that seq. Events after the checkpoint are
-   covered by the chain only.
+   reaches that signed head at that seq.
+
+With --public-key, every exported event must be under a checkpoint signed
+by that key: an instance without a proof, or events after its proof's
+seq, fail (sign a checkpoint, then export again). Without it, the key in
+the export is used (compare its printed fingerprint with the one you
+hold) and the events no checkpoint covers are listed as covered by the
+chain only.
+
+A CSV export has no head and no checkpoint proof: only the chains are
+checked, so events cut from the end of a history go unseen (use the JSON
+export for that); its first row is a note saying so.
 
 Exit status 0 when everything holds, 1 otherwise, each problem printed with
 its instance and event.
@@ -29,6 +43,7 @@ import argparse
 import base64
 import csv
 import hashlib
+import itertools
 import json
 import sys
 
@@ -88,15 +103,20 @@ def root_from_proof(leaf: bytes, index: int, size: int, proof: list[bytes]) -> b
     return node
 
 
-def check_checkpoint(instance: dict, recomputed: dict[int, str], public_key) -> list[str]:
+def check_checkpoint(instance: dict, recomputed: dict[int, str], public_key,
+                     required: bool) -> tuple[list[str], list[str]]:
+    """(problems, notes) about the instance's checkpoint proof. Events no
+    checkpoint covers are a problem when a proof is `required` (a public
+    key was given), else a note."""
+    instance_id, last_seq = instance["instance_id"], len(instance["events"])
     proof = instance.get("checkpoint")
     if not proof:
-        return []
-    instance_id = instance["instance_id"]
+        text = f"instance {instance_id}: no checkpoint covers events 1-{last_seq}" + _uncovered(required)
+        return ([text], []) if required else ([], [text])
     where = f"instance {instance_id}, checkpoint {proof.get('checkpoint')}"
     statement = proof["statement"]
     signed = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-    problems = []
+    problems, notes = [], []
     if public_key is not None:
         from cryptography.exceptions import InvalidSignature
         try:
@@ -115,7 +135,35 @@ def check_checkpoint(instance: dict, recomputed: dict[int, str], public_key) -> 
         problems.append(f"{where}: bad inclusion proof: {err}")
     if recomputed.get(seq) != head:
         problems.append(f"{where}: events 1-{seq} do not hash to the head signed in the checkpoint")
-    return problems
+    if seq < last_seq:
+        (problems if required else notes).append(
+            f"{where}: events {seq + 1}-{last_seq} come after the checkpoint" + _uncovered(required))
+    return problems, notes
+
+
+def _uncovered(required: bool) -> str:
+    return (" (a public key was given: sign a checkpoint, then export again)" if required
+            else ": they are covered by the chain only")
+
+
+# The export's fields beside the events, which no hash covers: where the
+# hashed events say what they must be. (The application's own check of
+# the instance row is audit/instance_row.py; this is its outside copy.)
+def check_fields(instance: dict) -> list[str]:
+    events = instance["events"]
+    started = next((e for e in events if e["kind"] == "started"), None)
+    if started is None:
+        return []
+    data = started["data"].get("data") or {}
+    migrated = next((e for e in reversed(events) if e["kind"] == "migrated"), None)
+    definition = (migrated["data"].get("definition"), migrated["data"].get("to_version")) if migrated else \
+        (started["data"].get("definition"), started["data"].get("version"))
+    kinds = {e["kind"] for e in events}
+    status = "cancelled" if "cancelled" in kinds else "completed" if "finished" in kinds else "running"
+    hashed = {"product_id": data.get("product_id"), "product_name": data.get("product_name"),
+              "definition": definition[0], "version": definition[1], "status": status}
+    return [f"instance {instance['instance_id']}: its {field} is {instance[field]!r}, the hashed events say "
+            f"{value!r}" for field, value in hashed.items() if field in instance and instance[field] != value]
 
 
 def load_public_key(pem: bytes):
@@ -126,7 +174,8 @@ def load_public_key(pem: bytes):
 def read_csv(path: str) -> list[dict]:
     instances: dict[int, dict] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        for row in csv.DictReader(handle):
+        # The export's first row is a note for whoever opens the file ("# ..."), not the header.
+        for row in csv.DictReader(itertools.dropwhile(lambda line: line.startswith("#"), handle)):
             instance_id = int(row["instance_id"])
             event = {"seq": int(row["seq"]), "at": row["at"],
                      "actor": int(row["actor"]) if row["actor"] else None, "kind": row["kind"],
@@ -142,11 +191,19 @@ def read_csv(path: str) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("export", help="an ocop-audit-export/1 JSON or CSV file")
-    parser.add_argument("--public-key", help="PEM public key to check checkpoint signatures "
-                        "(default: the key in the export, whose fingerprint you should compare with yours)")
+    parser.add_argument("--public-key", help="PEM public key: every event must then be under a checkpoint it "
+                        "signed (default: the key in the export, whose fingerprint you should compare with yours)")
     args = parser.parse_args()
-    if args.export.endswith(".csv"):
+    notes = ["actor_name: not in the hashed record, unproven (the actor's id is hashed)"]
+    is_csv = args.export.endswith(".csv")
+    if is_csv:
+        if args.public_key:
+            print(f"{args.export}: a CSV export carries no checkpoint proofs; verify the JSON export with "
+                  "--public-key")
+            return 1
         instances, public_key = read_csv(args.export), None
+        notes.append("CSV: no head and no checkpoint proof in the file: only the chains are checked, events cut "
+                     "from the end of a history go unseen (the JSON export carries both)")
     else:
         with open(args.export, encoding="utf-8") as handle:
             document = json.load(handle)
@@ -157,17 +214,33 @@ def main() -> int:
         pem = open(args.public_key, "rb").read() if args.public_key else \
             (document.get("public_key") or "").encode("ascii")
         public_key = load_public_key(pem) if pem else None
+        if public_key is not None:
+            source = args.public_key or "the export itself (compare the fingerprint with the one you hold)"
+            print(f"public key {fingerprint(public_key)} from {source}")
     problems, events, proofs = [], 0, 0
     for instance in instances:
         found, recomputed = check_chain(instance)
-        problems += found + check_checkpoint(instance, recomputed, public_key)
+        problems += found + check_fields(instance)
+        if not is_csv:
+            found, later = check_checkpoint(instance, recomputed, public_key, required=bool(args.public_key))
+            problems += found
+            notes += later
         events += len(instance["events"])
         proofs += bool(instance.get("checkpoint"))
     for problem in problems:
         print(problem)
+    for note in notes:
+        print(f"note: {note}")
     print(f"{len(instances)} instances, {events} events, {proofs} checkpoint proofs: "
           + ("OK" if not problems else f"{len(problems)} problem(s)"))
     return 1 if problems else 0
+
+
+def fingerprint(public_key) -> str:
+    """The key's fingerprint as the application shows it: sha256 of its raw 32 bytes, hex."""
+    from cryptography.hazmat.primitives import serialization
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from audit import export
 from storage.db import as_utc
 from storage.models import AuditEvent, ProcessInstance
 from testkit.cycle import Cycle, returned, sheets
-from tests.support.export_checks import verify_csv_export, verify_json_export
+from tests.support.export_checks import csv_rows, verify_csv_export, verify_json_export
 
 # --- the exports -------------------------------------------------------------------------------
 
@@ -92,7 +92,9 @@ def test_csv_export_verifies_independently_and_tampering_fails(world, tmp_path):
     path = write(tmp_path, "export.csv", export.csv_chunks(world.db, [cycle.instance_id]))
     assert verify_csv_export(path) == []
     with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        assert next(csv.reader(handle))[0].startswith("# ocop-audit-export/1 CSV. Kiểm chứng: python3 verify_export.py")
+        handle.seek(0)
+        rows = csv_rows(handle)
     assert list(rows[0]) == list(export.CSV_COLUMNS)
     assert rows[1]["actor"] == "" and rows[1]["element"] == ""  # engine_steps: no actor, no element
     assert rows[0]["actor_name"] == "Lê Văn Tâm"
@@ -103,7 +105,7 @@ def test_csv_export_verifies_independently_and_tampering_fails(world, tmp_path):
     altered.write_text(text.replace("Thiếu thông tin nguồn nguyên liệu", "Đủ thông tin", 1), encoding="utf-8")
     assert verify_csv_export(altered)
     lines = text.splitlines(keepends=True)
-    altered.write_text("".join(lines[:4] + lines[5:]), encoding="utf-8")  # one event left out
+    altered.write_text("".join(lines[:5] + lines[6:]), encoding="utf-8")  # one event left out
     assert verify_csv_export(altered)
 
 
@@ -118,7 +120,7 @@ def test_exports_stream_in_batches(world, tmp_path):
     assert [i["instance_id"] for i in document["instances"]] == ids
     csv_pieces = list(export.csv_chunks(world.db, ids + [10_000], batch=2))  # an unknown id is skipped
     assert len(csv_pieces) == 1 + len(ids)
-    rows = list(csv.DictReader(io.StringIO("".join(csv_pieces))))
+    rows = csv_rows(io.StringIO("".join(csv_pieces)))
     assert {int(r["instance_id"]) for r in rows} == set(ids)
 
 

@@ -11,6 +11,7 @@ from storage.models import AuditCheckpoint
 from testkit.cycle import Cycle
 from testkit.web_login import login
 from tests.support import tamper
+from tests.support.export_checks import run_checker
 
 SEED = "Hồ tiêu Gio Linh"       # Quảng Trị
 TWO_TIER = "Rượu mận Sa Pa"     # Lào Cai
@@ -89,17 +90,11 @@ def test_verify_follows_the_readers_scope(world, client, key):
 
 
 def run_verifier(tmp_path, export: bytes, public_key_pem: bytes | None = None):
-    """scripts/verify_export.py as an outside party runs it: its own process."""
-    import subprocess
-    import sys
-    from pathlib import Path
     path = tmp_path / "export.json"
     path.write_bytes(export)
-    args = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "verify_export.py"), str(path)]
     if public_key_pem:
         (tmp_path / "key.pem").write_bytes(public_key_pem)
-        args += ["--public-key", str(tmp_path / "key.pem")]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+    return run_checker(path, tmp_path / "key.pem" if public_key_pem else None)
 
 
 def test_an_export_carries_its_checkpoint_proof_for_the_outside_verifier(world, client, key, tmp_path):

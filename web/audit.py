@@ -305,7 +305,8 @@ def verify_instance(instance_id: int):
         if latest is not None and key is not None:
             result = checkpoints.verify_document(session, checkpoints.as_file(latest), key,
                                                  instance_ids=[instance_id])
-            report.problems.extend(result.problems)
+            # Both compare the instance row with its history: each finding once.
+            report.problems.extend(p for p in result.problems if p not in report.problems)
             covered = result if result.covered else None
     return render_template("checkpoints/verified.html", instance_id=instance_id, report=report, checkpoint=covered)
 

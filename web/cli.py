@@ -282,13 +282,15 @@ def audit() -> None:
               show_default="number of CPUs, at most 8", help="Worker processes for the replay.")
 def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str | None,
                  public_key_file: str | None, no_replay: bool, jobs: int) -> None:
-    """Check every hash chain and replay every instance; exit 1 on any problem,
-    naming the instance, the event and what differs."""
+    """Check every hash chain, compare every instance row with its history and
+    replay every instance; exit 1 on any problem, naming the instance, the
+    event and what differs. What an older history cannot prove is listed
+    as unproven, without failing."""
     from audit import checkpoints, verification
     if not (instance_ids or all_ or checkpoint_file):
         raise click.UsageError("give --instance ID ..., --all, or --checkpoint FILE")
     engine = _engine()
-    problems = []
+    problems, unproven = [], []
     if checkpoint_file:
         document = _read_json(checkpoint_file)
         key_file = Path(public_key_file) if public_key_file else checkpoints.key_path()
@@ -302,6 +304,7 @@ def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str
         click.echo(f"Checkpoint {result.checkpoint_id} of {result.created_at}: {result.covered} instances, "
                    f"key {checkpoints.key_id(public_key)[:16]}: " + ("OK" if result.ok else "FAILED"))
         problems.extend(result.problems)
+        unproven.extend(result.unproven)
     if instance_ids or all_:
         ids = None if all_ else list(instance_ids)
         total = len(verification.all_instance_ids(engine)) if ids is None else len(ids)
@@ -312,9 +315,21 @@ def audit_verify(instance_ids: tuple[int, ...], all_: bool, checkpoint_file: str
                    f"{report.seconds:.1f} s ({report.instances / max(report.seconds, 1e-9):.0f} instances/s): "
                    + ("OK" if report.ok else f"{len(report.failed_instances)} instance(s) FAILED"))
         problems.extend(report.problems)
+        unproven.extend(report.unproven)
+    # The checkpoint and the instance checks both compare rows with their history: one line per finding.
+    problems, unproven = list(dict.fromkeys(problems)), list(dict.fromkeys(unproven))
     for problem in problems:
         click.echo(f"  {problem}")
+    if unproven:
+        click.echo(f"Chưa chứng minh được / unproven (not a failure): {len(unproven)} note(s)")
+        for note in unproven[:UNPROVEN_SHOWN]:
+            click.echo(f"  {note}")
+        if len(unproven) > UNPROVEN_SHOWN:
+            click.echo(f"  … {len(unproven) - UNPROVEN_SHOWN} more")
     sys.exit(1 if problems else 0)
+
+
+UNPROVEN_SHOWN = 20  # older histories all say the same: a few lines show it
 
 
 @audit.command("checkpoint")

@@ -5,7 +5,11 @@ tests/test_export.py and tests/test_audit_pages.py (the downloads of the
 audit pages)."""
 import csv
 import hashlib
+import itertools
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 GENESIS = "0" * 64
 
@@ -46,10 +50,16 @@ def verify_json_export(path) -> list[str]:
     return problems
 
 
+def csv_rows(lines) -> list[dict]:
+    """The event rows of a CSV export (lines: a file or a list of lines),
+    past its leading "#" note."""
+    return list(csv.DictReader(itertools.dropwhile(lambda line: line.startswith("#"), lines)))
+
+
 def verify_csv_export(path) -> list[str]:
     by_instance = {}
     with open(path, encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
+        for row in csv_rows(handle):
             by_instance.setdefault(int(row["instance_id"]), []).append({
                 "seq": int(row["seq"]), "at": row["at"], "actor": int(row["actor"]) if row["actor"] else None,
                 "kind": row["kind"], "element": row["element"] or None, "data": json.loads(row["data"]),
@@ -58,3 +68,11 @@ def verify_csv_export(path) -> list[str]:
     for instance_id, events in by_instance.items():
         problems += _check_chain(instance_id, events)
     return problems
+
+
+def run_checker(path, public_key_path=None) -> subprocess.CompletedProcess:
+    """scripts/verify_export.py as an outside party runs it: its own process."""
+    args = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "verify_export.py"), str(path)]
+    if public_key_path:
+        args += ["--public-key", str(public_key_path)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)

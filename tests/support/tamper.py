@@ -75,3 +75,52 @@ def edit_state(session, instance_id: int, variable: str, value) -> None:
             task["data"][variable] = value
     session.execute(ProcessInstance.__table__.update().where(ProcessInstance.id == instance_id)
                     .values(state=json.dumps(state, ensure_ascii=False)))
+
+
+def update_instance(session, instance_id: int, **columns) -> None:
+    """Change columns of the instance row (no trigger guards it: the engine writes it on every call)."""
+    session.execute(ProcessInstance.__table__.update().where(ProcessInstance.id == instance_id).values(**columns))
+
+
+def swap_products(session, first: int, second: int) -> None:
+    """Give each instance the other's product (via NULL: a product has one cycle a year)."""
+    products = dict(session.execute(select(ProcessInstance.id, ProcessInstance.product_id)
+                                    .where(ProcessInstance.id.in_((first, second)))).all())
+    update_instance(session, first, product_id=None)
+    update_instance(session, second, product_id=products[first])
+    update_instance(session, first, product_id=products[second])
+
+
+def copy_history(session, instance_id: int) -> int:
+    """A new instance of the same product for the next year carrying a copy
+    of an instance's history, every event rehashed under the new instance
+    id and dated as the original: a chain and a row that agree, claiming
+    to be as old as the copied one."""
+    source = session.get(ProcessInstance, instance_id)
+    row = {c: getattr(source, c) for c in ProcessInstance.__table__.columns.keys() if c != "id"}
+    new_id = session.execute(ProcessInstance.__table__.insert().values(
+        **row | {"year": source.year + 1})).inserted_primary_key[0]
+    prev = GENESIS
+    for event in events(session, instance_id):
+        data = event.data
+        if event.kind == "started":
+            data = {**data, "data": {**data["data"], "year": source.year + 1}}
+        digest = event_hash(prev, new_id, event.seq, as_utc(event.at), event.actor_id, event.kind,
+                            event.element_id, data)
+        session.execute(AuditEvent.__table__.insert().values(
+            instance_id=new_id, seq=event.seq, at=event.at, actor_id=event.actor_id, kind=event.kind,
+            element_id=event.element_id, data=data, prev_hash=prev, hash=digest))
+        prev = digest
+    update_instance(session, new_id, audit_head=prev)
+    return new_id
+
+
+def append(session, instance_id: int, kind: str, data: dict, at) -> None:
+    """An event added at the end of a chain, hashed and linked as the engine would, dated `at`."""
+    instance = session.get(ProcessInstance, instance_id)
+    seq = instance.audit_seq + 1
+    digest = event_hash(instance.audit_head, instance_id, seq, as_utc(at), None, kind, None, data)
+    session.execute(AuditEvent.__table__.insert().values(
+        instance_id=instance_id, seq=seq, at=at, actor_id=None, kind=kind, element_id=None, data=data,
+        prev_hash=instance.audit_head, hash=digest))
+    update_instance(session, instance_id, audit_seq=seq, audit_head=digest)
