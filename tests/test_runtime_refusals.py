@@ -136,12 +136,19 @@ def test_the_portal_shows_the_refusal_instead_of_a_500(world, client):
     assert "Quy trình không chạy tiếp được" in page and "task_register_idea" in page
 
 
-def test_the_task_page_answers_a_loop_with_its_message(world, client):
+def at_review_of_a_looping_return(world) -> Cycle:
+    """A product whose idea review, if it returns the idea, runs into a
+    script loop that never exits (the budget lowered to keep it short)."""
     deploy(world, SCRIPT_LOOP, "a loop that never exits")
     world.step_budget = 200
     cycle = Cycle(world, SEED).start()
     cycle.do("register_idea")
     cycle.do("receive_idea")
+    return cycle
+
+
+def test_the_task_page_answers_a_loop_with_its_message(world, client):
+    cycle = at_review_of_a_looping_return(world)
     token = login(client, "cb.qt-gl")
     response = client.post(f"/inbox/tasks/{cycle.task('review_idea').id}",
                            data={"csrf_token": token, **{k: v for k, v in RETURN.items()}})
@@ -165,11 +172,7 @@ def test_the_task_page_keeps_a_submission_that_meets_a_bad_timer(world, client):
 
 
 def test_the_api_answers_a_refusal_as_a_conflict_with_its_message(world, app):
-    deploy(world, SCRIPT_LOOP, "a loop that never exits")
-    world.step_budget = 200
-    cycle = Cycle(world, SEED).start()
-    cycle.do("register_idea")
-    cycle.do("receive_idea")
+    cycle = at_review_of_a_looping_return(world)
     officer = _as(app, "cb.qt-gl")
     body = _error(officer.post(f"/tasks/{cycle.task('review_idea').id}/complete", json=RETURN), 409, "conflict")
     assert "lặp mãi" in body["message"] and "script_idea_return" in body["message"]
