@@ -208,11 +208,17 @@ def run(quick: bool = False, postgres: bool = True, products: int | None = None)
                 url = server.create_database("ocop_bench_inbox")
                 figures = bench_backend(url, products, per_level, rounds)
                 results.update({f"inbox_postgresql_{key}": value for key, value in figures.items()})
+    # The target holds per role: the slowest role's median decides.
     for backend in ("sqlite", "postgresql"):
         for what in ("page", "api", "counts"):
-            median = results.get(f"inbox_{backend}_{what}_overall_median_ms")
-            if median is not None:
-                results[f"inbox_{backend}_{what}_meets_target"] = median < TARGET_MS
+            prefix = f"inbox_{backend}_{what}_"
+            medians = {key[len(prefix):-len("_median_ms")]: value for key, value in results.items()
+                       if key.startswith(prefix) and key.endswith("_median_ms") and "_overall_" not in key
+                       and not key[len(prefix):].startswith("cpu_")}  # page_cpu: a figure of its own
+            if medians:
+                slowest = max(medians, key=medians.get)
+                results[f"{prefix}slowest_role"] = slowest
+                results[f"{prefix}meets_target"] = medians[slowest] < TARGET_MS
     return results
 
 
