@@ -173,21 +173,21 @@ _REPR = re.compile(r"<Element \{[^}]*\}(\w+) at 0x[0-9a-f]+>")
 # pattern fill the {} of both texts.
 _KNOWN = (
     (r"Multiple outgoing flows are not supported for tasks of type",
-     "Phần tử có nhiều luồng ra, nhưng engine này chỉ cho cổng (gateway) và sự kiện tách luồng: "
+     "Phần tử có nhiều luồng ra, nhưng hệ thống này chỉ cho cổng (gateway) và sự kiện tách luồng: "
      "hãy đặt một cổng song song hoặc cổng rẽ nhánh sau nó",
      "The element has several outgoing flows, which this engine allows only on gateways and events: "
      "put a parallel or exclusive gateway after it"),
     (r"No start event found",
-     "Không có sự kiện bắt đầu: engine này cần một sự kiện bắt đầu trong mỗi quy trình và quy trình con",
+     "Không có sự kiện bắt đầu: hệ thống này cần một sự kiện bắt đầu trong mỗi quy trình và quy trình con",
      "No start event: this engine needs one in every process and sub-process"),
     (r"There is no support implemented for this task type",
-     "Engine này không hỗ trợ loại phần tử này",
+     "Hệ thống này không chạy được loại phần tử này",
      "This kind of element is not supported by this engine"),
     (r"Data Store with name (.*) has no implementation",
-     "Kho dữ liệu '{}' không được engine này hỗ trợ",
+     "Hệ thống này không chạy được kho dữ liệu '{}'",
      "Data store '{}' is not supported by this engine"),
     (r"Cannot resolve (data\w+Association)",
-     "Liên kết dữ liệu ({}) không được engine này hỗ trợ",
+     "Hệ thống này không chạy được liên kết dữ liệu ({})",
      "A data association ({}) is not supported by this engine"),
     (r"Non-default exclusive outgoing sequence flow without condition",
      "Luồng ra của cổng rẽ nhánh không có điều kiện và không phải luồng mặc định",

@@ -309,23 +309,23 @@ def _unsupported(root: etree._Element) -> list[tuple]:
                             else ("liên kết dữ liệu", "a data association"))
         # An association is named by the task it belongs to.
         owner = element if "Store" in element.tag else element.getparent()
-        found.append((element, _at(owner, f"Engine này không hỗ trợ {what_vi} ({_local(element)}): dữ liệu "
+        found.append((element, _at(owner, f"Hệ thống này không chạy được {what_vi} ({_local(element)}): dữ liệu "
                                         "của quy trình là dữ liệu của biểu mẫu và các biến",
                                  f"{what_en[0].upper()}{what_en[1:]} ({_local(element)}) is not supported by "
                                  "this engine: a process's data are its forms and variables", "bpmn")))
     for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in ("subProcess", "transaction"))):
         if scope.find(f"{{{NS['bpmn']}}}startEvent") is None:
-            found.append((scope, _at(scope, "Quy trình con không có sự kiện bắt đầu: engine này cần một sự "
+            found.append((scope, _at(scope, "Quy trình con không có sự kiện bắt đầu: hệ thống này cần một sự "
                                             "kiện bắt đầu thông thường trong mỗi quy trình con",
                                      "A sub-process without a start event is not supported by this engine: "
                                      "put a (none) start event in it", "bpmn")))
     for task in root.iter(f"{{{NS['bpmn']}}}businessRuleTask"):
-        found.append((task, _at(task, "Engine này không hỗ trợ tác vụ quy tắc nghiệp vụ (bảng quyết định DMN)",
+        found.append((task, _at(task, "Hệ thống này không chạy được tác vụ quy tắc nghiệp vụ (bảng quyết định DMN)",
                                 "A business rule task (DMN decision table) is not supported by this engine",
                                 "bpmn")))
     for element in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in FLOW_NODE_TAGS)):
         if not bpmn_parse.supports(element.tag):
-            found.append((element, _at(element, f"Engine này không hỗ trợ loại phần tử {_local(element)}",
+            found.append((element, _at(element, f"Hệ thống này không chạy được loại phần tử {_local(element)}",
                                        f"A {_local(element)} is not supported by this engine", "bpmn")))
     return found
 
