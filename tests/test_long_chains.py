@@ -98,16 +98,23 @@ def test_the_loop_predicts_as_spiffworkflow_does(recursive_twin, tmp_path, retur
     assert twins.spiff.is_completed() and twins.ours.is_completed(), done
 
 
-def test_a_chain_deeper_than_the_walks_went_is_found_and_cancelled():
-    """Past the 1,000th level SpiffWorkflow's walk used to stop: the ready
-    task was not found, and cancel() left it ready."""
-    spec, subprocess_specs = diagram.check_or_raise(chain(1100)).specs[diagram.PRODUCT_PROCESS]
+def chain_workflow_at(length: int, steps: int) -> EngineWorkflow:
+    """A workflow of a `length`-task chain (no database) with its first
+    `steps` tasks done."""
+    spec, subprocess_specs = diagram.check_or_raise(chain(length)).specs[diagram.PRODUCT_PROCESS]
     workflow = EngineWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(lambda *a: "{}"))
     workflow.do_engine_steps()
-    for _ in range(1050):
+    for _ in range(steps):
         [task] = [t for t in workflow.tasks.values() if t.state == TaskState.READY]
         task.run()
         workflow.do_engine_steps()
+    return workflow
+
+
+def test_a_chain_deeper_than_the_walks_went_is_found_and_cancelled():
+    """Past the 1,000th level SpiffWorkflow's walk used to stop: the ready
+    task was not found, and cancel() left it ready."""
+    workflow = chain_workflow_at(1100, 1050)
     [ready] = workflow.get_tasks(state=TaskState.READY, manual=True)
     assert ready.task_spec.name == "t1050"
     assert len(workflow.get_tasks()) == len(workflow.tasks)
@@ -117,13 +124,7 @@ def test_a_chain_deeper_than_the_walks_went_is_found_and_cancelled():
 
 def test_a_long_chain_is_cancelled_early():
     """Cancelling the task at step 10 drops the 1,990 predicted tasks after it."""
-    spec, subprocess_specs = diagram.check_or_raise(chain(LONG)).specs[diagram.PRODUCT_PROCESS]
-    workflow = EngineWorkflow(spec, subprocess_specs, script_engine=SafeScriptEngine(lambda *a: "{}"))
-    workflow.do_engine_steps()
-    for _ in range(10):
-        [task] = [t for t in workflow.tasks.values() if t.state == TaskState.READY]
-        task.run()
-        workflow.do_engine_steps()
+    workflow = chain_workflow_at(LONG, 10)
     ready = workflow.get_next_task(state=TaskState.READY, manual=True)
     assert ready.find_ancestor("t0").task_spec.name == "t0" and ready.is_descendant_of(workflow.task_tree)
     assert ready.find_ancestor("nowhere") is None
