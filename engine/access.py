@@ -243,9 +243,14 @@ def supervision_of(session: Session, actor: Actor) -> Supervision:
     frontier = set(session.scalars(select(Jurisdiction.id).where(
         Jurisdiction.id.in_(managed), Jurisdiction.level == "province"))) if managed else set()
     areas = set(frontier)
-    while frontier:  # province -> districts -> communes: at most three rounds
-        frontier = set(session.scalars(select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(frontier)))) - areas
-        areas |= frontier
+    while frontier:  # province -> districts -> communes: two rounds
+        found = {area: level for area, level in session.execute(
+            select(Jurisdiction.id, Jurisdiction.level).where(Jurisdiction.parent_id.in_(frontier)))
+            if area not in areas}
+        areas.update(found)
+        # Communes are the leaves: asking for their children (a statement
+        # with a province's ~150 ids) would only ever find none.
+        frontier = {area for area, level in found.items() if level != "commune"}
     return Supervision(area_ids=frozenset(areas))
 
 

@@ -387,14 +387,19 @@ def _communes_of(areas: list[int], supervised: list[int]) -> Select:
     included), by name, at most COMMUNE_CHOICES_CAP + 1. The officer's few
     areas are expanded three levels down through the jurisdiction's parent
     index; never the actor's tasks."""
+    communes = select(Jurisdiction.id, Jurisdiction.name).where(Jurisdiction.level == "commune")
+    ordered = (Jurisdiction.name, Jurisdiction.id)
+    if not areas:
+        # A supervisor alone: its areas hold its communes already, read by
+        # primary key (a union with the tree walk made PostgreSQL scan the table).
+        return communes.where(Jurisdiction.id.in_(supervised)).order_by(*ordered).limit(COMMUNE_CHOICES_CAP + 1)
     level = select(Jurisdiction.id).where(Jurisdiction.id.in_(areas))
     within = [level, select(Jurisdiction.id).where(Jurisdiction.id.in_(supervised))]
     for _depth in range(3):  # district or province -> ... -> commune; the country has three levels below
         level = select(Jurisdiction.id).where(Jurisdiction.parent_id.in_(level))
         within.append(level)
-    return (select(Jurisdiction.id, Jurisdiction.name)
-            .where(Jurisdiction.level == "commune", Jurisdiction.id.in_(union_all(*within)))
-            .order_by(Jurisdiction.name, Jurisdiction.id).limit(COMMUNE_CHOICES_CAP + 1))
+    return (communes.where(Jurisdiction.id.in_(union_all(*within)))
+            .order_by(*ordered).limit(COMMUNE_CHOICES_CAP + 1))
 
 
 def filter_choices(session: Session, actor: Actor, supervision: Supervision | None = None) -> list[tuple[int, str]]:
