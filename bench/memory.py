@@ -62,7 +62,7 @@ from bench.workload import (  # noqa: E402
     sign_in,
     staged_first,
 )
-from engine.execution import DEFAULT_WORKFLOW_CACHE_MB  # noqa: E402
+from engine.caches import DEFAULT_WORKFLOW_CACHE_MB  # noqa: E402
 from testkit.gunicorn_server import GunicornServer  # noqa: E402
 
 POOL = 300                  # instances completed round-robin (> the 256-workflow cache)

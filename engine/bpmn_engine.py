@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from engine import access, clock, diagram, execution, incidents, statements
 from engine.access import Actor
+from engine.caches import DEFAULT_WORKFLOW_CACHE_MB, SpecCache, WorkflowCache
 from engine.errors import (
     AlreadyInCycle,
     ClaimedByOther,
@@ -44,7 +45,7 @@ from engine.errors import (
     UnknownTask,
 )
 from engine.events import GENESIS, PendingEvent
-from engine.execution import DEFAULT_WORKFLOW_CACHE_MB, Execution, Outcome, SpecCache, WorkflowCache
+from engine.execution import Execution, Outcome
 from engine.forms import validate_form
 from engine.serialization import specs_to_dict
 from engine.stepping import DEFAULT_STEP_BUDGET, EngineWorkflow

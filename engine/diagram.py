@@ -13,7 +13,7 @@ and line, in Vietnamese and English (engine.errors.Problem):
          lane that is a role, known form keys, registered handlers with
          fitting parameters, every text SpiffWorkflow evaluates inside the
          allow-list language (EVALUATED_PLACES), timers it can schedule,
-         and a sound flow graph (see `_lint_flows`: connected, reachable,
+         and a sound flow graph (see `engine/flow_graph.py`: connected, reachable,
          gateways with defaults, loops bounded).
 
 The layers after the XML one all read the valid tree and report together:
@@ -32,6 +32,9 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from engine import bpmn_parse, expressions, forms, roles, timer_values, xml_messages
 from engine.errors import DiagramError, Problem
+from engine.flow_graph import FLOW_NODE_TAGS, SCOPE_TAGS, lint_flows
+from engine.flow_graph import at as _at
+from engine.flow_graph import local as _local
 from handlers import registry
 
 MAX_BPMN_BYTES = 2 * 1024 * 1024
@@ -184,13 +187,6 @@ def check_or_raise(xml: bytes, filename: str = "diagram.bpmn") -> CheckedDiagram
     if not result.ok:
         raise DiagramError(result.problems)
     return result
-
-
-def _at(element, vi: str, en: str, layer: str = "lint") -> Problem:
-    """A Problem at `element` (None: the whole file)."""
-    if element is None:
-        return Problem(vi, layer=layer, message_en=en)
-    return Problem(vi, element.get("id"), element.sourceline, layer, en, element.get("name"))
 
 
 def read_xml(xml: bytes) -> tuple[etree._Element | None, list[Problem]]:
@@ -356,13 +352,13 @@ def lint(root: etree._Element) -> list[Problem]:
     for place in EVALUATED_PLACES:
         for node in root.xpath(place.xpath, namespaces=NS):
             problems += _lint_place(place, node)
-    problems += _lint_flows(root)[0]
+    problems += lint_flows(root)[0]
     return problems
 
 
 def lint_warnings(root: etree._Element) -> list[Problem]:
     """What looks risky but may be meant (they do not block a deploy)."""
-    return _lint_flows(root)[1] + _several_starts(root)
+    return lint_flows(root)[1] + _several_starts(root)
 
 
 def _several_starts(root: etree._Element) -> list[Problem]:
@@ -370,7 +366,7 @@ def _several_starts(root: etree._Element) -> list[Problem]:
     and a join that lets the first to happen through and cancels the rest:
     valid, but rarely what the author of two plain start events meant."""
     warnings = []
-    for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _SCOPE_TAGS)):
+    for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in SCOPE_TAGS)):
         starts = [child for child in scope if _local(child) == "startEvent"]
         if len(starts) > 1:
             ids = ", ".join(start.get("id") or "?" for start in starts)
@@ -379,251 +375,6 @@ def _several_starts(root: etree._Element) -> list[Problem]:
                                 f"{len(starts)} start events ({ids}): the engine follows whichever happens "
                                 "first and drops the others; usually one is meant"))
     return warnings
-
-
-# --- the flow graph ------------------------------------------------------------------
-
-FLOW_NODE_TAGS = frozenset((
-    "task", "userTask", "serviceTask", "scriptTask", "manualTask", "businessRuleTask", "sendTask",
-    "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess",
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway",
-))
-_SCOPE_TAGS = ("process", "subProcess", "transaction", "adHocSubProcess")
-
-
-def _lint_flows(root: etree._Element) -> tuple[list[Problem], list[Problem]]:
-    """The sequence-flow graph of each process (and of each sub-process, on
-    its own) must be sound. Errors:
-
-    - "dangling flow": a sequence flow whose sourceRef/targetRef is not a
-      flow node of the same process;
-    - "not connected": a flow node without incoming flow (start events,
-      boundary events and event sub-processes excepted) or without
-      outgoing flow (end events excepted);
-    - "not reachable from a start event" / "cannot reach an end event"
-      (a boundary event counts as reached when the activity it is attached
-      to is);
-    - an exclusive gateway with more than one outgoing flow where a flow
-      other than the default has no condition (with no default, every flow
-      must have one); a default that is not one of its outgoing flows;
-    - "loop without a bound": every cycle of the graph must pass through a
-      *bounding* gateway: an exclusive gateway with an outgoing flow whose
-      condition is a comparison involving a variable whose name contains
-      "max" (e.g. `idea_returns > max_resubmissions`). Checked by removing
-      the bounding gateways and looking for cycles in what is left (its
-      strongly connected components); each one found is reported once, at
-      its first exclusive gateway (else its first element) in document order. Whether the comparison truly
-      ends the loop is not checked: the rule makes a bound visible, and the
-      reviewer judges it.
-
-    Warnings: an exclusive gateway whose outgoing flows all have conditions
-    but none is the default ("conditions may not cover all cases").
-    """
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
-    for scope in root.iter(*(f"{{{NS['bpmn']}}}{tag}" for tag in _SCOPE_TAGS)):
-        found_errors, found_warnings = _lint_scope(scope)
-        errors += found_errors
-        warnings += found_warnings
-    return errors, warnings
-
-
-def _local(element) -> str:
-    return etree.QName(element).localname if isinstance(element.tag, str) else ""
-
-
-def _lint_scope(scope) -> tuple[list[Problem], list[Problem]]:
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
-    nodes = {child.get("id"): child for child in scope
-             if _local(child) in FLOW_NODE_TAGS and child.get("id")}
-    flows = [child for child in scope if _local(child) == "sequenceFlow"]
-    successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    predecessors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    outgoing: dict[str, list] = {node_id: [] for node_id in nodes}
-    has_incoming: set[str] = set()
-    for flow in flows:
-        source, target = flow.get("sourceRef"), flow.get("targetRef")
-        bad = [f"{attr} '{ref or ''}'" for attr, ref in (("sourceRef", source), ("targetRef", target))
-               if ref not in nodes]
-        if bad:
-            errors.append(_at(flow, f"Luồng treo (dangling flow): {' và '.join(bad)} không phải một phần tử "
-                                    f"của '{scope.get('id')}'",
-                              f"dangling flow: {' and '.join(bad)} is not a flow node of '{scope.get('id')}'"))
-            continue
-        successors[source].append(target)
-        predecessors[target].append(source)
-        outgoing[source].append(flow)
-        has_incoming.add(target)
-    # A boundary event runs when its activity does: an edge for the graph walks.
-    for node_id, node in nodes.items():
-        attached = node.get("attachedToRef")
-        if _local(node) == "boundaryEvent" and attached in nodes:
-            successors[attached].append(node_id)
-            predecessors[node_id].append(attached)
-
-    for node_id, node in nodes.items():
-        kind = _local(node)
-        event_subprocess = kind in _SCOPE_TAGS and node.get("triggeredByEvent") == "true"
-        if node_id not in has_incoming and kind not in ("startEvent", "boundaryEvent") and not event_subprocess:
-            errors.append(_at(node, f"{kind} '{node_id}' không được nối: không có luồng vào",
-                              f"{kind} '{node_id}' is not connected: no incoming sequence flow"))
-        if not outgoing[node_id] and kind != "endEvent" and not event_subprocess:
-            errors.append(_at(node, f"{kind} '{node_id}' không được nối: không có luồng ra",
-                              f"{kind} '{node_id}' is not connected: no outgoing sequence flow"))
-
-    starts = [n for n, node in nodes.items() if _local(node) == "startEvent"]
-    ends = [n for n, node in nodes.items() if _local(node) == "endEvent"]
-    reached = _walk(starts, successors)
-    finishing = _walk(ends, predecessors)
-    for node_id, node in nodes.items():
-        kind = _local(node)
-        if kind in _SCOPE_TAGS and node.get("triggeredByEvent") == "true":
-            continue
-        if node_id not in reached and (node_id in has_incoming or kind == "boundaryEvent"):
-            errors.append(_at(node, f"{kind} '{node_id}' không thể đến được từ sự kiện bắt đầu nào của "
-                                    f"'{scope.get('id')}'",
-                              f"{kind} '{node_id}' is not reachable from a start event of '{scope.get('id')}'"))
-        if node_id not in finishing and outgoing[node_id]:
-            errors.append(_at(node, f"{kind} '{node_id}' không thể đi tới sự kiện kết thúc nào của "
-                                    f"'{scope.get('id')}'",
-                              f"{kind} '{node_id}' cannot reach an end event of '{scope.get('id')}'"))
-
-    bounding: set[str] = set()
-    for node_id, node in nodes.items():
-        if _local(node) != "exclusiveGateway":
-            continue
-        found_errors, found_warnings = _lint_exclusive_gateway(node, outgoing[node_id])
-        errors += found_errors
-        warnings += found_warnings
-        if any(_compares_a_max(_condition(flow)) for flow in outgoing[node_id]):
-            bounding.add(node_id)
-
-    order = list(nodes)
-    for component in _cycles(order, successors, skip=bounding):
-        members = [n for n in order if n in component]
-        gateways = [n for n in members if _local(nodes[n]) == "exclusiveGateway"]
-        first = nodes[(gateways or members)[0]]
-        names = ", ".join(members)
-        errors.append(_at(
-            first, f"Vòng lặp không có giới hạn: vòng qua {names} không đi qua cổng rẽ nhánh nào có điều kiện "
-                   "so sánh với một biến 'max' (ví dụ returns > max_resubmissions)",
-            f"loop without a bound: the cycle through {names} passes no exclusive gateway whose "
-            "condition compares a 'max' variable (e.g. returns > max_resubmissions)"))
-    return errors, warnings
-
-
-def _lint_exclusive_gateway(gateway, flows: list) -> tuple[list[Problem], list[Problem]]:
-    default = gateway.get("default")
-    flow_ids = [flow.get("id") for flow in flows]
-    if default and default not in flow_ids:
-        return [_at(gateway, f"Luồng mặc định '{default}' không phải luồng ra của cổng này",
-                    f"default flow '{default}' is not an outgoing flow of the gateway")], []
-    if len(flows) < 2:
-        return [], []
-    unconditional = [flow.get("id") for flow in flows
-                     if flow.get("id") != default and not _condition(flow).strip()]
-    if unconditional:
-        if default:
-            return [_at(gateway, f"Cổng rẽ nhánh: luồng {', '.join(unconditional)} không có điều kiện và "
-                                 f"không phải luồng mặc định ('{default}')",
-                        f"exclusive gateway: flow(s) {', '.join(unconditional)} have no condition "
-                        f"and are not the default ('{default}')")], []
-        return [_at(gateway, "Cổng rẽ nhánh có nhiều luồng ra nhưng không có luồng mặc định, và luồng "
-                             f"{', '.join(unconditional)} không có điều kiện",
-                    "exclusive gateway with several outgoing flows has no default flow and "
-                    f"flow(s) {', '.join(unconditional)} have no condition")], []
-    if not default:
-        return [], [_at(gateway, "Cổng rẽ nhánh không có luồng mặc định: các điều kiện có thể không bao "
-                                 "hết mọi trường hợp",
-                        "exclusive gateway has no default flow: conditions may not cover all cases")]
-    return [], []
-
-
-def _condition(flow) -> str:
-    found = flow.find(f"{{{NS['bpmn']}}}conditionExpression")
-    return (found.text or "") if found is not None else ""
-
-
-def _compares_a_max(source: str) -> bool:
-    """True when the expression holds a comparison one of whose sides names
-    a variable containing "max" (the function max() does not count)."""
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except (SyntaxError, ValueError):
-        return False
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Compare):
-            continue
-        called = {id(call.func) for call in ast.walk(node) if isinstance(call, ast.Call)}
-        if any(isinstance(name, ast.Name) and "max" in name.id.lower() and id(name) not in called
-               for name in ast.walk(node)):
-            return True
-    return False
-
-
-def _walk(starts: list[str], edges: dict[str, list[str]]) -> set[str]:
-    seen = set(starts)
-    stack = list(starts)
-    while stack:
-        for following in edges.get(stack.pop(), ()):
-            if following not in seen:
-                seen.add(following)
-                stack.append(following)
-    return seen
-
-
-def _cycles(order: list[str], successors: dict[str, list[str]], skip: set[str]) -> list[set[str]]:
-    """Strongly connected components (Tarjan, iterative) of the graph
-    without the `skip` nodes that hold a cycle."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    components: list[set[str]] = []
-    counter = 0
-    for root_id in order:
-        if root_id in skip or root_id in index:
-            continue
-        work = [(root_id, iter(successors[root_id]))]
-        index[root_id] = low[root_id] = counter
-        counter += 1
-        stack.append(root_id)
-        on_stack.add(root_id)
-        while work:
-            node_id, children = work[-1]
-            advanced = False
-            for child in children:
-                if child in skip:
-                    continue
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(successors[child])))
-                    advanced = True
-                    break
-                if child in on_stack:
-                    low[node_id] = min(low[node_id], index[child])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node_id])
-            if low[node_id] == index[node_id]:
-                component = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node_id:
-                        break
-                if len(component) > 1 or node_id in successors[node_id]:
-                    components.append(component)
-    return components
 
 
 def _lint_lane(task, lane: str | None) -> list[Problem]:
@@ -818,7 +569,7 @@ def _lane_of(node, lanes: dict[str, str]) -> str | None:
     """The lane SpiffWorkflow gives a node: inside a sub-process, the
     sub-process's own (its parser passes it down, over the node's own
     flowNodeRef); else the lane whose flowNodeRef names the node."""
-    scopes = [ancestor for ancestor in node.iterancestors() if _local(ancestor) in _SCOPE_TAGS[1:]]
+    scopes = [ancestor for ancestor in node.iterancestors() if _local(ancestor) in SCOPE_TAGS[1:]]
     for scope in reversed(scopes):  # outermost first
         if lanes.get(scope.get("id")):
             return lanes[scope.get("id")]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import diagram
+from engine import diagram, flow_graph
 
 PROCESSES = Path(__file__).resolve().parents[1] / "processes"
 SEED = (PROCESSES / "ocop_cycle.bpmn").read_text(encoding="utf-8")
@@ -111,8 +111,8 @@ def test_a_reference_to_nothing_is_a_dangling_flow_in_the_lint_layer_too():
 
 def test_a_loop_through_a_max_comparison_is_bounded():
     # The bundled loops pass the rule because of the limit gateways' conditions...
-    assert diagram._compares_a_max("idea_returns > max_resubmissions")
-    assert diagram._compares_a_max("MAX_ROUNDS <= rounds and ok")
+    assert flow_graph.compares_a_max("idea_returns > max_resubmissions")
+    assert flow_graph.compares_a_max("MAX_ROUNDS <= rounds and ok")
     # ...and not for a name that merely calls max() or compares nothing.
-    assert not diagram._compares_a_max("max(a, b) > 3")
-    assert not diagram._compares_a_max("max_resubmissions")
+    assert not flow_graph.compares_a_max("max(a, b) > 3")
+    assert not flow_graph.compares_a_max("max_resubmissions")

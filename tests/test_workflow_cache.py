@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine.bpmn_engine import BpmnEngine
-from engine.execution import MEMORY_PER_STATE_CHAR, WorkflowCache
+from engine.caches import MEMORY_PER_STATE_CHAR, WorkflowCache
 from testkit.cycle import Cycle
 
 
