@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import random
+import time
 from contextvars import ContextVar
 from datetime import date, datetime, timezone
 from typing import Callable, TypeVar
@@ -307,8 +309,26 @@ class BpmnEngine:
         place where a task gets completed."""
         # A plain connection, not an ORM session: a completion runs prebuilt
         # statements only, and a session's bookkeeping cost as much as they do.
-        return self._in_unit(unit, lambda connection: self._complete_task(connection, task_id, data, actor),
-                             plain=True)
+        def completion(connection):
+            return self._complete_task(connection, task_id, data, actor)
+        if unit is not None:
+            return completion(unit)
+        # Tasks of one instance that are ready together (the council members'
+        # sheets of a multi-instance task) are completed at the same moment:
+        # only one of them can write the instance's next version, so the
+        # others start again on top of it. A second completion of the SAME
+        # task then finds it done (UnknownTask / TaskNotReady), as before.
+        for attempt in range(1, self.COMPLETION_ATTEMPTS + 1):
+            try:
+                return self.run(completion, plain=True)
+            except ConcurrencyConflict:
+                if attempt == self.COMPLETION_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
+
+    # Enough for a council of 15 submitting within the same second.
+    COMPLETION_ATTEMPTS = 16
 
     def _complete_task(self, unit: Session | Connection, task_id: str, data: dict, actor: Actor) -> Outcome:
         now = self.clock()
@@ -345,7 +365,7 @@ class BpmnEngine:
 
     def claim(self, task_id: str, actor: Actor) -> None:
         """Take a task: colleagues of the area then cannot complete it."""
-        def change(row, instance):
+        def change(session, row, instance):
             if not access.may_act(actor, row):
                 raise NotAllowed(f"{actor.name} may not act on task '{row.name}'")
             if row.assignee_id not in (None, actor.user_id):
@@ -355,22 +375,30 @@ class BpmnEngine:
 
     def unclaim(self, task_id: str, actor: Actor) -> None:
         """Give a task back to the area (its assignee or a supervisor)."""
-        def change(row, instance):
+        def change(session, row, instance):
             if row.assignee_id != actor.user_id and not access.supervises(actor, instance.areas):
                 raise NotAllowed("only the assignee or a supervisor of the area may release this task")
+            self._refuse_personal(session, row, instance)
             return None
         self._change_assignee(task_id, actor, "unclaimed", change)
 
     def reassign(self, task_id: str, actor: Actor, to: Actor) -> None:
         """A supervisor of the area hands the task to a named colleague who
         may act on it."""
-        def change(row, instance):
+        def change(session, row, instance):
             if not access.supervises(actor, instance.areas):
                 raise NotAllowed("only a supervisor of the area may reassign tasks")
+            self._refuse_personal(session, row, instance)
             if not access.may_act(to, row):
                 raise NotAllowed(f"{to.name} does not hold role {row.role} for this area")
             return to.user_id
         self._change_assignee(task_id, actor, "reassigned", change)
+
+    def _refuse_personal(self, session: Session, row: InboxTask, instance: ProcessInstance) -> None:
+        """A task the diagram gives to one person (a council member's own
+        sheet) is theirs: it is neither released to the area nor handed on."""
+        if execution.is_personal_task(self.specs, session, instance, row.element_id):
+            raise NotAllowed(f"task '{row.name}' belongs to its assignee alone (the diagram names them)")
 
     # Assignment changes lost to a concurrent write are tried again this many
     # times: they read only the task row, so the retry decides on what the
@@ -397,7 +425,7 @@ class BpmnEngine:
             # this write fails its version check. Read only before the
             # instance, both claims could succeed.
             session.refresh(row)
-            assignee = change(row, instance)
+            assignee = change(session, row, instance)
             if assignee == row.assignee_id:
                 # Its holder claiming again, a release of a free task: no
                 # change, so no event and no new version.

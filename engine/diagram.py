@@ -412,6 +412,9 @@ def _lint_user_task(task) -> list[Problem]:
         if name in props and not props[name].isdigit():
             problems.append(_at(task, f"Thuộc tính {name} phải là một số nguyên, không phải '{props[name]}'",
                                 f"property {name} must be a whole number, not '{props[name]}'"))
+    if "assignee" in props:  # evaluated when the task becomes ready (execution.inbox_row)
+        problems += _lint_code(expressions.check_expression, props["assignee"], task,
+                               ("người được giao (assignee)", "assignee"))
     return problems
 
 

@@ -18,7 +18,7 @@ from engine.bpmn_engine import BpmnEngine
 from engine.execution import Outcome
 from engine.samples import SampleDecider
 from storage.db import as_utc
-from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue
+from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue, User
 
 
 @dataclass
@@ -28,7 +28,14 @@ class Driver:
     _actors: dict = field(default_factory=dict)
 
     def actor_for(self, task: InboxTask) -> Actor:
-        """A user allowed to act on the task (cached per role and area)."""
+        """A user allowed to act on the task (cached per role and area): the
+        person the diagram gave it to, when it names one."""
+        if task.assignee_id is not None:
+            key = ("user", task.assignee_id)
+            if key not in self._actors:
+                with self.engine.db.transaction() as session:
+                    self._actors[key] = load_actor(session, task.assignee_id)
+            return self._actors[key]
         key = ("producer", task.producer_id) if task.role == "producer" else (task.role, task.jurisdiction_id)
         if key not in self._actors:
             with self.engine.db.transaction() as session:
@@ -56,9 +63,29 @@ class Driver:
             criteria_set = instance.product.group_code if instance.product else "S07"
         if overrides and task.form_key in overrides:
             data = overrides[task.form_key]
+        elif task.form_key == "council_attendance":
+            data = self.council_session(task)
         else:
             data = self.decider.form(task.form_key, criteria_set, self.engine.clock().date(), quality)
         return self.engine.complete_task(task.id, data, self.actor_for(task))
+
+    def council_session(self, task: InboxTask, present: list[int] | None = None) -> dict:
+        """The attendance of a council session for a product waiting at
+        `task`: the council of the task's role and area, everybody present
+        (or `present`). What the council session page records, for runs
+        with nobody at the page (dry run, simulation, demo, tests)."""
+        with self.engine.db.transaction() as session:
+            members = council_roster(session, task.role, task.jurisdiction_id)
+        if not members:
+            raise LookupError(f"no council for role {task.role} in area {task.jurisdiction_id}")
+        chair = next(m["user_id"] for m in members if m["role"] == "chair")
+        secretary = next((m["user_id"] for m in members if m["role"] == "secretary"), chair)
+        return {"session_id": None, "council_id": None, "council_name": members[0].get("council_name", "Hội đồng"),
+                "held_on": self.engine.clock().date().isoformat(), "place": "",
+                "members": [{k: m[k] for k in ("user_id", "name", "department", "role")} for m in members],
+                "present": [m["user_id"] for m in members] if present is None else present,
+                "quorum_fraction": 0.75, "chair_required": True, "spread_limit": 10.0,
+                "chair_id": chair, "secretary_id": secretary}
 
     def run_to_end(self, instance_id: int, quality: float | None = None, max_tasks: int = 200,
                    stop_at_form: str | None = None) -> Outcome | None:
@@ -91,3 +118,18 @@ class Driver:
             return False
         self.engine.clock.now = max(self.engine.clock.now, as_utc(due) + timedelta(minutes=1))
         return self.engine.fire_due_timers(instance_id) is not None
+
+
+def council_roster(session, role: str, area_id: int) -> list[dict]:
+    """The members of the council that acts in this lane role for this area.
+    Without a stored council, the holders of the role: the first account
+    (the sandbox's "thư ký") the secretary, the next the chair, the others
+    members; one holder alone chairs."""
+    holders = session.execute(select(User.id, User.full_name).join(RoleAssignment, RoleAssignment.user_id == User.id)
+                              .where(RoleAssignment.role == role, RoleAssignment.jurisdiction_id == area_id,
+                                     User.is_active.is_(True))
+                              .order_by(User.id)).all()
+    roles = ["secretary", "chair"] if len(holders) > 1 else ["chair"]
+    return [{"user_id": uid, "name": name, "department": "",
+             "role": roles[index] if index < len(roles) else "member"}
+            for index, (uid, name) in enumerate(holders)]

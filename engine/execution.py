@@ -411,6 +411,7 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
                              f"không phải một vai trò nên không ai nhận được; chưa có gì được lưu, hãy báo quản lý "
                              f"chương trình / task {spec.bpmn_id} is in lane '{spec.lane}', which is no role; "
                              f"nothing was saved", spec.bpmn_id)
+    assignee = assigned_person(task, props.get("assignee"))
     due_days, working_days = _int(props.get("dueDays")), _int(props.get("dueWorkingDays"))
     if working_days:  # the same calendar as a working_days_from_now() timer on the task
         due_at = add_working_days(now, working_days)
@@ -423,7 +424,35 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
         jurisdiction_id=instance.areas.get(role.level or "commune"),
         form_key=form_key, data_key=data_key, step=_int(props.get("step")),
-        created_at=now, due_at=due_at)
+        created_at=now, due_at=due_at, assignee_id=assignee)
+
+
+def assigned_person(task, expression: str | None) -> int | None:
+    """The user a task is for when its diagram says so (the `assignee`
+    property: an expression over the task's data, e.g. each instance of
+    the council's multi-instance sheet gets `province_member['user_id']`).
+    Such a task is that person's alone: nobody else may claim, complete or
+    release it (BpmnEngine.unclaim, reassign)."""
+    if not expression:
+        return None
+    spec = task.task_spec
+    try:
+        value = task.workflow.script_engine.evaluate(task, expression)
+        person = int(value)
+        if isinstance(value, bool) or person < 1:
+            raise ValueError(value)
+    except Exception as err:  # noqa: BLE001 - any failure is the diagram's, named below
+        raise ProcessRefused(f"Không xác định được người nhận việc '{spec.bpmn_name or spec.bpmn_id}' "
+                             f"({spec.bpmn_id}) từ '{expression}'; chưa có gì được lưu / the assignee of task "
+                             f"{spec.bpmn_id} could not be found from '{expression}': {err}", spec.bpmn_id) from None
+    return person
+
+
+def is_personal_task(specs: SpecCache, unit: Session | Connection, instance, element_id: str) -> bool:
+    """Whether the diagram gives this task to one named person."""
+    spec, _subprocess_specs = specs.spec_for(unit, instance.definition_id, instance.process_id)
+    return any(task_spec.bpmn_id == element_id and "assignee" in diagram.user_task_properties(task_spec)
+               for task_spec in spec.task_specs.values())
 
 
 # --- reading a workflow -------------------------------------------------------------

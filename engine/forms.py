@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import re
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from engine.errors import FormInvalid
-from storage.criteria import mandatory_criteria, section_maxima
+from storage.criteria import eliminations, level_owner, level_points, mandatory_criteria, scorable_items, section_maxima
 
 DEFAULT_CRITERIA_SET = "S07"
 SUPPORT_KINDS = ("training", "consulting", "technology", "loan", "trade_promotion")
@@ -59,6 +59,33 @@ def _short_text(max_length=100):
 class FormSchema(Schema):
     class Meta:
         unknown = RAISE  # a field the form does not have is an error, not silently kept
+
+
+class SheetFormSchema(FormSchema):
+    """A form whose fields depend on the product's criteria set (its score
+    sheet): built once per set by form_schema()."""
+
+    def __init__(self, criteria_set: str, **kwargs):
+        super().__init__(**kwargs)
+        self.criteria_set = criteria_set
+
+    def check_levels(self, levels: dict, field: str, complete: bool) -> None:
+        """Every key a criterion of the set and every value one of its own
+        levels; with `complete`, every criterion chosen."""
+        owner = level_owner(self.criteria_set)
+        items = [item["id"] for item in scorable_items(self.criteria_set)]
+        errors = {}
+        for criterion, key in levels.items():
+            if criterion not in items:
+                errors[criterion] = [f"Không phải tiêu chí của bộ {self.criteria_set} / not a criterion of the set"]
+            elif owner.get(key) != criterion:
+                errors[criterion] = ["Mức đánh giá không thuộc tiêu chí này / not a level of this criterion"]
+        if complete:
+            for criterion in items:
+                if criterion not in levels:
+                    errors[criterion] = ["Chưa chọn mức đánh giá / choose a level"]
+        if errors:
+            raise ValidationError({field: errors})
 
 
 class DecisionForm(FormSchema):
@@ -111,13 +138,34 @@ class SupportRecordForm(FormSchema):
     consultants = _text(required=False, max_length=500)
 
 
-class SubmitDossierForm(FormSchema):
+def _levels_field():
+    """criterion id -> level key, as a score sheet holds them."""
+    return fields.Dict(keys=fields.String(validate=validate.Length(max=30)),
+                       values=fields.String(validate=validate.Length(max=40)), load_default=dict)
+
+
+class SubmitDossierForm(SheetFormSchema):
     evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), required=True,
                            validate=validate.Length(min=1))
+    # The producer's self-assessment (Decision 26/2026, form 02): the level
+    # they claim on each criterion of the sheet the council will use. The
+    # score is computed from it when it is given.
+    self_assessment = _levels_field()
     self_assessment_score = fields.Float(load_default=None, allow_none=True,
                                          validate=validate.Range(min=0, max=100))
     documents = fields.List(_short_text(), load_default=list)
     notes = _text(required=False)
+
+    @validates_schema
+    def _self_assessment_levels(self, data, **kwargs):
+        self.check_levels(data.get("self_assessment") or {}, "self_assessment", complete=False)
+
+    @post_load
+    def _self_assessment_total(self, data, **kwargs):
+        if data.get("self_assessment"):
+            points = level_points(self.criteria_set)
+            data["self_assessment_score"] = sum(points[key] for key in data["self_assessment"].values())
+        return data
 
 
 class ForwardDecisionForm(DecisionForm):
@@ -185,6 +233,93 @@ class ScoreProductForm(FormSchema):
             raise ValidationError({"sheets": errors})
 
 
+class CouncilMember(FormSchema):
+    user_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    name = _text(max_length=200)
+    department = _text(required=False, max_length=200)
+    role = fields.String(required=True, validate=validate.OneOf(("chair", "vice_chair", "member", "secretary")))
+
+
+class CouncilAttendanceForm(FormSchema):
+    """A product put on a council session's agenda, with the session's
+    roster and attendance. Built by programme/councils.open_session from the
+    council as stored, never typed (SESSION_FORMS); the quorum is checked
+    there and again by the council_panel handler."""
+
+    # None for a session nobody recorded on the session page (dry run, simulation)
+    session_id = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1))
+    council_id = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1))
+    council_name = _text(max_length=300)
+    held_on = fields.Date(required=True)
+    place = _text(required=False, max_length=300)
+    members = fields.List(fields.Nested(CouncilMember), required=True, validate=validate.Length(min=1, max=60))
+    present = fields.List(fields.Integer(), required=True)
+    quorum_fraction = fields.Float(required=True, validate=validate.Range(min=0, max=1))
+    chair_required = fields.Boolean(required=True)
+    spread_limit = fields.Float(required=True, validate=validate.Range(min=0, max=100))
+    chair_id = fields.Integer(required=True)
+    secretary_id = fields.Integer(required=True)
+
+    @validates_schema
+    def _roster(self, data, **kwargs):
+        roles = {member["user_id"]: member["role"] for member in data.get("members", [])}
+        if len(roles) != len(data.get("members", [])):
+            raise ValidationError("Một thành viên xuất hiện hai lần / a member is listed twice", "members")
+        if set(data.get("present", [])) - set(roles):
+            raise ValidationError("Người có mặt không thuộc hội đồng / present but not a member", "present")
+        if roles.get(data.get("chair_id")) != "chair":
+            raise ValidationError("Chủ tịch hội đồng không có trong danh sách / the chair is not a member", "chair_id")
+        if data.get("secretary_id") not in roles:  # the chair keeps the minutes of a council without a secretary
+            raise ValidationError("Thư ký không có trong danh sách / the secretary is not a member", "secretary_id")
+
+
+class CouncilSheetForm(SheetFormSchema):
+    """One member's sheet for one product: a level per criterion of the
+    product's set (points come from the data), the eliminating findings the
+    member ticks, or a recusal with its reason (conflict of interest)."""
+
+    recused = fields.Boolean(load_default=False)
+    conflict_reason = _text(required=False, max_length=1000)
+    levels = _levels_field()
+    eliminations = fields.List(fields.String(validate=validate.Length(max=40)), load_default=list)
+    comments = _text(required=False)
+
+    @validates_schema
+    def _complete_or_recused(self, data, **kwargs):
+        if data.get("recused"):
+            if len((data.get("conflict_reason") or "").strip()) < 5:
+                raise ValidationError("Cần nêu lý do không chấm (ít nhất 5 ký tự) / "
+                                      "give the reason for the recusal", "conflict_reason")
+            return
+        self.check_levels(data.get("levels") or {}, "levels", complete=True)
+        known = {line["key"] for line in eliminations(self.criteria_set)}
+        unknown = sorted(set(data.get("eliminations") or []) - known)
+        if unknown:
+            raise ValidationError(f"Không phải điều kiện loại hồ sơ của bộ tiêu chí / not an elimination finding "
+                                  f"of the set: {', '.join(unknown)}", "eliminations")
+
+    @post_load
+    def _recusal_scores_nothing(self, data, **kwargs):
+        if data.get("recused"):
+            data["levels"], data["eliminations"] = {}, []
+        return data
+
+
+class CouncilSpreadForm(FormSchema):
+    """The secretary's record of the council's discussion when members'
+    totals differ by more than the limit; the council then scores again."""
+
+    notes = _text(min_length=5)
+
+
+class CouncilSignOffForm(FormSchema):
+    """The chair confirms the minutes (biên bản) of the product's session."""
+
+    confirmed = fields.Boolean(required=True, validate=validate.Equal(
+        True, error="Cần xác nhận biên bản / confirm the minutes"))
+    notes = _text(required=False)
+
+
 class PlanOutreachForm(FormSchema):
     window_opens = fields.Date(required=True)
     window_closes = fields.Date(required=True)
@@ -210,6 +345,9 @@ class ConfirmDoneForm(FormSchema):
 
 
 CONFIRM_DONE = "confirm_done"
+# Forms a person never fills on the task page: the council session page
+# (programme/councils.open_session) completes them from the stored council.
+SESSION_FORMS = frozenset({"council_attendance"})
 
 FORMS: dict[str, type[FormSchema]] = {
     "register_idea": RegisterIdeaForm,
@@ -223,6 +361,10 @@ FORMS: dict[str, type[FormSchema]] = {
     "commune_assessment": CommuneAssessmentForm,
     "advisory_review": AdvisoryReviewForm,
     "score_product": ScoreProductForm,
+    "council_attendance": CouncilAttendanceForm,
+    "council_sheet": CouncilSheetForm,
+    "council_spread": CouncilSpreadForm,
+    "council_sign_off": CouncilSignOffForm,
     "plan_outreach": PlanOutreachForm,
     "outreach_report": OutreachReportForm,
     CONFIRM_DONE: ConfirmDoneForm,
@@ -234,8 +376,8 @@ def form_schema(form_key: str, criteria_set: str | None = None) -> FormSchema:
     """The form's schema instance (shared: marshmallow keeps no per-call
     state in it, and building one costs more than validating a form)."""
     schema_class = FORMS[form_key]
-    if schema_class is ScoreProductForm:
-        return ScoreProductForm(criteria_set or DEFAULT_CRITERIA_SET)
+    if issubclass(schema_class, (ScoreProductForm, SheetFormSchema)):
+        return schema_class(criteria_set or DEFAULT_CRITERIA_SET)
     return schema_class()
 
 

@@ -5,11 +5,13 @@ so a run is reproducible: same seed, same decisions, same scores.
 """
 from __future__ import annotations
 
+import functools
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from storage.criteria import section_maxima
+from storage.criteria import scorable_items, section_maxima, star_bands
 
 COUNCIL_MEMBERS = ("Chủ tịch hội đồng", "Thành viên 1", "Thành viên 2", "Thành viên 3", "Thư ký")
 
@@ -93,6 +95,18 @@ class SampleDecider:
                 for part, maximum in maxima.items()}})
         return {"sheets": sheets}
 
+    def _council_sheet(self, criteria_set: str, quality: float | None, **_) -> dict:
+        """One member's sheet: levels whose points add up near the product's
+        quality, members differing by a few points as real councils do."""
+        quality = self.product_quality() if quality is None else quality
+        return {"levels": levels_for_total(criteria_set, self.rng.gauss(quality, 2.5))}
+
+    def _council_spread(self, **_) -> dict:
+        return {"notes": "Hội đồng đã thảo luận các tiêu chí chấm lệch nhau và thống nhất chấm lại."}
+
+    def _council_sign_off(self, **_) -> dict:
+        return {"confirmed": True, "notes": ""}
+
     def _plan_outreach(self, today: date, **_) -> dict:
         return {"window_opens": today.isoformat(),
                 "window_closes": (today + timedelta(days=120)).isoformat(),
@@ -100,3 +114,31 @@ class SampleDecider:
 
     def _outreach_report(self, **_) -> dict:
         return {"meetings_held": self.rng.randrange(2, 10), "producers_reached": self.rng.randrange(10, 60)}
+
+
+def levels_for_total(criteria_set: str, total: float) -> dict[str, str]:
+    # Whole points below the total: 49.9 aims at 49 and stays in its band.
+    return dict(_levels_for_total(criteria_set, math.floor(max(0.0, min(100.0, total)))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _levels_for_total(criteria_set: str, target: int) -> tuple[tuple[str, str], ...]:
+    """A level for every criterion of the set whose points add up to
+    `total` in whole points (rounded down), or the nearest total the sheet allows (at or above it
+    when there is a choice). The starred minimums of the rank `total` falls
+    in are met, so a sheet aiming at 75 is a 4-star sheet, not one capped
+    by a minimum. (A small subset-sum over whole points: at most 101 sums.)"""
+    items = scorable_items(criteria_set)
+    rank = next((band["stars"] for band in star_bands() if target >= band["min_inclusive"]), 1)
+    reachable: dict[int, list[str]] = {0: []}
+    for item in items:
+        needed = item["min_points_for_stars"].get(str(rank)) if rank >= 3 else None
+        options = [lv for lv in item["levels"] if needed is None or lv["points"] >= needed] or item["levels"]
+        step: dict[int, list[str]] = {}
+        for points_so_far, keys in reachable.items():
+            for level in options:
+                reached = points_so_far + int(level["points"])
+                step.setdefault(reached, keys + [level["key"]])
+        reachable = step
+    best = min(reachable, key=lambda reached: (abs(reached - target), reached < target))
+    return tuple((item["id"], key) for item, key in zip(items, reachable[best]))

@@ -1,4 +1,8 @@
-"""rank_product, and the one place that turns council scores into stars.
+"""rank_product: the council result of the diagrams before issue 15, where
+one council account typed every member's A/B/C subtotals. Instances started
+on those versions keep it; the council sessions of today use
+handlers/council_ranking.py. The bands and the level cap are shared
+(handlers/council_rules.py).
 
 Stars come from the council's *average* total (Decision 148 and 26/2026,
 Art. 3.3); the bands are data in processes/criteria/index.json. A product
@@ -12,11 +16,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from handlers.context import HandlerContext
+from handlers.council_rules import recognised_stars, stars_for_average
 from handlers.registry import handler
-from storage.criteria import sets_by_code, star_bands, star_cap
+from storage.criteria import sets_by_code, star_cap
 
 LEVELS = ("district", "province", "central")
-RECOGNISED_FROM = 3
+stars_for_score = stars_for_average  # the name the score preview and the benches use
 
 
 def sheet_total(sheet: dict) -> float:
@@ -24,21 +29,11 @@ def sheet_total(sheet: dict) -> float:
 
 
 def council_average(sheets: list[dict]) -> float:
+    """The unrounded average of the sheets' totals: banding uses it as is
+    (69.996 is 3 stars); only what is shown is rounded."""
     if not sheets:
         raise ValueError("a council ranking needs at least one score sheet")
-    return round(sum(sheet_total(sheet) for sheet in sheets) / len(sheets), 2)
-
-
-def stars_for_score(average: float) -> int:
-    for band in star_bands():
-        if average >= band["min_inclusive"]:
-            return band["stars"]
-    return 1
-
-
-def recognised_stars(stars: int, max_stars: int) -> int:
-    """Stars this council may recognise: 0 below 3 stars, capped at its level."""
-    return min(stars, max_stars) if stars >= RECOGNISED_FROM else 0
+    return sum(sheet_total(sheet) for sheet in sheets) / len(sheets)
 
 
 class SheetSchema(Schema):
@@ -68,6 +63,6 @@ def rank_product(context: HandlerContext, level: str, sheets: list[dict], max_st
                  criteria_set: str | None, minimums_missed: list[str]) -> dict:
     average = council_average(sheets)
     cap = star_cap(criteria_set, minimums_missed) if (criteria_set and minimums_missed) else 5
-    stars = min(stars_for_score(average), cap)
-    return {"level": level, "average": average, "stars": stars, "star_cap": cap, "members": len(sheets),
+    stars = min(stars_for_average(average), cap)
+    return {"level": level, "average": round(average, 2), "stars": stars, "star_cap": cap, "members": len(sheets),
             "recognised_stars": recognised_stars(stars, max_stars)}

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from engine.access import Actor, load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.driver import Driver
+from engine.samples import levels_for_total
 from engine.execution import Outcome as StepResult
 from storage.models import InboxTask, Incident, ProcessInstance, Product
 
@@ -73,10 +74,53 @@ class Cycle:
         return self.driver.actor_for(self.task(form_key))
 
     def do(self, form_key: str, data: dict | None = None, actor: Actor | None = None) -> StepResult:
+        if not self.ready():  # e.g. waiting for the provincial round
+            self.driver.wait_for_timer(self.instance_id)
+        if form_key == "score_product" and "council_attendance" in self.ready_forms():
+            # The council of today's diagrams: a session where each member
+            # scores on their own sheet; `sheets(total)` gives the totals.
+            totals = [float(s["part_a"]) + float(s["part_b"]) + float(s["part_c"])
+                      for s in (data or sheets(75))["sheets"]]
+            return self.hold_council(totals)
         task = self.task(form_key)
         payload = VALID.get(form_key, {}) if data is None else data
         self.last = self.engine.complete_task(task.id, payload, actor or self.driver.actor_for(task))
         return self.last
+
+    def open_session(self, present: list[int] | None = None) -> StepResult:
+        """Put the product on a council session: everybody present, or `present`."""
+        task = self.task("council_attendance")
+        self.last = self.engine.complete_task(task.id, self.driver.council_session(task, present),
+                                              self.driver.actor_for(task))
+        return self.last
+
+    def score(self, totals: list[float] | float, recused: dict[int, str] | None = None,
+              eliminations: dict[int, list[str]] | None = None) -> StepResult:
+        """Each member present completes their own sheet, aiming at the
+        totals given (in turn, by member); `recused` maps a member's user
+        id to the reason they do not score."""
+        totals = totals if isinstance(totals, list) else [totals]
+        group = self._criteria_set()
+        for index, task in enumerate(sorted((t for t in self.ready() if t.form_key == "council_sheet"),
+                                            key=lambda t: t.assignee_id)):
+            if recused and task.assignee_id in recused:
+                sheet = {"recused": True, "conflict_reason": recused[task.assignee_id]}
+            else:
+                sheet = {"levels": levels_for_total(group, totals[index % len(totals)]),
+                         "eliminations": (eliminations or {}).get(task.assignee_id, [])}
+            self.last = self.engine.complete_task(task.id, sheet, self.driver.actor_for(task))
+        return self.last
+
+    def hold_council(self, totals: list[float] | float, present: list[int] | None = None) -> StepResult:
+        """A whole council session for this product: attendance, every
+        member's sheet, and the chair's sign-off."""
+        self.open_session(present)
+        self.score(totals)
+        return self.do("council_sign_off", {"confirmed": True})
+
+    def _criteria_set(self) -> str:
+        with self.engine.db.transaction() as session:
+            return session.get(Product, self.product_id).group_code
 
     def through_dossier(self) -> "Cycle":
         """Accept everything up to the first council's score sheet."""
