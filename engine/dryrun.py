@@ -31,7 +31,7 @@ from engine.clock import MovableClock
 from engine.driver import Driver
 from engine.errors import Problem, ProcessRefused, ServiceTaskFailed, StepBudgetExhausted, TimerValueInvalid
 from engine.samples import SampleDecider
-from engine.sandbox import PRODUCERS, add_sample_products, seed_world
+from engine.sandbox import PRODUCERS, add_council_members, add_sample_products, seed_world
 from storage.areas import area_chain
 from storage.db import Database, as_utc
 from storage.migrate import upgrade
@@ -109,6 +109,7 @@ class Profile:
     qualities: tuple[float, ...]
     accept_kinds: int | None = None
     late: bool = False  # lets every deadline pass before acting, so the timers fire
+    outlier_every: int = 0  # one council sheet in this many is 15 points below the others
 
 
 @dataclass
@@ -140,6 +141,7 @@ def profiles(count: int, rng: random.Random) -> list[Profile]:
                 Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0)),
                 Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0)),
                 Profile("five stars", 1.0, (96.0,)),
+                Profile("council members far apart (scored again)", 1.0, (96.0,), outlier_every=5),
                 Profile("misses every deadline (dossier returned)", 1.0, (70.0,), accept_kinds=2, late=True)]
     rest = max(0, count - len(special))
     low, high = QUALITY_RANGE
@@ -176,6 +178,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
     clock = MovableClock(DRYRUN_NOW)  # moved only to let deadlines and rounds pass
     engine = BpmnEngine(database, clock=clock)
     seed_world(database)
+    add_council_members(database)  # councils of five, so sessions, recusals and spreads happen
     engine.deploy(xml, DRYRUN_NAME, "dryrun", "dry run")
     rng = random.Random(seed)
     nodes = {node["id"]: node for node in flow_nodes(checked.root)}
@@ -208,7 +211,7 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
     for product_id, profile in zip(_products(engine, communes, count, rng), profiles(count, rng)):
         report.profiles.append({"product_id": product_id, **asdict(profile)})
         decider = ProductDecider(random.Random(rng.random()), accept_rate=profile.accept_rate,
-                                 accept_kinds=profile.accept_kinds)
+                                 accept_kinds=profile.accept_kinds, outlier_every=profile.outlier_every)
         driver = Driver(engine, decider)
         with engine.db.transaction() as session:
             owner = load_actor(session, session.get(Product, product_id).producer.owner_user_id)
@@ -308,9 +311,9 @@ def _drive(engine: BpmnEngine, driver: Driver, instance_id: int, product_id: int
                                      "reason": "running with no ready task", "ready": []})
             return
         task = tasks[0]
-        quality = qualities[min(scored, len(qualities) - 1)]
-        if task.form_key == "score_product":
+        if task.form_key in ("score_product", "council_attendance"):  # the next council
             scored += 1
+        quality = qualities[min(max(scored - 1, 0), len(qualities) - 1)]
         try:
             driver.complete_next(instance_id, quality)
         except Exception as err:  # noqa: BLE001

@@ -22,6 +22,14 @@ class SampleDecider:
     accept_rate: float = 0.75     # chance a review accepts / forwards
     score_mean: float = 66.0      # product quality: mean council total
     score_spread: float = 14.0
+    member_spread: float = 2.5    # how far council members' totals scatter around the quality
+    # With councils of `outlier_every` members, the first sheet of every other
+    # round is `outlier_offset` points off (0: never): members who disagree,
+    # then agree when they score again -- the dry run's way through the
+    # re-scoring loop at every level.
+    outlier_every: int = 0
+    outlier_offset: float = -15.0
+    _sheets: int = 0
 
     def form(self, form_key: str, criteria_set: str, today: date, quality: float | None = None) -> dict:
         """Data for one task; `quality` (a product's true score) keeps a
@@ -99,7 +107,11 @@ class SampleDecider:
         """One member's sheet: levels whose points add up near the product's
         quality, members differing by a few points as real councils do."""
         quality = self.product_quality() if quality is None else quality
-        return {"levels": levels_for_total(criteria_set, self.rng.gauss(quality, 2.5))}
+        total = self.rng.gauss(quality, self.member_spread)
+        if self.outlier_every and self._sheets % (2 * self.outlier_every) == 0:
+            total += self.outlier_offset
+        self._sheets += 1
+        return {"levels": levels_for_total(criteria_set, total)}
 
     def _council_spread(self, **_) -> dict:
         return {"notes": "Hội đồng đã thảo luận các tiêu chí chấm lệch nhau và thống nhất chấm lại."}

@@ -88,6 +88,25 @@ def seed_world(db: Database, password_hash: str | None = None) -> bool:
     return True
 
 
+COUNCIL_ROLES = ("district_council", "province_council", "central_council")
+
+
+def add_council_members(db: Database, members: int = 4) -> None:
+    """More people for every council role holder's area, so each council
+    has the secretary seed_world made plus `members` (the first of them
+    chairs: engine.driver.council_roster). For the dry run; the demo keeps
+    its councils as data (demo/seed.py)."""
+    with db.transaction() as session:
+        holders = session.execute(select(RoleAssignment.role, RoleAssignment.jurisdiction_id, User.username)
+                                  .join(User, User.id == RoleAssignment.user_id)
+                                  .where(RoleAssignment.role.in_(COUNCIL_ROLES))).all()
+        for role, area_id, username in holders:
+            for n in range(1, members + 1):
+                user = User(username=f"{username}.tv{n}", full_name=f"Thành viên hội đồng {n} ({username})")
+                user.roles.append(RoleAssignment(role=role, jurisdiction_id=area_id))
+                session.add(user)
+
+
 def officers(by_code: dict[str, Jurisdiction]):
     """One officer per role and area; usernames say role and place."""
     yield "admin", "Quản trị hệ thống", "admin", "VN"

@@ -63,7 +63,7 @@ def test_an_element_unreachable_by_data_is_reported():
     report = dry_run(NO_CENTRAL, PRODUCTS, RUN_SEED)
     assert not report.ok and not report.errors and not report.stuck
     unreached = {n["id"]: n for n in report.unreached}
-    assert unreached["task_score_central"]["name"] == "Chấm điểm sản phẩm (Hội đồng cấp Trung ương)"
+    assert unreached["task_score_central"]["name"] == "Thành viên chấm điểm sản phẩm (Hội đồng cấp Trung ương)"
     assert unreached["task_score_central"]["process"] == diagram.PRODUCT_PROCESS
     assert "task_score_province" not in unreached
 
