@@ -96,13 +96,16 @@ def area_id(engine, code: str) -> int:
 
 
 def make_accounts(engine, names=MEMBERS) -> dict[str, int]:
-    """The council's accounts (without roles); username -> user id."""
+    """The council's accounts (without roles, demo password); username -> user id."""
     ids = {}
     with engine.db.transaction() as session:
+        # The demo password, as every demo account (copied: hashing is slow on purpose).
+        demo_hash = session.scalar(select(User.password_hash).where(User.username == "admin"))
         for username, full_name, _role, _department in names:
             user = session.scalar(select(User).where(User.username == username))
             if user is None:
                 user = create_user(session, username, full_name, None)
+                user.password_hash = demo_hash
             ids[username] = user.id
     return ids
 
