@@ -264,3 +264,38 @@ def test_a_program_manager_may_open_it_recorded_as_the_secretarys_attendance(wai
         event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == instance_ids[0],
                                                         AuditEvent.kind == "task_completed"))
         assert event.actor_id == ids["hd.qt"]
+
+
+def test_the_minutes_show_each_members_sheet_and_recusal_from_the_audit_events(world):
+    with stand_in_forms():
+        council_id, ids = province_council(world)
+        instance_id, = products_waiting(world, 1, sheets=2)
+        present = [ids[u] for u in ("ct.hdqt", "pct.hdqt", "uv1.hdqt", "hd.qt")]
+        session_id = councils.open_session(world, actor(world, "hd.qt"), council_id, task_ids(world, [instance_id]),
+                                           present, date(2026, 3, 10), "Hội trường")
+        with world.db.reading() as session:
+            minutes = session_minutes(session, session_id)
+            code = minutes.items[0].group_code
+        from programme.council_minutes import _items
+        items = _items(code)
+        levels = {item["id"]: item["levels"][-1]["key"] for item in items}   # the top level everywhere
+        # TODO(lead): on the real diagram these are the members' multi-instance sheet tasks.
+        world.complete_task(task_ids(world, [instance_id], "council_sheet")[0],
+                            {"recused": False, "levels": levels, "eliminations": [], "comments": "Sản phẩm tốt"},
+                            actor(world, "ct.hdqt"))
+        world.complete_task(task_ids(world, [instance_id], "council_sheet")[0],
+                            {"recused": True, "conflict_reason": "Là thành viên hợp tác xã", "levels": {},
+                             "eliminations": [], "comments": ""}, actor(world, "uv1.hdqt"))
+    with world.db.reading() as session:
+        item = session_minutes(session, session_id).items[0]
+        minutes = session_minutes(session, session_id)
+    sheets = {sheet.user_id: sheet for sheet in item.sheets}
+    chair = sheets[ids["ct.hdqt"]]
+    assert chair.submitted and not chair.recused and len(chair.lines) == len(items)
+    assert chair.total == sum(item["levels"][-1]["points"] for item in items) == sum(chair.sections.values())
+    assert chair.lines[0].level == items[0]["levels"][-1]["text_vi"] and chair.comments == "Sản phẩm tốt"
+    recused = sheets[ids["uv1.hdqt"]]
+    assert recused.recused and recused.conflict_reason == "Là thành viên hợp tác xã" and recused.total is None
+    assert not sheets[ids["pct.hdqt"]].submitted and ids["uv2.hdqt"] not in sheets   # absent: no sheet
+    assert [sheet.name for _product, sheet in minutes.recusals] == ["Nguyễn Văn Một"]
+    assert item.rank is None and item.sign_off is None

@@ -155,3 +155,25 @@ def test_the_councils_pages_fit_a_phone(council, world, page):
         page.goto(url)
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, url
     assert count(world, Council) == 1
+
+
+def test_the_minutes_page_shows_sheets_and_recusals(council, world, app):
+    from datetime import date
+
+    from programme import councils
+    from tests.support.councils import actor
+    council_id, ids = council
+    instance_id, = products_waiting(world, 1, sheets=1)
+    session_id = councils.open_session(world, actor(world, "hd.qt"), council_id, attendance_tasks(world),
+                                       [ids[u] for u in ("ct.hdqt", "pct.hdqt", "uv1.hdqt", "hd.qt")],
+                                       date(2026, 3, 10), "Hội trường")
+    with world.db.reading() as session:
+        sheet_task = session.scalar(select(InboxTask.id).where(InboxTask.form_key == "council_sheet"))
+    world.complete_task(sheet_task, {"recused": True, "conflict_reason": "Người nhà của chủ thể", "levels": {},
+                                     "eliminations": [], "comments": ""}, actor(world, "pct.hdqt"))
+    client = app.test_client()
+    login(client, "kiemtoan")   # auditors read the minutes
+    page = client.get(f"/councils/sessions/{session_id}").get_data(as_text=True)
+    assert "Không chấm (xung đột lợi ích): Người nhà của chủ thể" in page and 'data-recused="1"' in page
+    assert "Thành viên không chấm do xung đột lợi ích" in page and "Chưa nộp phiếu" in page
+    assert 'data-form="sign-off"' not in page

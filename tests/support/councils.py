@@ -43,22 +43,25 @@ def _task(task_id: str, name: str, form_key: str, data_key: str) -> str:
             "</bpmn:extensionElements></bpmn:userTask>")
 
 
-def session_diagram() -> bytes:
-    """start -> province attendance -> province sign-off -> end, in the
-    province council's lane; the outreach process the engine needs."""
+def session_diagram(sheets: int = 0) -> bytes:
+    """start -> province attendance -> `sheets` plain sheet tasks -> province
+    sign-off -> end, in the province council's lane (the real diagram's
+    sheets are one multi-instance task, one instance per present member);
+    the outreach process the engine needs."""
+    steps = ["task_attendance_province"] + [f"task_sheet_{n}" for n in range(sheets)] + ["task_sign_off_province"]
+    flows = "".join(f'<bpmn:sequenceFlow id="f{n}" sourceRef="{a}" targetRef="{b}"/>'
+                    for n, (a, b) in enumerate(zip(["start"] + steps, steps + ["end"])))
     return (f'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="{BPMN}" '
             f'xmlns:spiffworkflow="{SPIFF}" id="d" targetNamespace="http://example.org/ocop">'
             f'<bpmn:process id="{diagram.PRODUCT_PROCESS}" isExecutable="true">'
             f'<bpmn:laneSet id="lanes"><bpmn:lane id="lane" name="{PROVINCE_LANE}">'
-            "<bpmn:flowNodeRef>task_attendance_province</bpmn:flowNodeRef>"
-            "<bpmn:flowNodeRef>task_sign_off_province</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>"
+            + "".join(f"<bpmn:flowNodeRef>{step}</bpmn:flowNodeRef>" for step in steps)
+            + "</bpmn:lane></bpmn:laneSet>"
             '<bpmn:startEvent id="start"/>'
             + _task("task_attendance_province", "Phiên họp hội đồng tỉnh", "council_attendance", "province_session")
+            + "".join(_task(f"task_sheet_{n}", "Phiếu chấm", "council_sheet", f"sheet_{n}") for n in range(sheets))
             + _task("task_sign_off_province", "Xác nhận biên bản", "council_sign_off", "province_sign_off")
-            + '<bpmn:endEvent id="end"/>'
-            '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task_attendance_province"/>'
-            '<bpmn:sequenceFlow id="f2" sourceRef="task_attendance_province" targetRef="task_sign_off_province"/>'
-            '<bpmn:sequenceFlow id="f3" sourceRef="task_sign_off_province" targetRef="end"/></bpmn:process>'
+            + '<bpmn:endEvent id="end"/>' + flows + "</bpmn:process>"
             f'<bpmn:process id="{diagram.OUTREACH_PROCESS}" isExecutable="true"><bpmn:startEvent id="s2"/>'
             '<bpmn:endEvent id="e2"/><bpmn:sequenceFlow id="g" sourceRef="s2" targetRef="e2"/></bpmn:process>'
             "</bpmn:definitions>").encode()
@@ -66,7 +69,7 @@ def session_diagram() -> bytes:
 
 @contextmanager
 def stand_in_forms():
-    """The contract's council_attendance and council_sign_off forms, where
+    """The contract's council_attendance, council_sheet and council_sign_off forms, where
     engine/forms.py does not have them yet."""
     added = []
     if "council_attendance" not in forms.FORMS:
@@ -76,6 +79,12 @@ def stand_in_forms():
         forms.FORMS["council_sign_off"] = Schema.from_dict({"confirmed": fields.Boolean(required=True),
                                                             "notes": fields.String()})
         added.append("council_sign_off")
+    if "council_sheet" not in forms.FORMS:
+        forms.FORMS["council_sheet"] = Schema.from_dict({
+            "recused": fields.Boolean(required=True), "conflict_reason": fields.String(),
+            "levels": fields.Dict(keys=fields.String(), values=fields.String()),
+            "eliminations": fields.List(fields.String()), "comments": fields.String()})
+        added.append("council_sheet")
     forms.form_schema.cache_clear()
     try:
         yield
@@ -121,10 +130,10 @@ def province_council(engine, by: str = "admin") -> tuple[int, dict[str, int]]:
     return council_id, ids
 
 
-def products_waiting(engine, count: int = 2) -> list[int]:
+def products_waiting(engine, count: int = 2, sheets: int = 0) -> list[int]:
     """Deploy the session diagram and start `count` Quảng Trị products on
     it: each waits at the province council's attendance. Instance ids."""
-    engine.deploy(session_diagram(), "ocop_cycle", "test", "council session")
+    engine.deploy(session_diagram(sheets), "ocop_cycle", "test", "council session")
     with engine.db.reading() as session:
         products = session.scalars(select(Product).where(Product.name.in_(
             ["Hồ tiêu Gio Linh", "Tinh dầu tràm Cam Lộ", "Mật ong rừng Gio Sơn"])).order_by(Product.id)).all()
