@@ -191,19 +191,23 @@ def _rules(name: str, quorum_fraction: float, spread_limit: float) -> tuple[str,
     return name, quorum_fraction, spread_limit
 
 
-def create_council(engine: BpmnEngine, actor: Actor, level: str, area_id: int, name: str,
+def create_council(engine: BpmnEngine, actor: Actor, level: str | None, area_id: int, name: str,
                    quorum_fraction: float = 0.75, chair_required: bool = True, spread_limit: float = 10.0) -> int:
-    """A new active council of an area (one per level and area); returns its id."""
-    if level not in COUNCIL_LEVELS:
-        raise CouncilRefused(f"Cấp hội đồng không hợp lệ: {level}.")
-    name, quorum_fraction, spread_limit = _rules(name, quorum_fraction, spread_limit)
+    """A new active council of an area (one per level and area); returns its
+    id. `level` None: the area's own level (a district's council is a
+    district council, and so on)."""
     with engine.db.transaction() as session:
         area = session.get(Jurisdiction, area_id)
-        if area is None or area.level != level:
-            raise CouncilRefused(f"Hội đồng {LEVEL_VI[level]} phải thuộc một địa bàn {LEVEL_VI[level]}.")
+        if area is None:
+            raise CouncilRefused(f"Không có địa bàn số {area_id}.")
         if not access.may_keep_council(actor, area_chain(session, area_id)):
             raise NotAllowed("Chỉ quản lý chương trình của tỉnh hoặc quản trị hệ thống được lập hội đồng "
                              "cho địa bàn này (hội đồng Trung ương: quản trị hệ thống).")
+        level = level or area.level
+        if level not in COUNCIL_LEVELS or area.level != level:
+            raise CouncilRefused(f"Hội đồng {LEVEL_VI.get(level, level)} phải thuộc một địa bàn "
+                                 f"{LEVEL_VI.get(level, level)} (huyện, tỉnh hoặc Trung ương).")
+        name, quorum_fraction, spread_limit = _rules(name, quorum_fraction, spread_limit)
         if session.scalar(select(Council.id).where(Council.level == level, Council.area_id == area_id,
                                                    Council.active.is_(True))) is not None:
             raise CouncilRefused(f"{area.name} đã có hội đồng {LEVEL_VI[level]} đang hoạt động.")
@@ -226,9 +230,9 @@ def _rules_text(council: Council) -> str:
 def change_settings(engine: BpmnEngine, actor: Actor, council_id: int, name: str, quorum_fraction: float,
                     chair_required: bool, spread_limit: float) -> None:
     """Rename the council or change its rules (sessions already held keep theirs)."""
-    name, quorum_fraction, spread_limit = _rules(name, quorum_fraction, spread_limit)
     with engine.db.transaction() as session:
         council = _kept_council(session, actor, council_id)
+        name, quorum_fraction, spread_limit = _rules(name, quorum_fraction, spread_limit)
         before = (council.name, _rules_text(council))
         council.name, council.quorum_fraction = name, quorum_fraction
         council.chair_required, council.spread_limit = bool(chair_required), spread_limit
@@ -253,10 +257,10 @@ def add_member(engine: BpmnEngine, actor: Actor, council_id: int, user_id: int, 
     it gets the council lane's role at the council's area if it lacks it
     (that is how it acts on the council's tasks). Returns the seat's id."""
     department = " ".join((department or "").split())
-    if len(department) > DEPARTMENT_MAX:
-        raise CouncilRefused(f"Tên cơ quan, đơn vị tối đa {DEPARTMENT_MAX} ký tự.")
     with engine.db.transaction() as session:
         council = _kept_council(session, actor, council_id)
+        if len(department) > DEPARTMENT_MAX:
+            raise CouncilRefused(f"Tên cơ quan, đơn vị tối đa {DEPARTMENT_MAX} ký tự.")
         if not council.active:
             raise CouncilRefused("Hội đồng đã ngừng hoạt động.")
         user = session.get(User, user_id, options=[selectinload(User.roles)])
@@ -280,17 +284,24 @@ def add_member(engine: BpmnEngine, actor: Actor, council_id: int, user_id: int, 
         return seat.id
 
 
-def _kept_seat(session: Session, actor: Actor, member_id: int) -> tuple[Council, CouncilMember]:
+def _kept_seat(session: Session, actor: Actor, member_id: int,
+               council_id: int | None) -> tuple[Council, CouncilMember]:
+    """The seat (of `council_id`, when given) if the actor keeps its
+    council; a seat that already ended is refused, not unknown."""
     seat = session.get(CouncilMember, member_id)
-    if seat is None or seat.removed_at is not None:
+    if seat is None or council_id not in (None, seat.council_id):
         raise UnknownCouncil(f"Không có thành viên hội đồng số {member_id}.")
-    return _kept_council(session, actor, seat.council_id), seat
+    council = _kept_council(session, actor, seat.council_id)
+    if seat.removed_at is not None:
+        raise CouncilRefused(f"{seat.user.full_name} đã rời hội đồng.")
+    return council, seat
 
 
-def change_role(engine: BpmnEngine, actor: Actor, member_id: int, council_role: str) -> None:
+def change_role(engine: BpmnEngine, actor: Actor, member_id: int, council_role: str,
+                council_id: int | None = None) -> None:
     """Give a seated member another council role (one chair, one secretary)."""
     with engine.db.transaction() as session:
-        council, seat = _kept_seat(session, actor, member_id)
+        council, seat = _kept_seat(session, actor, member_id, council_id)
         _check_single_role(active_members(session, council.id), council_role, seat.id)
         if seat.council_role == council_role:
             return
@@ -300,12 +311,12 @@ def change_role(engine: BpmnEngine, actor: Actor, member_id: int, council_role: 
              f"{seat.user.full_name}: {ROLE_VI[before]} → {ROLE_VI[council_role]}")
 
 
-def remove_member(engine: BpmnEngine, actor: Actor, member_id: int) -> None:
+def remove_member(engine: BpmnEngine, actor: Actor, member_id: int, council_id: int | None = None) -> None:
     """End a member's seat (kept in the roster's history). The account keeps
     its council role at the area: an administrator takes it away on the
     account's page if it no longer serves any council there."""
     with engine.db.transaction() as session:
-        council, seat = _kept_seat(session, actor, member_id)
+        council, seat = _kept_seat(session, actor, member_id, council_id)
         seat.removed_at = engine.clock()
         _log(session, engine, actor, council, "member_removed",
              f"{seat.user.full_name} ({ROLE_VI[seat.council_role]}) rời hội đồng")
@@ -371,12 +382,6 @@ def open_session(engine: BpmnEngine, actor: Actor, council_id: int, task_ids, pr
     task_ids = list(dict.fromkeys(str(t) for t in task_ids))
     present = sorted({int(u) for u in present_user_ids})
     place = " ".join((place or "").split())
-    if not task_ids:
-        raise CouncilRefused("Chọn ít nhất một sản phẩm đưa vào phiên họp.")
-    if not place or len(place) > PLACE_MAX:
-        raise CouncilRefused(f"Địa điểm họp phải có từ 1 đến {PLACE_MAX} ký tự.")
-    if not isinstance(held_on, date):
-        raise CouncilRefused("Ngày họp không hợp lệ.")
 
     def work(session: Session) -> int:
         council = session.get(Council, council_id)
@@ -389,6 +394,12 @@ def open_session(engine: BpmnEngine, actor: Actor, council_id: int, task_ids, pr
             raise NotAllowed("Chỉ thư ký, chủ tịch hội đồng hoặc quản lý chương trình được mở phiên họp.")
         if not council.active:
             raise CouncilRefused("Hội đồng đã ngừng hoạt động.")
+        if not task_ids:
+            raise CouncilRefused("Chọn ít nhất một sản phẩm đưa vào phiên họp.")
+        if not place or len(place) > PLACE_MAX:
+            raise CouncilRefused(f"Địa điểm họp phải có từ 1 đến {PLACE_MAX} ký tự.")
+        if not isinstance(held_on, date):
+            raise CouncilRefused("Ngày họp không hợp lệ.")
         if chair is None or secretary is None:
             raise CouncilRefused("Hội đồng cần có chủ tịch và thư ký trước khi họp.")
         roster = _snapshot(members)
@@ -471,8 +482,6 @@ def sign_off_session(engine: BpmnEngine, actor: Actor, session_id: int, notes: s
     transaction; the session is closed once no agenda product is still
     being scored. Returns how many products were signed off."""
     notes = (notes or "").strip()
-    if len(notes) > NOTES_MAX:
-        raise CouncilRefused(f"Ghi chú tối đa {NOTES_MAX} ký tự.")
 
     def work(session: Session) -> int:
         meeting = readable_session(session, actor, session_id)
@@ -480,6 +489,8 @@ def sign_off_session(engine: BpmnEngine, actor: Actor, session_id: int, notes: s
             raise UnknownCouncil(f"Không có phiên họp số {session_id}.")
         if actor.user_id is None or actor.user_id != chair_of(meeting):
             raise NotAllowed("Chỉ chủ tịch hội đồng của phiên họp được xác nhận biên bản.")
+        if len(notes) > NOTES_MAX:
+            raise CouncilRefused(f"Ghi chú tối đa {NOTES_MAX} ký tự.")
         tasks = sign_off_tasks(session, meeting.id)
         if not tasks:
             raise CouncilRefused("Chưa có sản phẩm nào của phiên họp chờ xác nhận biên bản.")

@@ -49,8 +49,8 @@ def test_the_menu_shows_councils_to_members_and_keepers_only(council, app):
 def test_a_program_manager_keeps_the_roster_through_the_forms(world, client):
     token = login(client, "qlct.qt")
     qt = area_id(world, "QT")
-    assert client.post("/councils/", data={"target": f"province:{qt}", "name": "Hội đồng tỉnh"}).status_code == 400
-    response = client.post("/councils/", data={"target": f"province:{qt}", "name": "Hội đồng tỉnh",
+    assert client.post("/councils/", data={"area_id": qt, "name": "Hội đồng tỉnh"}).status_code == 400
+    response = client.post("/councils/", data={"area_id": qt, "name": "Hội đồng tỉnh",
                                                "quorum_fraction": "0,75", "chair_required": "1",
                                                "spread_limit": "10", "csrf_token": token})
     assert response.status_code == 302

@@ -94,13 +94,12 @@ def index():
 
 @councils.post("/")
 def create():
-    level, _sep, area = request.form.get("target", "").partition(":")
-    area_id = id_from(area)
+    area_id = id_from(request.form.get("area_id", ""))
     if area_id is None:
         abort(400)
     try:
         council_id = council_use.create_council(
-            bpmn_engine(), actor(), level, area_id, request.form.get("name", ""),
+            bpmn_engine(), actor(), None, area_id, request.form.get("name", ""),
             _number("quorum_fraction", 0.75), request.form.get("chair_required") == "1",
             _number("spread_limit", 10.0))
     except OcopError as err:
@@ -169,7 +168,7 @@ def add_member(council_id: int):
 @councils.post("/<int:council_id>/members/<int:member_id>/role")
 def change_role(council_id: int, member_id: int):
     try:
-        council_use.change_role(bpmn_engine(), actor(), member_id, request.form.get("council_role", ""))
+        council_use.change_role(bpmn_engine(), actor(), member_id, request.form.get("council_role", ""), council_id)
     except OcopError as err:
         _refused(err)
     else:
@@ -180,7 +179,7 @@ def change_role(council_id: int, member_id: int):
 @councils.post("/<int:council_id>/members/<int:member_id>/remove")
 def remove_member(council_id: int, member_id: int):
     try:
-        council_use.remove_member(bpmn_engine(), actor(), member_id)
+        council_use.remove_member(bpmn_engine(), actor(), member_id, council_id)
     except OcopError as err:
         _refused(err)
     else:
