@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import access
 from engine.access import Actor, load_actor, supervision_of
 from engine.bpmn_engine import BpmnEngine
-from engine.errors import NotAllowed, OcopError
+from engine.errors import NotAllowed, OcopError, TaskNotReady, UnknownTask
 from handlers.council_rules import Quorum, quorum
 from programme.accounts import assign_role
 from storage.areas import area_chain
@@ -124,27 +124,47 @@ class CouncilEntry:
 
 
 def councils_for(session: Session, actor: Actor) -> list[CouncilEntry]:
-    """The councils the actor sits on, keeps or (an auditor) reads; active first."""
+    """The councils the actor sits on, keeps or (an auditor) reads; active
+    first. A few statements whatever their number (an administrator sees
+    every council of the country)."""
+    supervision = supervision_of(session, actor)
     councils = session.scalars(select(Council).options(selectinload(Council.area))
-                               .where(access.seen_councils(actor, supervision_of(session, actor)))
+                               .where(access.seen_councils(actor, supervision))
                                .order_by(Council.active.desc(), Council.level, Council.name, Council.id)).all()
-    entries = []
-    for council in councils:
-        members = active_members(session, council.id)
-        mine = next((m.council_role for m in members if m.user_id == actor.user_id), None)
-        entries.append(CouncilEntry(council, council.area.name, len(members),
-                                    len(_waiting_rows(session, council)), may_keep(session, actor, council), mine))
-    return entries
+    if not councils:
+        return []
+    ids = [council.id for council in councils]
+    seated = (CouncilMember.council_id.in_(ids), CouncilMember.removed_at.is_(None))
+    sizes = dict(session.execute(select(CouncilMember.council_id, func.count()).where(*seated)
+                                 .group_by(CouncilMember.council_id)).all())
+    mine = dict(session.execute(select(CouncilMember.council_id, CouncilMember.council_role)
+                                .where(*seated, CouncilMember.user_id == actor.user_id)).all())
+    kept = set(session.scalars(select(Council.id).where(Council.id.in_(ids), access.kept_councils(supervision))))
+    waiting = {(role, area): n for role, area, n in session.execute(
+        select(InboxTask.role, InboxTask.jurisdiction_id, func.count())
+        .where(InboxTask.form_key == ATTENDANCE_FORM,
+               InboxTask.jurisdiction_id.in_(sorted({council.area_id for council in councils})))
+        .group_by(InboxTask.role, InboxTask.jurisdiction_id))}
+    return [CouncilEntry(council, council.area.name, sizes.get(council.id, 0),
+                         waiting.get((lane_role(council.level), council.area_id), 0) if council.active else 0,
+                         council.id in kept, mine.get(council.id))
+            for council in councils]
 
 
 def council_areas_to_keep(session: Session, actor: Actor) -> list[tuple[str, Jurisdiction]]:
-    """(level, area) pairs where the actor may create a council: the
-    districts and provinces of its provinces; the central level for an
+    """(level, area) pairs where the actor may create a council
+    (may_keep_council, through its SQL form): the districts and provinces of
+    its provinces; every area, the central level included, for an
     administrator."""
-    units = session.scalars(select(Jurisdiction).where(Jurisdiction.level.in_(COUNCIL_LEVELS))
-                            .order_by(Jurisdiction.level, Jurisdiction.name)).all()
-    return [(unit.level, unit) for unit in units
-            if access.may_keep_council(actor, area_chain(session, unit.id))]
+    supervision = supervision_of(session, actor)
+    if not supervision:
+        return []
+    query = select(Jurisdiction).where(Jurisdiction.level.in_(COUNCIL_LEVELS))
+    if not supervision.everything:
+        query = query.where(Jurisdiction.id.in_(sorted(supervision.area_ids)))
+    order = {level: n for n, level in enumerate(("central", "province", "district"))}
+    units = session.scalars(query.order_by(Jurisdiction.name)).all()
+    return [(unit.level, unit) for unit in sorted(units, key=lambda unit: order[unit.level])]
 
 
 def council_log(session: Session, council_id: int, limit: int = 100) -> list[AdminLogEntry]:
@@ -437,7 +457,11 @@ def open_session(engine: BpmnEngine, actor: Actor, council_id: int, task_ids, pr
             session.add(CouncilAgenda(session_id=meeting.id, instance_id=task.instance_id,
                                       product_id=task.product_id, task_id=task.id, element_id=task.element_id))
             session.flush()
-            engine.complete_task(task_id, dict(data), acting, unit=session)
+            try:
+                engine.complete_task(task_id, dict(data), acting, unit=session)
+            except (UnknownTask, TaskNotReady) as err:  # taken by a concurrent session: all or nothing
+                raise CouncilRefused("Một sản phẩm đã chọn vừa được xử lý ở nơi khác; không có gì được ghi. "
+                                     "Tải lại trang và chọn lại.") from err
         return meeting.id
 
     return engine.run(work)

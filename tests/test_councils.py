@@ -210,6 +210,14 @@ def test_four_with_the_chair_open_the_session_for_every_product_at_once(waiting)
     secretary = actor(engine, "hd.qt")
     with engine.db.reading() as session:
         waiting_now = councils.waiting_products(session, secretary, council_id)
+        entry, = councils.councils_for(session, secretary)
+        assert (entry.waiting, entry.members, entry.my_role, entry.kept) == (2, 5, "secretary", False)
+        entry, = councils.councils_for(session, actor(engine, "qlct.qt"))
+        assert (entry.waiting, entry.my_role, entry.kept) == (2, None, True)
+        assert {area.code for _level, area in councils.council_areas_to_keep(session, actor(engine, "qlct.qt"))} \
+            == {"QT", "QT-GL", "QT-CL"}
+        assert ("central", "VN") in {(level, area.code) for level, area in
+                                     councils.council_areas_to_keep(session, actor(engine, "admin"))}
     assert sorted(w.instance_id for w in waiting_now) == sorted(instance_ids)
     four = [ids[u] for u in ("ct.hdqt", "pct.hdqt", "uv1.hdqt", "hd.qt")]
     session_id = councils.open_session(engine, secretary, council_id, [w.task_id for w in waiting_now], four,

@@ -84,8 +84,9 @@ def _number(name: str, default: float) -> float | str:
 def index():
     with reading() as session:
         entries = council_use.councils_for(session, actor())
+        # The products themselves for the councils one sits on (their number for the others).
         waiting = {entry.council.id: council_use.waiting_products(session, actor(), entry.council.id)
-                   for entry in entries if entry.council.active}
+                   for entry in entries if entry.my_role and entry.waiting}
         sessions = council_use.sessions_for(session, actor(), limit=20)
         creatable = council_use.council_areas_to_keep(session, actor())
     return render_template("councils/index.html", entries=entries, waiting=waiting, sessions=sessions,
