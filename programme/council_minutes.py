@@ -52,6 +52,7 @@ def _walk_items(code: str) -> list[dict]:
             if criterion.get("levels"):
                 found.append({"id": criterion["id"], "section": section, "text_vi": criterion["text_vi"],
                               "levels": [{"key": level["key"], "points": level["points"],
+                                          "points_inferred": level.get("points_inferred"),
                                           "text_vi": level["text_vi"]} for level in criterion["levels"]]})
             walk(criterion, section)
 
@@ -77,6 +78,9 @@ class SheetLine:
     level_key: str | None
     level: str
     points: float | None
+    # The sheet prints no points for this level (S04/S07/S10/S11 A.1.2, see
+    # processes/criteria/README.md): `points` is the data's inferred value, shown as such.
+    inferred: bool = False
 
 
 @dataclass
@@ -264,9 +268,14 @@ def _fill_sheet(sheet: MemberSheet, form: dict, code: str | None, at: datetime) 
     for item in _items(code) if code else ():
         key = chosen.get(item["id"])
         level = next((lv for lv in item["levels"] if lv["key"] == key), None)
-        points = float(level["points"]) if level else None
+        value = None if level is None else level.get("points")
+        inferred = level is not None and value is None
+        if inferred:
+            value = level.get("points_inferred") or 0
+        points = None if value is None else float(value)
         if points is not None:
             sections[item["section"]] = sections.get(item["section"], 0.0) + points
-        sheet.lines.append(SheetLine(item["id"], item["text_vi"], key, level["text_vi"] if level else "", points))
+        sheet.lines.append(SheetLine(item["id"], item["text_vi"], key, level["text_vi"] if level else "", points,
+                                     inferred))
     sheet.sections = sections
     sheet.total = sum(sections.values())

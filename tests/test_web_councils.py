@@ -163,13 +163,20 @@ def test_the_minutes_page_shows_sheets_and_recusals(council, world, app):
     from programme import councils
     from tests.support.councils import actor
     council_id, ids = council
-    instance_id, = products_waiting(world, 1, sheets=1)
+    instance_id, = products_waiting(world, 1, sheets=2)
     session_id = councils.open_session(world, actor(world, "hd.qt"), council_id, attendance_tasks(world),
                                        [ids[u] for u in ("ct.hdqt", "pct.hdqt", "uv1.hdqt", "hd.qt")],
                                        date(2026, 3, 10), "Hội trường")
-    with world.db.reading() as session:
-        sheet_task = session.scalar(select(InboxTask.id).where(InboxTask.form_key == "council_sheet"))
-    world.complete_task(sheet_task, {"recused": True, "conflict_reason": "Người nhà của chủ thể", "levels": {},
+    from programme.council_minutes import _items
+
+    def sheet_task():
+        with world.db.reading() as session:
+            return session.scalar(select(InboxTask.id).where(InboxTask.form_key == "council_sheet"))
+    # Hồ tiêu Gio Linh is scored on S10, whose A.1.2 lowest level has no printed points.
+    items = _items("S10")
+    world.complete_task(sheet_task(), {"recused": False, "levels": {i["id"]: i["levels"][0]["key"] for i in items},
+                                       "eliminations": [], "comments": "Ghi chú"}, actor(world, "ct.hdqt"))
+    world.complete_task(sheet_task(), {"recused": True, "conflict_reason": "Người nhà của chủ thể", "levels": {},
                                      "eliminations": [], "comments": ""}, actor(world, "pct.hdqt"))
     client = app.test_client()
     login(client, "kiemtoan")   # auditors read the minutes
@@ -177,3 +184,4 @@ def test_the_minutes_page_shows_sheets_and_recusals(council, world, app):
     assert "Không chấm (xung đột lợi ích): Người nhà của chủ thể" in page and 'data-recused="1"' in page
     assert "Thành viên không chấm do xung đột lợi ích" in page and "Chưa nộp phiếu" in page
     assert 'data-form="sign-off"' not in page
+    assert 'data-sheet="%d"' % ids["ct.hdqt"] in page and "(bảng điểm không in điểm; suy ra)" in page
