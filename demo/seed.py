@@ -19,7 +19,8 @@ from engine.bpmn_engine import BpmnEngine
 from engine.driver import Driver
 from engine.samples import SampleDecider
 from engine.sandbox import seed_world
-from programme.accounts import hash_password
+from programme.accounts import create_user, hash_password
+from programme.councils import add_member, create_council
 from programme.definitions import Deployed, deploy_bundled
 from storage.models import Jurisdiction, Product, User
 
@@ -47,6 +48,25 @@ DEMO_PROGRESS = [
 ]
 
 
+# The demo's evaluation councils: (level, area code, council name, members as
+# (username, full name or None for an account the sandbox already has,
+# council role, department)). Quorum 3/4 with the chair, spread 10 (the defaults).
+DEMO_COUNCILS = (
+    ("province", "QT", "Hội đồng đánh giá, phân hạng sản phẩm OCOP tỉnh Quảng Trị", (
+        ("hd.qt.chutich", "Hoàng Văn Bình", "chair", "Sở Nông nghiệp và Môi trường"),
+        ("hd.qt.phochutich", "Lê Thị Thu Hà", "vice_chair", "Sở Công Thương"),
+        ("hd.qt.uyvien1", "Nguyễn Đức Minh", "member", "Sở Y tế"),
+        ("hd.qt.uyvien2", "Trần Thị Mai Phương", "member", "Sở Khoa học và Công nghệ"),
+        ("hd.qt", None, "secretary", "Văn phòng Điều phối nông thôn mới tỉnh"))),
+    ("district", "QT-GL", "Hội đồng đánh giá, phân hạng sản phẩm OCOP huyện Gio Linh", (
+        ("hd.qt-gl.chutich", "Phan Văn Dũng", "chair", "Ủy ban nhân dân huyện Gio Linh"),
+        ("hd.qt-gl.phochutich", "Võ Thị Hồng", "vice_chair", "Phòng Nông nghiệp và Môi trường huyện"),
+        ("hd.qt-gl.uyvien1", "Đặng Quốc Huy", "member", "Phòng Kinh tế, Hạ tầng và Đô thị huyện"),
+        ("hd.qt-gl.uyvien2", "Hồ Thị Lan", "member", "Phòng Y tế huyện"),
+        ("hd.qt-gl", None, "secretary", "Văn phòng Điều phối nông thôn mới huyện"))),
+)
+
+
 def demo_present(engine: BpmnEngine) -> bool:
     """The demo's areas and people are in the database: its country-level
     area and its administrator's account (seed_world creates both)."""
@@ -65,6 +85,27 @@ def seed_areas_and_people(engine: BpmnEngine) -> bool:
 def _demo_hash() -> str:
     # One hash for the shared demo password: hashing is slow on purpose.
     return hash_password(DEMO_PASSWORD)
+
+
+def seed_councils(engine: BpmnEngine) -> None:
+    """The demo councils (DEMO_COUNCILS), kept by the administrator through
+    the same use cases as the councils' pages, so the admin log has them.
+    New accounts get the demo password."""
+    with engine.db.transaction() as session:
+        admin = load_actor(session, session.scalar(select(User.id).where(User.username == "admin")))
+        areas = dict(session.execute(select(Jurisdiction.code, Jurisdiction.id)).all())
+        members = {}
+        for _level, _code, _name, seats in DEMO_COUNCILS:
+            for username, full_name, _role, _department in seats:
+                user = session.scalar(select(User).where(User.username == username))
+                if user is None:
+                    user = create_user(session, username, full_name, None)
+                    user.password_hash = _demo_hash()
+                members[username] = user.id
+    for level, code, name, seats in DEMO_COUNCILS:
+        council_id = create_council(engine, admin, level, areas[code], name)
+        for username, _full_name, role, department in seats:
+            add_member(engine, admin, council_id, members[username], department, role)
 
 
 def run_outreach(engine: BpmnEngine, driver: Driver) -> None:
@@ -95,6 +136,7 @@ def seed_demo(engine: BpmnEngine, seed: int = 2026) -> DemoSetup:
     are deployed."""
     if not seed_areas_and_people(engine):
         return DemoSetup(False, deploy_bundled(engine))
+    seed_councils(engine)
     diagrams = deploy_bundled(engine)
     driver = Driver(engine, SampleDecider(random.Random(seed), accept_rate=1.0))
     run_outreach(engine, driver)

@@ -20,6 +20,9 @@ random actors and rows, that each predicate and its SQL agree.
 | change a scope's diagram (deploy, activate,   | may_change_diagrams  |                            |
 | migrate)                                      |                      |                            |
 | start the outreach campaign (cycle step 1)    | may_start_outreach   |                            |
+| keep a council's roster and rules             | may_keep_council     | kept_councils              |
+| see a council, its sessions and minutes       | may_see_council      | seen_councils              |
+| open a council's session                      | may_open_session     |                            |
 
 Areas: every product and instance has an area chain ({"commune": id,
 "district": id, "province": id, "central": id}; no district after July 2025).
@@ -33,6 +36,7 @@ from sqlalchemy import Select, and_, bindparam, false, null, or_, select, true, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from storage.council_models import Council, CouncilMember
 from storage.db import connection_of
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, RoleAssignment, User
 
@@ -318,3 +322,48 @@ def may_start_outreach(actor: Actor, jurisdiction_id: int, areas) -> bool:
     return any(area is not None and actor.holds(role, area) for role, area in (
         ("district_officer", jurisdiction_id), ("commune_officer", jurisdiction_id),
         ("program_manager", areas.get("province")), ("admin", areas.get("central"))))
+
+
+# --- councils ------------------------------------------------------------------------------
+
+def may_keep_council(actor: Actor, areas) -> bool:
+    """Create a council, change its rules and its roster: the program
+    manager of the province its area lies in (the province's council, or a
+    council of one of its districts), or an administrator; the central
+    council, administrators only. `areas` is the council's area chain
+    ({level: id}): the same rule as `supervises`."""
+    return supervises(actor, areas)
+
+
+def kept_councils(supervision: Supervision):
+    """SQL on Council: may_keep_council, given the actor's
+    supervision_of(...) (every area of its provinces, or everything)."""
+    if supervision.everything:
+        return true()
+    if not supervision.area_ids:
+        return false()
+    return Council.area_id.in_(sorted(supervision.area_ids))
+
+
+def may_see_council(actor: Actor, areas, member_ids) -> bool:
+    """See a council, its sessions and their minutes: its active members
+    (`member_ids`), those who keep it (may_keep_council), and auditors, who
+    read everything and change nothing. Anyone else, a member of another
+    council included, does not see it at all."""
+    return (actor.user_id in set(member_ids) or may_keep_council(actor, areas)
+            or any(role == "auditor" for role, _area in actor.roles))
+
+
+def seen_councils(actor: Actor, supervision: Supervision):
+    """SQL on Council: may_see_council (`supervision`: supervision_of(...))."""
+    if any(role == "auditor" for role, _area in actor.roles):
+        return true()
+    member_of = select(CouncilMember.council_id).where(CouncilMember.user_id == actor.user_id,
+                                                       CouncilMember.removed_at.is_(None))
+    return or_(Council.id.in_(member_of), kept_councils(supervision))
+
+
+def may_open_session(actor: Actor, areas, chair_id: int | None, secretary_id: int | None) -> bool:
+    """Open a session of a council (record attendance, put products on its
+    agenda): its secretary or its chair, or whoever keeps the council."""
+    return (actor.user_id is not None and actor.user_id in (chair_id, secretary_id)) or may_keep_council(actor, areas)

@@ -71,7 +71,9 @@ def list_versions(session: Session) -> list[ProcessDefinition]:
 
 
 def admin_log(session: Session, limit: int = 100) -> list[AdminLogEntry]:
-    return list(session.scalars(select(AdminLogEntry)
+    """The newest entries about diagrams (a council's roster changes are
+    listed on the council's page, programme.councils.council_log)."""
+    return list(session.scalars(select(AdminLogEntry).where(AdminLogEntry.subject.is_(None))
                                 .order_by(AdminLogEntry.at.desc(), AdminLogEntry.id.desc()).limit(limit)))
 
 

@@ -429,22 +429,31 @@ class ApiToken(Base):
 
 
 class AdminLogEntry(Base):
-    """Append-only record of what program managers and administrators did
-    to the diagrams (deploy, activate): who, when, which version, for which
-    province, and why. The database refuses UPDATE and DELETE (0005)."""
+    """Append-only record of what program managers and administrators did:
+    to the diagrams (deploy, activate, migrate: `subject` None, the
+    definition named), and to other records named by `subject` and
+    `subject_id` (a council's roster and rules: subject 'council', 0014).
+    Who, when, for which province, and why. The database refuses UPDATE and
+    DELETE (0005)."""
 
     __tablename__ = "admin_log"
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     actor_name: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(32))  # deploy | redeploy | activate
-    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
-    definition_name: Mapped[str] = mapped_column(String(100))
-    definition_version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))  # deploy | redeploy | activate | migrate | council_* | member_*
+    # The diagram version acted on; None for an entry about another subject.
+    definition_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_definition.id"), index=True)
+    definition_name: Mapped[Optional[str]] = mapped_column(String(100))
+    definition_version: Mapped[Optional[int]] = mapped_column(Integer)
+    # None: a diagram entry (above); else what was changed, e.g. ('council', its id).
+    subject: Mapped[Optional[str]] = mapped_column(String(32))
+    subject_id: Mapped[Optional[int]] = mapped_column(Integer)
     # None: national scope; else the province the version is for.
     province_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jurisdiction.id"))
     message: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_admin_log_subject", "subject", "subject_id"),)
 
 
 class AuditCheckpoint(Base):
@@ -489,3 +498,8 @@ class Incident(Base):
     opened_at: Mapped[datetime] = mapped_column()
     closed_at: Mapped[Optional[datetime]] = mapped_column()
     closed_by: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+
+
+# The councils' tables live in their own module; importing it here puts them
+# in Base.metadata wherever the models are loaded (Alembic, the engine, tests).
+from storage import council_models  # noqa: E402,F401

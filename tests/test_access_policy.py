@@ -221,3 +221,39 @@ def test_a_role_held_for_no_area_grants_nothing(policy_world):
         with policy_world.db.sessions() as session:
             assert not access.supervision_of(session, actor)
         assert not access.oversight_of(actor)
+
+
+def test_keeping_and_seeing_a_council(policy_world):
+    """A council for every district, province and the central level, the
+    actor seated on a few: kept_councils and seen_councils select exactly
+    the councils may_keep_council and may_see_council allow."""
+    from storage.council_models import Council, CouncilMember
+    council_areas = sorted(a for a, unit in policy_world.areas.items() if unit.level in ("district", "province",
+                                                                                         "central"))
+
+    @SETTINGS
+    @given(actor=actors(policy_world), seats=st.frozensets(st.sampled_from(council_areas), max_size=3))
+    def check(actor, seats):
+        with policy_world.db.sql_engine.connect() as connection, connection.begin() as transaction:
+            councils = {}
+            for area in council_areas:
+                council_id = connection.execute(insert(Council.__table__).values(
+                    level=policy_world.areas[area].level, area_id=area, name="c", quorum_fraction=0.75,
+                    chair_required=True, spread_limit=10.0, active=True, created_at=NOW)).inserted_primary_key[0]
+                councils[council_id] = area
+                if area in seats:
+                    connection.execute(insert(CouncilMember.__table__).values(
+                        council_id=council_id, user_id=actor.user_id, department="", council_role="member",
+                        added_at=NOW))
+            supervision = access.supervision_of(connection, actor)
+            ids = list(councils)
+            kept = set(connection.scalars(select(Council.id).where(Council.id.in_(ids),
+                                                                   access.kept_councils(supervision))))
+            seen = set(connection.scalars(select(Council.id).where(Council.id.in_(ids),
+                                                                   access.seen_councils(actor, supervision))))
+            assert kept == {c for c, area in councils.items()
+                            if access.may_keep_council(actor, policy_world.chains[area])}
+            assert seen == {c for c, area in councils.items() if access.may_see_council(
+                actor, policy_world.chains[area], [actor.user_id] if area in seats else [])}
+            transaction.rollback()
+    check()

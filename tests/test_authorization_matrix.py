@@ -56,6 +56,13 @@ AUDIT_INSTANCE = {"auditor", "admin", "manager_own"}
 # scope needs its manager (a province) or an administrator (the nation).
 EDITORS = {"manager_own", "manager_other", "admin"}
 CHECKPOINTS = {"auditor", "admin"}
+# The councils' pages: council members, program managers, auditors, administrators. Quảng Trị's
+# province council ({council}, hd.qt its secretary) is seen by its members, the province's
+# manager, auditors and administrators (others: 404); kept by the manager and administrators.
+COUNCIL_PAGES = {"district_council_own", "province_council_own", "province_council_other", "central_council",
+                 "manager_own", "manager_other", "auditor", "admin"}
+COUNCIL_READERS = {"province_council_own", "manager_own", "auditor", "admin"}
+COUNCIL_KEEPERS = {"manager_own", "admin"}
 COMMUNE_OFFICERS = {"commune_own", "commune_other"}
 PRODUCT = "Hồ tiêu Gio Linh"
 PRODUCER = "HTX Nông nghiệp Gio Mỹ"
@@ -162,6 +169,21 @@ MATRIX = [
     ("GET", "/modeler/", None, EDITORS),
     ("GET", "/modeler/bundled.bpmn", None, EDITORS),
     ("GET", "/modeler/config.json", None, EDITORS),
+    # Evaluation councils. Every post here is refused by its own rules after the permission
+    # check (an empty name, an unknown council role, no product on the agenda), except the
+    # member's removal; only the session's chair (not among USERS) confirms its minutes.
+    ("GET", "/councils/", None, COUNCIL_PAGES),
+    ("POST", "/councils/", {"area_id": "{province}", "name": ""}, COUNCIL_KEEPERS),
+    ("GET", "/councils/{council}", None, COUNCIL_READERS),
+    ("POST", "/councils/{council}/settings", {"name": ""}, COUNCIL_KEEPERS),
+    ("POST", "/councils/{council}/members", {"username": "cb.qt-cl", "council_role": "nope"}, COUNCIL_KEEPERS),
+    ("POST", "/councils/{council}/members/{council_member}/role", {"council_role": "nope"}, COUNCIL_KEEPERS),
+    ("POST", "/councils/{council}/members/{council_member}/remove", {}, COUNCIL_KEEPERS),
+    ("GET", "/councils/{council}/sessions/new", None, COUNCIL_READERS),
+    ("POST", "/councils/{council}/sessions", {"held_on": "2026-03-10", "place": "Hội trường"},
+     {"province_council_own"} | COUNCIL_KEEPERS),
+    ("GET", "/councils/sessions/{council_session}", None, COUNCIL_READERS),
+    ("POST", "/councils/sessions/{council_session}/sign-off", {}, set()),
     ("POST", "/logout", {}, SIGNED_IN),
 ]
 
@@ -254,7 +276,35 @@ def _incident(world, ids):
     return training_incident(world, "Gạo hữu cơ Gio Mỹ")
 
 
+def _council(world, ids):
+    from tests.support.councils import province_council
+    return province_council(world)[0]
+
+
+def _council_member(world, ids):
+    from storage.council_models import CouncilMember
+    return _scalar(world, select(CouncilMember.id).where(CouncilMember.council_id == ids["council"],
+                                                         CouncilMember.council_role == "member"))
+
+
+def _council_session(world, ids):
+    """A session of the council with nothing on its agenda (none can be
+    opened on the bundled diagram yet: it has no attendance task)."""
+    from datetime import date
+
+    from storage.council_models import CouncilSession
+    with world.db.transaction() as session:
+        meeting = CouncilSession(council_id=ids["council"], held_on=date(2026, 3, 10), place="Hội trường",
+                                 opened_at=world.clock(), present=[], roster=[], status="open")
+        session.add(meeting)
+        session.flush()
+        return meeting.id
+
+
 MAKERS = {
+    "council": _council,
+    "council_member": _council_member,
+    "council_session": _council_session,
     "cycle": _cycle,
     "task": lambda world, ids: ids["cycle"].task("review_idea").id,
     "product": lambda world, ids: ids["cycle"].product_id,

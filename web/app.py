@@ -66,6 +66,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.audit import audit
     from web.auth import auth
     from web.checkpoints import checkpoint_pages
+    from web.councils import councils
     from web.dashboard import dashboard
     from web.definitions import definitions
     from web.inbox import inbox
@@ -75,7 +76,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.portal import portal
     from web.public import public
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents):
+                      dashboard, notifications, incidents, councils):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 

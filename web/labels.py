@@ -70,3 +70,14 @@ KIND_LABELS = {"cooperative": _l("Hợp tác xã"), "cooperative_group": _l("T�
 CHANNEL_LABELS = {"trade_fair": _l("Hội chợ, triển lãm"), "ocop_sales_point": _l("Điểm bán sản phẩm OCOP"),
                   "ecommerce": _l("Sàn thương mại điện tử"), "retail_week": _l("Tuần hàng tại hệ thống bán lẻ"),
                   "regional_database": _l("Cơ sở dữ liệu sản phẩm vùng miền")}
+
+# A member's role on an evaluation council (storage.council_models.COUNCIL_ROLES).
+COUNCIL_ROLE_LABELS = {"chair": _l("Chủ tịch hội đồng"), "vice_chair": _l("Phó chủ tịch"),
+                       "member": _l("Ủy viên"), "secretary": _l("Thư ký")}
+# A council's level.
+COUNCIL_LEVEL_LABELS = {"district": _l("Hội đồng cấp huyện"), "province": _l("Hội đồng cấp tỉnh"),
+                        "central": _l("Hội đồng cấp Trung ương")}
+# What a council's admin log line records (programme.councils).
+COUNCIL_ACTION_LABELS = {"council_created": _l("Lập hội đồng"), "council_settings": _l("Đổi quy chế"),
+                         "member_added": _l("Thêm thành viên"), "member_role": _l("Đổi vai trò"),
+                         "member_removed": _l("Thành viên rời hội đồng")}
