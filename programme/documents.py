@@ -11,7 +11,10 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
+from sqlalchemy import select
+
 from engine.access import Actor
+from engine.diagram import PRODUCT_PROCESS
 from engine.errors import NotAllowed
 from engine.forms import CONTROL_CHARACTERS
 from programme.products import readable_product
@@ -61,6 +64,13 @@ def add_document(db: Database, store: DocumentStore, actor: Actor, product_id: i
         session.add(document)
         session.flush()
         return document
+
+
+def running_cycle(session: Session, product_id: int) -> int | None:
+    """The product's running cycle (the instance an upload is for), if any."""
+    return session.scalar(select(ProcessInstance.id).where(
+        ProcessInstance.product_id == product_id, ProcessInstance.status == "running",
+        ProcessInstance.process_id == PRODUCT_PROCESS).order_by(ProcessInstance.id.desc()).limit(1))
 
 
 def readable_document(session: Session, actor: Actor, document_id: int) -> Document | None:

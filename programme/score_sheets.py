@@ -159,6 +159,15 @@ class SheetContext:
     samples_required: bool
     samples_in_dossier: bool | None    # None: no dossier yet
     evidence: dict[str, list[dict]] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)  # of the chosen levels
+    chosen: int = 0
+    item_count: int = 0
+
+
+def group_of(session: Session, task: InboxTask) -> str | None:
+    """The criteria set code of the task's product (None: no product)."""
+    product = session.get(Product, task.product_id) if task.product_id else None
+    return product.group_code if product else None
 
 
 def task_data(workflow_loader, session: Session, task: InboxTask) -> dict:
@@ -172,9 +181,10 @@ def task_data(workflow_loader, session: Session, task: InboxTask) -> dict:
 
 
 def sheet_context(session: Session, actor: Actor, task: InboxTask, data: dict | None = None,
-                  today: date | None = None) -> SheetContext:
+                  today: date | None = None, levels: dict[str, str] | None = None) -> SheetContext:
     """What the sheet page shows for this task (the caller has checked the
-    actor may act on it): `data` is the task's data (task_data)."""
+    actor may act on it): `data` is the task's data (task_data), `levels`
+    the levels chosen so far (a draft, a refused post)."""
     data = data or {}
     product = session.get(Product, task.product_id) if task.product_id else None
     code = set_code(product.group_code if product else None)
@@ -202,12 +212,20 @@ def sheet_context(session: Session, actor: Actor, task: InboxTask, data: dict | 
         eliminations=eliminations(code), maxima=section_maxima(code), self_assessment=own,
         samples_required=required,
         samples_in_dossier=(SAMPLES_EVIDENCE in kinds) if isinstance(kinds, list) else None,
-        evidence=evidence)
+        evidence=evidence, totals=sheet_totals(code, levels or {}),
+        chosen=len(set(levels or {}) & criterion_ids(code)), item_count=len(criterion_ids(code)))
 
 
 def rank_of(data: dict, element_id: str) -> dict:
-    """The `<level>_rank` result a spread or sign-off task (task_spread_<level>,
-    task_sign_off_<level>) is about; {} when there is none yet."""
+    """What a spread or sign-off task (task_spread_<level>,
+    task_sign_off_<level>) is about: {"rank": the `<level>_rank` result ({}
+    when there is none yet), "names": {str(user_id): name} of the panel,
+    "session_id": the council session's id or None}."""
     level = element_id.rsplit("_", 1)[-1]
     rank = data.get(f"{level}_rank")
-    return rank if isinstance(rank, dict) else {}
+    panel = data.get(f"{level}_panel")
+    session = data.get(f"{level}_session")
+    return {"rank": rank if isinstance(rank, dict) else {},
+            "names": {str(uid): member.get("name", uid) for uid, member in panel.items() if isinstance(member, dict)}
+            if isinstance(panel, dict) else {},
+            "session_id": session.get("session_id") if isinstance(session, dict) else None}
