@@ -19,7 +19,9 @@ from werkzeug.datastructures import MultiDict
 from engine.forms import FORMS
 from programme import score_sheets
 from storage.models import AuditEvent, Document, TaskDraft
+from testkit.cycle import Cycle
 from testkit.web_login import login
+from tests.support.inbox_world import PEPPER
 from tests.support.product_records import PDF
 from tests.support.sheet_world import (
     HOMESTAY,
@@ -268,15 +270,44 @@ def test_a_word_file_is_never_shown_inline(world, app, jam_task):
 
 # --- self-assessment, spread, sign-off, attendance -------------------------------------
 
-def test_the_self_assessment_maps_to_the_dossier(monkeypatch):
+def with_self_assessment(monkeypatch) -> None:
+    """SubmitDossierForm with `self_assessment`, until engine/forms.py has it."""
     schema = FORMS["submit_dossier"]
     if "self_assessment" not in schema._declared_fields:
-        extended = type("WithSelf", (schema,), {"self_assessment": fields.Dict(load_default=dict)})
+        extended = type("WithSelf", (schema,), {"self_assessment": fields.Dict(
+            keys=fields.String(), values=fields.String(), load_default=dict)})
         monkeypatch.setitem(FORMS, "submit_dossier", extended)
+
+
+def test_the_self_assessment_maps_to_the_dossier(monkeypatch):
+    with_self_assessment(monkeypatch)
     form = MultiDict([("level__A.1.1", "A.1.1#3"), ("level__A.1.2", "A.1.2#2"), ("evidence", "lab_test")])
     assert task_forms.parse_sheet("submit_dossier", form, "S07") == {
         "self_assessment": {"A.1.1": "A.1.1#3", "A.1.2": "A.1.2#2"}, "self_assessment_score": 4.0}
     assert task_forms.parse_sheet("submit_dossier", MultiDict(), "S07") == {"self_assessment": {}}
+
+
+@on_sqlite
+def test_the_producer_self_assesses_on_the_dossier_page(world, client, monkeypatch):
+    with_self_assessment(monkeypatch)
+    cycle = Cycle(world, PEPPER).start()
+    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan"):
+        if form_key in cycle.ready_forms():
+            cycle.do(form_key)
+    task_id = cycle.task("submit_dossier").id
+    token = login(client, PRODUCER)
+    page = client.get(f"/inbox/tasks/{task_id}").get_data(as_text=True)
+    assert "Tự đánh giá theo từng tiêu chí (mẫu 02, không bắt buộc)" in page
+    assert 'name="level__A.1.1"' in page and 'data-mode="self"' in page
+    assert 'name="recused"' not in page and 'name="eliminations"' not in page  # a producer does not recuse
+    assert 'name="self_assessment_score"' not in page  # computed from the levels
+    response = client.post(f"/inbox/tasks/{task_id}", data={
+        "csrf_token": token, "evidence": ["business_registration", "product_samples"],
+        "level__A.1.1": "A.1.1#3", "level__A.1.2": "A.1.2#2", "action": "complete"})
+    assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
+    form = completed_form(world, task_id)
+    assert form["self_assessment"] == {"A.1.1": "A.1.1#3", "A.1.2": "A.1.2#2"}
+    assert form["self_assessment_score"] == score_sheets.sheet_totals("S10", form["self_assessment"])["total"]
 
 
 def test_the_spread_and_sign_off_read_the_rank():

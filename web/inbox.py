@@ -275,7 +275,7 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
         fields=task_forms.form_fields(task.form_key), values=values, errors=errors or {},
         fresh=fresh, problem=problem, draft_saved_at=draft_saved_at,
         score=_score_context(group, values) if task.form_key == "score_product" else None,
-        sheet=sheet, sheet_mode=task_forms.SHEET_FORMS.get(task.form_key), rank=rank,
+        sheet=sheet, sheet_mode=task_forms.sheet_mode(task.form_key), rank=rank,
         group_name=sets_by_code().get(group, {}).get("name_vi") if group else None,
         form_title=labels.FORM_TITLES.get(task.form_key) or task_forms.PENDING_TITLES.get(task.form_key, task.form_key),
         steps=labels.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
@@ -290,7 +290,7 @@ RANK_FORMS = ("council_spread", "council_sign_off")
 def _sheet_and_rank(session, me, task, values: MultiDict):
     """The score sheet's context (council_sheet, submit_dossier) and the
     council's result a spread or sign-off task is about."""
-    if task.form_key not in task_forms.SHEET_FORMS and task.form_key not in RANK_FORMS:
+    if not task_forms.sheet_mode(task.form_key) and task.form_key not in RANK_FORMS:
         return None, None
     data = score_sheets.task_data(bpmn_engine().load_workflow, session, task)
     if task.form_key in RANK_FORMS:

@@ -216,6 +216,15 @@ SHEET_FORMS = {"council_sheet": "member", "submit_dossier": "self"}
 SHEET_FIELDS = {"council_sheet": ("recused", "conflict_reason", "levels", "eliminations", "comments"),
                 "submit_dossier": ("self_assessment", "self_assessment_score")}
 LEVEL_PREFIX = "level__"  # a criterion's radio buttons: level__A.1.1
+
+
+def sheet_mode(form_key: str) -> str | None:
+    """"member", "self" or None: the self-assessment only once the dossier's
+    schema takes it (engine/forms.py SubmitDossierForm.self_assessment)."""
+    mode = SHEET_FORMS.get(form_key)
+    if mode == "self" and "self_assessment" not in form_schema(form_key).fields:
+        return None
+    return mode
 # A boolean shown as one checkbox even when the schema requires it.
 CHECKBOX_FIELDS = ("confirmed",)
 
@@ -224,7 +233,7 @@ def form_fields(form_key: str) -> list[FormField]:
     """The fields of a form key, in display order."""
     if form_key not in FORMS:
         return list(PENDING_FORMS.get(form_key, []))
-    taken = SHEET_FIELDS.get(form_key, ())
+    taken = SHEET_FIELDS.get(form_key, ()) if sheet_mode(form_key) else ()
     declared = {n: f for n, f in form_schema(form_key).fields.items()
                 if n not in SCORE_SHEET_FIELDS and n not in taken}
     names = [n for n in LEAD_FIELDS if n in declared]
@@ -254,7 +263,7 @@ def parse(form_key: str, form: MultiDict, group_code: str | None = None) -> tupl
     applies its default, or says the field is required."""
     data: dict = {}
     rows: list[int] = []
-    if form_key in SHEET_FORMS and group_code is not None:
+    if sheet_mode(form_key) and group_code is not None:
         data.update(parse_sheet(form_key, form, group_code))
     for spec in form_fields(form_key):
         name = spec.name
@@ -294,8 +303,6 @@ def parse_sheet(form_key: str, form: MultiDict, group_code: str) -> dict:
     shape, or the producer's self-assessment and its computed total."""
     levels = posted_levels(form)
     if SHEET_FORMS[form_key] == "self":
-        if "self_assessment" not in form_schema(form_key).fields:
-            return {}  # the schema does not take it yet (engine/forms.py)
         if not levels:
             return {"self_assessment": {}}
         total = score_sheets.sheet_totals(score_sheets.set_code(group_code), levels)["total"]
@@ -311,7 +318,7 @@ def sheet_errors(form_key: str, data: dict, group_code: str) -> dict[str, list[s
     """What the page itself refuses in a member's sheet before the engine
     sees it (the engine's schema checks the same and more): a recusal
     without its reason, a criterion without a level, a level not of the set."""
-    if SHEET_FORMS.get(form_key) != "member":
+    if sheet_mode(form_key) != "member":
         return {}
     code = score_sheets.set_code(group_code)
     errors: dict[str, list[str]] = {}
