@@ -330,3 +330,28 @@ def test_attendance_is_taken_on_the_council_pages(world, client, monkeypatch):
     response = client.get(f"/inbox/tasks/{task_id}")
     assert response.status_code == 302
     assert response.headers["Location"].endswith(("/councils/", "/inbox/"))
+
+
+@on_sqlite
+@pytest.mark.parametrize("form_key,element", [("council_spread", "task_spread_province"),
+                                              ("council_sign_off", "task_sign_off_province")])
+def test_the_spread_and_sign_off_pages_show_the_result(world, client, monkeypatch, form_key, element):
+    from tests.support import sheet_world
+    sheet_form(monkeypatch, form_key)
+    rank = ('province_rank = {"average_shown": "71.50", "stars": 4, "disqualified": False, "spread": 12.5, '
+            '"spread_limit": 10, "spread_exceeded": True, "totals": {"7": 78, "8": 65.5}, '
+            '"sections": {"7": {"A": 30, "B": 20, "C": 28}}, "recused": [9], '
+            '"reasons": [{"code": "spread", "vi": "Chênh lệch điểm vượt giới hạn", "en": "Spread over the limit"}]}\n'
+            'province_panel = {"7": {"user_id": 7, "name": "Nguyễn Văn Bảy"}}')
+    diagram = (SHEET_BPMN.replace('"council_sheet"', f'"{form_key}"').replace("task_score_province", element)
+               .replace('dossier = {"evidence"', rank + '\ndossier = {"evidence"'))
+    monkeypatch.setattr(sheet_world, "SHEET_BPMN", diagram)
+    task_id = sheet_task(world)
+    login(client, MEMBER)
+    page = client.get(f"/inbox/tasks/{task_id}").get_data(as_text=True)
+    for text in ("Kết quả chấm của hội đồng", "71.50", "12.5", "giới hạn 10", "Nguyễn Văn Bảy", "65.5",
+                 "Chênh lệch điểm vượt giới hạn", "Thành viên không chấm (xung đột lợi ích): 1"):
+        assert text in page, text
+    assert '<textarea id="f-notes" name="notes"' in page
+    if form_key == "council_sign_off":
+        assert "Tôi xác nhận biên bản" in page and 'type="checkbox" name="confirmed"' in page

@@ -253,52 +253,55 @@ def _date_or_none(text: str):
         raise DocumentRefused("date") from None
 
 
+# A download runs nothing: sandboxed, loads nothing, framed by nobody.
+DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+# Browsers' PDF viewers refuse to work in a sandboxed document: a PDF shown
+# inline gets no sandbox, but may still load nothing and be framed by nobody
+# (an image shown inline keeps the download's sandbox).
+PDF_VIEW_CSP = "default-src 'none'; object-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def _readable_row(document_id: int):
+    """The document the user may read (its product's readers), else 404."""
+    with reading() as session:
+        row = documents.readable_document(session, actor(), document_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _send_stored(row, mimetype: str, inline: bool, csp: str):
+    path = _store().path(row.sha256)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=mimetype, as_attachment=not inline, download_name=row.filename,
+                         conditional=True, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 @portal.get("/documents/<int:document_id>/view")
 @login_required
 def document_view(document_id: int):
     """The file shown in the browser's own tab (a PDF or an image, opened from
     the score sheet); any other type is the download. Same access as the download."""
-    with reading() as session:
-        row = documents.readable_document(session, actor(), document_id)
-    if row is None:
-        abort(404)
+    row = _readable_row(document_id)
     if row.content_type not in documents.INLINE_TYPES:
         return redirect(url_for("portal.document", document_id=document_id))
-    path = _store().path(row.sha256)
-    if not path.is_file():
-        abort(404)
-    response = send_file(path, mimetype=row.content_type, as_attachment=False, download_name=row.filename,
-                         conditional=True, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # An image runs nothing even sandboxed; browsers' PDF viewers refuse to
-    # work in a sandboxed document, so a PDF gets no sandbox but may load
-    # nothing from anywhere and be framed by nobody.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; sandbox; frame-ancestors 'none'" if row.content_type != "application/pdf"
-        else "default-src 'none'; object-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return _send_stored(row, row.content_type, True,
+                        PDF_VIEW_CSP if row.content_type == "application/pdf" else DOWNLOAD_CSP)
 
 
 @portal.get("/documents/<int:document_id>")
 @login_required
 def document(document_id: int):
-    with reading() as session:
-        row = documents.readable_document(session, actor(), document_id)
-    if row is None:
-        abort(404)
-    path = _store().path(row.sha256)
-    if not path.is_file():
-        abort(404)
+    row = _readable_row(document_id)
     # Always a download, never rendered: only the few inert types keep their
     # label, anything else is plain bytes.
     mimetype = row.content_type if row.content_type in SAFE_CONTENT_TYPES else "application/octet-stream"
-    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=row.filename,
-                         conditional=True, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return _send_stored(row, mimetype, False, DOWNLOAD_CSP)
 
 
 # --- training invitations ------------------------------------------------------------

@@ -7,10 +7,11 @@ tests/test_browser_score_sheet.py. When the real cycle carries the sheet,
 these tests can walk it there instead (the lead's testkit.cycle).
 
 engine/forms.py does not register `council_sheet` yet on this branch:
-`sheet_form` registers a stand-in schema for the test only (monkeypatch)."""
+`sheet_form` registers a stand-in schema for the test only (monkeypatch);
+the same for council_spread and council_sign_off."""
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import fields, validate
 from sqlalchemy import select
 
 from engine.access import load_actor
@@ -78,9 +79,22 @@ class StandInSheetForm(FormSchema):
     comments = fields.String(load_default="")
 
 
-def sheet_form(monkeypatch) -> None:
-    if "council_sheet" not in FORMS:
-        monkeypatch.setitem(FORMS, "council_sheet", StandInSheetForm)
+class StandInSpreadForm(FormSchema):
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class StandInSignOffForm(StandInSpreadForm):
+    confirmed = fields.Boolean(required=True)
+
+
+STAND_INS = {"council_sheet": StandInSheetForm, "council_spread": StandInSpreadForm,
+             "council_sign_off": StandInSignOffForm}
+
+
+def sheet_form(monkeypatch, form_key: str = "council_sheet") -> None:
+    """Register the council form for this test if engine/forms.py does not yet."""
+    if form_key not in FORMS:
+        monkeypatch.setitem(FORMS, form_key, STAND_INS[form_key])
 
 
 def _id(session, model, **where):
