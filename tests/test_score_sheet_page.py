@@ -355,3 +355,13 @@ def test_the_spread_and_sign_off_pages_show_the_result(world, client, monkeypatc
     assert '<textarea id="f-notes" name="notes"' in page
     if form_key == "council_sign_off":
         assert "Tôi xác nhận biên bản" in page and 'type="checkbox" name="confirmed"' in page
+
+
+@on_sqlite
+def test_the_sheet_in_english(world, client, jam_task):
+    login(client, MEMBER)
+    page = client.get(f"/inbox/tasks/{jam_task}?lang=en").get_data(as_text=True)
+    block = criterion_block(page, "A.1.1")
+    assert "Raw-material source" in block and "Minimum required for 3 stars" in block
+    assert "Producer&#39;s self-assessment" in block or "Producer's self-assessment" in block
+    assert "I will not score this product (conflict of interest)" in page
