@@ -5,14 +5,14 @@ producer's self-assessed level and the evidence tied to it (expired
 flagged), and the totals of a set of chosen levels -- points always from
 the data (storage.criteria), never typed.
 
-Sheet data (docs: ../briefs/council_contract.md):
+Sheet data (issue 15's council contract, validated by the engine's form schema):
 {"recused", "conflict_reason", "levels": {criterion_id: level_key},
  "eliminations": [key], "comments"}.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -109,9 +109,8 @@ def unknown_levels(code: str, levels: dict[str, str]) -> dict[str, str]:
 
 # --- evidence ------------------------------------------------------------------
 
-def local_today(now=None) -> date:
+def local_today(now: datetime | None = None) -> date:
     """Today in Vietnam (an expiry date is a local date)."""
-    from datetime import datetime, timezone
     return (now or datetime.now(timezone.utc)).astimezone(LOCAL_ZONE).date()
 
 

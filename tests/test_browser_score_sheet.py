@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import select
 
 from engine.access import load_actor
 from programme import documents
