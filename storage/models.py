@@ -411,6 +411,12 @@ class Document(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     uploaded_by: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Evidence tied to the product's criteria (ids of its set, e.g. ["A.1.1"]),
+    # the cycle it was uploaded for, and until when it holds (a food-safety
+    # licence, a lab test) -- all optional (0015).
+    criteria: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    valid_until: Mapped[Optional[date]] = mapped_column(Date)
+    instance_id: Mapped[Optional[int]] = mapped_column(ForeignKey("process_instance.id"), index=True)
 
 
 class ApiToken(Base):

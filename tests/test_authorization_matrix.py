@@ -87,6 +87,7 @@ MATRIX = [
     ("GET", "/portal/", None, SIGNED_IN),  # lists only what each may see
     ("GET", "/portal/products/{product}", None, READERS),
     ("GET", "/portal/documents/{document}", None, READERS),
+    ("GET", "/portal/documents/{document}/view", None, READERS),
     ("POST", "/portal/products/{product}/documents", {}, {"producer_own", "commune_own"}),
     ("POST", "/portal/products/{product}/start", {}, {"producer_own", "commune_own"}),
     ("GET", "/portal/products/new", None, PRODUCERS | COMMUNE_OFFICERS),

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
+from werkzeug.routing import BuildError
 
 from engine.access import may_act, supervision_of
 from engine.errors import (
@@ -30,7 +31,7 @@ from engine.forms import DEFAULT_CRITERIA_SET, FORMS
 from engine.roles import ROLES
 from handlers.ranking import stars_for_score
 from programme import inbox as inbox_queries
-from programme import tasks
+from programme import score_sheets, tasks
 from programme.history import instance_history
 from programme.inbox import DUE_SOON, SORTS, Cursor, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
@@ -267,17 +268,55 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
         dossier = inbox_queries.task_dossier(session, task)
         history = instance_history(session, task.instance_id)
         assignee = inbox_queries.user_names(session, [task.assignee_id]).get(task.assignee_id)
+        sheet, rank = _sheet_and_rank(session, me, task, values)
     group = dossier.product.group_code if dossier.product else None
     return render_template(
         "tasks/task.html", task=task, dossier=dossier, history=history, assignee=assignee,
         fields=task_forms.form_fields(task.form_key), values=values, errors=errors or {},
         fresh=fresh, problem=problem, draft_saved_at=draft_saved_at,
         score=_score_context(group, values) if task.form_key == "score_product" else None,
+        sheet=sheet, sheet_mode=task_forms.sheet_mode(task.form_key), rank=rank,
         group_name=sets_by_code().get(group, {}).get("name_vi") if group else None,
-        form_title=labels.FORM_TITLES.get(task.form_key, task.form_key),
+        form_title=labels.FORM_TITLES.get(task.form_key) or task_forms.PENDING_TITLES.get(task.form_key, task.form_key),
         steps=labels.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
         urgency=_urgency(task.due_at, _now()), is_producer_task=task.role == "producer",
     ), status
+
+
+# Forms whose page reads the task's data (the dossier's self-assessment, the council's result).
+RANK_FORMS = ("council_spread", "council_sign_off")
+
+
+def _sheet_and_rank(session, me, task, values: MultiDict):
+    """The score sheet's context (council_sheet, submit_dossier) and the
+    council's result a spread or sign-off task is about."""
+    if not task_forms.sheet_mode(task.form_key) and task.form_key not in RANK_FORMS:
+        return None, None
+    data = score_sheets.task_data(bpmn_engine().load_workflow, session, task)
+    if task.form_key in RANK_FORMS:
+        about = score_sheets.rank_of(data, task.element_id)
+        about["minutes_url"] = _minutes_url(about["session_id"])
+        return None, about
+    return score_sheets.sheet_context(session, me, task, data, score_sheets.local_today(_now()),
+                                      task_forms.posted_levels(values)), None
+
+
+def _minutes_url(session_id: int | None) -> str | None:
+    """The printable minutes of the council session, once its pages exist."""
+    if session_id is None:
+        return None
+    try:
+        return url_for("councils.minutes", session_id=session_id)
+    except BuildError:
+        return None
+
+
+def _council_pages() -> str:
+    """Attendance is taken on the council pages (nobody types that form)."""
+    try:
+        return url_for("councils.index")
+    except BuildError:  # the councils' pages are not in this build
+        return url_for("inbox.index")
 
 
 @inbox.route("/tasks/<task_id>", methods=["GET", "POST"])
@@ -287,6 +326,10 @@ def task(task_id: str):
     me = actor()
     if request.method == "GET":
         with reading() as session:
+            row = inbox_queries.visible_task(session, me, task_id)
+        if row is not None and row.form_key == "council_attendance":
+            return redirect(_council_pages())
+        with reading() as session:
             draft = tasks.draft_of(session, task_id, me.user_id)
         if draft is not None:
             return _render_task(task_id, MultiDict(list(_draft_items(draft.data))),
@@ -295,9 +338,14 @@ def task(task_id: str):
 
     with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
+        group = score_sheets.group_of(session, row) if row is not None else None
     if row is None:
         return _gone(task_id)
-    data, sheet_rows = task_forms.parse(row.form_key, request.form)
+    data, sheet_rows = task_forms.parse(row.form_key, request.form, group)
+    mistakes = task_forms.sheet_errors(row.form_key, data, group)
+    if mistakes:
+        return _render_task(task_id, request.form, status=422, errors=mistakes,
+                            problem=_("Biểu mẫu còn lỗi; chưa có gì được lưu. Hãy sửa các ô được đánh dấu."))
     try:
         # The task's drafts (anyone's) are removed in the same transaction:
         # the task is gone from every inbox.
@@ -371,5 +419,7 @@ def save_draft(task_id: str):
         return _render_task(task_id, request.form, status=413,
                             problem=_("Bản nháp quá dài nên chưa được lưu."))
     tasks.save_draft(db(), task_id, me.user_id, data, _now())
+    if request.headers.get("X-Draft-Autosave") == "1":  # the score sheet's script saves as the member clicks
+        return jsonify({"saved_at": _now().isoformat()})
     flash(_("Đã lưu bản nháp. Việc chưa được hoàn thành."), "success")
     return redirect(url_for("inbox.task", task_id=task_id))

@@ -10,6 +10,8 @@ other producers' products is not revealed either.
 """
 from __future__ import annotations
 
+from datetime import date
+
 from flask import (
     Blueprint,
     abort,
@@ -30,8 +32,8 @@ from background.invitations import enrolment_filename, enrolment_ics
 from engine.access import may_act, registering_communes
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
-from programme import documents, product_status, products
-from storage.criteria import sets_by_code
+from programme import documents, product_status, products, score_sheets
+from storage.criteria import criteria_set, sets_by_code
 from storage.documents import MAX_SIZE, SAFE_CONTENT_TYPES, DocumentRefused, DocumentStore
 from storage.models import PRODUCER_KINDS
 from web import labels
@@ -62,6 +64,9 @@ REFUSALS = {
     "type": _l("Chỉ nhận tệp PDF, JPG, PNG, DOCX hoặc XLSX."),
     "content": _l("Nội dung tệp không đúng với phần mở rộng của tên tệp."),
     "name": _l("Tên tệp chứa ký tự điều khiển (kể cả ký tự đảo chiều văn bản); hãy đổi tên tệp rồi tải lên lại."),
+    "criteria": _l("Tiêu chí được chọn không thuộc bộ tiêu chí của sản phẩm."),
+    "cycle": _l("Chu trình được chọn không phải của sản phẩm này."),
+    "date": _l("Ngày hết hiệu lực không hợp lệ."),
 }
 
 
@@ -129,9 +134,12 @@ def _render_product(product_id: int, status: int = 200, upload_error: str | None
         view = product_status.detail(session, product)
         manager = products.may_manage(actor(), product.producer)
         startable = manager and product_status.can_start(session, product.id, bpmn_engine().clock().year)
+        code = score_sheets.set_code(product.group_code)
     return render_template("portal/product.html", view=view, item=view.summary, manager=manager,
                            startable=startable, upload_error=upload_error, start_form=start_form,
-                           max_mb=MAX_SIZE // (1024 * 1024)), status
+                           max_mb=MAX_SIZE // (1024 * 1024), criteria_items=score_sheets.scorable_items(code),
+                           samples_required=bool(criteria_set(code).get("sample_products_required")),
+                           today=score_sheets.local_today(bpmn_engine().clock())), status
 
 
 @portal.get("/products/<int:product_id>")
@@ -221,8 +229,12 @@ def upload(product_id: int):
     # without holding more of it.
     data = upload.stream.read(MAX_SIZE + 1) if upload else b""
     try:
+        valid_until = _date_or_none(request.form.get("valid_until", ""))
+        with reading() as session:
+            cycle = documents.running_cycle(session, product_id)
         document = documents.add_document(db(), _store(), actor(), product_id, upload.filename if upload else "",
-                                          data, bpmn_engine().clock())
+                                          data, bpmn_engine().clock(), criteria=request.form.getlist("criteria"),
+                                          valid_until=valid_until, instance_id=cycle)
     except DocumentRefused as refused:
         return _render_product(product_id, 400, upload_error=str(REFUSALS[refused.reason]))
     except NotAllowed:
@@ -231,25 +243,65 @@ def upload(product_id: int):
     return redirect(url_for("portal.product", product_id=product_id) + "#documents")
 
 
-@portal.get("/documents/<int:document_id>")
-@login_required
-def document(document_id: int):
+def _date_or_none(text: str):
+    """A yyyy-mm-dd date from the form, None when blank; DocumentRefused("date") otherwise."""
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise DocumentRefused("date") from None
+
+
+# A download runs nothing: sandboxed, loads nothing, framed by nobody.
+DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+# Browsers' PDF viewers refuse to work in a sandboxed document: a PDF shown
+# inline gets no sandbox, but may still load nothing and be framed by nobody
+# (an image shown inline keeps the download's sandbox).
+PDF_VIEW_CSP = "default-src 'none'; object-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def _readable_row(document_id: int):
+    """The document the user may read (its product's readers), else 404."""
     with reading() as session:
         row = documents.readable_document(session, actor(), document_id)
     if row is None:
         abort(404)
+    return row
+
+
+def _send_stored(row, mimetype: str, inline: bool, csp: str):
     path = _store().path(row.sha256)
     if not path.is_file():
         abort(404)
+    response = send_file(path, mimetype=mimetype, as_attachment=not inline, download_name=row.filename,
+                         conditional=True, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@portal.get("/documents/<int:document_id>/view")
+@login_required
+def document_view(document_id: int):
+    """The file shown in the browser's own tab (a PDF or an image, opened from
+    the score sheet); any other type is the download. Same access as the download."""
+    row = _readable_row(document_id)
+    if row.content_type not in documents.INLINE_TYPES:
+        return redirect(url_for("portal.document", document_id=document_id))
+    return _send_stored(row, row.content_type, True,
+                        PDF_VIEW_CSP if row.content_type == "application/pdf" else DOWNLOAD_CSP)
+
+
+@portal.get("/documents/<int:document_id>")
+@login_required
+def document(document_id: int):
+    row = _readable_row(document_id)
     # Always a download, never rendered: only the few inert types keep their
     # label, anything else is plain bytes.
     mimetype = row.content_type if row.content_type in SAFE_CONTENT_TYPES else "application/octet-stream"
-    response = send_file(path, mimetype=mimetype, as_attachment=True, download_name=row.filename,
-                         conditional=True, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return _send_stored(row, mimetype, False, DOWNLOAD_CSP)
 
 
 # --- training invitations ------------------------------------------------------------

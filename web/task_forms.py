@@ -20,6 +20,7 @@ from marshmallow import validate
 from werkzeug.datastructures import MultiDict
 
 from engine.forms import FORMS, form_schema
+from programme import score_sheets
 
 # Score sheet rows the page offers (empty rows are ignored).
 SCORE_ROWS = 7
@@ -62,6 +63,13 @@ FIELD_LABELS = {
     "target_producers": lazy_gettext("Số chủ thể dự kiến tham gia"),
     "meetings_held": lazy_gettext("Số hội nghị đã tổ chức"),
     "producers_reached": lazy_gettext("Số chủ thể được tiếp cận"),
+    "confirmed": lazy_gettext("Tôi xác nhận biên bản"),
+    "recused": lazy_gettext("Tôi xin không chấm sản phẩm này (có xung đột lợi ích)"),
+    "conflict_reason": lazy_gettext("Lý do (mối liên hệ với chủ thể)"),
+    "comments": lazy_gettext("Nhận xét"),
+    "levels": lazy_gettext("Mức đạt theo từng tiêu chí"),
+    "eliminations": lazy_gettext("Hồ sơ bị loại khi ..."),
+    "self_assessment": lazy_gettext("Tự đánh giá theo từng tiêu chí (mẫu 02)"),
 }
 
 FIELD_HELP = {
@@ -162,7 +170,7 @@ def _describe_field(name: str, schema_field) -> FormField:
     if isinstance(schema_field, mf.Boolean):
         # A required yes/no must be answered: an unticked checkbox cannot
         # tell "no" from "not answered", so it gets two radio buttons.
-        spec.kind = "yesno" if schema_field.required else "checkbox"
+        spec.kind = "yesno" if schema_field.required and name not in CHECKBOX_FIELDS else "checkbox"
         return spec
     if isinstance(schema_field, (mf.Integer, mf.Float)):
         spec.kind = "number" if isinstance(schema_field, mf.Integer) else "decimal"
@@ -188,9 +196,46 @@ def _describe_field(name: str, schema_field) -> FormField:
 SCORE_SHEET_FIELDS = ("minimums_missed",)
 
 
+# The council forms this page draws before engine/forms.py registers them
+# (the lead's schemas replace these as soon as they are in FORMS).
+PENDING_FORMS = {
+    "council_spread": [FormField("notes", "textarea", FIELD_LABELS["notes"], max_length=2000)],
+    "council_sign_off": [FormField("confirmed", "checkbox", FIELD_LABELS["confirmed"], required=True),
+                         FormField("notes", "textarea", FIELD_LABELS["notes"], max_length=2000)],
+    "council_sheet": [],
+}
+PENDING_TITLES = {
+    "council_attendance": lazy_gettext("Điểm danh phiên họp hội đồng"),
+    "council_sheet": lazy_gettext("Phiếu đánh giá sản phẩm OCOP"),
+    "council_spread": lazy_gettext("Chênh lệch điểm giữa các thành viên"),
+    "council_sign_off": lazy_gettext("Xác nhận biên bản phiên họp"),
+}
+# Forms the score sheet component draws (web/templates/tasks/_sheet.html),
+# and the schema fields it takes over from the generic field list.
+SHEET_FORMS = {"council_sheet": "member", "submit_dossier": "self"}
+SHEET_FIELDS = {"council_sheet": ("recused", "conflict_reason", "levels", "eliminations", "comments"),
+                "submit_dossier": ("self_assessment", "self_assessment_score")}
+LEVEL_PREFIX = "level__"  # a criterion's radio buttons: level__A.1.1
+
+
+def sheet_mode(form_key: str) -> str | None:
+    """"member", "self" or None: the self-assessment only once the dossier's
+    schema takes it (engine/forms.py SubmitDossierForm.self_assessment)."""
+    mode = SHEET_FORMS.get(form_key)
+    if mode == "self" and "self_assessment" not in form_schema(form_key).fields:
+        return None
+    return mode
+# A boolean shown as one checkbox even when the schema requires it.
+CHECKBOX_FIELDS = ("confirmed",)
+
+
 def form_fields(form_key: str) -> list[FormField]:
     """The fields of a form key, in display order."""
-    declared = {n: f for n, f in form_schema(form_key).fields.items() if n not in SCORE_SHEET_FIELDS}
+    if form_key not in FORMS:
+        return list(PENDING_FORMS.get(form_key, []))
+    taken = SHEET_FIELDS.get(form_key, ()) if sheet_mode(form_key) else ()
+    declared = {n: f for n, f in form_schema(form_key).fields.items()
+                if n not in SCORE_SHEET_FIELDS and n not in taken}
     names = [n for n in LEAD_FIELDS if n in declared]
     names += [n for n in declared if n not in LEAD_FIELDS and n not in TRAILING_FIELDS]
     names += [n for n in TRAILING_FIELDS if n in declared]
@@ -210,7 +255,7 @@ def _decimal_text(raw: str) -> str:
     return raw.replace(",", ".")
 
 
-def parse(form_key: str, form: MultiDict) -> tuple[dict, list[int]]:
+def parse(form_key: str, form: MultiDict, group_code: str | None = None) -> tuple[dict, list[int]]:
     """The data to submit, and for a score sheet the page row each sheet
     came from (empty rows are skipped, so sheet i may be row j).
 
@@ -218,6 +263,8 @@ def parse(form_key: str, form: MultiDict) -> tuple[dict, list[int]]:
     applies its default, or says the field is required."""
     data: dict = {}
     rows: list[int] = []
+    if sheet_mode(form_key) and group_code is not None:
+        data.update(parse_sheet(form_key, form, group_code))
     for spec in form_fields(form_key):
         name = spec.name
         raw = form.get(name)
@@ -243,6 +290,52 @@ def parse(form_key: str, form: MultiDict) -> tuple[dict, list[int]]:
         else:
             data[name] = raw.strip()
     return data, rows
+
+
+def posted_levels(form: MultiDict) -> dict[str, str]:
+    """{criterion_id: level_key} of the sheet's chosen radio buttons."""
+    return {name[len(LEVEL_PREFIX):]: value for name, value in form.items(multi=False)
+            if name.startswith(LEVEL_PREFIX) and value}
+
+
+def parse_sheet(form_key: str, form: MultiDict, group_code: str) -> dict:
+    """The sheet's part of the data: a member's sheet in the contract's
+    shape, or the producer's self-assessment and its computed total."""
+    levels = posted_levels(form)
+    if SHEET_FORMS[form_key] == "self":
+        if not levels:
+            return {"self_assessment": {}}
+        total = score_sheets.sheet_totals(score_sheets.set_code(group_code), levels)["total"]
+        return {"self_assessment": levels, "self_assessment_score": total}
+    recused = form.get("recused") == "true"
+    return {"recused": recused, "conflict_reason": (form.get("conflict_reason") or "").strip(),
+            "levels": {} if recused else levels,
+            "eliminations": [] if recused else form.getlist("eliminations"),
+            "comments": (form.get("comments") or "").strip()}
+
+
+def sheet_errors(form_key: str, data: dict, group_code: str) -> dict[str, list[str]]:
+    """What the page itself refuses in a member's sheet before the engine
+    sees it (the engine's schema checks the same and more): a recusal
+    without its reason, a criterion without a level, a level not of the set."""
+    if sheet_mode(form_key) != "member":
+        return {}
+    code = score_sheets.set_code(group_code)
+    errors: dict[str, list[str]] = {}
+    if data.get("recused"):
+        if len(data.get("conflict_reason", "")) < 5:
+            errors["conflict_reason"] = [_("Hãy ghi lý do (ít nhất 5 ký tự).")]
+        return errors
+    chosen = data.get("levels") or {}
+    for cid in score_sheets.unknown_levels(code, chosen):
+        errors[LEVEL_PREFIX + cid] = [_("Mức này không có trong bộ tiêu chí.")]
+    for item in score_sheets.scorable_items(code):
+        if item["id"] not in chosen:
+            errors[LEVEL_PREFIX + item["id"]] = [_("Hãy chọn một mức.")]
+    allowed = {e["key"] for e in score_sheets.eliminations(code)}
+    if any(key not in allowed for key in data.get("eliminations") or []):
+        errors["eliminations"] = [_("Giá trị không hợp lệ.")]
+    return errors
 
 
 def sheet_rows(form: MultiDict) -> list[dict[str, str]]:
@@ -314,6 +407,13 @@ def field_errors(form_key: str, errors: dict, rows: list[int] | None = None) -> 
     result: dict[str, list[str]] = {}
     for name, messages in errors.items():
         kind = kinds.get(name)
+        if name in ("levels", "self_assessment") and isinstance(messages, dict):
+            for cid, texts in messages.items():  # {criterion_id: [messages]} -> the criterion's radios
+                result.setdefault(LEVEL_PREFIX + str(cid), []).extend(message_vi(t) for t in _flatten(texts))
+            continue
+        if name in SHEET_FIELDS.get(form_key, ()):
+            result.setdefault(name, []).extend(message_vi(t) for t in _flatten(messages))
+            continue
         if kind == "score_sheet" and isinstance(messages, dict):
             for index, cells in messages.items():
                 row = rows[int(index)] if rows and int(index) < len(rows) else int(index)
@@ -348,6 +448,8 @@ def describe(form_key: str | None, form: dict) -> list[tuple[str, object]]:
                        a=_number(s.get("part_a")), b=_number(s.get("part_b")), c=_number(s.get("part_c")),
                        total=_number(sum(float(s.get(p) or 0) for p in ("part_a", "part_b", "part_c"))))
                      for s in value]
+        elif isinstance(value, dict):  # a sheet's levels: {criterion_id: level_key}
+            value = _("%(n)s tiêu chí", n=len(value))
         elif isinstance(value, bool):
             value = _("Có") if value else _("Không")
         elif isinstance(value, int):
