@@ -17,6 +17,7 @@ from engine.access import Actor, load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.execution import Outcome
 from engine.samples import SampleDecider
+from storage.council_models import Council, CouncilMember
 from storage.db import as_utc
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue, User
 
@@ -80,12 +81,15 @@ class Driver:
             raise LookupError(f"no council for role {task.role} in area {task.jurisdiction_id}")
         chair = next(m["user_id"] for m in members if m["role"] == "chair")
         secretary = next((m["user_id"] for m in members if m["role"] == "secretary"), chair)
-        return {"session_id": None, "council_id": None, "council_name": members[0].get("council_name", "Hội đồng"),
+        rules = members[0]
+        return {"session_id": None, "council_id": rules.get("council_id"),
+                "council_name": rules.get("council_name", "Hội đồng đánh giá"),
                 "held_on": self.engine.clock().date().isoformat(), "place": "",
                 "members": [{k: m[k] for k in ("user_id", "name", "department", "role")} for m in members],
                 "present": [m["user_id"] for m in members] if present is None else present,
-                "quorum_fraction": 0.75, "chair_required": True, "spread_limit": 10.0,
-                "chair_id": chair, "secretary_id": secretary}
+                "quorum_fraction": rules.get("quorum_fraction", 0.75),
+                "chair_required": rules.get("chair_required", True),
+                "spread_limit": rules.get("spread_limit", 10.0), "chair_id": chair, "secretary_id": secretary}
 
     def run_to_end(self, instance_id: int, quality: float | None = None, max_tasks: int = 200,
                    stop_at_form: str | None = None) -> Outcome | None:
@@ -121,10 +125,26 @@ class Driver:
 
 
 def council_roster(session, role: str, area_id: int) -> list[dict]:
-    """The members of the council that acts in this lane role for this area.
-    Without a stored council, the holders of the role: the first account
+    """The members of the council that acts in this lane role for this area:
+    the stored council (storage/council_models.py) when there is one, with
+    its rules. Without one, the holders of the role: the first account
     (the sandbox's "thư ký") the secretary, the next the chair, the others
     members; one holder alone chairs."""
+    level = role.removesuffix("_council")
+    council = session.scalar(select(Council).where(Council.level == level, Council.area_id == area_id,
+                                                   Council.active.is_(True)))
+    if council is not None:
+        seats = session.execute(select(CouncilMember.user_id, User.full_name, CouncilMember.department,
+                                       CouncilMember.council_role)
+                                .join(User, User.id == CouncilMember.user_id)
+                                .where(CouncilMember.council_id == council.id, CouncilMember.removed_at.is_(None))
+                                .order_by(CouncilMember.id)).all()
+        if seats:
+            rules = {"council_id": council.id, "council_name": council.name,
+                     "quorum_fraction": council.quorum_fraction, "chair_required": council.chair_required,
+                     "spread_limit": council.spread_limit}
+            return [{"user_id": uid, "name": name, "department": department or "", "role": seat_role, **rules}
+                    for uid, name, department, seat_role in seats]
     holders = session.execute(select(User.id, User.full_name).join(RoleAssignment, RoleAssignment.user_id == User.id)
                               .where(RoleAssignment.role == role, RoleAssignment.jurisdiction_id == area_id,
                                      User.is_active.is_(True))

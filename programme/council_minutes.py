@@ -36,37 +36,13 @@ SECTIONS = ("A", "B", "C")
 
 @lru_cache(maxsize=32)
 def _items(code: str) -> tuple[dict, ...]:
-    """The set's scorable criteria in sheet order, each with its levels.
-    TODO(merge): storage.criteria.scorable_items (the lead's) replaces the
-    local walk below; delete `_walk_items` once it is on main."""
-    if hasattr(criteria_data, "scorable_items"):
-        return tuple(criteria_data.scorable_items(code))
-    return tuple(_walk_items(code))
-
-
-def _walk_items(code: str) -> list[dict]:
-    found = []
-
-    def walk(node, section):
-        for criterion in node.get("criteria") or []:
-            if criterion.get("levels"):
-                found.append({"id": criterion["id"], "section": section, "text_vi": criterion["text_vi"],
-                              "levels": [{"key": level["key"], "points": level["points"],
-                                          "points_inferred": level.get("points_inferred"),
-                                          "text_vi": level["text_vi"]} for level in criterion["levels"]]})
-            walk(criterion, section)
-
-    for section in criteria_data.criteria_set(code)["sections"]:
-        for group in section.get("groups", []):
-            walk(group, section["code"])
-    return found
+    """The set's scorable criteria in sheet order, each with its levels."""
+    return tuple(criteria_data.scorable_items(code))
 
 
 @lru_cache(maxsize=32)
 def _elimination_texts(code: str) -> dict[str, str]:
-    if hasattr(criteria_data, "eliminations"):  # TODO(merge): always there once the lead's criteria land
-        return {e["key"]: e["text_vi"] for e in criteria_data.eliminations(code)}
-    return {}
+    return {e["key"]: e["text_vi"] for e in criteria_data.eliminations(code)}
 
 
 @dataclass(frozen=True)
@@ -268,11 +244,8 @@ def _fill_sheet(sheet: MemberSheet, form: dict, code: str | None, at: datetime) 
     for item in _items(code) if code else ():
         key = chosen.get(item["id"])
         level = next((lv for lv in item["levels"] if lv["key"] == key), None)
-        value = None if level is None else level.get("points")
-        inferred = level is not None and value is None
-        if inferred:
-            value = level.get("points_inferred") or 0
-        points = None if value is None else float(value)
+        points = None if level is None else float(level["points"])
+        inferred = bool(level and level.get("inferred"))  # a blank cell of the source counts 0
         if points is not None:
             sections[item["section"]] = sections.get(item["section"], 0.0) + points
         sheet.lines.append(SheetLine(item["id"], item["text_vi"], key, level["text_vi"] if level else "", points,

@@ -20,69 +20,11 @@ from sqlalchemy.orm import Session
 from engine.access import Actor
 from engine.calendar import LOCAL_ZONE
 from programme.documents import INLINE_TYPES
-from storage.criteria import criteria_set, section_maxima, sets_by_code
+from storage.criteria import criteria_set, eliminations, level_points, scorable_items, section_maxima, sets_by_code
 from storage.models import Document, InboxTask, ProcessInstance, Product
 
 SECTIONS = ("A", "B", "C")
 SAMPLES_EVIDENCE = "product_samples"  # engine.forms.EVIDENCE_KINDS: the five samples
-IMPLIED_TEXT_VI = {0: "Không đạt", 1: "Đạt"}
-
-try:  # the lead's versions, once storage.criteria has them
-    from storage.criteria import eliminations, level_points, scorable_items
-except ImportError:
-    # TEMP until storage.criteria has them
-    def _level(level: dict, case_vi: str | None = None) -> dict:
-        points = level.get("points")
-        if points is None:  # a blank cell in the source: points_inferred (README "Blank points cell")
-            points = level.get("points_inferred", 0)
-        return {"key": level["key"], "points": points,
-                "text_vi": level.get("text_vi") or IMPLIED_TEXT_VI.get(points, ""),
-                "text_en": level.get("text_en", ""), "star_marker": level.get("star_marker"),
-                "case_vi": case_vi}
-
-    def _levels_of(node: dict) -> list[dict]:
-        if node.get("levels"):
-            return [_level(level) for level in node["levels"]]
-        if node.get("cases"):
-            return [_level(level, case.get("label_vi")) for case in node["cases"] for level in case["levels"]]
-        return [_level(level) for level in node.get("implied_levels") or []]
-
-    def _nodes(code: str):
-        """(section code, group, node) for every node of the set, in sheet order."""
-        def walk(section, group, node):
-            yield section, group, node
-            for child in node.get("criteria") or []:
-                yield from walk(section, group, child)
-        for section in criteria_set(code)["sections"]:
-            for group in section.get("groups", []):
-                yield from walk(section["code"], group, group)
-
-    def scorable_items(code: str) -> list[dict]:
-        items = []
-        for section, group, node in _nodes(code):
-            levels = _levels_of(node)
-            if levels:
-                items.append({"id": node["id"], "section": section, "group_id": group["id"],
-                              "group_text_vi": group.get("text_vi", ""), "text_vi": node.get("text_vi", ""),
-                              "text_en": node.get("text_en", ""), "max_points": node.get("max_points"),
-                              "notes": node.get("notes") or [], "levels": levels,
-                              "min_points_for_stars": node.get("min_points_for_stars") or {}})
-        return items
-
-    def eliminations(code: str) -> list[dict]:
-        found = [{"key": f"set#{i}", "criterion_id": None, "text_vi": line.get("text_vi", ""),
-                  "text_en": line.get("text_en", "")}
-                 for i, line in enumerate(criteria_set(code).get("disqualifiers") or [])]
-        for _section, _group, node in _nodes(code):
-            for i, note in enumerate(node.get("notes") or []):
-                if note.get("eliminatory"):
-                    found.append({"key": f"{node['id']}#elim{i}", "criterion_id": node["id"],
-                                  "text_vi": note.get("text_vi", ""), "text_en": note.get("text_en", "")})
-        return found
-
-    def level_points(code: str) -> dict[str, float]:
-        return {level["key"]: level["points"] for item in scorable_items(code) for level in item["levels"]}
-
 
 def set_code(code: str | None, default: str = "S07") -> str:
     """The product's criteria set, or the default when it names none we have."""

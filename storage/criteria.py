@@ -92,7 +92,8 @@ def _levels_of(node: dict) -> list[dict]:
     the case, so one key still says what was chosen)."""
     if node.get("levels"):
         return [{"key": lv["key"], "points": _points(lv), "text_vi": lv["text_vi"],
-                 "text_en": lv.get("text_en", ""), "star_marker": lv.get("star_marker"), "case_vi": None}
+                 "text_en": lv.get("text_en", ""), "star_marker": lv.get("star_marker"), "case_vi": None,
+                 "inferred": lv.get("points") is None}
                 for lv in node["levels"]]
     if node.get("implied_levels"):
         return [{"key": lv["key"], "points": _points(lv),

@@ -104,7 +104,7 @@ def test_migration_0015_adds_and_removes_the_columns(db_url):
         config = alembic_config(database.sql_engine.url.render_as_string(hide_password=False))
         with database.sql_engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.downgrade(config, "0013")
+            command.downgrade(config, "0014")
         assert not {"criteria", "valid_until", "instance_id"} & {
             c["name"] for c in inspect(database.sql_engine).get_columns("document")}
         upgrade(database.sql_engine)

@@ -277,7 +277,7 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
         score=_score_context(group, values) if task.form_key == "score_product" else None,
         sheet=sheet, sheet_mode=task_forms.sheet_mode(task.form_key), rank=rank,
         group_name=sets_by_code().get(group, {}).get("name_vi") if group else None,
-        form_title=labels.FORM_TITLES.get(task.form_key) or task_forms.PENDING_TITLES.get(task.form_key, task.form_key),
+        form_title=labels.FORM_TITLES.get(task.form_key, task.form_key),
         steps=labels.STEP_LABELS, roles=ROLES, describe=task_forms.describe,
         urgency=_urgency(task.due_at, _now()), is_producer_task=task.role == "producer",
     ), status

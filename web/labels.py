@@ -58,6 +58,10 @@ FORM_TITLES = {
     "plan_outreach": _l("Kế hoạch tuyên truyền"),
     "outreach_report": _l("Báo cáo tuyên truyền"),
     "confirm_done": _l("Xác nhận đã làm xong"),
+    "council_attendance": _l("Điểm danh phiên họp hội đồng"),
+    "council_sheet": _l("Phiếu đánh giá sản phẩm OCOP"),
+    "council_spread": _l("Chênh lệch điểm giữa các thành viên"),
+    "council_sign_off": _l("Xác nhận biên bản phiên họp"),
 }
 
 # A cycle step on a product's timeline.

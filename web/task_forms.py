@@ -196,20 +196,6 @@ def _describe_field(name: str, schema_field) -> FormField:
 SCORE_SHEET_FIELDS = ("minimums_missed",)
 
 
-# The council forms this page draws before engine/forms.py registers them
-# (the lead's schemas replace these as soon as they are in FORMS).
-PENDING_FORMS = {
-    "council_spread": [FormField("notes", "textarea", FIELD_LABELS["notes"], max_length=2000)],
-    "council_sign_off": [FormField("confirmed", "checkbox", FIELD_LABELS["confirmed"], required=True),
-                         FormField("notes", "textarea", FIELD_LABELS["notes"], max_length=2000)],
-    "council_sheet": [],
-}
-PENDING_TITLES = {
-    "council_attendance": lazy_gettext("Điểm danh phiên họp hội đồng"),
-    "council_sheet": lazy_gettext("Phiếu đánh giá sản phẩm OCOP"),
-    "council_spread": lazy_gettext("Chênh lệch điểm giữa các thành viên"),
-    "council_sign_off": lazy_gettext("Xác nhận biên bản phiên họp"),
-}
 # Forms the score sheet component draws (web/templates/tasks/_sheet.html),
 # and the schema fields it takes over from the generic field list.
 SHEET_FORMS = {"council_sheet": "member", "submit_dossier": "self"}
@@ -231,8 +217,6 @@ CHECKBOX_FIELDS = ("confirmed",)
 
 def form_fields(form_key: str) -> list[FormField]:
     """The fields of a form key, in display order."""
-    if form_key not in FORMS:
-        return list(PENDING_FORMS.get(form_key, []))
     taken = SHEET_FIELDS.get(form_key, ()) if sheet_mode(form_key) else ()
     declared = {n: f for n, f in form_schema(form_key).fields.items()
                 if n not in SCORE_SHEET_FIELDS and n not in taken}
