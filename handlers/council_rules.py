@@ -40,14 +40,11 @@ class Quorum:
     chair_required: bool
 
     def message_vi(self) -> str:
+        figures = f"Có mặt {self.present}/{self.roster} thành viên (cần ít nhất {self.required})"
         if self.met:
-            return f"Đủ số lượng: {self.present}/{self.roster} thành viên có mặt (cần {self.required})."
-        missing = []
-        if self.present < self.required:
-            missing.append(f"mới có {self.present}/{self.roster} thành viên có mặt, cần ít nhất {self.required}")
-        if self.chair_required and not self.chair_present:
-            missing.append("chủ tịch hội đồng vắng mặt")
-        return "Phiên họp chưa đủ điều kiện: " + "; ".join(missing) + "."
+            return f"Đủ điều kiện họp. {figures}."
+        chair = "; chủ tịch hội đồng vắng mặt" if self.chair_required and not self.chair_present else ""
+        return f"Không đủ điều kiện họp. {figures}{chair}."
 
     def message_en(self) -> str:
         return (f"quorum {'met' if self.met else 'not met'}: {self.present} of {self.roster} present, "

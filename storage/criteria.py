@@ -78,11 +78,12 @@ def star_cap(code: str, minimums_missed: list[str]) -> int:
 IMPLIED_LEVEL_TEXT = {"no": ("Không đạt", "not met"), "yes": ("Đạt", "met")}
 
 
-def _points(level: dict) -> float:
-    """A level's points: as printed, or the inferred value where the source
-    left the cell blank (processes/criteria/README.md, "Blank points cell")."""
+def _points(level: dict) -> int | float:
+    """A level's points: as printed (a whole number on every sheet shipped),
+    or the inferred value where the source left the cell blank
+    (processes/criteria/README.md, "Blank points cell")."""
     points = level.get("points")
-    return float(level.get("points_inferred", 0) if points is None else points)
+    return level.get("points_inferred", 0) if points is None else points
 
 
 def _levels_of(node: dict) -> list[dict]:
@@ -120,7 +121,7 @@ def _scorable_items(code: str) -> tuple[dict, ...]:
             raise ValueError(f"criterion {node['id']} of set {code} has nothing to choose")
         items.append({"id": node["id"], "section": section, "group_id": group["id"],
                       "group_text_vi": group["text_vi"], "text_vi": node["text_vi"],
-                      "text_en": node.get("text_en", ""), "max_points": float(node.get("max_points") or 0),
+                      "text_en": node.get("text_en", ""), "max_points": node.get("max_points") or 0,
                       "notes": list(node.get("notes") or []), "levels": levels,
                       "min_points_for_stars": dict(node.get("min_points_for_stars") or {})})
 
@@ -138,7 +139,7 @@ def scorable_items(code: str) -> list[dict]:
 
 
 @lru_cache(maxsize=32)
-def level_points(code: str) -> dict[str, float]:
+def level_points(code: str) -> dict[str, int | float]:
     """level key -> points, for every option of the set's sheet."""
     return {level["key"]: level["points"] for item in _scorable_items(code) for level in item["levels"]}
 

@@ -1,0 +1,188 @@
+"""A council session through the engine, on SQLite and PostgreSQL: the
+multi-instance sheet gives each member present their own task, nobody else
+may touch it, recusals, the bounded re-scoring loop, five members at the
+same moment, and a forged member sheet caught by `ocop audit verify`."""
+import threading
+
+import pytest
+from lxml import etree
+from sqlalchemy import select, update
+
+from audit import verification
+from engine import events
+from engine.access import load_actor
+from engine.errors import ClaimedByOther, NotAllowed
+from engine.samples import levels_for_total
+from storage.models import Incident, Product
+from testkit.cycle import Cycle
+from tests.support import tamper
+from tests.support.inbox_world import PEPPER, add_officer, user_id
+
+DISTRICT = "QT-GL"
+EXTRA = ("hd.qt-gl.a", "hd.qt-gl.b", "hd.qt-gl.c", "hd.qt-gl.d")
+
+
+@pytest.fixture
+def council(world):
+    """Gio Linh's district council of five: hd.qt-gl (secretary, the first
+    holder of the role), the chair, three members (engine.driver.council_roster);
+    the pepper is scored on set S07, whose B.4.1 has per-star minimums."""
+    for username in EXTRA:
+        add_officer(world, username, "district_council", DISTRICT)
+    with world.db.transaction() as session:
+        session.execute(update(Product).where(Product.name == PEPPER).values(group_code="S07"))
+    return world
+
+
+def at_session(world) -> Cycle:
+    cycle = Cycle(world, PEPPER).start().through_dossier()
+    assert cycle.ready_forms() == ["council_attendance"]
+    return cycle
+
+
+def sheet_tasks(cycle):
+    return sorted((t for t in cycle.ready() if t.form_key == "council_sheet"), key=lambda t: t.assignee_id)
+
+
+def actor(world, uid):
+    with world.db.transaction() as session:
+        return load_actor(session, uid)
+
+
+def test_each_member_present_gets_their_own_sheet_and_nobody_else_may_fill_it(council):
+    cycle = at_session(council)
+    secretary, chair = user_id(council, "hd.qt-gl"), user_id(council, EXTRA[0])
+    absent = user_id(council, EXTRA[3])
+    present = [uid for uid in (secretary, chair, *(user_id(council, u) for u in EXTRA[1:3]))]
+    cycle.open_session(present)
+    tasks = sheet_tasks(cycle)
+    assert [t.assignee_id for t in tasks] == sorted(present)
+    assert {t.element_id for t in tasks} == {"task_score_district"} and len({t.id for t in tasks}) == 4
+    mine, colleague = tasks[0], tasks[1]
+    sheet = {"levels": levels_for_total("S07", 75)}
+    with pytest.raises(ClaimedByOther):  # a colleague's sheet
+        council.complete_task(colleague.id, sheet, actor(council, mine.assignee_id))
+    with pytest.raises(ClaimedByOther):  # the absent member holds the role but has no sheet
+        council.complete_task(mine.id, sheet, actor(council, absent))
+    with pytest.raises(NotAllowed):  # released to the area, it would be anybody's
+        council.unclaim(mine.id, actor(council, mine.assignee_id))
+    with pytest.raises(NotAllowed):
+        council.reassign(mine.id, actor(council, user_id(council, "qlct.qt")), actor(council, absent))
+    council.complete_task(mine.id, sheet, actor(council, mine.assignee_id))
+    assert len(sheet_tasks(cycle)) == 3
+
+
+def test_the_b41_case_ranks_three_stars_and_says_why(council):
+    cycle = at_session(council)
+    cycle.open_session()
+    two = next(lv["key"] for lv in _b41() if lv["points"] == 2)
+    for task in sheet_tasks(cycle):
+        levels = {**levels_for_total("S07", 80), "B.4.1": two}
+        council.complete_task(task.id, {"levels": levels}, actor(council, task.assignee_id))
+    rank = cycle.data()["district_rank"]
+    assert rank["band_stars"] == 4 and rank["stars"] == 3 and rank["members"] == 5
+    assert any("B.4.1" in reason["vi"] for reason in rank["reasons"])
+    # The chair confirms the minutes; the district recognises 3 stars.
+    sign_off = cycle.task("council_sign_off")
+    assert sign_off.assignee_id == user_id(council, EXTRA[0])
+    cycle.do("council_sign_off", {"confirmed": True})
+    instance = cycle.instance()
+    assert (instance.status, instance.end_event, instance.stars) == ("completed", "end_recognised", 3)
+
+
+def _b41():
+    from storage.criteria import scorable_items
+    return next(i for i in scorable_items("S07") if i["id"] == "B.4.1")["levels"]
+
+
+def test_a_recused_member_does_not_count(council):
+    cycle = at_session(council)
+    cycle.open_session()
+    recusing = sheet_tasks(cycle)[2].assignee_id
+    cycle.score([60, 60, 60, 60, 60], recused={recusing: "Là thành viên hội đồng quản trị của hợp tác xã"})
+    rank = cycle.data()["district_rank"]
+    assert rank["recused"] == [recusing] and rank["members"] == 4 and str(recusing) not in rank["totals"]
+
+
+def test_members_far_apart_score_again_at_most_twice(council):
+    cycle = at_session(council)
+    cycle.open_session()
+    cycle.score([60, 60, 60, 60, 80])
+    spread = cycle.task("council_spread")
+    assert spread.assignee_id == user_id(council, "hd.qt-gl")  # the secretary sees it
+    assert cycle.data()["district_rank"]["spread_exceeded"]
+    cycle.do("council_spread", {"notes": "Thảo luận tiêu chí B.4 và C.2, chấm lại"})
+    assert len(sheet_tasks(cycle)) == 5  # everybody scores again
+    cycle.score([60, 60, 60, 60, 80])
+    cycle.do("council_spread", {"notes": "Vẫn chênh lệch, chấm lại lần hai"})
+    cycle.score([60, 60, 60, 60, 80])
+    # Two re-scorings: the council goes on to the minutes, the spread stated.
+    assert cycle.ready_forms() == ["council_sign_off"]
+    rank = cycle.data()["district_rank"]
+    assert rank["spread_exceeded"] and any(r["code"] == "spread" for r in rank["reasons"])
+    assert cycle.data()["district_rescorings"] == 2
+
+
+def test_a_session_without_quorum_is_refused_by_the_panel(council):
+    """The session page refuses it first (tests/test_councils.py); a
+    completion that bypassed it is stopped by the council_panel handler."""
+    cycle = at_session(council)
+    cycle.open_session([user_id(council, "hd.qt-gl"), user_id(council, EXTRA[1])])
+    assert cycle.ready_forms() == []
+    with council.db.transaction() as session:
+        incident = session.scalar(select(Incident).where(Incident.instance_id == cycle.instance_id))
+    assert incident.element_id == "service_panel_district" and "Không đủ điều kiện họp" in incident.error
+
+
+def test_five_members_submitting_at_the_same_moment_all_count(council):
+    cycle = at_session(council)
+    cycle.open_session()
+    tasks = sheet_tasks(cycle)
+    start, errors = threading.Barrier(len(tasks)), []
+
+    def submit(task, total):
+        member = actor(council, task.assignee_id)
+        start.wait()
+        try:
+            council.complete_task(task.id, {"levels": levels_for_total("S07", total)}, member)
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+    threads = [threading.Thread(target=submit, args=(t, 70 + i)) for i, t in enumerate(tasks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    rank = cycle.data()["district_rank"]
+    assert rank["members"] == 5 and rank["average"] == 72.0
+    assert cycle.ready_forms() == ["council_sign_off"]
+    assert verification.verify(council, [cycle.instance_id]).ok
+
+
+def test_a_forged_member_sheet_is_caught_by_audit_verify(council):
+    cycle = at_session(council)
+    cycle.hold_council([60, 62, 61, 60, 59])
+    assert verification.verify(council, [cycle.instance_id]).ok
+    with council.db.transaction() as session:
+        tamper.drop_append_only_guard(session)
+        event = tamper.event_where(session, cycle.instance_id, "task_completed", form_key="council_sheet")
+        forged = {**event.data, "form": {**event.data["form"], "levels": levels_for_total("S07", 100)}}
+        tamper.rewrite(session, cycle.instance_id, event.seq, forged)
+    report = verification.verify(council, [cycle.instance_id])
+    assert not report.ok
+    # The chain was recomputed, so only running rank_council again on the
+    # recorded sheets shows it: the result it recorded no longer follows.
+    assert [p.kind for p in report.problems] == [events.STATE_DRIFT]
+    assert "district_rank" in report.problems[0].message
+
+
+@pytest.mark.parametrize("path, levels", [("processes/ocop_cycle.bpmn", ("district", "province", "central")),
+                                          ("processes/variants/ocop_cycle_two_tier.bpmn", ("province", "central"))])
+def test_both_diagrams_carry_the_parallel_multi_instance_sheet(path, levels):
+    root = etree.parse(path, etree.XMLParser(resolve_entities=False)).getroot()
+    ns = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
+    for level in levels:
+        task = root.find(f".//bpmn:userTask[@id='task_score_{level}']", ns)
+        mi = task.find("bpmn:multiInstanceLoopCharacteristics", ns)
+        assert mi is not None and mi.get("isSequential") != "true"
+        assert mi.find("bpmn:loopDataInputRef", ns).text == f"{level}_panel"
