@@ -125,7 +125,7 @@ def test_returned_dossier_is_revised_without_reopening_step_4(world):
     assert revise.element_id == "task_revise_dossier"
     cycle.do("submit_dossier")
     cycle.do("check_dossier")
-    assert cycle.ready_forms() == ["score_product"]
+    assert cycle.ready_forms() == ["council_attendance"]
 
 
 def test_trainings_are_real_sessions_shared_by_an_area(world):
@@ -211,23 +211,6 @@ def test_the_resubmission_limit_is_configurable(world):
     finished(cycle, "end_plan_limit", None)
 
 
-@pytest.mark.parametrize("district,missed,end_event,stars", [
-    (75, ["A.1.5"], "end_recognised", 3),      # 4-star minimum missed: the district's 3 stars, no province
-    (60, ["A.1.1"], "end_not_recognised", None),  # a 3-star minimum missed: no recognition at all
-    (75, [], None, None),                       # nothing missed: on to the province council
-])
-def test_a_missed_starred_minimum_caps_the_rank(world, district, missed, end_event, stars):
-    cycle = Cycle(world, SEED).start().through_dossier()   # Hồ tiêu: criteria set S10
-    cycle.do("score_product", {**sheets(district), "minimums_missed": missed})
-    if end_event is None:
-        assert cycle.task("score_product").role == "province_council"
-    else:
-        finished(cycle, end_event, stars)
-
-
-def test_only_starred_criteria_of_the_set_can_be_marked_missed(world):
-    from engine.errors import FormInvalid
-    cycle = Cycle(world, SEED).start().through_dossier()
-    with pytest.raises(FormInvalid) as caught:
-        cycle.do("score_product", {**sheets(75), "minimums_missed": ["A.1.2"]})  # not starred in S10
-    assert "minimums_missed" in caught.value.errors
+# Starred minimums are no longer ticked by hand: rank_council reads them from
+# every criterion's average (tests/test_council_rules.py, the B.4.1 case;
+# tests/test_council_sessions.py, through the engine).

@@ -69,7 +69,7 @@ def test_a_later_change_migrates_running_instances_which_then_finish_on_it(world
     early.do("register_idea")
     early.do("receive_idea")                                 # waits at review_idea (step 2)
     at_score = start(world, "Tinh dầu tràm Cam Lộ").through_dossier()
-    score_row = at_score.task("score_product")            # task_score_district, ready since now
+    score_row = at_score.task("score_product")            # task_attendance_district, ready since now
     old_definition = early.instance().definition_id
     before = {c.instance_id: snapshot(world, c.instance_id)[0] for c in (early, at_score)}
     clock.advance(days=3)
@@ -77,7 +77,7 @@ def test_a_later_change_migrates_running_instances_which_then_finish_on_it(world
 
     report = plan(world, [early.instance_id, at_score.instance_id], v2.id)
     assert [p.verdict for p in report.instances] == [SAFE, SAFE]
-    assert report.instances[0].reset == [] and report.instances[1].reset == ["task_score_district"]
+    assert report.instances[0].reset == [] and report.instances[1].reset == ["task_attendance_district"]
     assert {c.instance_id: snapshot(world, c.instance_id)[0] for c in (early, at_score)} == before  # dry run
 
     result = migrate(world, actor(world, "admin"), [early.instance_id, at_score.instance_id], v2.id)
@@ -91,7 +91,7 @@ def test_a_later_change_migrates_running_instances_which_then_finish_on_it(world
         assert (last.data["from_definition"], last.data["to_definition"]) == (old_definition, v2.id)
         assert (last.data["from_version"], last.data["to_version"]) == (1, v2.version)
         assert last.data["changed_elements"] == {
-            "changed": {"task_score_district": ["bpmn_name", "extensions"]}, "added": [], "removed": []}
+            "changed": {"task_attendance_district": ["bpmn_name", "extensions"]}, "added": [], "removed": []}
     # The ready score task kept its id; its row took the new name and due date.
     row = at_score.task("score_product")
     assert row.id == score_row.id and row.name == DISTRICT_NAME + " - v2"
@@ -164,7 +164,7 @@ def test_bulk_plan_and_migrate_twenty_instances_at_mixed_steps(world):
     assert {i: p.verdict for i, p in verdict.items()} == expect
     for cycle in cycles["province"]:
         assert verdict[cycle.instance_id].reasons == [
-            "task_score_district (COMPLETED) was changed (bpmn_name, extensions)"]
+            "task_attendance_district (COMPLETED) was changed (bpmn_name, extensions)"]
     assert verdict[two_tier.instance_id].reasons[0].startswith("a different diagram")
     assert [p.instance_id for p in plan(world, AllOn(v1), v2.id).instances] == sorted(
         c.instance_id for k in ("fresh", "idea", "score", "province") for c in cycles[k])
@@ -185,7 +185,7 @@ def test_bulk_plan_and_migrate_twenty_instances_at_mixed_steps(world):
         cycle.do("score_product", sheets(80))
         assert (cycle.instance().status, cycle.instance().definition_id) == ("completed", v1)
     for cycle in (cycles["fresh"][0], cycles["idea"][0], cycles["score"][0]):
-        if "score_product" not in cycle.ready_forms():
+        if "council_attendance" not in cycle.ready_forms():
             cycle.through_dossier()
         cycle.do("score_product", sheets(60))
         assert (cycle.instance().status, cycle.instance().definition_id) == ("completed", v2.id)

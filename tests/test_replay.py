@@ -9,6 +9,7 @@ from engine import events
 from engine.access import load_actor
 from programme.definitions import NATIONAL_DIAGRAM, migrate
 from storage.models import ProcessInstance, User
+from engine.samples import levels_for_total
 from testkit.cycle import RETURN, Cycle, sheets
 from tests.support import tamper
 from tests.support.diagrams import later_change
@@ -123,7 +124,7 @@ def test_an_altered_event_is_named(world, recognised):
 
 def test_a_deleted_event_is_named(world, recognised):
     with world.db.transaction() as session:
-        seq = tamper.event_where(session, recognised.instance_id, "service_called", handler="rank_product").seq
+        seq = tamper.event_where(session, recognised.instance_id, "service_called", handler="rank_council").seq
         tamper.delete(session, recognised.instance_id, seq)
     missing = [p for p in verify(world, recognised.instance_id).problems if p.kind == events.EVENT_MISSING]
     assert [p.seq for p in missing] == [seq] and f"event {seq} missing" in missing[0].message
@@ -172,14 +173,14 @@ def test_a_rewritten_history_with_recomputed_hashes_fails_the_replay(world, reco
 
 
 def test_an_altered_score_sheet_is_caught_by_running_the_ranking_again(world, recognised):
-    """rank_product is pure: the replay runs it on the recorded sheets."""
+    """rank_council is pure: the replay runs it on the recorded sheets."""
     with world.db.transaction() as session:
-        event = tamper.event_where(session, recognised.instance_id, "task_completed", form_key="score_product")
-        seq = event.seq
-        raised = {**event.data["form"], **sheets(95)}
-        tamper.rewrite(session, recognised.instance_id, seq, {**event.data, "form": raised})
+        group = session.get(ProcessInstance, recognised.instance_id).product.group_code
+        event = tamper.event_where(session, recognised.instance_id, "task_completed", form_key="council_sheet")
+        raised = {**event.data["form"], "levels": levels_for_total(group, 95)}
+        tamper.rewrite(session, recognised.instance_id, event.seq, {**event.data, "form": raised})
     problem = only_problem(verify(world, recognised.instance_id))
     assert problem.kind == events.STATE_DRIFT
-    # The completion's recorded delta holds the council's real ranking.
-    assert problem.seq == seq and "district_rank" in problem.message
-    assert '"stars": 3' in problem.message and '"stars": 5' in problem.message
+    # The last sheet's completion ran the ranking: its recorded delta holds
+    # the council's real result, which the forged sheet no longer gives.
+    assert problem.seq >= event.seq and "district_rank" in problem.message
