@@ -20,9 +20,10 @@ from engine.driver import Driver
 from engine.samples import SampleDecider
 from engine.sandbox import seed_world
 from programme.accounts import create_user, hash_password
-from programme.councils import add_member, create_council
+from programme.councils import add_member, create_council, open_session, sign_off_session
 from programme.definitions import Deployed, deploy_bundled
-from storage.models import Jurisdiction, Product, User
+from storage.council_models import Council
+from storage.models import InboxTask, Jurisdiction, ProcessInstance, Product, User
 
 # Every demo account signs in with this password (demo mode only).
 DEMO_PASSWORD = "ocop-demo"
@@ -38,14 +39,27 @@ DEMO_ACCOUNTS = (
 # Where each demo product is left: (product name, form key it waits at or
 # None to run to the end, true quality of the product).
 DEMO_PROGRESS = [
-    ("Hồ tiêu Gio Linh", None, 66.0),       # 3 stars: recognised by the district, in the catalogue
-    ("Gạo hữu cơ Gio Mỹ", "review_idea", 60.0),
-    ("Tinh dầu tràm Cam Lộ", "score_product", 78.0),
+    ("Hồ tiêu Gio Linh", "council_attendance", 66.0),  # then DEMO_SESSIONS: 3 stars, minutes confirmed
+    ("Gạo hữu cơ Gio Mỹ", "council_attendance", 60.0),  # then DEMO_SESSIONS: members still scoring
+    ("Tinh dầu tràm Cam Lộ", "council_attendance", 78.0),  # Cam Lộ has no council yet: qlct.qt sets it up
     ("Mật ong rừng Gio Sơn", "review_plan", 70.0),
     ("Cá khô Trung Giang", None, 92.0),     # proposed for 4+ stars: waits for the provincial round
     ("Cà phê rang xay Cam Hiếu", "check_dossier", 66.0),
     ("Rượu mận Sa Pa", None, 74.0),
 ]
+
+
+# Council sessions held in the demo, through the session page's own use
+# case (programme/councils.py), so their minutes exist: (product, who is
+# present by username, members who have scored by then (None: all), who
+# recuses with the reason, whether the chair confirms the minutes).
+DEMO_SESSIONS = (
+    ("Hồ tiêu Gio Linh", ("hd.qt-gl", "hd.qt-gl.chutich", "hd.qt-gl.phochutich", "hd.qt-gl.uyvien1",
+                          "hd.qt-gl.uyvien2"), None,
+     {"hd.qt-gl.uyvien2": "Là thành viên Hợp tác xã Nông nghiệp Gio Mỹ, chủ thể của sản phẩm"}, True),
+    ("Gạo hữu cơ Gio Mỹ", ("hd.qt-gl", "hd.qt-gl.chutich", "hd.qt-gl.phochutich", "hd.qt-gl.uyvien1"),
+     ("hd.qt-gl", "hd.qt-gl.phochutich"), {}, False),
+)
 
 
 # The demo's evaluation councils: (level, area code, council name, members as
@@ -143,7 +157,49 @@ def seed_demo(engine: BpmnEngine, seed: int = 2026) -> DemoSetup:
     with engine.db.transaction() as session:
         products = {p.name: p for p in session.scalars(select(Product))}
         owners = {p.name: load_actor(session, p.producer.owner_user_id) for p in products.values()}
+    instances = {}
     for name, stop_at, quality in DEMO_PROGRESS:
         result = engine.start_product(products[name].id, owners[name])
+        instances[name] = result.instance_id
         driver.run_to_end(result.instance_id, quality=quality, stop_at_form=stop_at)
+    qualities = {name: quality for name, _stop, quality in DEMO_PROGRESS}
+    for product, present, scored, recused, confirmed in DEMO_SESSIONS:
+        hold_session(engine, driver, instances[product], qualities[product], present, scored, recused, confirmed)
     return DemoSetup(True, diagrams)
+
+
+def hold_session(engine: BpmnEngine, driver: Driver, instance_id: int, quality: float, present: tuple[str, ...],
+                 scored: tuple[str, ...] | None, recused: dict[str, str], confirmed: bool) -> None:
+    """A district council session for one waiting product, opened by its
+    secretary on the session page's use case; members score (some recuse),
+    and the chair confirms the minutes."""
+    with engine.db.transaction() as session:
+        ids = dict(session.execute(select(User.username, User.id)).all())
+        attendance = session.scalar(select(InboxTask).where(InboxTask.instance_id == instance_id,
+                                                            InboxTask.form_key == "council_attendance"))
+        council_id = session.scalar(select(Council.id).where(Council.area_id == attendance.jurisdiction_id,
+                                                            Council.active.is_(True)))
+        secretary = load_actor(session, ids[present[0]])
+    session_id = open_session(engine, secretary, council_id, [attendance.id], [ids[u] for u in present],
+                              engine.clock().date(), "Phòng họp Ủy ban nhân dân huyện Gio Linh")
+    reasons = {ids[username]: reason for username, reason in recused.items()}
+    scorers = None if scored is None else {ids[username] for username in scored}
+    for task in engine.ready_tasks(instance_id):
+        if task.form_key != "council_sheet" or (scorers is not None and task.assignee_id not in scorers):
+            continue
+        if task.assignee_id in reasons:
+            sheet = {"recused": True, "conflict_reason": reasons[task.assignee_id]}
+        else:
+            sheet = driver.decider.form("council_sheet", _criteria_set(engine, instance_id),
+                                        engine.clock().date(), quality)
+        engine.complete_task(task.id, sheet, driver.actor_for(task))
+    if confirmed:
+        with engine.db.transaction() as session:
+            chair = load_actor(session, ids[present[1]])
+        sign_off_session(engine, chair, session_id, "Thống nhất kết quả chấm điểm.")
+        driver.run_to_end(instance_id, quality=quality)
+
+
+def _criteria_set(engine: BpmnEngine, instance_id: int) -> str:
+    with engine.db.transaction() as session:
+        return session.get(ProcessInstance, instance_id).product.group_code
