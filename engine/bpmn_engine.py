@@ -48,7 +48,7 @@ from engine.errors import (
 )
 from engine.events import GENESIS, PendingEvent
 from engine.execution import Execution, Outcome
-from engine.forms import validate_form
+from engine.forms import SESSION_FORMS, validate_form
 from engine.serialization import specs_to_dict
 from engine.stepping import DEFAULT_STEP_BUDGET, EngineWorkflow
 from handlers.context import ProductView
@@ -303,14 +303,17 @@ class BpmnEngine:
                                         .order_by(InboxTask.created_at, InboxTask.id)))
 
     def complete_task(self, task_id: str, data: dict, actor: Actor,
-                      unit: Session | Connection | None = None) -> Outcome:
+                      unit: Session | Connection | None = None, from_session: bool = False) -> Outcome:
         """Validate the form, check the actor, run the task and everything
         automatic after it, and save -- all in one transaction. The one
-        place where a task gets completed."""
+        place where a task gets completed. A council's attendance
+        (forms.SESSION_FORMS) is recorded only by the council session
+        (`from_session`): its roster comes from the stored council, never
+        from what a caller types."""
         # A plain connection, not an ORM session: a completion runs prebuilt
         # statements only, and a session's bookkeeping cost as much as they do.
         def completion(connection):
-            return self._complete_task(connection, task_id, data, actor)
+            return self._complete_task(connection, task_id, data, actor, from_session)
         if unit is not None:
             return completion(unit)
         # Tasks of one instance that are ready together (the council members'
@@ -330,7 +333,8 @@ class BpmnEngine:
     # Enough for a council of 15 submitting within the same second.
     COMPLETION_ATTEMPTS = 16
 
-    def _complete_task(self, unit: Session | Connection, task_id: str, data: dict, actor: Actor) -> Outcome:
+    def _complete_task(self, unit: Session | Connection, task_id: str, data: dict, actor: Actor,
+                       from_session: bool = False) -> Outcome:
         now = self.clock()
         connection = connection_of(unit)
         # One query for the task, its instance and product.
@@ -343,6 +347,8 @@ class BpmnEngine:
                              f"(role {row.role} of area {row.jurisdiction_id})")
         if row.assignee_id is not None and row.assignee_id != actor.user_id:
             raise ClaimedByOther(f"task '{row.name}' is claimed by user {row.assignee_id}")
+        if row.form_key in SESSION_FORMS and not from_session:
+            raise NotAllowed(f"task '{row.name}' is recorded by opening a council session, not as a form")
         form = validate_form(row.form_key, data, instance.product.group_code if instance.product else None)
         call = self._call(unit, instance, now)
         execution.load(call, self.specs, self.workflows)

@@ -68,7 +68,8 @@ class Driver:
             data = self.council_session(task)
         else:
             data = self.decider.form(task.form_key, criteria_set, self.engine.clock().date(), quality)
-        return self.engine.complete_task(task.id, data, self.actor_for(task))
+        return self.engine.complete_task(task.id, data, self.actor_for(task),
+                                         from_session=task.form_key == "council_attendance")
 
     def council_session(self, task: InboxTask, present: list[int] | None = None) -> dict:
         """The attendance of a council session for a product waiting at

@@ -458,7 +458,7 @@ def open_session(engine: BpmnEngine, actor: Actor, council_id: int, task_ids, pr
                                       product_id=task.product_id, task_id=task.id, element_id=task.element_id))
             session.flush()
             try:
-                engine.complete_task(task_id, dict(data), acting, unit=session)
+                engine.complete_task(task_id, dict(data), acting, unit=session, from_session=True)
             except (UnknownTask, TaskNotReady) as err:  # taken by a concurrent session: all or nothing
                 raise CouncilRefused("Một sản phẩm đã chọn vừa được xử lý ở nơi khác; không có gì được ghi. "
                                      "Tải lại trang và chọn lại.") from err

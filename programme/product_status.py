@@ -194,6 +194,22 @@ class ProductDetail:
     enrolments: list[EnrolmentView]
     listing: PromotionListing | None
     documents: list[Document]
+    council_results: list[CouncilResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CouncilResult:
+    """A council's result for the product, with every reason in words
+    (handlers/council_rules.py): shown once the chair confirmed the minutes,
+    as councils do not disclose results before the session ends."""
+
+    year: int
+    at: datetime
+    level: str
+    average: float
+    stars: int
+    recognised_stars: int
+    reasons: list[str]
 
 
 def detail(session: Session, product: Product) -> ProductDetail:
@@ -201,13 +217,28 @@ def detail(session: Session, product: Product) -> ProductDetail:
         select(ProcessInstance).where(ProcessInstance.product_id == product.id,
                                       ProcessInstance.process_id == PRODUCT_PROCESS))}
     ids = list(instances)
-    returns = []
+    returns, results = [], []
+    ranked: dict[tuple[int, str], dict] = {}  # the last council result not yet confirmed, per level
     if ids:
         # JSON queries differ between SQLite and PostgreSQL: filter the
-        # (few) completed-task events of this product in Python.
+        # (few) completed-task and service events of this product in Python.
         for event in session.scalars(select(AuditEvent).where(
-                AuditEvent.instance_id.in_(ids), AuditEvent.kind == "task_completed")
+                AuditEvent.instance_id.in_(ids), AuditEvent.kind.in_(("task_completed", "service_called")))
                 .order_by(AuditEvent.at, AuditEvent.id)):
+            if event.kind == "service_called":
+                if (event.data or {}).get("handler") == "rank_council":
+                    result = event.data.get("result") or {}
+                    ranked[(event.instance_id, result.get("level", ""))] = result
+                continue
+            if event.data.get("form_key") == "council_sign_off":
+                level = (event.element_id or "").rsplit("_", 1)[-1]
+                result = ranked.pop((event.instance_id, level), None)
+                if result:
+                    results.append(CouncilResult(instances[event.instance_id], event.at, level,
+                                                 result.get("average_shown", 0), result.get("stars", 0),
+                                                 result.get("recognised_stars", 0),
+                                                 [reason["vi"] for reason in result.get("reasons", [])]))
+                continue
             form = (event.data or {}).get("form") or {}
             if form.get("decision") == "return":
                 returns.append(Returned(event.at, instances[event.instance_id], event.data.get("name", ""),
@@ -224,7 +255,8 @@ def detail(session: Session, product: Product) -> ProductDetail:
                              .limit(1))
     documents = list(session.scalars(select(Document).where(Document.product_id == product.id)
                                      .order_by(Document.uploaded_at.desc(), Document.id.desc())))
-    return ProductDetail(summary(session, product), returns, notifications, enrolments, listing, documents)
+    return ProductDetail(summary(session, product), returns, notifications, enrolments, listing, documents,
+                         results)
 
 
 def readable_enrolment(session: Session, actor: Actor, enrolment_id: int) -> Enrolment | None:

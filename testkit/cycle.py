@@ -93,7 +93,7 @@ class Cycle:
         """Put the product on a council session: everybody present, or `present`."""
         task = self.task("council_attendance")
         self.last = self.engine.complete_task(task.id, self.driver.council_session(task, present),
-                                              self.driver.actor_for(task))
+                                              self.driver.actor_for(task), from_session=True)
         return self.last
 
     def score(self, totals: list[float] | float, recused: dict[int, str] | None = None,

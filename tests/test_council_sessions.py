@@ -16,6 +16,7 @@ from engine.samples import levels_for_total
 from storage.models import Incident, Product
 from testkit.cycle import Cycle
 from tests.support import tamper
+from testkit.web_login import login
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 
 DISTRICT = "QT-GL"
@@ -186,3 +187,35 @@ def test_both_diagrams_carry_the_parallel_multi_instance_sheet(path, levels):
         mi = task.find("bpmn:multiInstanceLoopCharacteristics", ns)
         assert mi is not None and mi.get("isSequential") != "true"
         assert mi.find("bpmn:loopDataInputRef", ns).text == f"{level}_panel"
+
+
+def test_the_producer_reads_the_result_and_its_reasons_once_the_minutes_are_confirmed(council, app):
+    cycle = at_session(council)
+    cycle.open_session()
+    two = next(lv["key"] for lv in _b41() if lv["points"] == 2)
+    for task in sheet_tasks(cycle):
+        council.complete_task(task.id, {"levels": {**levels_for_total("S07", 80), "B.4.1": two}},
+                              actor(council, task.assignee_id))
+    client = app.test_client()
+    login(client, "htx.giomy")
+    page = client.get(f"/portal/products/{cycle.product_id}").get_data(as_text=True)
+    assert "Kết quả đánh giá của hội đồng" not in page  # not disclosed before the session ends
+    cycle.do("council_sign_off", {"confirmed": True})
+    page = client.get(f"/portal/products/{cycle.product_id}").get_data(as_text=True)
+    assert "Kết quả đánh giá của hội đồng" in page and "Hội đồng cấp huyện" in page
+    assert "Tiêu chí B.4.1" in page and "4 sao cần ít nhất 3 điểm" in page
+
+
+def test_an_attendance_is_never_typed_in_through_the_form_or_the_api(council, app):
+    cycle = at_session(council)
+    task = cycle.task("council_attendance")
+    forged = cycle.driver.council_session(task)
+    forged["members"] = [m for m in forged["members"] if m["role"] in ("chair", "secretary")]
+    forged["present"] = [m["user_id"] for m in forged["members"]]
+    with pytest.raises(NotAllowed):
+        council.complete_task(task.id, forged, actor(council, task.assignee_id or user_id(council, "hd.qt-gl")))
+    client = app.test_client()
+    token = login(client, "hd.qt-gl")
+    answer = client.post(f"/api/v1/tasks/{task.id}/complete", json=forged, headers={"X-CSRFToken": token})
+    assert answer.status_code == 403
+    assert cycle.ready_forms() == ["council_attendance"]

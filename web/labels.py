@@ -37,7 +37,7 @@ PROBLEM_LAYER_LABELS = {"xml": _l("Tệp XML"), "bpmn": _l("Cấu trúc BPMN"),
                         "lint": _l("Quy tắc của hệ thống"), "dryrun": _l("Chạy thử")}
 
 # How an instance ended (its end event).
-END_LABELS = {"end_recognised": _l("Được công nhận"), "end_not_recognised": _l("Không đạt (dưới 50 điểm)"),
+END_LABELS = {"end_recognised": _l("Được công nhận"), "end_not_recognised": _l("Không được công nhận"),
               "end_idea_limit": _l("Dừng: hết lượt nộp lại ý tưởng"),
               "end_plan_limit": _l("Dừng: hết lượt nộp lại phương án"),
               "end_dossier_limit": _l("Dừng: hết lượt bổ sung hồ sơ")}
