@@ -186,6 +186,9 @@ class CommuneAssessmentForm(ForwardDecisionForm):
 class AdvisoryReviewForm(ForwardDecisionForm):
     site_visit = fields.Boolean(load_default=False)
     lab_tests_ordered = fields.Boolean(load_default=False)
+    # The team's review of the producer's self-assessment (form 02), which the
+    # council members then see beside their own sheet.
+    self_assessment_notes = _text(required=False, max_length=2000)
 
 
 class ScoreSheet(FormSchema):

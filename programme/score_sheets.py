@@ -170,3 +170,14 @@ def rank_of(data: dict, element_id: str) -> dict:
             "names": {str(uid): member.get("name", uid) for uid, member in panel.items() if isinstance(member, dict)}
             if isinstance(panel, dict) else {},
             "session_id": session.get("session_id") if isinstance(session, dict) else None}
+
+
+def self_assessment_summary(code: str, levels: dict[str, str]) -> dict:
+    """The producer's self-assessment (form 02) as a reviewer reads it: each
+    criterion with the level claimed and its points, and the totals."""
+    lines = []
+    for item in scorable_items(code):
+        level = next((lv for lv in item["levels"] if lv["key"] == (levels or {}).get(item["id"])), None)
+        lines.append({"id": item["id"], "text_vi": item["text_vi"], "section": item["section"],
+                      "level": level["text_vi"] if level else None, "points": level["points"] if level else None})
+    return {"lines": lines, "totals": sheet_totals(code, levels or {}), "code": code}

@@ -219,3 +219,23 @@ def test_an_attendance_is_never_typed_in_through_the_form_or_the_api(council, ap
     answer = client.post(f"/api/v1/tasks/{task.id}/complete", json=forged, headers={"X-CSRFToken": token})
     assert answer.status_code == 403
     assert cycle.ready_forms() == ["council_attendance"]
+
+
+def test_the_advisory_team_reads_the_self_assessment_before_the_council(world, app):
+    """Two-tier (Lào Cai): the dossier carries form 02 criterion by criterion."""
+    cycle = Cycle(world, "Rượu mận Sa Pa").start()
+    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan"):
+        if form_key in cycle.ready_forms():
+            cycle.do(form_key)
+    claimed = levels_for_total("S15", 77)
+    cycle.do("support_record")
+    cycle.do("submit_dossier", {"evidence": ["lab_test"], "self_assessment": claimed})
+    assert cycle.data()["dossier"]["self_assessment_score"] == 77
+    cycle.do("commune_assessment")
+    task = cycle.task("advisory_review")
+    client = app.test_client()
+    login(client, "tutvan.lc")
+    page = client.get(f"/inbox/tasks/{task.id}").get_data(as_text=True)
+    assert "Phiếu tự đánh giá của chủ thể (mẫu 02)" in page and "tổng 77" in page
+    cycle.do("advisory_review", {"decision": "forward", "self_assessment_notes": "Tự chấm sát thực tế"})
+    assert cycle.ready_forms() == ["council_attendance"]

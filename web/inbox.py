@@ -285,14 +285,19 @@ def _render_task(task_id: str, values: MultiDict, errors: dict | None = None, st
 
 # Forms whose page reads the task's data (the dossier's self-assessment, the council's result).
 RANK_FORMS = ("council_spread", "council_sign_off")
+REVIEW_FORMS = ("advisory_review",)
 
 
 def _sheet_and_rank(session, me, task, values: MultiDict):
     """The score sheet's context (council_sheet, submit_dossier) and the
     council's result a spread or sign-off task is about."""
-    if not task_forms.sheet_mode(task.form_key) and task.form_key not in RANK_FORMS:
+    if not task_forms.sheet_mode(task.form_key) and task.form_key not in RANK_FORMS + REVIEW_FORMS:
         return None, None
     data = score_sheets.task_data(bpmn_engine().load_workflow, session, task)
+    if task.form_key in REVIEW_FORMS:  # the advisory team reviews form 02 before the council
+        claimed = (data.get("dossier") or {}).get("self_assessment") or {}
+        code = score_sheets.set_code(score_sheets.group_of(session, task))
+        return None, {"self_assessment": score_sheets.self_assessment_summary(code, claimed) if claimed else None}
     if task.form_key in RANK_FORMS:
         about = score_sheets.rank_of(data, task.element_id)
         about["minutes_url"] = _minutes_url(about["session_id"])

@@ -56,6 +56,7 @@ FIELD_LABELS = {
     "identity_notes": lazy_gettext("Nhận xét về tính đặc trưng của địa phương"),
     "site_visit": lazy_gettext("Đã khảo sát thực tế tại cơ sở"),
     "lab_tests_ordered": lazy_gettext("Đã yêu cầu kiểm nghiệm bổ sung"),
+    "self_assessment_notes": lazy_gettext("Nhận xét về phiếu tự đánh giá của chủ thể (mẫu 02)"),
     "sheets": lazy_gettext("Phiếu chấm điểm của các thành viên hội đồng"),
     "window_opens": lazy_gettext("Ngày mở đăng ký"),
     "window_closes": lazy_gettext("Ngày đóng đăng ký"),
