@@ -16,7 +16,7 @@ from storage.documents import DocumentStore
 from storage.models import Producer, Product
 from tests.support.browser import ARTIFACTS
 from tests.support.product_records import PDF
-from tests.support.sheet_world import MEMBER, product_of, sheet_form, sheet_task
+from tests.support.sheet_world import MEMBER, product_of, sheet_task
 from tests.support.web_helpers import page_errors, sign_in_browser
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -38,7 +38,6 @@ def total(page) -> str:
 
 
 def test_a_member_scores_at_phone_width(browser, live_server, world, tmp_path, monkeypatch):
-    sheet_form(monkeypatch)
     task_id = sheet_task(world)
     product_id, instance_id = product_of(world, task_id)
     document_id = attach_pdf(world, product_id, instance_id, tmp_path / "uploads")

@@ -13,10 +13,13 @@ from engine import events
 from engine.access import load_actor
 from engine.errors import ClaimedByOther, NotAllowed
 from engine.samples import levels_for_total
+from programme.council_minutes import session_minutes
+from programme.councils import open_session, sign_off_session
 from storage.models import Incident, Product
 from testkit.cycle import Cycle
 from tests.support import tamper
 from testkit.web_login import login
+from tests.support.councils import MEMBERS, province_council
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 
 DISTRICT = "QT-GL"
@@ -239,3 +242,37 @@ def test_the_advisory_team_reads_the_self_assessment_before_the_council(world, a
     assert "Phiếu tự đánh giá của chủ thể (mẫu 02)" in page and "tổng 77" in page
     cycle.do("advisory_review", {"decision": "forward", "self_assessment_notes": "Tự chấm sát thực tế"})
     assert cycle.ready_forms() == ["council_attendance"]
+
+
+def test_the_minutes_of_a_province_session_on_the_shipped_cycle(world):
+    """The district scores 75 (one-member council), the product waits for the
+    provincial round; Quảng Trị's stored council of five opens a session on
+    the session page's use case, one member recuses, the members disagree
+    once, the chair confirms: the minutes show it all, read from the history."""
+    cycle = Cycle(world, PEPPER).start().through_dossier()
+    cycle.hold_council([75])
+    task = cycle.task("council_attendance")  # the provincial round's timer fired
+    council_id, ids = province_council(world)
+    secretary = next(u for u, _n, role, _d in MEMBERS if role == "secretary")
+    chair = next(u for u, _n, role, _d in MEMBERS if role == "chair")
+    with world.db.transaction() as session:
+        secretary_actor = load_actor(session, ids[secretary])
+    session_id = open_session(world, secretary_actor, council_id, [task.id], list(ids.values()),
+                              world.clock().date(), "Hội trường Sở Nông nghiệp và Môi trường")
+    recusing = sheet_tasks(cycle)[-1].assignee_id
+    cycle.score([70, 72, 71, 85, 70], recused={recusing: "Có người thân là thành viên hợp tác xã"})
+    cycle.do("council_spread", {"notes": "Thảo luận phần C, chấm lại"})
+    cycle.score([78, 79, 80, 80, 79], recused={recusing: "Có người thân là thành viên hợp tác xã"})
+    assert sign_off_session(world, actor(world, ids[chair]), session_id, "Nhất trí") == 1
+    with world.db.transaction() as session:
+        minutes = session_minutes(session, session_id)
+        item = minutes.items[0]
+        assert minutes.quorum.met and len(minutes.roster) == 5
+        recused = [sheet for sheet in item.sheets if sheet.recused]
+        assert [s.user_id for s in recused] == [recusing] and "người thân" in recused[0].conflict_reason
+        scored = [sheet for sheet in item.sheets if not sheet.recused]
+        assert len(scored) == 4 and all(sheet.rounds == 2 for sheet in scored)
+        assert item.rank["average"] == pytest.approx(79.25) and item.rank["recognised_stars"] == 4
+        assert [note.notes for note in item.spread_notes] == ["Thảo luận phần C, chấm lại"]
+        assert item.sign_off is not None and item.sign_off.notes == "Nhất trí"
+    assert cycle.instance().stars == 4

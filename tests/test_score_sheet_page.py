@@ -12,7 +12,6 @@ import re
 from datetime import date
 
 import pytest
-from marshmallow import fields
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
@@ -30,7 +29,6 @@ from tests.support.sheet_world import (
     PRODUCER,
     SHEET_BPMN,
     product_of,
-    sheet_form,
     sheet_task,
 )
 from web import task_forms
@@ -44,7 +42,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 @pytest.fixture
 def jam_task(world, monkeypatch):
-    sheet_form(monkeypatch)
     return sheet_task(world)
 
 
@@ -110,7 +107,6 @@ def test_the_member_sees_the_s07_sheet_by_section_with_points_from_the_data(worl
 
 @on_sqlite
 def test_the_tourism_sheet_shows_its_cases_and_no_samples(world, client, monkeypatch):
-    sheet_form(monkeypatch)
     task_id = sheet_task(world, HOMESTAY, "S26")
     login(client, MEMBER)
     page = client.get(f"/inbox/tasks/{task_id}").get_data(as_text=True)
@@ -270,17 +266,7 @@ def test_a_word_file_is_never_shown_inline(world, app, jam_task):
 
 # --- self-assessment, spread, sign-off, attendance -------------------------------------
 
-def with_self_assessment(monkeypatch) -> None:
-    """SubmitDossierForm with `self_assessment`, until engine/forms.py has it."""
-    schema = FORMS["submit_dossier"]
-    if "self_assessment" not in schema._declared_fields:
-        extended = type("WithSelf", (schema,), {"self_assessment": fields.Dict(
-            keys=fields.String(), values=fields.String(), load_default=dict)})
-        monkeypatch.setitem(FORMS, "submit_dossier", extended)
-
-
 def test_the_self_assessment_maps_to_the_dossier(monkeypatch):
-    with_self_assessment(monkeypatch)
     form = MultiDict([("level__A.1.1", "A.1.1#3"), ("level__A.1.2", "A.1.2#2"), ("evidence", "lab_test")])
     assert task_forms.parse_sheet("submit_dossier", form, "S07") == {
         "self_assessment": {"A.1.1": "A.1.1#3", "A.1.2": "A.1.2#2"}, "self_assessment_score": 4.0}
@@ -289,7 +275,6 @@ def test_the_self_assessment_maps_to_the_dossier(monkeypatch):
 
 @on_sqlite
 def test_the_producer_self_assesses_on_the_dossier_page(world, client, monkeypatch):
-    with_self_assessment(monkeypatch)
     cycle = Cycle(world, PEPPER).start()
     for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan"):
         if form_key in cycle.ready_forms():
@@ -322,7 +307,6 @@ def test_the_spread_and_sign_off_read_the_rank():
 @on_sqlite
 def test_attendance_is_taken_on_the_council_pages(world, client, monkeypatch):
     from tests.support import sheet_world
-    sheet_form(monkeypatch)
     monkeypatch.setitem(FORMS, "council_attendance", FORMS["council_sheet"])
     monkeypatch.setattr(sheet_world, "SHEET_BPMN", SHEET_BPMN.replace('"council_sheet"', '"council_attendance"'))
     task_id = sheet_task(world)
@@ -337,7 +321,6 @@ def test_attendance_is_taken_on_the_council_pages(world, client, monkeypatch):
                                               ("council_sign_off", "task_sign_off_province")])
 def test_the_spread_and_sign_off_pages_show_the_result(world, client, monkeypatch, form_key, element):
     from tests.support import sheet_world
-    sheet_form(monkeypatch, form_key)
     rank = ('province_rank = {"average_shown": "71.50", "stars": 4, "disqualified": False, "spread": 12.5, '
             '"spread_limit": 10, "spread_exceeded": True, "totals": {"7": 78, "8": 65.5}, '
             '"sections": {"7": {"A": 30, "B": 20, "C": 28}}, "recused": [9], '

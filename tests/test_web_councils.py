@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from storage.council_models import Council, CouncilMember, CouncilSession
 from storage.models import AdminLogEntry, InboxTask
 from testkit.web_login import login
-from tests.support.councils import area_id, products_waiting, province_council, stand_in_forms
+from tests.support.councils import area_id, products_waiting, province_council
 from tests.support.web_helpers import sign_in_browser
 
 
@@ -28,9 +28,8 @@ def attendance_tasks(engine) -> list[str]:
 
 @pytest.fixture
 def council(world):
-    with stand_in_forms():
-        council_id, ids = province_council(world)
-        yield council_id, ids
+    council_id, ids = province_council(world)
+    yield council_id, ids
 
 
 def test_the_menu_shows_councils_to_members_and_keepers_only(council, app):

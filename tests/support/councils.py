@@ -1,22 +1,13 @@
 """A province council of five for the council tests (tests/test_councils.py,
 tests/test_web_councils.py), and a small product diagram whose province
-council lane has the attendance and sign-off tasks of the issue-15
-contract, so sessions can be opened before the full cycle diagrams carry
-them.
-
-TODO(lead, at merge): once engine/forms.py has `council_attendance` and
-`council_sign_off` and processes/*.bpmn the council session, the stand-in
-forms below are skipped (they are only added when missing); the full-cycle
-session tests (sheets, rank, spread) belong on the real diagram.
-"""
+council lane has only the attendance, sheet and sign-off tasks, so sessions
+are opened in a few steps; tests/test_council_sessions.py walks the shipped
+cycle's whole session."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from engine import diagram, forms
+from engine import diagram
 from engine.access import load_actor
 from programme.accounts import create_user
 from programme.councils import add_member, create_council
@@ -67,31 +58,6 @@ def session_diagram(sheets: int = 0) -> bytes:
             "</bpmn:definitions>").encode()
 
 
-@contextmanager
-def stand_in_forms():
-    """The contract's council_attendance, council_sheet and council_sign_off forms, where
-    engine/forms.py does not have them yet."""
-    added = []
-    if "council_attendance" not in forms.FORMS:
-        forms.FORMS["council_attendance"] = Schema.from_dict({key: fields.Raw() for key in ATTENDANCE_KEYS})
-        added.append("council_attendance")
-    if "council_sign_off" not in forms.FORMS:
-        forms.FORMS["council_sign_off"] = Schema.from_dict({"confirmed": fields.Boolean(required=True),
-                                                            "notes": fields.String()})
-        added.append("council_sign_off")
-    if "council_sheet" not in forms.FORMS:
-        forms.FORMS["council_sheet"] = Schema.from_dict({
-            "recused": fields.Boolean(required=True), "conflict_reason": fields.String(),
-            "levels": fields.Dict(keys=fields.String(), values=fields.String()),
-            "eliminations": fields.List(fields.String()), "comments": fields.String()})
-        added.append("council_sheet")
-    forms.form_schema.cache_clear()
-    try:
-        yield
-    finally:
-        for key in added:
-            del forms.FORMS[key]
-        forms.form_schema.cache_clear()
 
 
 def actor(engine, username: str):

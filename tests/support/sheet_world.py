@@ -11,11 +11,9 @@ engine/forms.py does not register `council_sheet` yet on this branch:
 the same for council_spread and council_sign_off."""
 from __future__ import annotations
 
-from marshmallow import fields, validate
 from sqlalchemy import select
 
 from engine.access import load_actor
-from engine.forms import FORMS, FormSchema
 from storage.models import InboxTask, Jurisdiction, Producer, Product, User
 
 JAM = "Mứt gừng Gio Mỹ"          # set S07
@@ -68,33 +66,6 @@ SHEET_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>
 """
-
-
-class StandInSheetForm(FormSchema):
-    """Accepts the contract's sheet shape until engine/forms.py has CouncilSheetForm."""
-    recused = fields.Boolean(load_default=False)
-    conflict_reason = fields.String(load_default="")
-    levels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    eliminations = fields.List(fields.String(), load_default=list)
-    comments = fields.String(load_default="")
-
-
-class StandInSpreadForm(FormSchema):
-    notes = fields.String(load_default="", validate=validate.Length(max=2000))
-
-
-class StandInSignOffForm(StandInSpreadForm):
-    confirmed = fields.Boolean(required=True)
-
-
-STAND_INS = {"council_sheet": StandInSheetForm, "council_spread": StandInSpreadForm,
-             "council_sign_off": StandInSignOffForm}
-
-
-def sheet_form(monkeypatch, form_key: str = "council_sheet") -> None:
-    """Register the council form for this test if engine/forms.py does not yet."""
-    if form_key not in FORMS:
-        monkeypatch.setitem(FORMS, form_key, STAND_INS[form_key])
 
 
 def _id(session, model, **where):
