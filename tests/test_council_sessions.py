@@ -276,3 +276,15 @@ def test_the_minutes_of_a_province_session_on_the_shipped_cycle(world):
         assert [note.notes for note in item.spread_notes] == ["Thảo luận phần C, chấm lại"]
         assert item.sign_off is not None and item.sign_off.notes == "Nhất trí"
     assert cycle.instance().stars == 4
+
+
+def test_a_disqualifier_upheld_by_the_council_ends_the_cycle_unrecognised(council):
+    cycle = at_session(council)
+    cycle.open_session()
+    members = [task.assignee_id for task in sheet_tasks(cycle)]
+    cycle.score([85], eliminations={uid: ["set#0"] for uid in members[:3]})
+    rank = cycle.data()["district_rank"]
+    assert rank["disqualified"] and rank["stars"] == 0 and rank["average"] == 85
+    cycle.do("council_sign_off", {"confirmed": True})
+    instance = cycle.instance()
+    assert (instance.status, instance.end_event, instance.stars) == ("completed", "end_not_recognised", None)
