@@ -68,7 +68,11 @@ RETURN_DECISION = "return"
 # Funnel stages a completed task reaches: (form key, decision or None for any).
 STAGE_OF_COMPLETION = {("review_idea", "accept"): "idea_accepted", ("review_plan", "accept"): "plan_accepted",
                        ("submit_dossier", None): "dossier_submitted"}
-RANKING_HANDLER = "rank_product"
+# The handlers that rank a product: `rank_council` (a council session's
+# sheets, handlers/council_ranking.py) in the current diagrams, `rank_product`
+# (one typed score) in diagram versions before issue 15, whose instances
+# still count.
+RANKING_HANDLERS = frozenset({"rank_council", "rank_product"})
 
 SECONDS_PER_DAY = 86400.0
 
@@ -298,7 +302,7 @@ def _read_histories(session: Session, rows, elements: dict[str, Element | None])
     key, step or handler only of elements the diagrams do not settle."""
     settled = [element_id for element_id, element in elements.items() if element is not None]
     reviews = [element_id for element_id in settled if elements[element_id].form_key in REVIEWED]
-    rankings = [element_id for element_id in settled if elements[element_id].handler == RANKING_HANDLER]
+    rankings = [element_id for element_id in settled if elements[element_id].handler in RANKING_HANDLERS]
     unsettled = AuditEvent.element_id.not_in(settled)
     completed, service = AuditEvent.kind == "task_completed", AuditEvent.kind == "service_called"
     data = AuditEvent.data
@@ -336,7 +340,7 @@ def _history(events, elements: dict[str, Element | None]) -> History:
         if element is not None:
             form_key, step, handler = element.form_key, element.step, element.handler
         if kind == "service_called":
-            if handler != RANKING_HANDLER:
+            if handler not in RANKING_HANDLERS:
                 continue
             stages.add("ranked")
         if step is not None and previous is not None:
