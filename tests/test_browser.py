@@ -6,8 +6,13 @@ import os
 import re
 
 import pytest
+from sqlalchemy import select
 
+from engine.samples import levels_for_total
+from programme.councils import add_member, create_council
+from storage.models import ProcessInstance, Product
 from tests.support.browser import ARTIFACTS
+from tests.support.councils import actor as council_actor, area_id, make_accounts
 from tests.support.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -87,7 +92,72 @@ def do_task(page, user, product, task_name, form_key, screenshot=None):
     sign_out(page)
 
 
-def test_one_product_through_the_whole_cycle(page):
+# Gio Linh's district council: hd.qt-gl (the sandbox's council account) is
+# its secretary; a chair and a member join it. Their sheets' target totals.
+COUNCIL = (("ct.hdgl", "Lê Văn Chủ", "chair", "Phòng Nông nghiệp và Môi trường"),
+           ("uv.hdgl", "Nguyễn Thị Một", "member", "Phòng Kinh tế - Hạ tầng"),
+           ("hd.qt-gl", None, "secretary", "Văn phòng HĐND và UBND huyện"))
+TOTALS = {"ct.hdgl": 64, "uv.hdgl": 60, "hd.qt-gl": 61}
+SHEET_TASK = "Thành viên chấm điểm sản phẩm (Hội đồng cấp huyện)"
+
+
+def store_council(world) -> dict[str, int]:
+    """The district council, stored as a program manager would; username -> user id."""
+    ids = make_accounts(world, COUNCIL)
+    admin = council_actor(world, "admin")
+    council_id = create_council(world, admin, "district", area_id(world, "QT-GL"), "Hội đồng OCOP huyện Gio Linh")
+    for username, _name, role, department in COUNCIL:
+        add_member(world, admin, council_id, ids[username], department, role)
+    return ids
+
+
+def council_session(page, world, product):
+    """The secretary puts the product on a session with everyone present;
+    the chair fills their sheet in the browser, the two others' sheets go
+    through the engine (for brevity); the chair confirms the minutes."""
+    ids = store_council(world)
+    sign_in(page, "hd.qt-gl")
+    page.goto("/councils/")
+    page.get_by_role("link", name="Mở phiên họp").first.click()
+    page.wait_for_load_state()
+    page.locator("label", has_text=product).locator("input[name=task_id]").check()
+    for username in TOTALS:
+        page.locator(f"input[name=present][value='{ids[username]}']").check()
+    page.fill("[name=held_on]", "2026-06-15")
+    page.fill("[name=place]", "Hội trường UBND huyện Gio Linh")
+    shot(page, "05_council_session")
+    page.locator("#open-session button[type=submit]").click()
+    page.wait_for_load_state()
+    match = re.search(r"/councils/sessions/(\d+)$", page.url)
+    assert match, page.url
+    minutes_url = match.group(0)
+    sign_out(page)
+
+    with world.db.reading() as session:
+        instance_id = session.scalar(select(ProcessInstance.id).join(Product, Product.id == ProcessInstance.product_id)
+                                     .where(Product.name == product))
+    sheets = {task.assignee_id: task for task in world.ready_tasks(instance_id) if task.form_key == "council_sheet"}
+    assert sorted(sheets) == sorted(ids.values())  # one sheet per member present, in their own inbox
+    for username in ("uv.hdgl", "hd.qt-gl"):
+        world.complete_task(sheets[ids[username]].id, {"levels": levels_for_total("S10", TOTALS[username])},
+                            council_actor(world, username))
+
+    sign_in(page, "ct.hdgl")
+    open_task(page, product, SHEET_TASK)
+    for criterion, level in levels_for_total("S10", TOTALS["ct.hdgl"]).items():
+        page.locator(f"input[name='level__{criterion}'][value='{level}']").check()
+    shot(page, "06_council_sheet")
+    submit(page)
+    page.goto(minutes_url)
+    page.get_by_role("button", name="Xác nhận biên bản").click()
+    page.wait_for_load_state()
+    shot(page, "07_council_minutes")
+    sign_out(page)
+    with world.db.reading() as session:
+        assert session.scalar(select(ProcessInstance.stars).where(ProcessInstance.id == instance_id)) == 3
+
+
+def test_one_product_through_the_whole_cycle(page, world):
     product = "Tiêu đen Gio Mỹ"
     sign_in(page, "htx.giomy")
     page.goto("/portal/products/new")
@@ -111,29 +181,17 @@ def test_one_product_through_the_whole_cycle(page):
     do_task(page, "htx.giomy", product, "Triển khai phương án, nộp hồ sơ sản phẩm", "submit_dossier")
     do_task(page, "cb.qt-gl-gm", product, "Kiểm tra hồ sơ sản phẩm", "check_dossier")
 
-    sign_in(page, "hd.qt-gl")
-    open_task(page, product, "Chấm điểm sản phẩm (Hội đồng cấp huyện)")
-    for row, (a, b, c) in enumerate([(26, 16, 22), (24, 15, 21), (25, 16, 20)]):
-        if not page.locator(f"[name=sheets-{row}-member]").is_visible():
-            page.get_by_role("button", name="Thêm thành viên").click()  # score_sheet.js shows one row at a time
-        page.fill(f"[name=sheets-{row}-member]", f"Thành viên {row + 1}")
-        page.fill(f"[name=sheets-{row}-part_a]", str(a))
-        page.fill(f"[name=sheets-{row}-part_b]", str(b))
-        page.fill(f"[name=sheets-{row}-part_c]", str(c))
-    page.locator("[name=sheets-2-part_c]").blur()
-    shot(page, "05_score_sheet")
-    submit(page)
-    sign_out(page)
+    council_session(page, world, product)
 
     page.goto("/catalogue?stars=3")
-    shot(page, "06_catalogue")
+    shot(page, "08_catalogue")
     listing = page.locator("tr", has_text=product)
     assert listing.count() == 1 and "★★★" in listing.inner_text()
 
     sign_in(page, "htx.giomy")
     page.goto("/portal/")
     assert re.search(r"3\s*sao", page.locator("main").inner_text())
-    shot(page, "07_portal_recognised")
+    shot(page, "09_portal_recognised")
 
 
 def test_a_returned_idea_is_revised_and_resubmitted(page):
@@ -163,7 +221,7 @@ def test_a_returned_idea_is_revised_and_resubmitted(page):
     page.goto("/portal/")
     page.locator(".card, tr, li", has_text=product).first.get_by_role("link", name=product).first.click()
     assert reasons in page.locator("main").inner_text()
-    shot(page, "08_returned_with_reasons")
+    shot(page, "10_returned_with_reasons")
     sign_out(page)
     do_task(page, "htx.giomy", product, "Đăng ký ý tưởng sản phẩm", "register_idea")
     do_task(page, "cb.qt-gl-gm", product, "Tiếp nhận ý tưởng, chuyển lên huyện", "receive_idea")

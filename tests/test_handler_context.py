@@ -19,7 +19,7 @@ PEPPER = "Hồ tiêu Gio Linh"
 def seen(monkeypatch):
     """The instances the training and ranking handlers are given."""
     instances = []
-    for name in ("schedule_training", "rank_product"):
+    for name in ("schedule_training", "rank_council"):
         handler = registry.get(name)
         real = handler.function
 
