@@ -221,6 +221,8 @@ def test_an_attendance_is_never_typed_in_through_the_form_or_the_api(council, ap
     token = login(client, "hd.qt-gl")
     answer = client.post(f"/api/v1/tasks/{task.id}/complete", json=forged, headers={"X-CSRFToken": token})
     assert answer.status_code == 403
+    page = client.post(f"/inbox/tasks/{task.id}", data={"csrf_token": token, "present": "1"})
+    assert page.status_code in (302, 403)  # to the council pages, or refused: never recorded
     assert cycle.ready_forms() == ["council_attendance"]
 
 

@@ -47,9 +47,10 @@ from engine.access import load_actor
 from engine.driver import Driver
 from engine.forms import CONFIRM_DONE, CONTROL_CHARACTERS, FORMS, form_schema
 from storage.models import AuditEvent, Document, Jurisdiction, ProcessInstance, Product, TaskDraft, User
-from testkit.cycle import VALID, Cycle, sheets
+from testkit.cycle import VALID, Cycle
 from testkit.web_login import csrf_token, login
 from tests.support.app import make_app
+from tests.support.inbox_world import add_officer
 from web.task_forms import MAX_DRAFT_CHARS, form_fields
 
 sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -77,11 +78,16 @@ EXTRA_VALID = {
     "plan_outreach": {"window_opens": "2027-03-01", "window_closes": "2027-04-30", "channels": ["meeting"],
                       "target_producers": 10},
     "outreach_report": {"meetings_held": 3, "producers_reached": 20},
-    "score_product": sheets(60.0),
+    "council_spread": {"notes": "Hội đồng thảo luận lại phần C rồi chấm lại"},
+    "council_sign_off": {"confirmed": True, "notes": "Nhất trí"},
 }
 VALID_DATA = {**VALID, **EXTRA_VALID}
 SEED_PATH = ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan", "support_record",
-             "submit_dossier", "check_dossier", "score_product")
+             "submit_dossier", "check_dossier")
+# Not fuzzed here: score_product runs only on versions before the council
+# sessions; council_attendance is never a form (tests/test_council_sessions.py);
+# the member's sheet has its own page (tests/test_score_sheet_page.py).
+NOT_HERE = {CONFIRM_DONE, "score_product", "council_attendance", "council_sheet"}
 TWO_TIER_PATH = ("register_idea", "review_idea", "submit_plan", "review_plan", "support_record",
                  "submit_dossier", "commune_assessment", "advisory_review")
 
@@ -116,6 +122,13 @@ def reach(world, form_key: str) -> Waiting:
             task = world.ready_tasks(instance_id)[0]
         assert task.form_key == form_key
         return Waiting(world, task, instance_id)
+    if form_key in ("council_spread", "council_sign_off"):
+        for n in (1, 2):  # a council of three, so that members can disagree
+            add_officer(world, f"hd.qt-gl.tv{n}", "district_council", "QT-GL")
+        cycle = Cycle(world, PEPPER).start().through_dossier()
+        cycle.open_session()
+        cycle.score([40, 80, 60] if form_key == "council_spread" else [60])
+        return Waiting(world, cycle.task(form_key), cycle.instance_id)
     two_tier = form_key in ("commune_assessment", "advisory_review")
     cycle = Cycle(world, WINE if two_tier else PEPPER).start()
     for step in TWO_TIER_PATH if two_tier else SEED_PATH:
@@ -240,7 +253,7 @@ def hostile_posts(draw, form_key: str):
 
 @sqlite
 # A confirmation has no fields to fuzz (tests/test_manual_tasks.py: extra ones are refused).
-@pytest.mark.parametrize("form_key", sorted(set(FORMS) - {CONFIRM_DONE}))
+@pytest.mark.parametrize("form_key", sorted(set(FORMS) - NOT_HERE))
 def test_hostile_task_forms_are_refused_and_change_nothing(world, client, form_key):
     waiting = reach(world, form_key)
     token = login(client, waiting.username)
