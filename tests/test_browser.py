@@ -12,7 +12,8 @@ from engine.samples import levels_for_total
 from programme.councils import add_member, create_council
 from storage.models import ProcessInstance, Product
 from tests.support.browser import ARTIFACTS
-from tests.support.councils import actor as council_actor, area_id, make_accounts
+from tests.support.councils import actor as council_actor
+from tests.support.councils import area_id, make_accounts
 from tests.support.web_helpers import sign_in_browser as sign_in
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
