@@ -11,14 +11,13 @@ and line, in Vietnamese and English (engine.errors.Problem):
          without a start event, element kinds it has no parser for);
 3. lint: what this engine needs: every task that waits for a person in a
          lane that is a role, known form keys, registered handlers with
-         fitting parameters, every text SpiffWorkflow evaluates inside the
-         allow-list language (EVALUATED_PLACES), timers it can schedule,
-         and a sound flow graph (see `engine/flow_graph.py`: connected, reachable,
-         gateways with defaults, loops bounded).
+         fitting parameters, every text SpiffWorkflow (or a task's
+         `assignee`) evaluates inside the allow-list language
+         (EVALUATED_PLACES), timers it can schedule, and a sound flow graph
+         (`engine/flow_graph.py`: connected, reachable, defaults, loops bounded).
 
-The layers after the XML one all read the valid tree and report together:
-a file's every problem is in one report. Problems block a deploy; warnings
-(`CheckedDiagram.warnings`, `lint_warnings`) are shown but do not.
+The layers after the XML one read the valid tree and report together. Problems
+block a deploy; warnings (`CheckedDiagram.warnings`, `lint_warnings`) do not.
 """
 from __future__ import annotations
 
@@ -414,7 +413,7 @@ def _lint_user_task(task) -> list[Problem]:
                                 f"property {name} must be a whole number, not '{props[name]}'"))
     if "assignee" in props:  # evaluated when the task becomes ready (execution.inbox_row)
         problems += _lint_code(expressions.check_expression, props["assignee"], task,
-                               ("người được giao (assignee)", "assignee"))
+                               ("người được giao", "assignee"))
     return problems
 
 
