@@ -46,8 +46,7 @@ PRODUCT_PROCESS = "ocop_product_cycle"
 OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
-# Tasks SpiffWorkflow leaves READY for a person (their specs are `manual`):
-# each must sit in a lane that is a role, or nobody can be offered it.
+# Tasks SpiffWorkflow leaves READY for a person: each in a lane that is a role.
 WAITING_TAGS = ("userTask", "manualTask", "task")
 
 
