@@ -15,11 +15,12 @@ from SpiffWorkflow.util.task import TaskState
 from engine import clock, diagram
 from engine.expressions import SafeScriptEngine
 from engine.forms import validate_form
-from engine.samples import SampleDecider
+from engine.samples import SampleDecider, levels_for_total
 from engine.stepping import EngineWorkflow, run_engine_steps
+from handlers.council_rules import council_result
 from handlers.ranking import council_average, recognised_stars, stars_for_score
 from programme.definitions import NATIONAL_DIAGRAM, TWO_TIER_DIAGRAM
-from testkit.cycle import VALID, returned, sheets
+from testkit.cycle import VALID, returned
 
 START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
 ROUND_PASSED = datetime(2026, 11, 1, 8, tzinfo=timezone.utc)
@@ -29,6 +30,12 @@ def service(task, name, params) -> str:
     """Deterministic service results (the ranking computed; the others' content
     does not steer the diagrams)."""
     values = {key: param["value"] for key, param in params.items()}
+    if name == "council_panel":
+        present = set(values["session"]["present"])
+        return json.dumps({str(m["user_id"]): m for m in values["session"]["members"] if m["user_id"] in present})
+    if name == "rank_council":
+        return json.dumps(council_result(values["criteria_set"], values["level"], values["max_stars"],
+                                         values["panel"], values["sheets"], values["spread_limit"]))
     if name == "rank_product":
         stars = stars_for_score(council_average(values["sheets"]))
         return json.dumps({"average": council_average(values["sheets"]), "stars": stars,
@@ -38,14 +45,24 @@ def service(task, name, params) -> str:
 
 def tree(workflow: BpmnWorkflow) -> list:
     """The task tree without what differs between twins (random task ids,
-    state-change times): depth, element, state, data and internal data."""
-    def walk(task, depth):
-        yield (depth, task.task_spec.name, TaskState.get_name(task.state),
-               json.dumps(task.data, sort_keys=True, default=str),
-               json.dumps(task.internal_data, sort_keys=True, default=str))
+    state-change times): depth, element, state, data and internal data (a
+    multi-instance task's merged children named by their place in the tree)."""
+    tasks = []
+
+    def collect(task, depth):
+        tasks.append((task, depth))
         for child in task.children:
-            yield from walk(child, depth + 1)
-    return list(walk(workflow.task_tree, 0))
+            collect(child, depth + 1)
+    collect(workflow.task_tree, 0)
+    place = {str(task.id): index for index, (task, _depth) in enumerate(tasks)}
+
+    def internal(task):
+        data = dict(task.internal_data)
+        if "merged" in data:
+            data["merged"] = [place.get(task_id, task_id) for task_id in data["merged"]]
+        return json.dumps(data, sort_keys=True, default=str)
+    return [(depth, task.task_spec.name, TaskState.get_name(task.state),
+             json.dumps(task.data, sort_keys=True, default=str), internal(task)) for task, depth in tasks]
 
 
 def ready_user_tasks(workflow: BpmnWorkflow) -> list:
@@ -98,14 +115,30 @@ class Twins:
         self.steps(ROUND_PASSED)
 
 
+# A council of three, all present (what the session page records).
+ATTENDANCE = {"session_id": None, "council_id": None, "council_name": "Hội đồng", "held_on": "2026-11-02",
+              "place": "", "members": [{"user_id": uid, "name": f"TV {uid}", "department": "", "role": role}
+                                       for uid, role in ((1, "chair"), (2, "member"), (3, "secretary"))],
+              "present": [1, 2, 3], "quorum_fraction": 0.75, "chair_required": True, "spread_limit": 10.0,
+              "chair_id": 1, "secretary_id": 3}
+COUNCIL_FORMS = {"council_attendance": ATTENDANCE, "council_spread": {"notes": "Thảo luận, chấm lại"},
+                 "council_sign_off": {"confirmed": True}}
+
+
 def answers(returns: dict[str, int], scores=(92, 93, 95)):
-    pending, council = dict(returns), iter([sheets(score) for score in scores])
+    """Reviews return as asked, then accept; each council's members all
+    score the next of `scores`."""
+    pending, council, score = dict(returns), iter(scores), [None]
 
     def answer(form_key: str) -> dict:
         if pending.get(form_key):
             pending[form_key] -= 1
             return returned(form_key)
-        return next(council) if form_key == "score_product" else VALID[form_key]
+        if form_key == "council_attendance":
+            score[0] = next(council)
+        if form_key == "council_sheet":
+            return {"levels": levels_for_total("S10", score[0])}
+        return COUNCIL_FORMS.get(form_key) or VALID[form_key]
     return answer
 
 
@@ -152,5 +185,6 @@ def test_random_paths_step_as_spiffworkflow_does(seed):
                      else (diagram.PRODUCT_PROCESS, PRODUCT_DATA))
     twins = Twins(path, process, data)
     done = drive(twins, lambda ready: rng.randrange(len(ready)),
-                 lambda form_key: decider.form(form_key, "S10", START.date(), quality=rng.uniform(30, 98)))
+                 lambda form_key: COUNCIL_FORMS.get(form_key) or decider.form(form_key, "S10", START.date(),
+                                                                             quality=rng.uniform(30, 98)))
     assert twins.spiff.is_completed() and twins.ours.is_completed(), done
