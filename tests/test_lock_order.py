@@ -1,6 +1,7 @@
 """Two engine calls on one instance at once, where one runs a handler that
-writes rows the other call changes too, end with one ConcurrencyConflict
-and nothing lost -- never a database deadlock (a 500).
+writes rows the other call changes too, end with at most one
+ConcurrencyConflict (a completion that lost is tried again) and nothing
+lost -- never a database deadlock (a 500).
 
 The district officer completes the dossier check at the moment the worker
 fires its 15-working-day escalation: the escalation handler flags the
@@ -45,8 +46,11 @@ def test_an_escalation_and_a_completion_at_once_end_in_one_conflict(world, clock
         completion_wrote.wait(timeout=3)  # never set when the timer holds the instance row
         return result
 
+    completion_saves = []
+
     def wait_then_save(call, status=None):
-        if threading.current_thread().name == "completion":
+        if threading.current_thread().name == "completion" and not completion_saves:
+            completion_saves.append(call)  # its second try (after a conflict) runs alone
             both_there.wait()
         return real_save(call, status)
 
@@ -80,6 +84,9 @@ def test_an_escalation_and_a_completion_at_once_end_in_one_conflict(world, clock
     others = {name: outcome for name, outcome in outcomes.items() if isinstance(outcome, Exception)
               and name not in conflicts}
     assert len(outcomes) == 2 and not others, outcomes
-    assert len(conflicts) == 1, outcomes
-    assert cycle.instance().version == before + 1  # exactly one of the two was written
+    # A completion that lost the race is tried again on the winner's version
+    # (BpmnEngine.complete_task): only the timer's call may end in the
+    # conflict, which the worker retries. Each call that ended well wrote once.
+    assert set(conflicts) <= {"timer"}, outcomes
+    assert cycle.instance().version == before + 2 - len(conflicts)
     assert verification.verify(world, [cycle.instance_id]).ok

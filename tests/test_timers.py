@@ -72,7 +72,7 @@ def test_an_overdue_check_is_escalated_and_the_task_stays(world, clock):
         assert "Kiểm tra hồ sơ sản phẩm" in sent[0].message
         assert session.scalars(select(TimerDue).where(TimerDue.instance_id == cycle.instance_id)).all() == []
     cycle.do("check_dossier")  # the officer still decides; the escalation ran beside the task
-    assert cycle.ready_forms() == ["score_product"]
+    assert cycle.ready_forms() == ["council_attendance"]
     assert verification.verify(world, [cycle.instance_id]).ok
 
 

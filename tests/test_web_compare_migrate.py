@@ -11,7 +11,7 @@ from testkit.web_login import login
 
 SEED = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
 REGISTER = '<bpmn:userTask id="task_register_idea" name="Đăng ký ý tưởng sản phẩm">'
-DISTRICT = "Chấm điểm sản phẩm (Hội đồng cấp huyện)"
+DISTRICT = "Thành viên chấm điểm sản phẩm (Hội đồng cấp huyện)"
 FLOW = '<bpmn:sequenceFlow id="flow_register_receive" sourceRef="task_register_idea" targetRef="task_receive_idea"/>'
 
 
