@@ -27,6 +27,9 @@ BUNDLED = ROOT / "processes" / "ocop_cycle.bpmn"
 BUNDLE = ROOT / "web" / "static" / "dist" / "modeler.js"
 SPIFF_TAGS = ("spiffworkflow:properties", "spiffworkflow:property", "spiffworkflow:serviceTaskOperator",
               "spiffworkflow:parameters", "spiffworkflow:parameter", "bpmn:conditionExpression")
+# A council's member sheets (task_score_L): the collection is a variable's name, not a reference.
+MULTI_INSTANCE_TAGS = ("bpmn:multiInstanceLoopCharacteristics", "bpmn:loopDataInputRef", "bpmn:loopDataOutputRef",
+                       "bpmn:inputDataItem", "bpmn:outputDataItem")
 
 
 def _missing(reason: str):
@@ -139,8 +142,10 @@ def test_extension_elements_survive_a_round_trip(tmp_path):
                              text=True, timeout=60, check=False)
         assert run.returncode == 0 and not run.stderr, run.stderr
         original, exported = source.read_text(encoding="utf-8"), run.stdout
-        for tag in SPIFF_TAGS:
+        for tag in SPIFF_TAGS + MULTI_INSTANCE_TAGS:
             assert _count(exported, tag) == _count(original, tag), (source.name, tag)
+        assert "<bpmn:loopDataInputRef>province_panel</bpmn:loopDataInputRef>" in exported, source.name
+        assert "<bpmn:loopDataOutputRef>province_sheets</bpmn:loopDataOutputRef>" in exported, source.name
         assert 'spiffworkflow:serviceTaskOperator id="notify" resultVariable=' in exported
         checked = diagram.check(exported.encode("utf-8"), source.name)
         assert checked.ok, checked.problems
@@ -166,6 +171,13 @@ def test_editing_a_user_task_in_the_browser(page):
     page.wait_for_selector("#modeler[data-ready=true]")
     assert "Sơ đồ gốc" in page.inner_text("#modeler-source")
 
+    # The whole cycle fits the viewport; at that zoom the task can sit under the palette: centre it.
+    page.evaluate("""() => {
+        const modeler = window.ocopModeler.modeler, canvas = modeler.get('canvas');
+        const task = modeler.get('elementRegistry').get('task_review_idea'), box = canvas.viewbox();
+        canvas.viewbox({x: task.x + task.width / 2 - box.width / 2, y: task.y + task.height / 2 - box.height / 2,
+                        width: box.width, height: box.height});
+    }""")
     page.locator('#modeler-canvas [data-element-id="task_review_idea"]').first.click()
     assert page.input_value("#panel-form-key") == "review_idea"
     assert page.input_value("#panel-data-key") == "idea_review"
@@ -181,7 +193,10 @@ def test_editing_a_user_task_in_the_browser(page):
     review = re.search(r'<bpmn:userTask id="task_review_idea".*?</bpmn:userTask>', xml, re.DOTALL).group(0)
     assert '<spiffworkflow:property name="dueDays" value="21"' in review
     assert '<spiffworkflow:property name="formKey" value="review_idea"' in review
-    assert _count(xml, "spiffworkflow:serviceTaskOperator") == _count(BUNDLED.read_text(), "spiffworkflow:serviceTaskOperator")
+    for tag in ("spiffworkflow:serviceTaskOperator",) + MULTI_INSTANCE_TAGS:
+        assert _count(xml, tag) == _count(BUNDLED.read_text(), tag), tag
+    sheets = re.search(r'<bpmn:userTask id="task_score_district".*?</bpmn:userTask>', xml, re.DOTALL).group(0)
+    assert "<bpmn:loopDataInputRef>district_panel</bpmn:loopDataInputRef>" in sheets
     assert diagram.check(xml.encode("utf-8")).ok
 
     # A service task: its handler and one input per declared parameter.

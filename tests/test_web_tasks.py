@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from engine.errors import ConcurrencyConflict, ServiceTaskFailed
 from storage.criteria import criteria_set
-from storage.models import AuditEvent, ProcessInstance, TaskDraft
+from storage.models import AuditEvent, ProcessInstance, TaskDraft, User
 from testkit.cycle import Cycle
 from testkit.web_login import login
+from tests.support.app import make_app
 from tests.support.inbox_world import HONEY, PEPPER, add_officer, assignee, at_review_idea, user_id
 
 
@@ -38,8 +40,18 @@ def field_block(page: str, name: str) -> str:
     return page[start:end if end > 0 else len(page)]
 
 
+# The national diagram before issue 15 (git cd4c289): one council account typed every member's
+# A/B/C subtotals on one page (form score_product). Instances started on it keep that version.
+BEFORE_COUNCILS = Path(__file__).parent / "support" / "diagrams_before_councils" / "ocop_cycle.bpmn"
+
+
 def at_score(world, product: str = PEPPER) -> Cycle:
-    return Cycle(world, product).start().through_dossier()
+    """A product at the old typed-subtotal score sheet: started on the
+    pre-issue-15 diagram, deployed here as the active national version."""
+    world.deploy(BEFORE_COUNCILS.read_bytes(), "ocop_cycle", "test", "the cycle before council sessions")
+    cycle = Cycle(world, product).start().through_dossier()
+    assert cycle.ready_forms() == ["score_product"]
+    return cycle
 
 
 # --- officers' review forms ------------------------------------------------------
@@ -201,7 +213,8 @@ def test_script_in_a_text_field_is_stored_as_typed_and_shown_escaped(world, clie
     assert html_lib.escape(payload, quote=False) in page or "&lt;script&gt;alert(&#34;ocop&#34;)" in page
 
 
-# --- the council's score sheet --------------------------------------------------------
+# --- the council's typed score sheet, for instances on versions before council sessions -----
+# (each member's own sheet of today's diagrams: tests/test_score_sheet_page.py)
 
 def test_the_score_sheet_takes_its_maxima_and_groups_from_the_criteria_set(world, client):
     cycle = at_score(world)
@@ -355,25 +368,55 @@ def test_completing_without_the_csrf_token_is_refused(world, client):
     assert cycle.ready_forms() == ["review_idea"]
 
 
-def test_each_form_key_renders(world, client):
-    """Every form of the product cycle opens, as the user who acts on it."""
+def test_each_form_key_renders(world, db_url, tmp_path):
+    """Every form of the product cycle opens, as the user who acts on it; the
+    council's forms through a real session of a council of three. Thirteen
+    logins: the login rate limit is off."""
+    client = make_app(world, db_url, tmp_path, RATELIMIT_ENABLED=False).test_client()
+    for n in (1, 2):  # so that members can disagree and the secretary records the spread
+        add_officer(world, f"hd.qt-gl.tv{n}", "district_council", "QT-GL")
     honey = Cycle(world, HONEY).start()
     seen = set()
-    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan",
-                     "support_record", "submit_dossier", "check_dossier", "score_product"):
-        while form_key not in honey.ready_forms():
-            honey.do(honey.ready_forms()[0])
-        task = honey.task(form_key)
-        username = {"producer": "tht.matonggioson", "commune_officer": "cb.qt-gl-gs",
-                    "district_officer": "cb.qt-gl", "district_council": "hd.qt-gl"}[task.role]
+
+    def opens(form_key: str, task=None) -> None:
+        task = task or honey.task(form_key)
+        if task.assignee_id is not None:  # a member's sheet, the secretary's record, the chair's sign-off
+            with world.db.transaction() as session:
+                username = session.scalar(select(User.username).where(User.id == task.assignee_id))
+        else:
+            username = {"producer": "tht.matonggioson", "commune_officer": "cb.qt-gl-gs",
+                        "district_officer": "cb.qt-gl", "district_council": "hd.qt-gl"}[task.role]
         login(client, username)
         response = client.get(f"/inbox/tasks/{task.id}")
-        assert response.status_code == 200, form_key
+        if form_key == "council_attendance":  # recorded by the council session pages, never as a form
+            assert response.status_code == 302 and response.headers["Location"] == "/councils/", form_key
+        else:
+            assert response.status_code == 200, form_key
+            assert task.form_key == form_key
         seen.add(form_key)
-    assert len(seen) == 9
+
+    for form_key in ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan",
+                     "support_record", "submit_dossier", "check_dossier", "council_attendance"):
+        while form_key not in honey.ready_forms():
+            honey.do(honey.ready_forms()[0])
+        opens(form_key)
+    honey.open_session()
+    sheets = [task for task in honey.ready() if task.form_key == "council_sheet"]
+    assert len(sheets) == 3
+    opens("council_sheet", sheets[0])
+    honey.score([40, 80, 60])  # a spread above the limit: the secretary records it
+    opens("council_spread")
+    honey.do("council_spread", {"notes": "Hội đồng thảo luận lại phần C rồi chấm lại"})
+    honey.score([60])
+    opens("council_sign_off")
+    # The old typed-subtotal sheet, for instances started before council sessions.
+    opens("score_product", at_score(world, PEPPER).task("score_product"))
+    assert len(seen) == 13
 
 
 def test_the_council_marks_missed_starred_minimums(world, client):
+    """The old sheet's ticked minimums; today's are computed from each
+    criterion's average (tests/test_council_rules.py)."""
     cycle = at_score(world)  # Hồ tiêu Gio Linh: criteria set S10
     token = login(client, "hd.qt-gl")
     page = client.get(f"/inbox/tasks/{cycle.task('score_product').id}").get_data(as_text=True)

@@ -10,6 +10,21 @@ export default {
   associations: [],
   types: [
     {
+      // SpiffWorkflow reads a multi-instance task's loopDataInputRef and
+      // loopDataOutputRef as the NAME of a process variable (district_panel,
+      // district_sheets), not as the id of a data element: bpmn-moddle would
+      // drop the unresolved reference on export, and the task would lose its
+      // collection. Kept as text, still written as bpmn:loopData...Ref.
+      name: 'MultiInstanceVariables',
+      extends: ['bpmn:MultiInstanceLoopCharacteristics'],
+      properties: [
+        { name: 'bpmn:loopDataInputRef', type: 'String',
+          redefines: 'bpmn:MultiInstanceLoopCharacteristics#loopDataInputRef' },
+        { name: 'bpmn:loopDataOutputRef', type: 'String',
+          redefines: 'bpmn:MultiInstanceLoopCharacteristics#loopDataOutputRef' }
+      ]
+    },
+    {
       // <spiffworkflow:properties><spiffworkflow:property name value/>...
       name: 'Properties',
       superClass: ['Element'],
