@@ -135,17 +135,24 @@ def _back(council_id: int):
     return redirect(url_for("councils.council", council_id=council_id))
 
 
-@councils.post("/<int:council_id>/settings")
-def settings(council_id: int):
+def _keep(council_id: int, change, done: str):
+    """One change to a council's roster or rules: the use case refuses with
+    its own words (flashed), or the change is confirmed; back to the council."""
     try:
-        council_use.change_settings(bpmn_engine(), actor(), council_id, request.form.get("name", ""),
-                                    _number("quorum_fraction", 0.75), request.form.get("chair_required") == "1",
-                                    _number("spread_limit", 10.0))
+        change()
     except OcopError as err:
         _refused(err)
     else:
-        flash(_("Đã lưu quy chế hội đồng."), "success")
+        flash(done, "success")
     return _back(council_id)
+
+
+@councils.post("/<int:council_id>/settings")
+def settings(council_id: int):
+    return _keep(council_id, lambda: council_use.change_settings(
+        bpmn_engine(), actor(), council_id, request.form.get("name", ""), _number("quorum_fraction", 0.75),
+        request.form.get("chair_required") == "1", _number("spread_limit", 10.0)),
+        _("Đã lưu quy chế hội đồng."))
 
 
 @councils.post("/<int:council_id>/members")
@@ -156,36 +163,22 @@ def add_member(council_id: int):
     if account is None:
         flash(_("Không có tài khoản “%(username)s”.", username=username.strip()), "error")
         return _back(council_id)
-    try:
-        council_use.add_member(bpmn_engine(), actor(), council_id, account.id, request.form.get("department", ""),
-                               request.form.get("council_role", ""))
-    except OcopError as err:
-        _refused(err)
-    else:
-        flash(_("Đã thêm %(name)s vào hội đồng.", name=account.full_name), "success")
-    return _back(council_id)
+    return _keep(council_id, lambda: council_use.add_member(
+        bpmn_engine(), actor(), council_id, account.id, request.form.get("department", ""),
+        request.form.get("council_role", "")), _("Đã thêm %(name)s vào hội đồng.", name=account.full_name))
 
 
 @councils.post("/<int:council_id>/members/<int:member_id>/role")
 def change_role(council_id: int, member_id: int):
-    try:
-        council_use.change_role(bpmn_engine(), actor(), member_id, request.form.get("council_role", ""), council_id)
-    except OcopError as err:
-        _refused(err)
-    else:
-        flash(_("Đã đổi vai trò."), "success")
-    return _back(council_id)
+    return _keep(council_id, lambda: council_use.change_role(
+        bpmn_engine(), actor(), member_id, request.form.get("council_role", ""), council_id),
+        _("Đã đổi vai trò."))
 
 
 @councils.post("/<int:council_id>/members/<int:member_id>/remove")
 def remove_member(council_id: int, member_id: int):
-    try:
-        council_use.remove_member(bpmn_engine(), actor(), member_id, council_id)
-    except OcopError as err:
-        _refused(err)
-    else:
-        flash(_("Thành viên đã rời hội đồng (vẫn giữ trong lịch sử)."), "success")
-    return _back(council_id)
+    return _keep(council_id, lambda: council_use.remove_member(bpmn_engine(), actor(), member_id, council_id),
+                 _("Thành viên đã rời hội đồng (vẫn giữ trong lịch sử)."))
 
 
 # --- sessions -------------------------------------------------------------------------------
