@@ -37,7 +37,7 @@ from storage.council_models import (
     CouncilMember,
     CouncilSession,
 )
-from storage.models import AdminLogEntry, InboxTask, Jurisdiction, Producer, Product, User
+from storage.models import AdminLogEntry, InboxTask, Jurisdiction, Producer, Product, RoleAssignment, User
 
 ATTENDANCE_FORM, SIGN_OFF_FORM = "council_attendance", "council_sign_off"
 # Forms of a product still before its sign-off once its session has opened.
@@ -332,14 +332,36 @@ def change_role(engine: BpmnEngine, actor: Actor, member_id: int, council_role: 
 
 
 def remove_member(engine: BpmnEngine, actor: Actor, member_id: int, council_id: int | None = None) -> None:
-    """End a member's seat (kept in the roster's history). The account keeps
-    its council role at the area: an administrator takes it away on the
-    account's page if it no longer serves any council there."""
+    """End a member's seat (kept in the roster's history) and, unless they
+    sit on another council of the same level and area, the council lane's
+    role at that area with it: a former member no longer sees the council's
+    work. Refused while a sheet, spread record or sign-off of theirs waits
+    (the diagram gave it to them alone: it would be stranded)."""
     with engine.db.transaction() as session:
         council, seat = _kept_seat(session, actor, member_id, council_id)
+        role = lane_role(council.level)
+        waiting = session.scalar(select(func.count()).select_from(InboxTask).where(
+            InboxTask.assignee_id == seat.user_id, InboxTask.role == role,
+            InboxTask.jurisdiction_id == council.area_id))
+        if waiting:
+            raise CouncilRefused(f"{seat.user.full_name} còn {waiting} việc của hội đồng đang chờ (phiếu chấm, "
+                                 f"biên bản); hãy để thành viên hoàn thành trước khi rời hội đồng.")
         seat.removed_at = engine.clock()
+        other_seat = session.scalar(
+            select(CouncilMember.id).join(Council, Council.id == CouncilMember.council_id)
+            .where(CouncilMember.user_id == seat.user_id, CouncilMember.removed_at.is_(None),
+                   CouncilMember.id != seat.id, Council.active.is_(True), Council.level == council.level,
+                   Council.area_id == council.area_id).limit(1))
+        withdrawn = []
+        if other_seat is None:
+            withdrawn = list(session.scalars(select(RoleAssignment).where(
+                RoleAssignment.user_id == seat.user_id, RoleAssignment.role == role,
+                RoleAssignment.jurisdiction_id == council.area_id)))
+            for assignment in withdrawn:
+                session.delete(assignment)
         _log(session, engine, actor, council, "member_removed",
-             f"{seat.user.full_name} ({ROLE_VI[seat.council_role]}) rời hội đồng")
+             f"{seat.user.full_name} ({ROLE_VI[seat.council_role]}) rời hội đồng"
+             + ("; thu hồi quyền hội đồng tại địa bàn" if withdrawn else ""))
 
 
 # --- products waiting, sessions -----------------------------------------------------------

@@ -14,11 +14,12 @@ from engine.access import load_actor
 from engine.errors import ClaimedByOther, NotAllowed
 from engine.samples import levels_for_total
 from programme.council_minutes import session_minutes
-from programme.councils import open_session, sign_off_session
+from programme.councils import CouncilRefused, open_session, remove_member, sign_off_session
+from storage.council_models import CouncilMember
 from storage.models import Incident, Product
 from testkit.cycle import Cycle
-from tests.support import tamper
 from testkit.web_login import login
+from tests.support import tamper
 from tests.support.councils import MEMBERS, province_council
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 
@@ -290,3 +291,25 @@ def test_a_disqualifier_upheld_by_the_council_ends_the_cycle_unrecognised(counci
     cycle.do("council_sign_off", {"confirmed": True})
     instance = cycle.instance()
     assert (instance.status, instance.end_event, instance.stars) == ("completed", "end_not_recognised", None)
+
+
+def test_a_member_with_a_sheet_waiting_cannot_leave_the_council(world):
+    cycle = Cycle(world, PEPPER).start().through_dossier()
+    cycle.hold_council([75])
+    task = cycle.task("council_attendance")
+    council_id, ids = province_council(world)
+    secretary = next(u for u, _n, role, _d in MEMBERS if role == "secretary")
+    member = next(u for u, _n, role, _d in MEMBERS if role == "member")
+    open_session(world, actor(world, ids[secretary]), council_id, [task.id], list(ids.values()),
+                 world.clock().date(), "Phòng họp số 2")
+    admin = actor(world, user_id(world, "admin"))
+    with world.db.transaction() as session:
+        seat = session.scalar(select(CouncilMember.id).where(CouncilMember.user_id == ids[member]))
+    with pytest.raises(CouncilRefused, match="đang chờ"):
+        remove_member(world, admin, seat)
+    mine = next(t for t in sheet_tasks(cycle) if t.assignee_id == ids[member])
+    world.complete_task(mine.id, {"levels": levels_for_total("S10", 80)}, actor(world, ids[member]))
+    remove_member(world, admin, seat)  # done: the seat ends, the role with it
+    with pytest.raises(NotAllowed):
+        world.complete_task(sheet_tasks(cycle)[0].id, {"levels": levels_for_total("S10", 80)},
+                            actor(world, ids[member]))

@@ -73,6 +73,12 @@ def test_the_provinces_program_manager_keeps_its_council_and_every_change_is_log
     with world.db.reading() as session:
         assert [m.user_id for m in councils.former_members(session, council_id)] == [ids["uv1.hdqt"]]
         assert len(councils.active_members(session, council_id)) == 4
+    # A former member no longer holds the council's role there, so no longer sees its work.
+    assert count(world, RoleAssignment, RoleAssignment.role == "province_council",
+                 RoleAssignment.jurisdiction_id == area_id(world, "QT")) == 4
+    with world.db.reading() as session:
+        removed = next(e for e in councils.council_log(session, council_id) if e.action == "member_removed")
+        assert "thu hồi quyền hội đồng tại địa bàn" in removed.message
         # The diagrams' admin log does not list council entries.
         from programme.definitions import admin_log
         assert all(entry.subject is None for entry in admin_log(session))
