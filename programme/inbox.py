@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, case, func, literal, or_, select, true, tup
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, Supervision, acting_on_tasks, load_actor, may_act, may_read_product
+from engine.forms import PERSONAL_FORMS
 from engine.roles import LANE_ROLES, ROLES
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
@@ -97,16 +98,25 @@ def has_inbox(actor: Actor, supervision: Supervision | None) -> bool:
     return acts or bool(supervision)
 
 
+def _acting(actor: Actor):
+    """The tasks the actor acts on, less a colleague's own council work (a
+    member's sheet, the secretary's spread record, the chair's sign-off: the
+    diagram gives each to one person): five members would otherwise each see
+    five sheets per product. Supervisors still see them (_scope)."""
+    return and_(acting_on_tasks(actor), or_(InboxTask.assignee_id.is_(None), InboxTask.assignee_id == actor.user_id,
+                                            InboxTask.form_key.not_in(PERSONAL_FORMS)))
+
+
 def _scope(actor: Actor, supervision: Supervision | None):
     """Tasks the actor may act on, plus those it supervises. With
     supervision, one `task.id IN (... UNION ALL ...)` of index-served
     selects: an OR of the two conditions would make both databases read
     the whole task table."""
     if not supervision:
-        return acting_on_tasks(actor)
+        return _acting(actor)
     if supervision.everything:
         return true()
-    mine = select(InboxTask.id).where(acting_on_tasks(actor)).correlate(None)
+    mine = select(InboxTask.id).where(_acting(actor)).correlate(None)
     return InboxTask.id.in_(union_all(mine, *supervision.task_ids()))
 
 
@@ -303,7 +313,7 @@ def _scope_rows(actor: Actor, supervision: Supervision | None, *columns):
     columns = (InboxTask.id, *columns)
     if not supervision or supervision.everything:
         return select(*columns).where(_scope(actor, supervision))
-    return union(select(*columns).where(acting_on_tasks(actor)).correlate(None), *supervision.task_ids(*columns))
+    return union(select(*columns).where(_acting(actor)).correlate(None), *supervision.task_ids(*columns))
 
 
 def _counts_in_one_pass(actor: Actor, now: datetime, supervision: Supervision | None = None) -> Select:

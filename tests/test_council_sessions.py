@@ -16,7 +16,7 @@ from engine.samples import levels_for_total
 from programme.council_minutes import session_minutes
 from programme.councils import CouncilRefused, open_session, remove_member, sign_off_session
 from storage.council_models import CouncilMember
-from storage.models import Incident, Product
+from storage.models import Incident, Product, User
 from testkit.cycle import Cycle
 from testkit.web_login import login
 from tests.support import tamper
@@ -313,3 +313,20 @@ def test_a_member_with_a_sheet_waiting_cannot_leave_the_council(world):
     with pytest.raises(NotAllowed):
         world.complete_task(sheet_tasks(cycle)[0].id, {"levels": levels_for_total("S10", 80)},
                             actor(world, ids[member]))
+
+
+def test_a_member_s_inbox_lists_their_own_sheet_not_their_colleagues(council, app):
+    cycle = at_session(council)
+    cycle.open_session()
+    mine = sheet_tasks(cycle)[1]
+    with council.db.transaction() as session:
+        username = session.get(User, mine.assignee_id).username
+    client = app.test_client()
+    login(client, username)
+    page = client.get("/inbox/").get_data(as_text=True)
+    listed = {t.id for t in sheet_tasks(cycle) if f"/inbox/tasks/{t.id}" in page}
+    assert listed == {mine.id}
+    supervisor = app.test_client()
+    login(supervisor, "qlct.qt")  # the province's program manager sees the whole council's work
+    page = supervisor.get("/inbox/").get_data(as_text=True)
+    assert all(f"/inbox/tasks/{t.id}" in page for t in sheet_tasks(cycle))
