@@ -153,4 +153,4 @@ def _levels_for_total(criteria_set: str, target: int) -> tuple[tuple[str, str], 
                 step.setdefault(reached, keys + [level["key"]])
         reachable = step
     best = min(reachable, key=lambda reached: (abs(reached - target), reached < target))
-    return tuple((item["id"], key) for item, key in zip(items, reachable[best]))
+    return tuple((item["id"], key) for item, key in zip(items, reachable[best], strict=True))

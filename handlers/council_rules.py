@@ -133,12 +133,13 @@ def council_result(criteria_set: str, level: str, max_stars: int, panel: dict, s
             stars = rank
             break
         for item, needed in short:
+            average_here = criterion_averages[item["id"]]
             missed.append({"criterion_id": item["id"], "text_vi": item["text_vi"], "stars": rank,
-                           "needed": needed, "average": criterion_averages[item["id"]]})
+                           "needed": needed, "average": average_here})
             reasons.append(_reason(
-                "minimum", f"Tiêu chí {item['id']} ({item['text_vi']}): trung bình {_shown(criterion_averages[item['id']])} "
+                "minimum", f"Tiêu chí {item['id']} ({item['text_vi']}): trung bình {_shown(average_here)} "
                            f"điểm, hạng {rank} sao cần ít nhất {needed:g} điểm.",
-                f"Criterion {item['id']}: average {criterion_averages[item['id']]:.2f}, {rank} stars need {needed:g}."))
+                f"Criterion {item['id']}: average {average_here:.2f}, {rank} stars need {needed:g}."))
     star_cap = stars if stars < band else 5
 
     findings = []

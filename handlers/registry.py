@@ -87,5 +87,4 @@ def all_handlers() -> dict[str, Handler]:
 
 def _load_builtin_handlers() -> None:
     # Importing the modules runs their @handler decorators.
-    from handlers import (  # noqa: F401
-        council_ranking, deadlines, notify, promotion, ranking, registration, training)
+    from handlers import council_ranking, deadlines, notify, promotion, ranking, registration, training  # noqa: F401

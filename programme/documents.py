@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy.orm import Session
-
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.access import Actor
 from engine.diagram import PRODUCT_PROCESS

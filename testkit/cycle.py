@@ -12,8 +12,8 @@ from sqlalchemy import select
 from engine.access import Actor, load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.driver import Driver
-from engine.samples import levels_for_total
 from engine.execution import Outcome as StepResult
+from engine.samples import levels_for_total
 from storage.models import InboxTask, Incident, ProcessInstance, Product
 
 VALID = {

@@ -7,9 +7,9 @@ from sqlalchemy import select
 from audit import verification
 from engine import events
 from engine.access import load_actor
+from engine.samples import levels_for_total
 from programme.definitions import NATIONAL_DIAGRAM, migrate
 from storage.models import ProcessInstance, User
-from engine.samples import levels_for_total
 from testkit.cycle import RETURN, Cycle, sheets
 from tests.support import tamper
 from tests.support.diagrams import later_change

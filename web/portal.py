@@ -74,8 +74,8 @@ REFUSALS = {
 def template_labels():
     return {"step_labels": labels.STEP_LABELS, "state_labels": labels.STATE_LABELS, "kind_labels": labels.KIND_LABELS,
             "registration_forms": REGISTRATION_FORMS, "channel_labels": labels.CHANNEL_LABELS,
-            "criteria_sets": sets_by_code(), "council_levels": labels.COUNCIL_LEVEL_LABELS, "role_label": _role_label, "task_url": _task_url,
-            "may_act_on": _may_act_on}
+            "criteria_sets": sets_by_code(), "council_levels": labels.COUNCIL_LEVEL_LABELS, "role_label": _role_label,
+            "task_url": _task_url, "may_act_on": _may_act_on}
 
 
 def _role_label(role: str) -> str:
