@@ -384,7 +384,7 @@ class BpmnEngine:
         def change(session, row, instance):
             if row.assignee_id != actor.user_id and not access.supervises(actor, instance.areas):
                 raise NotAllowed("only the assignee or a supervisor of the area may release this task")
-            self._refuse_personal(session, row, instance)
+            self._refuse_personal(row)
             return None
         self._change_assignee(task_id, actor, "unclaimed", change)
 
@@ -394,16 +394,17 @@ class BpmnEngine:
         def change(session, row, instance):
             if not access.supervises(actor, instance.areas):
                 raise NotAllowed("only a supervisor of the area may reassign tasks")
-            self._refuse_personal(session, row, instance)
+            self._refuse_personal(row)
             if not access.may_act(to, row):
                 raise NotAllowed(f"{to.name} does not hold role {row.role} for this area")
             return to.user_id
         self._change_assignee(task_id, actor, "reassigned", change)
 
-    def _refuse_personal(self, session: Session, row: InboxTask, instance: ProcessInstance) -> None:
+    @staticmethod
+    def _refuse_personal(row: InboxTask) -> None:
         """A task the diagram gives to one person (a council member's own
         sheet) is theirs: it is neither released to the area nor handed on."""
-        if execution.is_personal_task(self.specs, session, instance, row.element_id):
+        if row.personal:
             raise NotAllowed(f"task '{row.name}' belongs to its assignee alone (the diagram names them)")
 
     # Assignment changes lost to a concurrent write are tried again this many

@@ -29,7 +29,7 @@ from engine.access import load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
 from engine.driver import Driver
-from engine.errors import Problem, ProcessRefused, ServiceTaskFailed, StepBudgetExhausted, TimerValueInvalid
+from engine.errors import Problem, ServiceTaskFailed, StepBudgetExhausted, TimerValueInvalid
 from engine.samples import SampleDecider
 from engine.sandbox import PRODUCERS, add_council_members, add_sample_products, seed_world
 from storage.areas import area_chain

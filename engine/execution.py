@@ -424,15 +424,15 @@ def inbox_row(instance: ProcessInstance, task, now: datetime) -> dict:
         name=spec.bpmn_name or spec.bpmn_id, lane=spec.lane, role=role.key,
         jurisdiction_id=instance.areas.get(role.level or "commune"),
         form_key=form_key, data_key=data_key, step=_int(props.get("step")),
-        created_at=now, due_at=due_at, assignee_id=assignee)
+        created_at=now, due_at=due_at, assignee_id=assignee, personal=assignee is not None)
 
 
 def assigned_person(task, expression: str | None) -> int | None:
     """The user a task is for when its diagram says so (the `assignee`
     property: an expression over the task's data, e.g. each instance of
     the council's multi-instance sheet gets `province_member['user_id']`).
-    Such a task is that person's alone: nobody else may claim, complete or
-    release it (BpmnEngine.unclaim, reassign)."""
+    Such a task is that person's alone (its row is `personal`): nobody else
+    may claim, complete or release it (BpmnEngine.unclaim, reassign)."""
     if not expression:
         return None
     spec = task.task_spec
@@ -446,13 +446,6 @@ def assigned_person(task, expression: str | None) -> int | None:
                              f"({spec.bpmn_id}) từ '{expression}'; chưa có gì được lưu / the assignee of task "
                              f"{spec.bpmn_id} could not be found from '{expression}': {err}", spec.bpmn_id) from None
     return person
-
-
-def is_personal_task(specs: SpecCache, unit: Session | Connection, instance, element_id: str) -> bool:
-    """Whether the diagram gives this task to one named person."""
-    spec, _subprocess_specs = specs.spec_for(unit, instance.definition_id, instance.process_id)
-    return any(task_spec.bpmn_id == element_id and "assignee" in diagram.user_task_properties(task_spec)
-               for task_spec in spec.task_specs.values())
 
 
 # --- reading a workflow -------------------------------------------------------------

@@ -351,9 +351,6 @@ CONFIRM_DONE = "confirm_done"
 # Forms a person never fills on the task page: the council session page
 # (programme/councils.open_session) completes them from the stored council.
 SESSION_FORMS = frozenset({"council_attendance"})
-# Forms the shipped diagrams give to one named person (the `assignee`
-# property): a colleague's inbox does not list them.
-PERSONAL_FORMS = frozenset({"council_sheet", "council_spread", "council_sign_off"})
 
 FORMS: dict[str, type[FormSchema]] = {
     "register_idea": RegisterIdeaForm,

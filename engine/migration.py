@@ -357,7 +357,8 @@ def _write_migration(engine: BpmnEngine, session: Session, instance: ProcessInst
             continue
         fresh = execution.inbox_row(instance, task, row.created_at)
         same_hands = (fresh["role"], fresh["jurisdiction_id"]) == (row.role, row.jurisdiction_id)
-        fresh["assignee_id"] = row.assignee_id if same_hands else None
+        if not fresh["personal"]:  # a task the new element gives to one person stays theirs
+            fresh["assignee_id"] = row.assignee_id if same_hands else None
         rewritten.append(fresh)
     values.update(state=state_to_json(workflow), definition_id=target.id)
     new_version = execution.write_instance(session, instance, values, run.events, now)

@@ -14,7 +14,6 @@ from sqlalchemy import Select, and_, case, func, literal, or_, select, true, tup
 from sqlalchemy.orm import Session
 
 from engine.access import Actor, Supervision, acting_on_tasks, load_actor, may_act, may_read_product
-from engine.forms import PERSONAL_FORMS
 from engine.roles import LANE_ROLES, ROLES
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
@@ -99,12 +98,12 @@ def has_inbox(actor: Actor, supervision: Supervision | None) -> bool:
 
 
 def _acting(actor: Actor):
-    """The tasks the actor acts on, less a colleague's own council work (a
-    member's sheet, the secretary's spread record, the chair's sign-off: the
-    diagram gives each to one person): five members would otherwise each see
-    five sheets per product. Supervisors still see them (_scope)."""
-    return and_(acting_on_tasks(actor), or_(InboxTask.assignee_id.is_(None), InboxTask.assignee_id == actor.user_id,
-                                            InboxTask.form_key.not_in(PERSONAL_FORMS)))
+    """The tasks the actor acts on, less those the diagram gave to a
+    colleague alone (a council member's own sheet): five members would
+    otherwise each see five sheets per product. Supervisors still see them
+    (_scope)."""
+    return and_(acting_on_tasks(actor),
+                or_(InboxTask.personal.is_(False), InboxTask.assignee_id == actor.user_id))
 
 
 def _scope(actor: Actor, supervision: Supervision | None):

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -222,6 +223,8 @@ class InboxTask(Base):
     data_key: Mapped[str] = mapped_column(String(64))
     step: Mapped[Optional[int]] = mapped_column(Integer)
     assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
+    # Given by the diagram to `assignee_id` alone (its `assignee` property, 0016).
+    personal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[Optional[datetime]] = mapped_column()
     # Set when the task's deadline timer fired and its supervisor was told.

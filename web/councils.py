@@ -110,13 +110,19 @@ def create():
     return redirect(url_for("councils.council", council_id=council_id))
 
 
+def _readable_or_404(session, me, council_id: int):
+    """The council, or 404 for one that does not exist or the user may not see."""
+    found = council_use.readable_council(session, me, council_id)
+    if found is None:
+        abort(404)
+    return found
+
+
 @councils.get("/<int:council_id>")
 def council(council_id: int):
     me = actor()
     with reading() as session:
-        found = council_use.readable_council(session, me, council_id)
-        if found is None:
-            abort(404)
+        found = _readable_or_404(session, me, council_id)
         members = council_use.active_members(session, council_id)
         former = council_use.former_members(session, council_id)
         keeps = council_use.may_keep(session, me, found)
@@ -186,9 +192,7 @@ def remove_member(council_id: int, member_id: int):
 def _session_form(council_id: int, status: int = 200, form: dict | None = None):
     me = actor()
     with reading() as session:
-        found = council_use.readable_council(session, me, council_id)
-        if found is None:
-            abort(404)
+        found = _readable_or_404(session, me, council_id)
         members = council_use.active_members(session, council_id)
         waiting = council_use.waiting_products(session, me, council_id)
         area = found.area.name
