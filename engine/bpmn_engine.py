@@ -252,6 +252,45 @@ class BpmnEngine:
                            ProductView(product.id, product.name, product.producer_id, product.group_code),
                            commune_id, chain, year, data, actor, now)
 
+    def start_lifecycle(self, process_id: str, product_id: int, data: dict, actor: Actor,
+                        unit: Session | None = None) -> Outcome:
+        """Start one of the processes after recognition (a certificate's
+        validity, an upgrade, a revocation, an inspection) for a product, from
+        the product's province's active diagram when it has that process,
+        else the national one. Who may start which is the use case's
+        (programme/) check; this only refuses what no caller may do."""
+        if process_id not in diagram.LIFECYCLE_PROCESSES:
+            raise ValueError(f"not a lifecycle process: {process_id}")
+        return self._in_unit(unit, lambda session: self._start_lifecycle(session, process_id, product_id,
+                                                                         data, actor))
+
+    def _start_lifecycle(self, session: Session, process_id: str, product_id: int, data: dict,
+                         actor: Actor) -> Outcome:
+        now = self.clock()
+        product = session.connection().execute(statements.PRODUCT_WITH_COMMUNE, {"product_id": product_id}).first()
+        if product is None:
+            raise LookupError(f"no product {product_id}")
+        chain = area_chain(session, product.commune_id)
+        definition = self._definition_with(session, chain.get("province"), process_id)
+        data = {"product_id": product.id, "product_name": product.name, "product_group": product.group_code,
+                "producer_id": product.producer_id, "commune_id": product.commune_id,
+                "district_id": chain.get("district"), "province_id": chain.get("province"),
+                "year": now.year, "max_resubmissions": self.max_resubmissions, **data}
+        return self._start(session, definition, process_id,
+                           ProductView(product.id, product.name, product.producer_id, product.group_code),
+                           product.commune_id, chain, now.year, data, actor, now)
+
+    def _definition_with(self, session: Session, province_id: int | None, process_id: str):
+        """The active definition of the province (else the nation) that has
+        `process_id`; a province's variant without it falls back to the
+        national diagram's."""
+        rows = session.connection().execute(statements.ACTIVE_DEFINITIONS, {"province_id": province_id}).all()
+        for scope in (province_id, None):
+            for row in rows:
+                if row.province_id == scope and self.specs.has_process(session, row.id, process_id):
+                    return row
+        raise NoActiveDefinition(f"no active diagram has the process {process_id}")
+
     @staticmethod
     def _require_not_in_cycle(session: Session, product_id: int, year: int) -> None:
         # The unique index uq_process_instance_product_year settles a race

@@ -49,11 +49,17 @@ class SpecCache:
 
     def spec_for(self, unit: Session | Connection, definition_id: int, process_id: str):
         """(spec, subprocess specs) of one process of a deployed version."""
+        return self._bundle(unit, definition_id)[process_id]
+
+    def has_process(self, unit: Session | Connection, definition_id: int, process_id: str) -> bool:
+        return process_id in self._bundle(unit, definition_id)
+
+    def _bundle(self, unit: Session | Connection, definition_id: int) -> dict:
         with self._lock:
             bundle = self._bundles.get(definition_id)
             if bundle is not None:
                 self._bundles.move_to_end(definition_id)
-                return bundle[process_id]
+                return bundle
         stored = connection_of(unit).execute(
             select(ProcessDefinition.specs).where(ProcessDefinition.id == definition_id)).scalar_one()
         bundle = {pid: specs_from_dict(dct) for pid, dct in stored.items()}
@@ -61,7 +67,7 @@ class SpecCache:
             self._bundles[definition_id] = bundle
             while len(self._bundles) > SPEC_CACHE_SIZE:
                 self._bundles.popitem(last=False)
-        return bundle[process_id]
+        return bundle
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,14 @@ NS = {
 PRODUCT_PROCESS = "ocop_product_cycle"
 OUTREACH_PROCESS = "ocop_outreach"
 REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
+# After recognition (issue 16): a certificate's validity (reminders,
+# re-evaluation, expiry), an upgrade, a revocation, an inspection. Optional in
+# a diagram: a province's variant without them uses the national diagram's.
+CERTIFICATE_PROCESS = "ocop_certificate"
+UPGRADE_PROCESS = "ocop_upgrade"
+REVOCATION_PROCESS = "ocop_revocation"
+INSPECTION_PROCESS = "ocop_inspection"
+LIFECYCLE_PROCESSES = (CERTIFICATE_PROCESS, UPGRADE_PROCESS, REVOCATION_PROCESS, INSPECTION_PROCESS)
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 # Tasks SpiffWorkflow leaves READY for a person: each in a lane that is a role.
 WAITING_TAGS = ("userTask", "manualTask", "task")

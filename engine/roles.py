@@ -22,6 +22,14 @@ LANE_ROLES = (
     Role("province_advisory", "Tổ tư vấn cấp tỉnh", "Province advisory team", "province"),
     Role("province_council", "Hội đồng đánh giá cấp tỉnh", "Province council", "province"),
     Role("central_council", "Hội đồng đánh giá cấp Trung ương", "Central council", "central"),
+    # After the council (26/2026 Art. 5-9): who issues decisions and looks
+    # after certificates. The People's Committees and the ministry record
+    # their signed decisions; the province's coordination office inspects
+    # after recognition and takes findings that may lead to revocation.
+    Role("district_committee", "Ủy ban nhân dân huyện", "District People's Committee", "district"),
+    Role("province_committee", "Ủy ban nhân dân tỉnh", "Provincial People's Committee", "province"),
+    Role("province_office", "Văn phòng Điều phối OCOP tỉnh", "Provincial OCOP coordination office", "province"),
+    Role("ministry", "Bộ Nông nghiệp và Môi trường", "Ministry of Agriculture and Environment", "central"),
 )
 
 # Roles that never own a lane: they manage, audit or administer.

@@ -93,6 +93,8 @@ class CouncilSession(Base):
     roster: Mapped[list[Any]] = mapped_column()    # [{"user_id", "name", "department", "role"}]
     status: Mapped[str] = mapped_column(String(16), default=SESSION_OPEN)
     closed_at: Mapped[Optional[datetime]] = mapped_column()
+    # The evaluation round the session sits in (0017); None for sessions before rounds.
+    round_id: Mapped[Optional[int]] = mapped_column(ForeignKey("evaluation_round.id"), index=True)
 
     council: Mapped[Council] = relationship()
     agenda: Mapped[list[CouncilAgenda]] = relationship(back_populates="session", order_by="CouncilAgenda.id")

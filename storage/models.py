@@ -152,6 +152,10 @@ class ProcessDefinition(Base):
     __table_args__ = (UniqueConstraint("name", "version"),)
 
 
+CYCLE_ONCE_A_YEAR = ("status != 'cancelled' AND product_id IS NOT NULL "
+                     "AND process_id = 'ocop_product_cycle'")
+
+
 class ProcessInstance(Base):
     """A running or finished workflow: a product's cycle for one year, or a
     locality's outreach campaign. `version` is the optimistic lock: the
@@ -182,10 +186,11 @@ class ProcessInstance(Base):
     definition: Mapped[ProcessDefinition] = relationship()
     product: Mapped[Optional[Product]] = relationship()
 
-    # A product takes part in the cycle once a year; a cancelled cycle may be restarted.
+    # A product takes part in the cycle once a year; a cancelled cycle may be
+    # restarted. Only the cycle (0017): a product's certificate, upgrade,
+    # revocation and inspection instances run beside it.
     __table_args__ = (Index("uq_process_instance_product_year", "product_id", "year", unique=True,
-                            sqlite_where=text("status != 'cancelled' AND product_id IS NOT NULL"),
-                            postgresql_where=text("status != 'cancelled' AND product_id IS NOT NULL")),)
+                            sqlite_where=text(CYCLE_ONCE_A_YEAR), postgresql_where=text(CYCLE_ONCE_A_YEAR)),)
 
 
 class InboxTask(Base):
@@ -324,6 +329,9 @@ class PromotionListing(Base):
     certified_on: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     channels: Mapped[list[Any]] = mapped_column(JSON)
+    # The certificate it promotes (0017): the catalogue shows a listing only
+    # while that certificate is valid. None on listings made before certificates.
+    certificate_id: Mapped[Optional[int]] = mapped_column(ForeignKey("certificate.id"), index=True)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -511,4 +519,4 @@ class Incident(Base):
 
 # The councils' tables live in their own module; importing it here puts them
 # in Base.metadata wherever the models are loaded (Alembic, the engine, tests).
-from storage import council_models  # noqa: E402,F401
+from storage import council_models, recognition_models  # noqa: E402,F401
