@@ -232,3 +232,24 @@ def test_the_page_reads_a_fixed_number_of_statements(world, app, provinces):
             make_certificate(session, product, 3 + n % 3, ON.replace(year=2024, month=1 + n % 12))
     after = {path: per_request(path) for path in before}
     assert after == before and max(before.values()) <= 16, before
+
+
+def test_readable_on_a_phone(world, browser, live_server, provinces):
+    """360 px wide: nothing wider than the screen (tables stack, charts scale)."""
+    import os
+
+    from tests.support.browser import ARTIFACTS
+    from tests.support.web_helpers import sign_in_browser
+    context = browser.new_context(base_url=live_server, locale="vi-VN", viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    try:
+        sign_in_browser(page, "admin")
+        page.goto("/reports/")
+        assert page.locator("h1").inner_text() == "Báo cáo OCOP"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        for chart in page.locator("svg.chart").all():
+            assert chart.bounding_box()["width"] <= 360
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        page.screenshot(path=os.path.join(ARTIFACTS, "report_360.png"), full_page=True)
+    finally:
+        context.close()

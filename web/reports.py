@@ -119,7 +119,9 @@ def star_bars(report: figures.Report) -> list[Bar]:
 
 
 def industry_bars(report: figures.Report) -> list[Bar]:
-    names = industry_names()
+    # "Sản phẩm đồ uống" -> "Đồ uống": the chart's labels are short.
+    names = {code: name[len("Sản phẩm "):].capitalize() if name.startswith("Sản phẩm ") else name
+             for code, name in industry_names().items()}
     return [Bar(names.get(code, code), count, str(count)) for code, count in report.stock.by_industry.items()]
 
 
