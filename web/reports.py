@@ -292,6 +292,7 @@ def report_xlsx():
                     sheet.write_number(row_number, column, cell, bold if row is table.footer else None)
                 else:
                     sheet.write_string(row_number, column, str(cell), bold if row is table.footer else None)
+        sheet.freeze_panes(1, 0)  # the header stays in view
         for column in range(len(table.header)):
             width = max(len(_text(row[column])) for row in rows if column < len(row))
             sheet.set_column(column, column, min(max(width + 2, 8), 60))
