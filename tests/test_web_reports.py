@@ -18,7 +18,7 @@ from storage.models import Product
 from testkit.web_login import login
 from tests.support.certificates import make_certificate
 from tests.support.inbox_world import add_officer
-from tests.support.report_world import ON, build, counted
+from tests.support.report_world import ON, build, counted, year_of
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -120,6 +120,13 @@ def test_the_page_and_downloads_show_the_databases_counts(world, client, provinc
     assert {row[0] for row in listed[1:]} == set(expiring) and expiring
     assert all(re.fullmatch(r"\d\d/\d\d/\d{4}", row[5]) for row in listed[1:])
 
+    issued = counted(world, f"SELECT {year_of(world, 'c.issued_on')}, c.kind, count(*) FROM certificate c "
+                            "WHERE c.issued_on <= :on{scope} GROUP BY 1, 2")
+    years = tables["Biến động theo năm (đến ngày 02/03/2026)"]
+    assert years[0] == ["Năm", "Công nhận mới", "Công nhận lại", "Nâng hạng", "Thu hồi", "Hết hiệu lực"]
+    assert {(number(row[0]), kind): number(row[1 + column]) for row in years[1:]
+            for column, kind in enumerate(("new", "re_recognised", "upgraded")) if number(row[1 + column])} == issued
+
     response = client.get("/reports/bao-cao.xlsx")
     assert response.headers["Content-Disposition"] == \
         'attachment; filename="bao-cao-ocop-toan-quoc-2026-03-02.xlsx"'
@@ -195,6 +202,8 @@ def test_bad_query_values_are_refused(world, client):
     assert "Tham số “date” trong địa chỉ phải là một ngày" in text
     assert "The parameter “date” in the address must be a date" in text
     assert client.get("/reports/?date=&year=&province=").status_code == 200
+    assert client.get("/reports/?province=999999").status_code == 404       # no such province
+    assert client.get("/reports/bao-cao.csv?province=1").status_code == 404  # Việt Nam, not a province
     assert client.get("/reports/?date=2025-06-30&year=2025").status_code == 200
 
 

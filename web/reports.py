@@ -88,14 +88,21 @@ def _query_date(name: str) -> date | None:
 
 def _read(filters: ReportFilters, limit: int | None = figures.EXPIRING_ON_SCREEN) -> figures.Report:
     with reading() as session:
-        return figures.report(session, filters, limit)
+        return _province_exists(figures.report(session, filters, limit))
+
+
+def _province_exists(report: figures.Report) -> figures.Report:
+    """A province filter naming no province (a commune's id, an unused id): 404."""
+    if request.args.get("province") and not report.provinces:
+        abort(404)
+    return report
 
 
 @reports.get("/")
 def index():
     audience, filters = _filters()
     with reading() as session:
-        report = figures.report(session, filters)
+        report = _province_exists(figures.report(session, filters))
         provinces = figures.report_provinces(session, audience)
     selected = filters.provinces[0] if request.args.get("province") else None
     args = {"date": filters.on.isoformat(), "year": filters.year, "province": selected}
