@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+import xlsxwriter
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -277,8 +278,6 @@ SHEET_NAMES = {"stars": _l("Hạng sao"), "industries": _l("Ngành sản phẩm"
 @reports.get("/bao-cao.xlsx")
 def report_xlsx():
     """One sheet per table: its header in bold, columns as wide as their text."""
-    import xlsxwriter
-
     _audience, filters = _filters()
     report = _read(filters, limit=None)
     out = io.BytesIO()
