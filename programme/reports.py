@@ -342,7 +342,7 @@ def report_provinces(session: Session, audience: ReportAudience) -> list[tuple[i
 
 def industries() -> list[str]:
     """The six product groups (ngành: I food ... VI community tourism), in order."""
-    return sorted({code for code in set_industries().values()}, key=_roman)
+    return sorted(set(set_industries().values()), key=_roman)
 
 
 def set_industries() -> dict[str, str]:
