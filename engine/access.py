@@ -23,6 +23,8 @@ random actors and rows, that each predicate and its SQL agree.
 | keep a council's roster and rules             | may_keep_council     | kept_councils              |
 | see a council, its sessions and minutes       | may_see_council      | seen_councils              |
 | open a council's session                      | may_open_session     |                            |
+| read the OCOP report (certificates: stock,    | ReportScope.covers   | ReportScope.certificates   |
+| movements, expiring)                          | (report_scope_of)    |                            |
 
 Areas: every product and instance has an area chain ({"commune": id,
 "district": id, "province": id, "central": id}; no district after July 2025).
@@ -39,6 +41,7 @@ from sqlalchemy.orm import Session
 from storage.council_models import Council, CouncilMember
 from storage.db import connection_of
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, RoleAssignment, User
+from storage.recognition_models import Certificate
 
 NATIONAL_ROLES = ("auditor", "admin")  # read every province's records
 
@@ -367,3 +370,45 @@ def may_open_session(actor: Actor, areas, chair_id: int | None, secretary_id: in
     """Open a session of a council (record attendance, put products on its
     agenda): its secretary or its chair, or whoever keeps the council."""
     return (actor.user_id is not None and actor.user_id in (chair_id, secretary_id)) or may_keep_council(actor, areas)
+
+
+
+# --- the OCOP report ------------------------------------------------------------------------
+
+# The nation's report: auditors and administrators read everything, the
+# ministry reports on every province. The province's: its program managers
+# and its People's Committee.
+REPORT_NATIONAL_ROLES = ("auditor", "admin", "ministry")
+REPORT_PROVINCE_ROLES = ("program_manager", "province_committee")
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """Whose certificates the OCOP report counts for an actor: every
+    province's, or those of the provinces where the actor is program
+    manager or sits on the People's Committee; nobody else any."""
+
+    everything: bool = False
+    province_ids: frozenset[int] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.province_ids)
+
+    def covers(self, province_id: int | None) -> bool:
+        """One certificate (or one province's figures), by its province."""
+        return self.everything or (province_id is not None and province_id in self.province_ids)
+
+    def certificates(self):
+        """SQL on Certificate: covers (a certificate carries its product's province)."""
+        if self.everything:
+            return true()
+        if not self.province_ids:
+            return false()
+        return Certificate.province_id.in_(sorted(self.province_ids))
+
+
+def report_scope_of(actor: Actor) -> ReportScope:
+    if any(role in REPORT_NATIONAL_ROLES for role, _area in actor.roles):
+        return ReportScope(everything=True)
+    return ReportScope(province_ids=frozenset(
+        area for role, area in actor.roles if role in REPORT_PROVINCE_ROLES and area is not None))
