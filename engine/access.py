@@ -23,6 +23,7 @@ random actors and rows, that each predicate and its SQL agree.
 | keep a council's roster and rules             | may_keep_council     | kept_councils              |
 | see a council, its sessions and minutes       | may_see_council      | seen_councils              |
 | open a council's session                      | may_open_session     |                            |
+| see (print) a certificate                     | may_see_certificate  | seen_certificates          |
 
 Areas: every product and instance has an area chain ({"commune": id,
 "district": id, "province": id, "central": id}; no district after July 2025).
@@ -367,3 +368,25 @@ def may_open_session(actor: Actor, areas, chair_id: int | None, secretary_id: in
     """Open a session of a council (record attendance, put products on its
     agenda): its secretary or its chair, or whoever keeps the council."""
     return (actor.user_id is not None and actor.user_id in (chair_id, secretary_id)) or may_keep_council(actor, areas)
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+def may_see_certificate(actor: Actor, producer_id: int | None, areas) -> bool:
+    """See and print a product's certificate (the public verification page
+    shows less to anyone): its producer; officers holding a role for one of
+    the certificate's areas (commune, district, province -- its program
+    manager and People's Committee included -- and the central level);
+    auditors; administrators. `areas` are the ids of the certificate's
+    commune chain. Anyone else, a producer of another product or an officer
+    of another province, does not see it at all."""
+    return actor.is_admin or may_read_product(actor, producer_id, areas)
+
+
+def seen_certificates(actor: Actor, producer_id, commune, up1, up2):
+    """SQL: may_see_certificate, for a certificate whose producer id column
+    is `producer_id` and whose commune and its ancestors are the
+    Jurisdiction aliases `commune`, `up1`, `up2` (as readable_products)."""
+    if actor.is_admin:
+        return true()
+    return readable_products(actor, producer_id, commune, up1, up2)

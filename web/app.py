@@ -65,6 +65,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.api import api
     from web.audit import audit
     from web.auth import auth
+    from web.certificates import certificates
     from web.checkpoints import checkpoint_pages
     from web.councils import councils
     from web.dashboard import dashboard
@@ -76,7 +77,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.portal import portal
     from web.public import public
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils):
+                      dashboard, notifications, incidents, councils, certificates):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 
