@@ -103,7 +103,7 @@ def verify(code: str):
 
 
 @public.get("/xac-minh")
-@limiter.limit("10 per minute")
+@limiter.limit("10 per minute", exempt_when=lambda: not request.args.get("ma"))
 def verify_form():
     """Type the verification code printed under the QR code. Not the
     certificate's number: numbers follow each other, so a form answering on

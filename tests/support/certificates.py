@@ -91,6 +91,28 @@ def list_certificate(session: Session, certificate: Certificate,
     return listing
 
 
+def legacy_listing(session: Session, product_id: int, stars: int, certified_on: date,
+                   valid_until: date, channels: tuple[str, ...] = ("trade_fair",)) -> PromotionListing:
+    """A listing as the cycle published it before certificates existed
+    (no certificate_id), from a completed cycle of `certified_on`'s year."""
+    product = session.get(Product, product_id)
+    producer = session.get(Producer, product.producer_id)
+    chain = area_chain(session, producer.commune_id)
+    instance = _issuing_instance(session, product, chain, certified_on, "new")
+    listing = PromotionListing(
+        instance_id=instance.id, product_id=product.id, product_name=product.name, producer_name=producer.name,
+        commune_name=session.get(Jurisdiction, producer.commune_id).name, province_id=chain["province"],
+        group_code=product.group_code, stars=stars, certified_on=certified_on, valid_until=valid_until,
+        channels=sorted(channels), certificate_id=None)
+    session.add(listing)
+    session.flush()
+    return listing
+
+
+def product_id_of(session: Session, name: str) -> int:
+    return session.scalar(select(Product.id).where(Product.name == name))
+
+
 def _issuing_instance(session: Session, product: Product, chain: dict, issued_on: date,
                       kind: str) -> ProcessInstance:
     """The instance whose decision issued the certificate: a completed one
