@@ -47,7 +47,6 @@ def _page(app, username, path):
     return client.get(path)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_who_sees_the_printable_certificate(world, app, certificate):
     path = f"/certificates/{certificate.id}"
     for username in ALLOWED:
