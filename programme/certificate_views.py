@@ -5,6 +5,12 @@ number, product, producer, decision and status, nothing else), a
 producer's certificates for its portal, and a product's public page (its
 valid certificate, its public description, where to buy it).
 
+The photo on a product's public page is an image the producer tied to
+its packaging criterion (A.2.2, "Đóng gói, bao bì sản phẩm" / "Bao bì,
+ghi nhãn sản phẩm"): the product as it is sold, which anyone in a shop
+sees. No other document is ever public: the rest of the evidence (legal
+papers, lab tests, licences) is private to the product's readers.
+
 A certificate whose status is still "valid" but whose validity has passed
 reads as expired everywhere here: the expiry job (ocop_certificate's
 `expire_certificate`) may not have run yet, and a reader must never be
@@ -22,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from engine import access
 from engine.access import Actor
 from storage.areas import area_chain
-from storage.models import Jurisdiction, Producer, Product, PromotionListing
+from storage.models import Document, Jurisdiction, Producer, Product, PromotionListing
 from storage.recognition_models import CERT_EXPIRED, CERT_VALID, Certificate, Decision
 
 # The unguessable part of a verification link: secrets.token_urlsafe's alphabet.
@@ -30,6 +36,12 @@ VERIFY_CODE = re.compile(r"[A-Za-z0-9_-]{16,32}")
 # Looked up instead of a malformed code, so a wrong format costs the same
 # statement as a code that is not there (no oracle on what is well formed).
 _NO_CODE = "-" * 22
+# The criterion whose images show the product as sold (every criteria set
+# that has packaging numbers it A.2.2), and the image types a page shows.
+PACKAGING_CRITERION = "A.2.2"
+PHOTO_TYPES = ("image/jpeg", "image/png")
+# How many of a product's newest images are looked through for a packaging one.
+_PHOTO_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class PublicProduct:
     valid_until: date
     certificate: CertificateView | None
     channels: list[str]
+    photo: Document | None = None
 
 
 def effective_status(status: str, valid_until: date, today: date) -> str:
@@ -190,8 +203,18 @@ def public_product(session: Session, product_id: int, today: date) -> PublicProd
         return PublicProduct(certificate.product_id, certificate.product_name, certificate.group_code,
                              certificate.producer_name, certificate.producer_kind, certificate.commune_name,
                              certificate.district_name, certificate.province_name, certificate.stars,
-                             certificate.issued_on, certificate.valid_until, certificate, sorted(channels or []))
+                             certificate.issued_on, certificate.valid_until, certificate, sorted(channels or []),
+                             product_photo(session, product_id))
     return _legacy_listing(session, product_id, today)
+
+
+def product_photo(session: Session, product_id: int) -> Document | None:
+    """The product's newest image tied to its packaging criterion, if any
+    (the only document a public page shows)."""
+    images = session.scalars(select(Document).where(
+        Document.product_id == product_id, Document.content_type.in_(PHOTO_TYPES))
+        .order_by(Document.uploaded_at.desc(), Document.id.desc()).limit(_PHOTO_CANDIDATES))
+    return next((image for image in images if PACKAGING_CRITERION in (image.criteria or [])), None)
 
 
 def _legacy_listing(session: Session, product_id: int, today: date) -> PublicProduct | None:
@@ -214,4 +237,5 @@ def _legacy_listing(session: Session, product_id: int, today: date) -> PublicPro
     group_code, producer_name, producer_kind, commune_name, parent_name, parent_level, province_name = row
     return PublicProduct(product_id, listing.product_name, group_code, producer_name, producer_kind, commune_name,
                          parent_name if parent_level == "district" else None, province_name, listing.stars,
-                         listing.certified_on, listing.valid_until, None, sorted(listing.channels or []))
+                         listing.certified_on, listing.valid_until, None, sorted(listing.channels or []),
+                         product_photo(session, product_id))

@@ -7,6 +7,7 @@ import secrets
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
 from programme.certificate_views import certificate_by_code, public_product
 from tests.support.certificates import SIGNER, legacy_listing, list_certificate, make_certificate, product_id_of
@@ -156,3 +157,38 @@ def test_public_pages_need_no_sign_in_and_load_nothing_from_elsewhere(world, cli
         assert response.status_code == 200, path
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert "http://" not in response.get_data(as_text=True).replace("http://www.w3.org", "")
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def _upload(world, app, filename, data, criteria):
+    from engine.access import load_actor
+    from programme.documents import add_document
+    from storage.documents import DocumentStore
+    from storage.models import Product, User
+    with world.db.transaction() as session:
+        product_id = product_id_of(session, "Hồ tiêu Gio Linh")
+        owner = load_actor(session, session.scalar(select(User.id).where(User.username == "htx.giomy")))
+        assert session.get(Product, product_id) is not None
+    store = DocumentStore(app.config["UPLOAD_DIR"])
+    return add_document(world.db, store, owner, product_id, filename, data, world.clock(), criteria=criteria)
+
+
+def test_the_photo_is_a_packaging_image_and_nothing_else(world, app, client):
+    _upload(world, app, "bao-bi-ho-tieu.png", PNG + b"packaging", ["A.2.2"])
+    _upload(world, app, "giay-phep-rieng.png", PNG + b"licence", ["A.1.1"])   # newer, private evidence
+    _upload(world, app, "ho-so.pdf", b"%PDF-1.4\n%%EOF\n", ["A.2.2"])          # not an image
+    with world.db.transaction() as session:
+        product_id = product_id_of(session, "Hồ tiêu Gio Linh")
+    # No valid certificate yet: no page, no photo.
+    assert client.get(f"/san-pham/{product_id}/anh").status_code == 404
+    _certificate(world)
+    page = client.get(f"/san-pham/{product_id}").get_data(as_text=True)
+    assert f'src="/san-pham/{product_id}/anh"' in page and "photo-placeholder" not in page
+    assert "giay-phep-rieng" not in page and "bao-bi-ho-tieu" not in page  # no file names either
+    photo = client.get(f"/san-pham/{product_id}/anh")
+    assert photo.status_code == 200 and photo.mimetype == "image/png"
+    assert photo.get_data() == PNG + b"packaging"
+    assert "sandbox" in photo.headers["Content-Security-Policy"]
+    assert photo.headers["X-Content-Type-Options"] == "nosniff"

@@ -7,13 +7,14 @@ public, never scores, sheets, officers or files), the health check, and
 where each person lands."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from programme import catalogue as listings
 from programme import certificate_views
 from programme.score_sheets import local_today
 from storage.criteria import sets_by_code
+from storage.documents import DocumentStore
 from web import labels
 from web.certificates import certificate_labels
 from web.context import bpmn_engine, query_int, reading
@@ -88,6 +89,27 @@ def product(product_id: int):
         return render_template("public/product_missing.html"), 404
     return render_template("public/product.html", product=found, certificate=found.certificate,
                            channel_labels=labels.CHANNEL_LABELS, kind_labels=labels.KIND_LABELS)
+
+
+# An image served to anyone: runs nothing, loads nothing, framed by nobody.
+PHOTO_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+
+
+@public.get("/san-pham/<int:product_id>/anh")
+def product_photo(product_id: int):
+    """The product's public photo (certificate_views.product_photo), only
+    while its public page exists; 404 otherwise."""
+    with reading() as session:
+        found = certificate_views.public_product(session, product_id, _today())
+    if found is None or found.photo is None:
+        abort(404)
+    path = DocumentStore(current_app.config["UPLOAD_DIR"]).path(found.photo.sha256)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=found.photo.content_type, conditional=True, max_age=0)
+    response.headers["Content-Security-Policy"] = PHOTO_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @public.get("/xac-minh/<code>")
