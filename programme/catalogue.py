@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy.orm import Session, aliased
 
 from engine.diagram import PRODUCT_PROCESS
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, PromotionListing
@@ -65,9 +65,11 @@ def promoted_products(session: Session, today: date, stars: int | None = None, p
     while its certificate does (status valid and valid_until >= today:
     expired, revoked and replaced certificates drop out the day they stop);
     a listing made before certificates existed, while its own valid_until
-    does. One row per product: its newest listing that holds."""
+    does and the product has no certificate yet. One row per product: its
+    newest listing that holds."""
     shown_stars = func.coalesce(Certificate.stars, PromotionListing.stars)
-    holds = or_(and_(PromotionListing.certificate_id.is_(None), PromotionListing.valid_until >= today),
+    holds = or_(and_(PromotionListing.certificate_id.is_(None), PromotionListing.valid_until >= today,
+                     ~legacy_superseded(PromotionListing.product_id)),
                 and_(Certificate.status == CERT_VALID, Certificate.valid_until >= today))
     query = (select(PromotionListing, Jurisdiction.name, Certificate.number, Certificate.stars,
                     Certificate.valid_until)
@@ -93,6 +95,16 @@ def promoted_products(session: Session, today: date, stars: int | None = None, p
                                  certificate_stars or listing.stars, certificate_until or listing.valid_until,
                                  number))
     return rows
+
+
+def legacy_superseded(product_id):
+    """SQL: the product has a certificate (valid or not): from then on its
+    certificates alone say whether it is listed, not a listing from before
+    them (a revoked product must not come back through an old listing)."""
+    # Its own alias: the catalogue's query joins Certificate already, and
+    # would otherwise correlate this subquery with that join.
+    any_certificate = aliased(Certificate)
+    return exists().where(any_certificate.product_id == product_id)
 
 
 def provinces(session: Session) -> list[tuple[int, str]]:

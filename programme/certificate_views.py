@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from engine import access
 from engine.access import Actor
+from programme.catalogue import legacy_superseded
 from storage.areas import area_chain
 from storage.models import Document, Jurisdiction, Producer, Product, PromotionListing
 from storage.recognition_models import CERT_EXPIRED, CERT_VALID, Certificate, Decision
@@ -219,10 +220,11 @@ def product_photo(session: Session, product_id: int) -> Document | None:
 
 def _legacy_listing(session: Session, product_id: int, today: date) -> PublicProduct | None:
     """A listing published before certificates existed (no certificate_id),
-    still within its own validity."""
+    still within its own validity, of a product that has no certificate
+    (catalogue.legacy_superseded)."""
     listing = session.scalars(select(PromotionListing).where(
         PromotionListing.product_id == product_id, PromotionListing.certificate_id.is_(None),
-        PromotionListing.valid_until >= today).order_by(PromotionListing.certified_on.desc(),
+        PromotionListing.valid_until >= today, ~legacy_superseded(PromotionListing.product_id)).order_by(PromotionListing.certified_on.desc(),
                                                         PromotionListing.id.desc()).limit(1)).first()
     if listing is None:
         return None

@@ -70,6 +70,19 @@ def test_listings_from_before_certificates_follow_their_own_validity(world):
         ("Hồ tiêu Gio Linh", None, date(2028, 4, 1))]
 
 
+def test_a_certificate_supersedes_a_listing_from_before_certificates(world, client):
+    """Once a product has a certificate, an old listing no longer speaks for
+    it: revoked, it leaves the catalogue and its public page."""
+    with world.db.transaction() as session:
+        product_id = product_id_of(session, "Hồ tiêu Gio Linh")
+        legacy_listing(session, product_id, 3, date(2025, 4, 1), date(2028, 4, 1))
+        list_certificate(session, make_certificate(session, product_id, issued_on=date(2025, 9, 1),
+                                                   status="revoked"))
+    with world.db.reading() as session:
+        assert promoted_products(session, TODAY) == []
+    assert client.get(f"/san-pham/{product_id}").status_code == 404
+
+
 def test_filters_apply_to_the_certificates_stars(world):
     _certify(world, "Hồ tiêu Gio Linh", stars=4, issued_on=date(2025, 6, 10))
     _certify(world, "Rượu mận Sa Pa", stars=3, issued_on=date(2025, 6, 10))

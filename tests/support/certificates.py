@@ -117,14 +117,15 @@ def _issuing_instance(session: Session, product: Product, chain: dict, issued_on
                       kind: str) -> ProcessInstance:
     """The instance whose decision issued the certificate: a completed one
     of the kind's process (a cycle for a first certificate; the product's
-    cycle of that year when it has one no certificate came from yet)."""
+    cycle of that year when no certificate or listing came from it yet)."""
     process_id = _ISSUING_PROCESS[kind]
     if process_id == PRODUCT_PROCESS:
         existing = session.scalar(select(ProcessInstance).where(
             ProcessInstance.product_id == product.id, ProcessInstance.process_id == PRODUCT_PROCESS,
             ProcessInstance.year == issued_on.year, ProcessInstance.status != "cancelled"))
         if existing is not None:
-            taken = session.scalar(select(Certificate.id).where(Certificate.instance_id == existing.id))
+            taken = (session.scalar(select(Certificate.id).where(Certificate.instance_id == existing.id))
+                     or session.scalar(select(PromotionListing.id).where(PromotionListing.instance_id == existing.id)))
             if taken is None:
                 return existing
             process_id = CERTIFICATE_PROCESS  # the year's cycle already issued one
