@@ -80,6 +80,9 @@ def test_what_the_certificate_prints(world, app, certificate):
     verify_url = f"http://localhost/xac-minh/{certificate.verify_code}"
     assert re.search(r'<svg class="qr" role="img"[^>]*><path d="M[0-9,HVMz.]+', page)
     assert verify_url in page
+    # No QR decoder here: drawing the verification URL again gives exactly the page's code.
+    from web.certificates import qr_svg
+    assert str(qr_svg(verify_url)) in page
     # No inline script or style: the page's Content-Security-Policy allows none.
     assert "<script>" not in page and "style=" not in page and "onclick" not in page
 
