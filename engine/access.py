@@ -25,6 +25,7 @@ random actors and rows, that each predicate and its SQL agree.
 | open a council's session                      | may_open_session     |                            |
 | read the OCOP report (certificates: stock,    | ReportScope.covers   | ReportScope.certificates   |
 | movements, expiring)                          | (report_scope_of)    |                            |
+| see (print) a certificate                     | may_see_certificate  | seen_certificates          |
 
 Areas: every product and instance has an area chain ({"commune": id,
 "district": id, "province": id, "central": id}; no district after July 2025).
@@ -412,3 +413,23 @@ def report_scope_of(actor: Actor) -> ReportScope:
         return ReportScope(everything=True)
     return ReportScope(province_ids=frozenset(
         area for role, area in actor.roles if role in REPORT_PROVINCE_ROLES and area is not None))
+# --- certificates ---------------------------------------------------------------------------
+
+def may_see_certificate(actor: Actor, producer_id: int | None, areas) -> bool:
+    """See and print a product's certificate (the public verification page
+    shows less to anyone): its producer; officers holding a role for one of
+    the certificate's areas (commune, district, province -- its program
+    manager and People's Committee included -- and the central level);
+    auditors; administrators. `areas` are the ids of the certificate's
+    commune chain. Anyone else, a producer of another product or an officer
+    of another province, does not see it at all."""
+    return actor.is_admin or may_read_product(actor, producer_id, areas)
+
+
+def seen_certificates(actor: Actor, producer_id, commune, up1, up2):
+    """SQL: may_see_certificate, for a certificate whose producer id column
+    is `producer_id` and whose commune and its ancestors are the
+    Jurisdiction aliases `commune`, `up1`, `up2` (as readable_products)."""
+    if actor.is_admin:
+        return true()
+    return readable_products(actor, producer_id, commune, up1, up2)

@@ -86,6 +86,7 @@ MATRIX = [
     ("POST", "/inbox/tasks/{task}/unclaim", {}, {"manager_own", "admin"}),  # nobody holds it yet
     ("GET", "/portal/", None, SIGNED_IN),  # lists only what each may see
     ("GET", "/portal/products/{product}", None, READERS),
+    ("GET", "/certificates/{certificate}", None, READERS),
     ("GET", "/portal/documents/{document}", None, READERS),
     ("GET", "/portal/documents/{document}/view", None, READERS),
     ("POST", "/portal/products/{product}/documents", {}, {"producer_own", "commune_own"}),
@@ -197,6 +198,10 @@ PUBLIC = {
     "public.overview": "the programme at a glance: aggregate counts only",
     "public.catalogue": "the public catalogue of promoted (3-star-and-up) products",
     "public.healthz": "the load balancer's health check: says ok or unavailable, nothing else",
+    "public.product": "a product's public page while its OCOP certificate holds (public facts only)",
+    "public.product_photo": "its photo: only an image tied to the packaging criterion, only while the page exists",
+    "public.verify": "a certificate's public verification page (its QR code's link; the code is unguessable)",
+    "public.verify_form": "typing a certificate's verification code (rate limited; the same 404 as a wrong link)",
     "auth.login": "the sign-in form itself (CSRF-checked, rate-limited)",
     "portal.signup": "a producer registering itself (signed-in users are sent to their portal)",
     "api.openapi": "the API's OpenAPI document: the contract, no data",
@@ -302,6 +307,12 @@ def _council_session(world, ids):
         return meeting.id
 
 
+def _certificate(world, ids):
+    from tests.support.certificates import make_certificate
+    with world.db.transaction() as session:
+        return make_certificate(session, ids["product"]).id
+
+
 MAKERS = {
     "council": _council,
     "council_member": _council_member,
@@ -326,6 +337,7 @@ MAKERS = {
         ProcessDefinition.province_id.is_not(None))),
     "province": lambda world, ids: _scalar(world, select(Jurisdiction.id).where(Jurisdiction.code == "QT")),
     "incident": _incident,
+    "certificate": _certificate,
 }
 
 

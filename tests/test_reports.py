@@ -18,7 +18,7 @@ from programme.reports import ReportAudience, ReportFilters
 from storage.criteria import sets_by_code
 from storage.models import RoleAssignment, User
 from storage.recognition_models import Certificate
-from tests.support.certificates import make_certificate
+from tests.support.report_certificates import make_certificate
 from tests.support.report_world import ON, build, counted, year_of
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 
 from storage.models import Product
 from testkit.web_login import login
-from tests.support.certificates import make_certificate
+from tests.support.report_certificates import make_certificate
 from tests.support.inbox_world import add_officer
 from tests.support.report_world import ON, build, counted, year_of
 

@@ -65,6 +65,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.api import api
     from web.audit import audit
     from web.auth import auth
+    from web.certificates import certificates
     from web.checkpoints import checkpoint_pages
     from web.councils import councils
     from web.dashboard import dashboard
@@ -77,7 +78,7 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.public import public
     from web.reports import reports
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils, reports):
+                      dashboard, notifications, incidents, councils, reports, certificates):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 

@@ -32,12 +32,13 @@ from background.invitations import enrolment_filename, enrolment_ics
 from engine.access import may_act, registering_communes
 from engine.errors import AlreadyInCycle, NoActiveDefinition, NotAllowed, RegistrationClosed
 from engine.forms import CONTROL_CHARACTERS
-from programme import documents, product_status, products, score_sheets
+from programme import certificate_views, documents, product_status, products, score_sheets
 from storage.criteria import criteria_set, sets_by_code
 from storage.documents import MAX_SIZE, SAFE_CONTENT_TYPES, DocumentRefused, DocumentStore
 from storage.models import PRODUCER_KINDS
 from web import labels
 from web.auth import signed_in_user
+from web.certificates import certificate_labels
 from web.context import actor, bpmn_engine, db, id_from, reading
 from web.extensions import limiter
 
@@ -114,8 +115,11 @@ def index():
     with reading() as session:
         producers = products.managed_producers(session, actor())
         items = product_status.summaries(session, producers)
+        certificates = certificate_views.seen_certificates(session, actor(), [p.id for p in producers],
+                                                           score_sheets.local_today(bpmn_engine().clock()))
     return render_template("portal/index.html", items=items, producers=producers,
-                           is_commune_officer=bool(registering_communes(actor())))
+                           is_commune_officer=bool(registering_communes(actor())), certificates=certificates,
+                           **certificate_labels())
 
 
 # --- one product -------------------------------------------------------------

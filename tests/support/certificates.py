@@ -1,103 +1,154 @@
-"""Certificates made directly in the database, for tests that count them
-(the report, the catalogue): each with its own recognition decision, the
-decision's item, and a finished instance standing for the cycle (or the
-re-evaluation, the upgrade) that led to it. The world's diagrams must be
-deployed (the instance row names one)."""
+"""Certificates made straight in the database, for tests that need one
+without walking a product through its cycle and a decision:
+`make_certificate(session, product_id, stars=3, issued_on=date, status="valid", kind="new")`
+writes the instance that issued it, a numbered Decision with its
+DecisionItem, and the Certificate (valid 36 months); `list_certificate`
+puts it in the promotion catalogue as the cycle's publish step would.
+
+A revoked certificate gets its revocation decision too; a replaced one is
+only marked (make the newer one with `previous=` to link them)."""
 from __future__ import annotations
 
-import itertools
+import secrets
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from engine.diagram import CERTIFICATE_PROCESS, PRODUCT_PROCESS, UPGRADE_PROCESS
 from handlers.promotion import add_months
-from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance, Producer, Product
+from storage.areas import area_chain
+from storage.criteria import certificate_validity_months
+from storage.models import Jurisdiction, ProcessDefinition, ProcessInstance, Producer, Product, PromotionListing
 from storage.recognition_models import (
-    CERT_VALID,
+    CERT_REPLACED,
+    CERT_REVOKED,
+    CERTIFICATE_STATUSES,
     ITEM_RECOGNISED,
     ITEM_REVOKED,
     Certificate,
     Decision,
     DecisionItem,
-    EvaluationRound,
 )
 
-_serial = itertools.count(1)
+SIGNER = "Nguyễn Văn Ký, Phó Chủ tịch"
+# The process a certificate of each kind is issued by.
+_ISSUING_PROCESS = {"new": PRODUCT_PROCESS, "re_recognised": CERTIFICATE_PROCESS, "upgraded": UPGRADE_PROCESS}
 
 
-def area_chain(session, commune_id: int) -> dict[str, int]:
-    """{level: id} from the commune up to the central level."""
-    chain, area = {}, session.get(Jurisdiction, commune_id)
-    while area is not None:
-        chain[area.level] = area.id
-        area = session.get(Jurisdiction, area.parent_id) if area.parent_id else None
-    return chain
-
-
-def make_round(session, province_id: int | None, year: int, number: int) -> EvaluationRound:
-    """A round of the province's council (province_id None: the ministry's)."""
-    found = session.scalar(select(EvaluationRound).where(
-        EvaluationRound.level == ("province" if province_id else "central"),
-        EvaluationRound.province_id.is_(None) if province_id is None else EvaluationRound.province_id == province_id,
-        EvaluationRound.year == year, EvaluationRound.number == number))
-    if found:
-        return found
-    closes = date(year, 4, 30) if number == 1 else date(year, 10, 30)
-    found = EvaluationRound(level="province" if province_id else "central", province_id=province_id, year=year,
-                            number=number, proposals_by=closes, decide_by=closes + timedelta(days=60))
-    session.add(found)
+def make_certificate(session: Session, product_id: int, stars: int = 3, issued_on: date = date(2026, 3, 2),
+                     status: str = "valid", kind: str = "new", previous: Certificate | None = None,
+                     authority: str | None = None) -> Certificate:
+    """A certificate of the product issued on `issued_on` by a decision of
+    that date (the ministry's for 5 stars, else the province's), with the
+    given status (a revoked one with its revocation decision, a year
+    later). `previous`: the certificate it replaces (marked replaced)."""
+    assert status in CERTIFICATE_STATUSES, status
+    product = session.get(Product, product_id)
+    producer = session.get(Producer, product.producer_id)
+    chain = area_chain(session, producer.commune_id)
+    authority = authority or ("ministry" if stars == 5 else "province")
+    issuer_area = chain["central" if authority == "ministry" else authority]
+    instance = _issuing_instance(session, product, chain, issued_on, kind)
+    decision = _decision(session, "recognition", authority, issuer_area, issued_on)
+    certificate = Certificate(
+        number=_number(session, chain["province"], issued_on), verify_code=secrets.token_urlsafe(16)[:22],
+        product_id=product.id, producer_id=producer.id, province_id=chain["province"], commune_id=producer.commune_id,
+        group_code=product.group_code, producer_kind=producer.kind, stars=stars, kind=kind,
+        instance_id=instance.id, decision_id=decision.id, issued_on=issued_on,
+        valid_until=add_months(issued_on, certificate_validity_months()), status=status,
+        previous_id=previous.id if previous is not None else None)
+    session.add(certificate)
     session.flush()
-    return found
+    session.add(DecisionItem(decision_id=decision.id, instance_id=instance.id, product_id=product.id, stars=stars,
+                             outcome=ITEM_RECOGNISED, certificate_id=certificate.id))
+    if status == CERT_REVOKED:
+        revoked_on = issued_on + timedelta(days=365)
+        revocation = _decision(session, "revocation", authority, issuer_area, revoked_on)
+        session.add(DecisionItem(decision_id=revocation.id, product_id=product.id, stars=stars,
+                                 outcome=ITEM_REVOKED, certificate_id=certificate.id))
+        certificate.revocation_decision_id, certificate.revocation_ground = revocation.id, "mark_misused"
+        certificate.status_changed_on = revoked_on
+    if previous is not None:
+        previous.status, previous.status_changed_on = CERT_REPLACED, issued_on
+    session.flush()
+    return certificate
 
 
-def _decision(session, kind: str, area_id: int, round_id: int | None, signed_on: date) -> Decision:
-    serial = next(_serial)
-    decision = Decision(kind=kind, authority="province", area_id=area_id, round_id=round_id,
-                        number=f"{serial}/QĐ-UBND-{kind[:3]}", signed_on=signed_on, signer="Chủ tịch UBND tỉnh")
+def list_certificate(session: Session, certificate: Certificate,
+                     channels: tuple[str, ...] = ("ocop_sales_point", "ecommerce")) -> PromotionListing:
+    """The certificate's listing in the promotion catalogue."""
+    product = session.get(Product, certificate.product_id)
+    producer = session.get(Producer, certificate.producer_id)
+    listing = PromotionListing(
+        instance_id=certificate.instance_id, product_id=product.id, product_name=product.name,
+        producer_name=producer.name, commune_name=session.get(Jurisdiction, certificate.commune_id).name,
+        province_id=certificate.province_id, group_code=product.group_code, stars=certificate.stars,
+        certified_on=certificate.issued_on, valid_until=certificate.valid_until, channels=sorted(channels),
+        certificate_id=certificate.id)
+    session.add(listing)
+    session.flush()
+    return listing
+
+
+def legacy_listing(session: Session, product_id: int, stars: int, certified_on: date,
+                   valid_until: date, channels: tuple[str, ...] = ("trade_fair",)) -> PromotionListing:
+    """A listing as the cycle published it before certificates existed
+    (no certificate_id), from a completed cycle of `certified_on`'s year."""
+    product = session.get(Product, product_id)
+    producer = session.get(Producer, product.producer_id)
+    chain = area_chain(session, producer.commune_id)
+    instance = _issuing_instance(session, product, chain, certified_on, "new")
+    listing = PromotionListing(
+        instance_id=instance.id, product_id=product.id, product_name=product.name, producer_name=producer.name,
+        commune_name=session.get(Jurisdiction, producer.commune_id).name, province_id=chain["province"],
+        group_code=product.group_code, stars=stars, certified_on=certified_on, valid_until=valid_until,
+        channels=sorted(channels), certificate_id=None)
+    session.add(listing)
+    session.flush()
+    return listing
+
+
+def product_id_of(session: Session, name: str) -> int:
+    return session.scalar(select(Product.id).where(Product.name == name))
+
+
+def _issuing_instance(session: Session, product: Product, chain: dict, issued_on: date,
+                      kind: str) -> ProcessInstance:
+    """The instance whose decision issued the certificate: a completed one
+    of the kind's process (a cycle for a first certificate; the product's
+    cycle of that year when no certificate or listing came from it yet)."""
+    process_id = _ISSUING_PROCESS[kind]
+    if process_id == PRODUCT_PROCESS:
+        existing = session.scalar(select(ProcessInstance).where(
+            ProcessInstance.product_id == product.id, ProcessInstance.process_id == PRODUCT_PROCESS,
+            ProcessInstance.year == issued_on.year, ProcessInstance.status != "cancelled"))
+        if existing is not None:
+            taken = (session.scalar(select(Certificate.id).where(Certificate.instance_id == existing.id))
+                     or session.scalar(select(PromotionListing.id).where(PromotionListing.instance_id == existing.id)))
+            if taken is None:
+                return existing
+            process_id = CERTIFICATE_PROCESS  # the year's cycle already issued one
+    definition_id = session.scalar(select(func.max(ProcessDefinition.id)))
+    instance = ProcessInstance(definition_id=definition_id, process_id=process_id, product_id=product.id,
+                               jurisdiction_id=chain["commune"], areas=chain, year=issued_on.year,
+                               status="completed", state="{}", version=1)
+    session.add(instance)
+    session.flush()
+    return instance
+
+
+def _decision(session: Session, kind: str, authority: str, area_id: int, signed_on: date) -> Decision:
+    count = session.scalar(select(func.count()).select_from(Decision).where(Decision.area_id == area_id))
+    suffix = "QĐ-BNNMT" if authority == "ministry" else "QĐ-UBND"
+    decision = Decision(kind=kind, authority=authority, area_id=area_id, number=f"{count + 101}/{suffix}",
+                        signed_on=signed_on, signer=SIGNER)
     session.add(decision)
     session.flush()
     return decision
 
 
-def make_certificate(session, product_id: int, stars: int = 3, issued_on: date = date(2026, 1, 15),
-                     status: str = CERT_VALID, kind: str = "new", *, round_id: int | None = None,
-                     valid_until: date | None = None, status_changed_on: date | None = None,
-                     revocation_round_id: int | None = None, previous_id: int | None = None,
-                     producer_kind: str | None = None, group_code: str | None = None) -> Certificate:
-    """A certificate of the product; revoked ones get a revocation decision
-    too (in `revocation_round_id` when given). `status_changed_on` defaults
-    to valid_until for an expired certificate and to issued_on + 1 year for
-    a revoked or replaced one."""
-    product = session.get(Product, product_id)
-    producer = session.get(Producer, product.producer_id)
-    chain = area_chain(session, producer.commune_id)
-    valid_until = valid_until or add_months(issued_on, 36)
-    if status != CERT_VALID and status_changed_on is None:
-        status_changed_on = valid_until + timedelta(days=1) if status == "expired" else \
-            issued_on + timedelta(days=365)
-    definition = session.scalar(select(ProcessDefinition.id).order_by(ProcessDefinition.id).limit(1))
-    instance = ProcessInstance(definition_id=definition, process_id="ocop_certificate_fixture",
-                               product_id=product_id, jurisdiction_id=producer.commune_id, areas=chain,
-                               year=issued_on.year, status="completed", stars=stars, state="{}", version=1)
-    session.add(instance)
-    session.flush()
-    decision = _decision(session, "recognition", chain["province"], round_id, issued_on)
-    serial = next(_serial)
-    certificate = Certificate(
-        number=f"{serial:05d}/GCN-OCOP", verify_code=f"fixture{serial:015d}", product_id=product_id,
-        producer_id=producer.id, province_id=chain["province"], commune_id=producer.commune_id,
-        group_code=group_code or product.group_code, producer_kind=producer_kind or producer.kind, stars=stars,
-        kind=kind, instance_id=instance.id, decision_id=decision.id, issued_on=issued_on, valid_until=valid_until,
-        status=status, status_changed_on=status_changed_on, previous_id=previous_id)
-    session.add(certificate)
-    session.flush()
-    session.add(DecisionItem(decision_id=decision.id, instance_id=instance.id, product_id=product_id, stars=stars,
-                             outcome=ITEM_RECOGNISED, certificate_id=certificate.id))
-    if status == "revoked":
-        revocation = _decision(session, "revocation", chain["province"], revocation_round_id, status_changed_on)
-        session.add(DecisionItem(decision_id=revocation.id, product_id=product_id, stars=stars,
-                                 outcome=ITEM_REVOKED, certificate_id=certificate.id))
-        certificate.revocation_decision_id = revocation.id
-        certificate.revocation_ground = "mark_misused"
-    session.flush()
-    return certificate
+def _number(session: Session, province_id: int, issued_on: date) -> str:
+    count = session.scalar(select(func.count()).select_from(Certificate))
+    code = session.get(Jurisdiction, province_id).code
+    return f"{code}-{issued_on.year}-{count + 1:05d}"

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from sqlalchemy import Date, bindparam, select, text
 
 from storage.models import Jurisdiction, Producer, Product
-from tests.support.certificates import make_certificate, make_round
+from tests.support.report_certificates import make_certificate, make_round
 
 ON = date(2026, 3, 2)  # the tests' clock (tests/conftest.py FakeClock)
 KINDS = ("cooperative", "cooperative_group", "enterprise", "household", "farm")
