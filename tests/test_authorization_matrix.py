@@ -112,6 +112,10 @@ MATRIX = [
     ("GET", "/dashboard/returns.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/dashboard/step-times.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/dashboard/overdue.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    # The OCOP report: the nation for auditors and admins, its own province for a program manager.
+    ("GET", "/reports/", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/reports/bao-cao.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    ("GET", "/reports/bao-cao.xlsx", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/api/v1/tasks", None, SIGNED_IN),
     ("GET", "/api/v1/products", None, SIGNED_IN),
     ("GET", "/api/v1/definitions", None, SIGNED_IN),
@@ -412,7 +416,7 @@ def test_matrix(app, world, ids, method, template, data, allowed):
     for who in USERS:
         response = request(app, world, who, method, path, data, ids)
         status = response.status_code
-        body = response.get_data(as_text=True)
+        body = response.get_data().decode("utf-8", "replace")  # an XLSX download is binary
         if who not in READERS and (PRODUCT in body or PRODUCER in body):
             wrong.append(f"{who}: {status} shows the product of another area")
         if who == "anonymous":
