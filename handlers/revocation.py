@@ -49,8 +49,8 @@ def revoke_certificate(context: HandlerContext, certificate_id: int, decision: d
                 "status_changed_on": row.status_changed_on.isoformat()}
     # A certificate replaced or expired meanwhile is still withdrawn: the
     # decision stands, and the catalogue shows valid certificates only.
-    connection.execute(_REVOKE, {"certificate_id": certificate_id, "status": CERT_REVOKED,
-                                 "status_changed_on": signed_on, "decision_id": decision_id, "ground": ground})
+    connection.execute(_REVOKE, {"certificate_id": certificate_id, "new_status": CERT_REVOKED,
+                                 "changed_on": signed_on, "by_decision": decision_id, "on_ground": ground})
     return {"certificate_id": certificate_id, "status": CERT_REVOKED, "status_changed_on": signed_on.isoformat()}
 
 
@@ -58,6 +58,7 @@ _certificates = Certificate.__table__
 _CERTIFICATE = select(_certificates.c.product_id, _certificates.c.status, _certificates.c.status_changed_on,
                       _certificates.c.revocation_decision_id).where(
     _certificates.c.id == bindparam("certificate_id"))
+# (bind names other than the columns': SQLAlchemy reserves those in an UPDATE's SET)
 _REVOKE = update(_certificates).where(_certificates.c.id == bindparam("certificate_id")).values(
-    status=bindparam("status"), status_changed_on=bindparam("status_changed_on"),
-    revocation_decision_id=bindparam("decision_id"), revocation_ground=bindparam("ground"))
+    status=bindparam("new_status"), status_changed_on=bindparam("changed_on"),
+    revocation_decision_id=bindparam("by_decision"), revocation_ground=bindparam("on_ground"))
