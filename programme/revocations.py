@@ -60,7 +60,8 @@ def deadline_after(concluded_on: date) -> str:
                             LOCAL_ZONE).isoformat()
 
 
-def _text(value: str, field_vi: str, field_en: str, max_length: int, least: int = 1) -> str:
+def checked_text(value: str, field_vi: str, field_en: str, max_length: int, least: int = 1) -> str:
+    """`value` stripped, when it is a plain text of the length asked."""
     value = (value or "").strip()
     if len(value) < least or len(value) > max_length or CONTROL_CHARACTERS.search(value):
         raise RevocationRefused(f"{field_vi}: cần từ {least} đến {max_length} ký tự, không có ký tự điều khiển / "
@@ -94,8 +95,8 @@ def open_revocation(engine: BpmnEngine, actor: Actor, certificate_id: int, groun
     15 days after `concluded_on`."""
     if ground not in REVOCATION_GROUNDS:
         raise RevocationRefused("Căn cứ thu hồi không hợp lệ / not a ground of Art. 8")
-    concluded_by = _text(concluded_by, "Cơ quan kết luận", "concluded by", 300)
-    summary = _text(summary, "Nội dung kết luận", "conclusion", 5000, least=5)
+    concluded_by = checked_text(concluded_by, "Cơ quan kết luận", "concluded by", 300)
+    summary = checked_text(summary, "Nội dung kết luận", "conclusion", 5000, least=5)
     if not isinstance(concluded_on, date) or concluded_on > local_today(engine.clock()):
         raise RevocationRefused("Ngày kết luận không được sau hôm nay / the conclusion cannot be dated after today")
 
@@ -125,15 +126,15 @@ def decide(engine: BpmnEngine, actor: Actor, task_id: str, revoke: bool, number:
     task is completed as kept, with the reason."""
     reason = (reason or "").strip()
     if revoke:
-        number = _text(number, "Số quyết định", "decision number", 64)
-        signer = _text(signer, "Người ký", "signer", 200)
+        number = checked_text(number, "Số quyết định", "decision number", 64)
+        signer = checked_text(signer, "Người ký", "signer", 200)
         if not isinstance(signed_on, date) or signed_on > local_today(engine.clock()):
             raise RevocationRefused("Ngày ký không hợp lệ hoặc sau hôm nay / the signing date is missing or "
                                     "after today")
         if reason:
-            reason = _text(reason, "Lý do", "reason", 5000)
+            reason = checked_text(reason, "Lý do", "reason", 5000)
     else:
-        reason = _text(reason, "Lý do không thu hồi", "reason for keeping the certificate", 5000, least=5)
+        reason = checked_text(reason, "Lý do không thu hồi", "reason for keeping the certificate", 5000, least=5)
 
     def work(session: Session) -> Outcome:
         task, case = _decision_task(session, actor, task_id)
@@ -174,10 +175,21 @@ def decide(engine: BpmnEngine, actor: Actor, task_id: str, revoke: bool, number:
 def _decision_task(session: Session, actor: Actor, task_id: str) -> tuple[InboxTask, "Case"]:
     """The waiting revocation task and its case, when the actor is its
     authority; else RevocationRefused with what is wrong."""
+    gone = RevocationRefused("Việc này không còn chờ quyết định thu hồi (có thể vừa được quyết định); không có gì "
+                             "được ghi / this no longer waits for a revocation decision (perhaps decided a "
+                             "moment ago); nothing was saved")
     task = session.get(InboxTask, task_id)
     if task is None or task.form_key != DECISION_FORM:
-        raise RevocationRefused("Việc này không còn chờ quyết định thu hồi / this no longer waits for a "
-                                "revocation decision")
+        raise gone
+    # Two deciders at once: the instance row is locked before anything is
+    # written (the decision's item references it, and two such references
+    # then each waiting on the other's update deadlock on PostgreSQL); the
+    # one who waited finds the task gone.
+    session.execute(select(ProcessInstance.id).where(ProcessInstance.id == task.instance_id).with_for_update())
+    task = session.scalar(select(InboxTask).where(InboxTask.id == task_id)
+                          .execution_options(populate_existing=True))
+    if task is None:
+        raise gone
     case = case_of(session, task.instance_id)
     if case is None:
         raise RevocationRefused("Không tìm thấy giấy chứng nhận của việc này / the task's certificate is missing")
@@ -217,12 +229,13 @@ def _start_data(session: Session, instance_ids: list[int]) -> dict[int, dict]:
 
 
 def case_of(session: Session, instance_id: int) -> Case | None:
-    cases = _cases(session, select(ProcessInstance).where(ProcessInstance.id == instance_id,
+    cases = cases_where(session, select(ProcessInstance).where(ProcessInstance.id == instance_id,
                                                           ProcessInstance.process_id.in_(CASE_PROCESSES)))
     return cases[0] if cases else None
 
 
-def _cases(session: Session, query) -> list[Case]:
+def cases_where(session: Session, query) -> list[Case]:
+    """The cases of the revocation and inspection instances `query` selects."""
     instances = list(session.scalars(query))
     if not instances:
         return []
@@ -255,7 +268,7 @@ def running_case(session: Session, certificate_id: int, process_id: str) -> Case
     certificate = session.get(Certificate, certificate_id)
     if certificate is None:
         return None
-    for case in _cases(session, select(ProcessInstance).where(
+    for case in cases_where(session, select(ProcessInstance).where(
             ProcessInstance.product_id == certificate.product_id, ProcessInstance.process_id == process_id,
             ProcessInstance.status == "running")):
         if case.certificate.id == certificate_id:
@@ -277,7 +290,7 @@ def open_cases(session: Session, actor: Actor, process_id: str | None = None) ->
         ProcessInstance.process_id.in_((process_id,) if process_id else CASE_PROCESSES),
         ProcessInstance.status == "running", ProcessInstance.product_id.in_(products))
         .order_by(ProcessInstance.started_at).limit(CASE_LIMIT))
-    cases = [case for case in _cases(session, query)
+    cases = [case for case in cases_where(session, query)
              if access.may_see_certificate_case(actor, case.certificate.stars, case.areas)]
     far = datetime.max.replace(tzinfo=None)
     return sorted(cases, key=lambda case: (case.deadline.replace(tzinfo=None) if case.deadline else far))
