@@ -28,7 +28,7 @@ from engine.errors import OcopError, TaskNotReady, UnknownTask
 from engine.execution import Outcome
 from engine.forms import CONTROL_CHARACTERS
 from storage.areas import area_chain
-from storage.models import AuditEvent, InboxTask, ProcessInstance, Product, TimerDue
+from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, TimerDue
 from storage.recognition_models import (
     CERT_VALID,
     ITEM_REVOKED,
@@ -319,3 +319,43 @@ def certificates_of_province(session: Session, actor: Actor, province_id: int) -
     return list(session.scalars(select(Certificate).where(
         Certificate.province_id == province_id, Certificate.status == CERT_VALID, condition)
         .order_by(Certificate.number).limit(2000)))
+
+
+@dataclass
+class CertificateActions:
+    """A certificate as the revocation and inspection page shows it."""
+
+    certificate: Certificate
+    product_name: str
+    producer_name: str
+    commune_name: str
+    revocation: Case | None   # its open revocation, if any
+    inspection: Case | None   # its inspection under way, if any
+
+
+def certificate_actions(session: Session, actor: Actor, certificate_id: int) -> CertificateActions | None:
+    """The certificate, when the actor may open a revocation or an
+    inspection of it (whatever its status); else None."""
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None:
+        return None
+    if not access.may_look_after_certificate(actor, certificate.stars, area_chain(session, certificate.commune_id)):
+        return None
+    product = session.get(Product, certificate.product_id)
+    producer, commune = session.execute(select(Producer.name, Jurisdiction.name).join(
+        Jurisdiction, Jurisdiction.id == Producer.commune_id).where(Producer.id == product.producer_id)).one()
+    return CertificateActions(certificate, product.name, producer, commune,
+                              running_case(session, certificate.id, REVOCATION_PROCESS),
+                              running_case(session, certificate.id, INSPECTION_PROCESS))
+
+
+def provinces_looked_after(session: Session, actor: Actor) -> list[tuple[int, str]]:
+    """The provinces whose certificates the actor opens revocations and
+    plans inspections for (office, program manager), as (id, name) by name."""
+    ids = set().union(*(actor.areas_of(role) for role in access.CERTIFICATE_KEEPERS))
+    if not ids:
+        return []
+    return [tuple(row) for row in session.execute(
+        select(Jurisdiction.id, Jurisdiction.name).where(Jurisdiction.id.in_(sorted(ids)),
+                                                         Jurisdiction.level == "province")
+        .order_by(Jurisdiction.name)).all()]

@@ -22,15 +22,16 @@ def area(session, code: str) -> int:
     return session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == code))
 
 
-def person(engine, username: str, role: str, code: str) -> Actor:
-    """A new account holding `role` for the area `code`, as an Actor."""
+def person(engine, username: str, role: str, code: str, password: str | None = None) -> Actor:
+    """A new account holding `role` for the area `code`, as an Actor
+    (`password`: to sign in on the web pages)."""
     with engine.db.transaction() as session:
-        user = create_user(session, username, f"Người {username}", None, roles=[(role, area(session, code))])
+        user = create_user(session, username, f"Người {username}", password, roles=[(role, area(session, code))])
         return load_actor(session, user.id)
 
 
-def people_of(engine) -> dict[str, Actor]:
-    return {key: person(engine, *who) for key, who in PEOPLE.items()}
+def people_of(engine, password: str | None = None) -> dict[str, Actor]:
+    return {key: person(engine, *who, password=password) for key, who in PEOPLE.items()}
 
 
 def certificate_of(engine, product_name: str, stars: int = 3, instance_id: int | None = None) -> int:

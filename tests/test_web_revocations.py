@@ -1,0 +1,113 @@
+"""The revocation and inspection pages (web/revocations.py), on SQLite and
+PostgreSQL: the menu link for those concerned only, opening a revocation
+from a certificate's page, the inbox sending the decision task to the
+decision page, a decision recorded there (refusals shown, nothing written),
+404 for a decider who is not the authority, and a year's inspection plan."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from demo.seed import DEMO_PASSWORD
+from storage.models import InboxTask, Jurisdiction, ProcessInstance
+from storage.recognition_models import Certificate, Decision
+from testkit.web_login import signed_in
+from tests.support.revocation_people import certificate_of, people_of
+
+SEED = "Hồ tiêu Gio Linh"
+
+
+@pytest.fixture
+def people(world):
+    return people_of(world, password=DEMO_PASSWORD)
+
+
+def decision_task_id(world) -> str:
+    with world.db.reading() as session:
+        return session.scalar(select(InboxTask.id).where(InboxTask.form_key == "revocation_decision"))
+
+
+def test_the_menu_and_pages_are_for_those_concerned(app, people):
+    for username in ("vp.qt", "ubnd.qt", "bo.nnmt", "qlct.qt"):
+        client, _token = signed_in(app, username)
+        assert 'data-nav="revocations"' in client.get("/catalogue").get_data(as_text=True)
+        assert client.get("/revocations/").status_code == 200
+    for username in ("htx.giomy", "cb.qt-gl-gm", "hd.qt"):
+        client, _token = signed_in(app, username)
+        assert 'data-nav="revocations"' not in client.get("/catalogue").get_data(as_text=True)
+        assert client.get("/revocations/").status_code == 403
+
+
+def test_a_revocation_opened_and_decided_through_the_pages(world, app, people):
+    certificate_id = certificate_of(world, SEED)
+    office, token = signed_in(app, "vp.qt")
+    page = office.get("/revocations/").get_data(as_text=True)
+    assert f'data-certificate="{certificate_id}"' in page
+    assert SEED in office.get(f"/revocations/certificates/{certificate_id}").get_data(as_text=True)
+    form = {"csrf_token": token, "ground": "law_violation", "concluded_by": "Thanh tra Sở Y tế",
+            "concluded_on": "2026-03-01", "summary": "Vi phạm an toàn thực phẩm"}
+    refused = office.post(f"/revocations/certificates/{certificate_id}/revocation", data={**form, "summary": ""})
+    assert refused.status_code == 422 and "Nội dung kết luận" in refused.get_data(as_text=True)
+    assert decision_task_id(world) is None
+    assert office.post(f"/revocations/certificates/{certificate_id}/revocation", data=form).status_code == 302
+    page = office.get("/revocations/").get_data(as_text=True)
+    assert "Thu hồi giấy chứng nhận" in page and "16/03/2026" in page
+    task_id = decision_task_id(world)
+
+    committee, token = signed_in(app, "ubnd.qt")
+    moved = committee.get(f"/inbox/tasks/{task_id}")
+    assert moved.status_code == 302 and moved.location.endswith(f"/revocations/decisions/{task_id}")
+    page = committee.get(f"/revocations/decisions/{task_id}").get_data(as_text=True)
+    assert SEED in page and "Thanh tra Sở Y tế" in page
+    # A hand-made post to the task page records nothing either.
+    assert committee.post(f"/inbox/tasks/{task_id}", data={"csrf_token": token, "revoke": "true"}).status_code == 302
+    bad = committee.post(f"/revocations/decisions/{task_id}", data={"csrf_token": token, "revoke": "yes",
+                                                                     "number": "", "signed_on": "2026-03-02",
+                                                                     "signer": "Chủ tịch"})
+    assert bad.status_code == 422 and "Số quyết định" in bad.get_data(as_text=True)
+    with world.db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Decision)) == 1  # the recognition only
+    done = committee.post(f"/revocations/decisions/{task_id}", data={
+        "csrf_token": token, "revoke": "yes", "number": "88/QĐ-UBND", "signed_on": "2026-03-02",
+        "signer": "Chủ tịch Võ Văn Hưng", "reason": "Vi phạm an toàn thực phẩm"})
+    assert done.status_code == 302
+    with world.db.reading() as session:
+        assert session.get(Certificate, certificate_id).status == "revoked"
+    assert committee.get(f"/revocations/decisions/{task_id}").status_code == 404
+
+
+def test_another_authority_finds_no_decision_page(world, app, people):
+    certificate_id = certificate_of(world, SEED)
+    office, token = signed_in(app, "vp.qt")
+    office.post(f"/revocations/certificates/{certificate_id}/revocation", data={
+        "csrf_token": token, "ground": "mark_misused", "concluded_by": "Quản lý thị trường",
+        "concluded_on": "2026-03-01", "summary": "Dùng nhãn OCOP cho sản phẩm khác"})
+    task_id = decision_task_id(world)
+    for username in ("ubnd.lc", "bo.nnmt"):
+        client, token = signed_in(app, username)
+        assert client.get(f"/revocations/decisions/{task_id}").status_code == 404
+        assert client.post(f"/revocations/decisions/{task_id}", data={
+            "csrf_token": token, "revoke": "yes", "number": "1/QĐ", "signed_on": "2026-03-02",
+            "signer": "X"}).status_code == 404
+        assert client.get(f"/revocations/certificates/{certificate_id}").status_code == 404
+    with world.db.reading() as session:
+        assert session.get(Certificate, certificate_id).status == "valid"
+
+
+def test_a_years_inspections_are_planned_from_the_list(world, app, people):
+    for name in (SEED, "Gạo hữu cơ Gio Mỹ", "Mật ong rừng Gio Sơn"):
+        certificate_of(world, name)
+    with world.db.reading() as session:
+        qt = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == "QT"))
+    office, token = signed_in(app, "vp.qt")
+    answer = office.post("/revocations/plan", data={"csrf_token": token, "province_id": qt, "year": 2026,
+                                                    "percent": "50"}, follow_redirects=True)
+    assert "2 giấy chứng nhận" in answer.get_data(as_text=True)
+    answer = office.post("/revocations/plan", data={"csrf_token": token, "province_id": qt, "year": 2030,
+                                                    "percent": "50"}, follow_redirects=True)
+    assert "Chỉ lập kế hoạch cho năm 2026 hoặc 2027" in answer.get_data(as_text=True)
+    assert "only" not in answer.get_data(as_text=True)  # no English in Vietnamese mode
+    with world.db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(ProcessInstance).where(
+            ProcessInstance.process_id == "ocop_inspection")) == 2
+    assert office.get("/revocations/").get_data(as_text=True).count("Kiểm tra định kỳ") >= 2
