@@ -42,6 +42,9 @@ DECISION_FORM = "revocation_decision"
 # Art. 8.2: decided within 15 days of the conclusion.
 DECIDE_WITHIN_DAYS = 15
 CASE_PROCESSES = (REVOCATION_PROCESS, INSPECTION_PROCESS)
+# The inspection's report task, and who concludes it (the diagram's script says the same).
+INSPECTION_TASK = "task_inspection"
+INSPECTION_CONCLUDED_BY = "Văn phòng Điều phối OCOP tỉnh"
 
 
 class RevocationRefused(OcopError):
@@ -223,9 +226,25 @@ class Case:
 
 
 def _start_data(session: Session, instance_ids: list[int]) -> dict[int, dict]:
-    rows = session.execute(select(AuditEvent.instance_id, AuditEvent.data).where(
-        AuditEvent.instance_id.in_(instance_ids), AuditEvent.kind == "started")).all()
-    return {instance_id: (data or {}).get("data", {}) for instance_id, data in rows}
+    """Each instance's start data; for an inspection that proposed a
+    revocation, its report's conclusion too (ground, findings, date), as a
+    revocation's start data names them."""
+    rows = session.execute(select(AuditEvent.instance_id, AuditEvent.kind, AuditEvent.data).where(
+        AuditEvent.instance_id.in_(instance_ids),
+        (AuditEvent.kind == "started") | ((AuditEvent.kind == "task_completed")
+                                          & (AuditEvent.element_id == INSPECTION_TASK)))
+        .order_by(AuditEvent.instance_id, AuditEvent.seq)).all()
+    starts: dict[int, dict] = {}
+    for instance_id, kind, data in rows:
+        if kind == "started":
+            starts[instance_id] = {**(data or {}).get("data", {}), **starts.get(instance_id, {})}
+            continue
+        report = (data or {}).get("form") or {}
+        if report.get("propose_revocation"):
+            starts.setdefault(instance_id, {}).update(
+                ground=report.get("ground"), concluded_by=INSPECTION_CONCLUDED_BY,
+                concluded_on=report.get("inspected_on"), summary=report.get("findings", ""))
+    return starts
 
 
 def case_of(session: Session, instance_id: int) -> Case | None:

@@ -111,3 +111,26 @@ def test_a_years_inspections_are_planned_from_the_list(world, app, people):
         assert session.scalar(select(func.count()).select_from(ProcessInstance).where(
             ProcessInstance.process_id == "ocop_inspection")) == 2
     assert office.get("/revocations/").get_data(as_text=True).count("Kiểm tra định kỳ") >= 2
+
+
+def test_an_inspection_report_filled_on_the_task_page(world, app, people):
+    certificate_id = certificate_of(world, SEED)
+    office, token = signed_in(app, "vp.qt")
+    assert office.post(f"/revocations/certificates/{certificate_id}/inspection", data={
+        "csrf_token": token, "reason": "Phản ánh của người tiêu dùng"}).status_code == 302
+    with world.db.reading() as session:
+        task_id = session.scalar(select(InboxTask.id).where(InboxTask.form_key == "inspection_report"))
+    page = office.get(f"/inbox/tasks/{task_id}").get_data(as_text=True)
+    assert "Sử dụng đúng nhãn, biểu tượng và thông tin OCOP" in page and "mark_used_correctly" in page
+    assert ">criteria_not_maintained<" not in page and "Căn cứ đề nghị thu hồi" in page
+    form = {"csrf_token": token, "inspected_on": "2026-03-02", "criteria_maintained": "true",
+            "mark_used_correctly": "false", "findings": "", "propose_revocation": "false"}
+    assert office.post(f"/inbox/tasks/{task_id}", data=form).status_code == 422  # findings required
+    proposed = {**form, "findings": "Dùng nhãn OCOP trên sản phẩm chưa được công nhận",
+                "propose_revocation": "true", "ground": "mark_misused"}
+    assert office.post(f"/inbox/tasks/{task_id}", data=proposed).status_code in (302, 303)
+    with world.db.reading() as session:
+        decision = session.scalar(select(InboxTask).where(InboxTask.form_key == "revocation_decision"))
+        assert decision.element_id == "task_revocation_province_inspection"
+    page = signed_in(app, "ubnd.qt")[0].get(f"/revocations/decisions/{decision.id}").get_data(as_text=True)
+    assert "Sử dụng sai nhãn hiệu, biểu tượng OCOP" in page and "Kiểm tra sau công nhận" in page
