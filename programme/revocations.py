@@ -76,8 +76,10 @@ def checked_text(value: str, field_vi: str, field_en: str, max_length: int, leas
 
 def certificate_to_look_after(session: Session, actor: Actor, certificate_id: int) -> tuple[Certificate, dict]:
     """The valid certificate and its area chain, when the actor may open a
-    revocation or an inspection of it; else RevocationRefused."""
-    certificate = session.get(Certificate, certificate_id)
+    revocation or an inspection of it; else RevocationRefused. The row is
+    locked till the caller commits: two people opening the same case at
+    once start it once (PostgreSQL; SQLite writes one transaction at a time)."""
+    certificate = session.get(Certificate, certificate_id, with_for_update=True)
     if certificate is None:
         raise RevocationRefused("Không có giấy chứng nhận này / no such certificate")
     areas = area_chain(session, certificate.commune_id)

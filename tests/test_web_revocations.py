@@ -134,3 +134,35 @@ def test_an_inspection_report_filled_on_the_task_page(world, app, people):
         assert decision.element_id == "task_revocation_province_inspection"
     page = signed_in(app, "ubnd.qt")[0].get(f"/revocations/decisions/{decision.id}").get_data(as_text=True)
     assert "Sử dụng sai nhãn hiệu, biểu tượng OCOP" in page and "Kiểm tra sau công nhận" in page
+
+
+def test_the_pages_fit_a_phone(world, people, page):
+    from tests.support.web_helpers import sign_in_browser
+    certificate_id = certificate_of(world, SEED)
+    page.set_viewport_size({"width": 360, "height": 740})
+    sign_in_browser(page, "vp.qt")
+    page.goto(f"/revocations/certificates/{certificate_id}")
+    page.select_option("select[name=ground]", "production_stopped")
+    page.fill("input[name=concluded_by]", "UBND xã Gio Mỹ")
+    page.fill("textarea[name=summary]", "Xã xác nhận cơ sở đã ngừng sản xuất")
+    page.locator("form[data-form=revocation] button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("[data-case]").count() == 1
+    for url in ("/revocations/", f"/revocations/certificates/{certificate_id}"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, url
+    task_id = decision_task_id(world)
+    page.context.clear_cookies()
+    sign_in_browser(page, "ubnd.qt")
+    page.goto(f"/inbox/tasks/{task_id}")
+    assert f"/revocations/decisions/{task_id}" in page.url
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.check("input[name=revoke][value=yes]")
+    page.fill("input[name=number]", "15/QĐ-UBND")
+    page.fill("input[name=signed_on]", "2026-03-02")
+    page.fill("input[name=signer]", "Chủ tịch UBND tỉnh")
+    page.locator("form[data-form=decision] button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "Đã ghi quyết định thu hồi" in page.content()
+    with world.db.reading() as session:
+        assert session.get(Certificate, certificate_id).status == "revoked"
