@@ -26,7 +26,7 @@ MESSAGES = {
     "certificate_revoked": "Giấy chứng nhận OCOP của sản phẩm “{product}” đã bị thu hồi.",
     "certificate_kept": "Cơ quan có thẩm quyền quyết định không thu hồi giấy chứng nhận OCOP của “{product}”.",
     "revocation_overdue": "Quá hạn 15 ngày quyết định thu hồi giấy chứng nhận OCOP của sản phẩm “{product}”.",
-    "inspection_passed": "Sản phẩm “{product}” đã được kiểm tra sau công nhận: duy trì các tiêu chí OCOP.",
+    "inspection_passed": "Sản phẩm “{product}” đã được kiểm tra sau công nhận; giấy chứng nhận giữ nguyên hiệu lực.",
 }
 RECIPIENTS = ("producer", "commune_officer", "district_officer", "province_council", "province_advisory")
 # The province's OCOP coordination office (revocation, inspection): told at the province's area.

@@ -105,6 +105,7 @@ def test_a_three_star_certificate_is_revoked_by_the_province_committee(world, pe
         assert all("123/QĐ-UBND" in n.reasons for n in notices if n.kind == "certificate_revoked")
         assert revocations.open_cases(session, people["office"], REVOCATION_PROCESS) == []
     assert verification.verify_instance(world, opened.instance_id).ok
+    assert verification.verify_instance(world, validity).ok  # its cancellation is in its history
 
 
 @pytest.mark.xfail(strict=False, reason="the catalogue lists valid certificates only once helper C's change lands")
