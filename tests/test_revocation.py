@@ -250,3 +250,19 @@ def test_a_revoked_products_history_verifies(world, people):
     revocations.decide(world, people["committee"], task.id, True, "5/QĐ-UBND", date(2026, 3, 2), "Chủ tịch", "")
     report = verification.verify(world, [opened.instance_id, cycle.instance_id])
     assert report.ok, report
+
+
+def test_the_two_tier_variant_runs_the_same_revocation(world, people):
+    """Lào Cai runs its own two-tier diagram: its pools are the same."""
+    sapa = certificate_of(world, SAPA)
+    office_lc = person(world, "vp.lc", "province_office", "LC")
+    opened = open_on(world, {"office": office_lc}, sapa)
+    with world.db.transaction() as session:
+        instance = session.get(ProcessInstance, opened.instance_id)
+        assert instance.definition.province_id == session.get(Certificate, sapa).province_id
+    task = decision_task(world, opened.instance_id)
+    with pytest.raises(RevocationRefused):
+        revocations.decide(world, people["committee"], task.id, True, "3/QĐ-UBND", date(2026, 3, 2), "A", "")
+    outcome = revocations.decide(world, people["committee_lc"], task.id, True, "3/QĐ-UBND", date(2026, 3, 2),
+                                 "Chủ tịch UBND tỉnh Lào Cai", "")
+    assert outcome.end_event == "end_revoked"

@@ -166,3 +166,17 @@ def test_the_pages_fit_a_phone(world, people, page):
     assert "Đã ghi quyết định thu hồi" in page.content()
     with world.db.reading() as session:
         assert session.get(Certificate, certificate_id).status == "revoked"
+
+
+def test_the_pages_in_english(world, app, people):
+    certificate_id = certificate_of(world, SEED)
+    office, token = signed_in(app, "vp.qt")
+    page = office.get("/revocations/?lang=en").get_data(as_text=True)
+    assert "Revocation, inspection after recognition" in page and "Valid certificates" in page
+    assert "Thu hồi giấy chứng nhận" not in page
+    page = office.get(f"/revocations/certificates/{certificate_id}").get_data(as_text=True)
+    assert "Ground for revocation" in page and "The OCOP mark misused" in page
+    refused = office.post(f"/revocations/certificates/{certificate_id}/revocation", data={
+        "csrf_token": token, "ground": "law_violation", "concluded_by": "Thanh tra", "concluded_on": "2026-03-01",
+        "summary": ""}).get_data(as_text=True)
+    assert "conclusion: 5 to 5000 characters" in refused and "Nội dung kết luận" not in refused
