@@ -250,8 +250,9 @@ def _start_data(session: Session, instance_ids: list[int]) -> dict[int, dict]:
 
 
 def case_of(session: Session, instance_id: int) -> Case | None:
+    """The revocation or inspection case of one instance (None for another process)."""
     cases = cases_where(session, select(ProcessInstance).where(ProcessInstance.id == instance_id,
-                                                          ProcessInstance.process_id.in_(CASE_PROCESSES)))
+                                                               ProcessInstance.process_id.in_(CASE_PROCESSES)))
     return cases[0] if cases else None
 
 
