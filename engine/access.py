@@ -433,3 +433,51 @@ def seen_certificates(actor: Actor, producer_id, commune, up1, up2):
     if actor.is_admin:
         return true()
     return readable_products(actor, producer_id, commune, up1, up2)
+# --- after recognition: revocation and inspection (26/2026 Art. 8-9) ------------------------
+
+# Who may open a revocation on a conclusion, and start or plan inspections
+# of a province's certificates: its OCOP coordination office and its program
+# manager; the ministry too for 5 stars (it inspects and revokes those).
+CERTIFICATE_KEEPERS = ("province_office", "program_manager")
+
+
+def revocation_authority(stars: int) -> str:
+    """The role whose decision revokes a certificate of `stars`: the ministry
+    for 5 stars, the province's People's Committee for 3 and 4 (Art. 8.2)."""
+    return "ministry" if stars == 5 else "province_committee"
+
+
+def may_look_after_certificate(actor: Actor, stars: int, areas) -> bool:
+    """Open a revocation of a certificate, start or plan its inspection.
+    `areas`: the certificate's product's area chain ({level: id})."""
+    province, central = areas.get("province"), areas.get("central")
+    if province is not None and any(actor.holds(role, province) for role in CERTIFICATE_KEEPERS):
+        return True
+    return stars == 5 and central is not None and actor.holds("ministry", central)
+
+
+def looked_after_certificates(actor: Actor, province_column, stars_column):
+    """SQL: may_look_after_certificate (and the committees that decide), on a
+    certificate's province and stars columns: the lists of open revocations
+    and inspections. The ministry sees every 5-star certificate."""
+    provinces = sorted(set().union(*(actor.areas_of(role) for role in CERTIFICATE_KEEPERS + ("province_committee",))))
+    conditions = [province_column.in_(provinces)] if provinces else []
+    if actor.areas_of("ministry"):
+        conditions.append(stars_column == 5)
+    return or_(*conditions) if conditions else false()
+
+
+def may_see_certificate_case(actor: Actor, stars: int, areas) -> bool:
+    """The predicate of looked_after_certificates, for one case."""
+    province = areas.get("province")
+    return (may_look_after_certificate(actor, stars, areas)
+            or (province is not None and actor.holds("province_committee", province))
+            or (stars == 5 and bool(actor.areas_of("ministry"))))
+
+
+def may_decide_revocation(actor: Actor, stars: int, task) -> bool:
+    """Record the decision of a revocation task: the authority for the
+    certificate's stars, for the task's area, and the task is that
+    authority's (a diagram that puts it in another lane decides nothing)."""
+    role = revocation_authority(stars)
+    return task.role == role and task.jurisdiction_id is not None and actor.holds(role, task.jurisdiction_id)

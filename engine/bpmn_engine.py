@@ -487,9 +487,9 @@ class BpmnEngine:
 
     # --- cancelling ---------------------------------------------------------------------
 
-    def cancel(self, instance_id: int, actor: Actor, reason: str) -> Outcome:
+    def cancel(self, instance_id: int, actor: Actor, reason: str, unit: Session | None = None) -> Outcome:
         """End a running instance (a program manager of its province or an administrator)."""
-        return self.run(lambda session: self._cancel(session, instance_id, actor, reason))
+        return self._in_unit(unit, lambda session: self._cancel(session, instance_id, actor, reason))
 
     def _cancel(self, session: Session, instance_id: int, actor: Actor, reason: str) -> Outcome:
         instance = self._read_instance(session, instance_id)

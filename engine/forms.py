@@ -396,3 +396,62 @@ def validate_form(form_key: str, data: dict, criteria_set: str | None = None) ->
         return schema.dump(schema.load(data))
     except ValidationError as err:
         raise FormInvalid(form_key, err.messages) from None
+
+
+# --- after recognition: revocation (Art. 8) and inspection (Art. 9), issue 16 -------------
+
+# What an inspection may propose a revocation on (Art. 8.1 b and d).
+INSPECTION_GROUNDS = ("criteria_not_maintained", "mark_misused")
+
+
+class RevocationDecisionRecord(FormSchema):
+    id = fields.Integer(required=True, validate=validate.Range(min=1))
+    number = _text(max_length=64)
+    signed_on = fields.Date(required=True)
+    signer = _text(max_length=200)
+    authority = fields.String(required=True, validate=validate.OneOf(("province", "ministry")))
+
+
+class RevocationDecisionForm(FormSchema):
+    """The People's Committee's (3-4 stars) or the ministry's (5 stars)
+    decision on a revocation: recorded only by programme/revocations.decide
+    (SESSION_FORMS), which writes the numbered Decision first; `decision`
+    is None when the certificate is kept."""
+
+    revoke = fields.Boolean(required=True)
+    decision = fields.Nested(RevocationDecisionRecord, required=True, allow_none=True)
+    reason = _text(required=False)
+
+    @validates_schema
+    def _decision_when_revoked(self, data, **kwargs):
+        if data.get("revoke") and not data.get("decision"):
+            raise ValidationError("Cần số quyết định thu hồi / a revocation needs its decision", "decision")
+
+
+class InspectionReportForm(FormSchema):
+    """The province office's inspection after recognition: criteria kept,
+    the OCOP mark and information used correctly, findings (required when
+    either is not), and whether it proposes a revocation and on what ground."""
+
+    inspected_on = fields.Date(required=True)
+    criteria_maintained = fields.Boolean(required=True)
+    mark_used_correctly = fields.Boolean(required=True)
+    findings = _text(required=False)
+    propose_revocation = fields.Boolean(required=True)
+    ground = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(INSPECTION_GROUNDS))
+
+    @validates_schema
+    def _findings_and_ground(self, data, **kwargs):
+        failed = not data.get("criteria_maintained") or not data.get("mark_used_correctly")
+        if (failed or data.get("propose_revocation")) and len((data.get("findings") or "").strip()) < 5:
+            raise ValidationError("Cần ghi nội dung phát hiện (ít nhất 5 ký tự) / "
+                                  "describe the findings", "findings")
+        if data.get("propose_revocation") and not data.get("ground"):
+            raise ValidationError("Cần chọn căn cứ đề nghị thu hồi / choose the ground", "ground")
+        if not data.get("propose_revocation") and data.get("ground"):
+            raise ValidationError("Chỉ chọn căn cứ khi đề nghị thu hồi / a ground only with a proposal", "ground")
+
+
+FORMS["revocation_decision"] = RevocationDecisionForm
+FORMS["inspection_report"] = InspectionReportForm
+SESSION_FORMS = SESSION_FORMS | {"revocation_decision"}

@@ -128,6 +128,18 @@ class SampleDecider:
         return {"meetings_held": self.rng.randrange(2, 10), "producers_reached": self.rng.randrange(10, 60)}
 
 
+    # One inspection in this many finds the criteria no longer kept and
+    # proposes a revocation (Art. 9; revocations are rare in the real programme).
+    inspection_failure_every = 20
+
+    def _inspection_report(self, today: date, **_) -> dict:
+        if self.rng.randrange(self.inspection_failure_every) == 0:
+            return {"inspected_on": today.isoformat(), "criteria_maintained": False, "mark_used_correctly": True,
+                    "findings": "Không duy trì kiểm nghiệm định kỳ, bao bì khác hồ sơ đã công nhận.",
+                    "propose_revocation": True, "ground": "criteria_not_maintained"}
+        return {"inspected_on": today.isoformat(), "criteria_maintained": True, "mark_used_correctly": True,
+                "findings": "", "propose_revocation": False, "ground": None}
+
 def levels_for_total(criteria_set: str, total: float) -> dict[str, str]:
     # Whole points below the total: 49.9 aims at 49 and stays in its band.
     return dict(_levels_for_total(criteria_set, math.floor(max(0.0, min(100.0, total)))))

@@ -22,8 +22,15 @@ MESSAGES = {
     "not_recognised": "Sản phẩm “{product}” chưa đạt 50 điểm, chưa được công nhận; có thể tham gia năm sau.",
     "recognised": "Sản phẩm “{product}” được công nhận {stars} sao OCOP.",
     "registration_open": "Đã mở đăng ký ý tưởng sản phẩm OCOP năm {year}.",
+    # After recognition: revocation (Art. 8) and inspection (Art. 9).
+    "certificate_revoked": "Giấy chứng nhận OCOP của sản phẩm “{product}” đã bị thu hồi.",
+    "certificate_kept": "Cơ quan có thẩm quyền quyết định không thu hồi giấy chứng nhận OCOP của “{product}”.",
+    "revocation_overdue": "Quá hạn 15 ngày quyết định thu hồi giấy chứng nhận OCOP của sản phẩm “{product}”.",
+    "inspection_passed": "Sản phẩm “{product}” đã được kiểm tra sau công nhận; giấy chứng nhận giữ nguyên hiệu lực.",
 }
 RECIPIENTS = ("producer", "commune_officer", "district_officer", "province_council", "province_advisory")
+# The province's OCOP coordination office (revocation, inspection): told at the province's area.
+RECIPIENTS += ("province_office",)
 
 
 class NotifyParams(Schema):

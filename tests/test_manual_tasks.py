@@ -19,7 +19,6 @@ from tests.support.inbox_world import PEPPER
 from tests.test_diagrams_from_outside import SEED, element
 
 
-
 @pytest.fixture
 def db_url(tmp_path):
     """SQLite only: this is about the pages and the API, not the database."""

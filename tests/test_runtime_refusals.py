@@ -18,8 +18,8 @@ from engine.errors import ProcessRefused, StepBudgetExhausted
 from storage.models import Incident, ProcessInstance, Producer, TimerDue, User
 from testkit.cycle import RETURN, Cycle
 from testkit.web_login import login
-from tests.test_api import _as, _error
 from tests.support.runtime_diagrams import BAD_TIMER, GATEWAY_LOOP, NO_LANE, SCRIPT_LOOP, TIMER_LOOP
+from tests.test_api import _as, _error
 
 SEED = "Hồ tiêu Gio Linh"
 

@@ -80,6 +80,8 @@ def create_app(database_url: str | None = None, testing: bool = False,
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
                       dashboard, notifications, incidents, councils, reports, certificates):
         app.register_blueprint(blueprint)
+    from web.revocations import revocations_pages  # issue 16: revocation, inspection after recognition
+    app.register_blueprint(revocations_pages)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 
     @app.context_processor

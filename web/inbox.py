@@ -328,6 +328,8 @@ def task(task_id: str):
     me = actor()
     with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
+    if row is not None and row.form_key == "revocation_decision":  # recorded on its decision page
+        return redirect(url_for("revocations.decide", task_id=task_id))
     if row is not None and row.form_key in SESSION_FORMS:  # a GET or a hand-made POST alike
         return redirect(_council_pages())
     if request.method == "GET":

@@ -89,3 +89,18 @@ COUNCIL_LEVEL_LABELS = {"district": _l("Hội đồng cấp huyện"), "province
 COUNCIL_ACTION_LABELS = {"council_created": _l("Lập hội đồng"), "council_settings": _l("Đổi quy chế"),
                          "member_added": _l("Thêm thành viên"), "member_role": _l("Đổi vai trò"),
                          "member_removed": _l("Thành viên rời hội đồng")}
+
+# After recognition (issue 16): the grounds of a revocation (26/2026 Art. 8.1,
+# storage.recognition_models.REVOCATION_GROUNDS), the kinds of inspection
+# (Art. 9) and the two processes a revocation case runs in.
+REVOCATION_GROUND_LABELS = {
+    "false_information": _l("Thông tin trong hồ sơ không trung thực, giả mạo"),
+    "criteria_not_maintained": _l("Sản phẩm không còn đáp ứng tiêu chí (theo kết luận kiểm tra)"),
+    "law_violation": _l("Vi phạm quy định về chất lượng, an toàn thực phẩm, môi trường, sở hữu trí tuệ, nhãn hàng hóa"),
+    "mark_misused": _l("Sử dụng sai nhãn hiệu, biểu tượng OCOP"),
+    "production_stopped": _l("Chủ thể không còn sản xuất sản phẩm"),
+    "other_conclusion": _l("Trường hợp khác theo kết luận của cơ quan nhà nước có thẩm quyền"),
+}
+INSPECTION_KIND_LABELS = {"periodic": _l("Kiểm tra định kỳ"), "ad_hoc": _l("Kiểm tra đột xuất")}
+CASE_PROCESS_LABELS = {"ocop_revocation": _l("Thu hồi giấy chứng nhận"),
+                       "ocop_inspection": _l("Kiểm tra sau công nhận")}

@@ -460,3 +460,19 @@ def sheet_total(row: dict[str, str]) -> float | None:
         return sum(float(_decimal_text(row[p])) for p in ("part_a", "part_b", "part_c"))
     except ValueError:
         return None
+
+
+# The inspection after recognition (engine.forms.InspectionReportForm, issue 16).
+FIELD_LABELS.update({
+    "inspected_on": lazy_gettext("Ngày kiểm tra"),
+    "criteria_maintained": lazy_gettext("Sản phẩm duy trì các tiêu chí đã được công nhận"),
+    "mark_used_correctly": lazy_gettext("Sử dụng đúng nhãn, biểu tượng và thông tin OCOP"),
+    "findings": lazy_gettext("Nội dung phát hiện"),
+    "propose_revocation": lazy_gettext("Đề nghị thu hồi giấy chứng nhận"),
+    "ground": lazy_gettext("Căn cứ đề nghị thu hồi"),
+})
+FIELD_HELP["findings"] = lazy_gettext("Bắt buộc khi có nội dung không đạt hoặc khi đề nghị thu hồi.")
+CHOICE_LABELS["ground"] = {
+    "criteria_not_maintained": lazy_gettext("Sản phẩm không còn đáp ứng tiêu chí (theo kết luận kiểm tra)"),
+    "mark_misused": lazy_gettext("Sử dụng sai nhãn hiệu, biểu tượng OCOP"),
+}

@@ -38,18 +38,20 @@ _ISSUING_PROCESS = {"new": PRODUCT_PROCESS, "re_recognised": CERTIFICATE_PROCESS
 
 def make_certificate(session: Session, product_id: int, stars: int = 3, issued_on: date = date(2026, 3, 2),
                      status: str = "valid", kind: str = "new", previous: Certificate | None = None,
-                     authority: str | None = None) -> Certificate:
+                     authority: str | None = None, instance_id: int | None = None) -> Certificate:
     """A certificate of the product issued on `issued_on` by a decision of
     that date (the ministry's for 5 stars, else the province's), with the
     given status (a revoked one with its revocation decision, a year
-    later). `previous`: the certificate it replaces (marked replaced)."""
+    later). `previous`: the certificate it replaces (marked replaced).
+    `instance_id`: the instance that issued it (default: one made here)."""
     assert status in CERTIFICATE_STATUSES, status
     product = session.get(Product, product_id)
     producer = session.get(Producer, product.producer_id)
     chain = area_chain(session, producer.commune_id)
     authority = authority or ("ministry" if stars == 5 else "province")
     issuer_area = chain["central" if authority == "ministry" else authority]
-    instance = _issuing_instance(session, product, chain, issued_on, kind)
+    instance = (session.get(ProcessInstance, instance_id) if instance_id is not None
+                else _issuing_instance(session, product, chain, issued_on, kind))
     decision = _decision(session, "recognition", authority, issuer_area, issued_on)
     certificate = Certificate(
         number=_number(session, chain["province"], issued_on), verify_code=secrets.token_urlsafe(16)[:22],
