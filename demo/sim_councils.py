@@ -119,7 +119,9 @@ def sittings(councils: dict[tuple[str, int], int], first: date, last: date, rng)
                 decide_by = date(year, decide_month, decide_day)
                 held = _working_day_from(closes + timedelta(days=rng.randint(*ROUND_SITTING_AFTER)))
                 held = min(held, decide_by - timedelta(days=3))
-                planned.append(Sitting(level, area_id, _local(held), _local(closes, 23)))
+                # The seed era's round timer releases products at 23:59:59 on the
+                # closing day; the simulated worker passes once a day, the next morning.
+                planned.append(Sitting(level, area_id, _local(held), _local(closes + timedelta(days=1), 12)))
     return [s for s in planned if first <= s.on.astimezone(LOCAL_ZONE).date() <= last]
 
 

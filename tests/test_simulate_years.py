@@ -110,3 +110,24 @@ def test_the_command_refuses_years_out_of_range(tmp_path, years):
     result = CliRunner().invoke(main, ["simulate", "--years", str(years)],
                                 env={"OCOP_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"})
     assert result.exit_code == 2 and "--years" in result.output
+
+
+def test_excellent_products_go_to_the_ministry_in_its_round(tmp_path, monkeypatch):
+    """Products of 95 points: the province scores them 90+ and proposes them;
+    the ministry's council sits in its round (proposals by 30/7 or 30/1,
+    session before 30/9 or 30/3) and recognises 5 stars."""
+    from demo.sim_behaviour import Behaviour
+    from storage.council_models import Council
+    from storage.models import Jurisdiction
+    monkeypatch.setattr(Behaviour, "quality", lambda self: 95.0)
+    monkeypatch.setattr(Behaviour, "drops_out", lambda self, quality: False)
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    engine = fresh_engine(url)
+    result = simulate_years(engine, 6, 2, seed=5, jobs=JOBS)
+    assert result["total"]["stars"]["5"]["count"] >= 1
+    with engine.db.reading() as session:
+        held = session.execute(select(CouncilSession.held_on).join(Council, Council.id == CouncilSession.council_id)
+                               .join(Jurisdiction, Jurisdiction.id == Council.area_id)
+                               .where(Jurisdiction.level == "central")).scalars().all()
+    assert held and all((d.month, d.day) <= (3, 30) or (8, 1) <= (d.month, d.day) <= (9, 30) for d in held)
+    verify_all(url, tmp_path)
