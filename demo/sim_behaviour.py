@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from engine.samples import SampleDecider
 
 # A product's true score (what a council would give it): normal, clipped.
-# Mean and spread put about 5% below 50 points, 62% in the 3-star band,
-# 33% in the 4-star band and about 0.6% at 90 and over. Reviews weed out
+# Mean and spread put about 4% below 50 points, 59% in the 3-star band,
+# 37% in the 4-star band and about 0.8% at 90 and over. Reviews weed out
 # some of the weak ones; a product near a band's edge gets a council (or
 # two, in the seed era) scoring it below; 5 stars needs 90 at the province
-# and again at the ministry. Tuned on `--products 400 --years 3`: about
-# 73% 3 stars, 27% 4 stars among the recognised.
-QUALITY_MEAN = 66.0
+# and again at the ministry. Tuned on `--products 400 --years 3`
+# (seeds 1 and 2): 71-72% 3 stars, 28-29% 4 stars among the recognised,
+# the 4-star products being the ones still waiting for a round at the end.
+QUALITY_MEAN = 67.0
 QUALITY_SPREAD = 9.5
 # A council's own leaning on the day (on top of each member's spread).
 COUNCIL_SPREAD = 1.5
@@ -82,7 +83,7 @@ def accept_chance(form_key: str, quality: float) -> float:
 def drop_chance(quality: float) -> float:
     """How likely a producer whose idea was accepted never files a dossier:
     about a third overall, more among the weak."""
-    return max(0.12, min(0.7, 0.33 - (quality - QUALITY_MEAN) * 0.012))
+    return max(0.12, min(0.7, 0.36 - (quality - QUALITY_MEAN) * 0.012))
 
 
 @dataclass
