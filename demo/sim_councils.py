@@ -42,12 +42,14 @@ SESSION_FORMS_MEMBERS = ("council_sheet", "council_spread")
 @dataclass(frozen=True)
 class Sitting:
     """A council session the simulation holds: which council, on what day,
-    for products waiting since at most `waiting_since`."""
+    for products waiting since at most `waiting_since`; a round's session
+    has the day its decision is due by (district sittings: None)."""
 
     level: str
     area_id: int
     on: datetime
     waiting_since: datetime
+    decide_by: date | None = None
 
 
 def ensure_councils(engine: BpmnEngine, admin: Actor) -> dict[tuple[str, int], int]:
@@ -121,7 +123,8 @@ def sittings(councils: dict[tuple[str, int], int], first: date, last: date, rng)
                 held = min(held, decide_by - timedelta(days=3))
                 # The seed era's round timer releases products at 23:59:59 on the
                 # closing day; the simulated worker passes once a day, the next morning.
-                planned.append(Sitting(level, area_id, _local(held), _local(closes + timedelta(days=1), 12)))
+                planned.append(Sitting(level, area_id, _local(held), _local(closes + timedelta(days=1), 12),
+                                       decide_by))
     return [s for s in planned if first <= s.on.astimezone(LOCAL_ZONE).date() <= last]
 
 
@@ -137,7 +140,7 @@ def hold_sitting(engine: BpmnEngine, driver: Driver, councils: dict[tuple[str, i
             select(InboxTask.id, InboxTask.instance_id)
             .where(InboxTask.form_key == "council_attendance", InboxTask.role == f"{sitting.level}_council",
                    InboxTask.jurisdiction_id == sitting.area_id, InboxTask.created_at <= sitting.waiting_since)
-            .order_by(InboxTask.created_at, InboxTask.id)).all()
+            .order_by(InboxTask.created_at, InboxTask.instance_id)).all()  # not by the random task id
         waiting = [(task_id, instance_id) for task_id, instance_id in waiting if instance_id in instances]
         if not waiting:
             return 0
@@ -154,6 +157,8 @@ def hold_sitting(engine: BpmnEngine, driver: Driver, councils: dict[tuple[str, i
     seen_by_council = {i: sheet_quality(i) for i in on_agenda}
     for _round in range(6):  # sheets, then at most a few re-scorings (bounded by the diagram too)
         pending = [t for i in on_agenda for t in engine.ready_tasks(i) if t.form_key in SESSION_FORMS_MEMBERS]
+        # Task ids are random (uuid4): sheets in an order every run repeats.
+        pending.sort(key=lambda t: (t.instance_id, t.element_id, t.assignee_id or 0))
         if not pending:
             break
         for task in pending:

@@ -190,4 +190,7 @@ def format_years(result: dict) -> str:
     days = result["days_idea_to_recognition"]
     lines.append(f"Ngày từ ý tưởng đến công nhận / days idea → recognition: median {days['median']}, "
                  f"p90 {days['p90']} ({days['count']} products)")
+    if result.get("tasks_nobody_fills"):  # the simulator's own note: forms it cannot fill yet
+        lines.append("Việc chưa mô phỏng / tasks left waiting (no sample data yet): " + ", ".join(
+            f"{form} {count}" for form, count in result["tasks_nobody_fills"].items()))
     return "\n".join(lines)

@@ -56,6 +56,10 @@ from storage.models import InboxTask, Jurisdiction, Producer, Product, RoleAssig
 
 Job = Callable[[BpmnEngine], int]
 COUNCIL_FORMS = frozenset({"council_attendance", "council_sheet", "council_spread", "council_sign_off"})
+# Tasks completed by a use case, not one by one: council sessions, and the
+# People's Committee's (or ministry's) numbered decision of a round.
+NOT_ONE_BY_ONE = COUNCIL_FORMS | {"recognition_decision"}
+DECISION_DAYS = (5, 20)       # a round's decision, days after its session (before its decide-by date)
 WINDOW_DAYS = 150             # each year's idea registration window, from the outreach
 REGISTER_WITHIN = (3, 140)    # days into the window a producer registers its idea
 WITHDRAW_AT_PLAN = 0.4        # of those who drop out, the share who leave at the plan step
@@ -92,6 +96,8 @@ class YearsSimulation:
     instances: set[int] = field(default_factory=set)
     known_tasks: set[str] = field(default_factory=set)
     dropping: dict[int, str | None] = field(default_factory=dict)  # instance id -> stage it leaves at
+    # Ready tasks of forms nobody here fills yet (lifecycle forms before they are wired), by form.
+    unfilled: dict[str, int] = field(default_factory=dict)
     _events: list = field(default_factory=list)
     _sequence: itertools.count = field(default_factory=itertools.count)
 
@@ -132,6 +138,10 @@ class YearsSimulation:
 
     def _move_to(self, moment: datetime) -> None:
         self.engine.clock.now = max(self.engine.clock.now, moment)
+
+    @property
+    def _first_instance(self) -> int:
+        return min(self.instances, default=0)
 
     def _at(self, when: datetime, kind: str, payload=None) -> None:
         heapq.heappush(self._events, (when, next(self._sequence), kind, payload))
@@ -251,8 +261,13 @@ class YearsSimulation:
 
         taken = hold_sitting(self.engine, self.driver, self.councils, sitting, self.instances, sheet_quality,
                              lambda instance_id: self.criteria_set.get(instance_id, "S07"))
-        if taken and sitting.level in ("province", "central"):
-            self._issue_decisions(sitting)
+        if taken and sitting.decide_by is not None:
+            decided = self.engine.clock.now + timedelta(days=self.calendar_rng.randint(*DECISION_DAYS))
+            self._at(min(decided, local_time(sitting.decide_by, 9)), "decisions", sitting)
+        self._sync()
+
+    def _on_decisions(self, sitting: Sitting) -> None:
+        self._issue_decisions(sitting)
         self._sync()
 
     def _on_inspections(self, year: int) -> None:
@@ -267,15 +282,20 @@ class YearsSimulation:
         """Every ready task of the simulation's instances not seen yet (made
         ready by a timer or a council session)."""
         with self.engine.db.reading() as session:
-            tasks = list(session.scalars(select(InboxTask).where(InboxTask.form_key.notin_(COUNCIL_FORMS))))
+            # The simulation's instances all came after the earliest of them.
+            tasks = list(session.scalars(select(InboxTask).where(InboxTask.form_key.notin_(NOT_ONE_BY_ONE),
+                                                                 InboxTask.instance_id >= self._first_instance)))
         self._schedule([t for t in tasks if t.instance_id in self.instances and t.id not in self.known_tasks])
 
     def _schedule(self, tasks: list[InboxTask]) -> None:
         # Task ids are random (uuid4): order by what is the same in every run.
         for task in sorted(tasks, key=lambda t: (t.instance_id, t.element_id, t.assignee_id or 0)):
-            if task.id in self.known_tasks or task.form_key in COUNCIL_FORMS:
+            if task.id in self.known_tasks or task.form_key in NOT_ONE_BY_ONE:
                 continue
             self.known_tasks.add(task.id)
+            if not hasattr(self.driver.decider, f"_{task.form_key}"):
+                self.unfilled[task.form_key] = self.unfilled.get(task.form_key, 0) + 1
+                continue
             begun = max(task.created_at.replace(tzinfo=timezone.utc), self.engine.clock.now - timedelta(days=1))
             stage = self._leaves_at(task)
             if stage is not None:
@@ -305,9 +325,10 @@ class YearsSimulation:
     # --- issue 16's lifecycle: wired when that work is merged ----------------------------
 
     def _issue_decisions(self, sitting: Sitting) -> None:
-        """After a round's session: the People's Committee (or the ministry)
-        issues the round's numbered decision for the products waiting at
-        `recognition_decision`. Will call
+        """A few days after a round's session, before the round's decide-by
+        date: the People's Committee (or the ministry) issues the round's
+        numbered decision for the products waiting at `recognition_decision`
+        (never completed one by one: NOT_ONE_BY_ONE). Will call
         programme.recognition.issue_decision(engine, signer, round_id, ...)
         for each round with waiting products, as the decision's signer of
         the round's authority, then programme.certificates.start_validity
@@ -346,4 +367,5 @@ def simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, job
     from demo.sim_figures import figures
     simulation = YearsSimulation(engine, products, years, seed, jobs, start, progress)
     span = simulation.run()
-    return {**span, **figures(engine, simulation.start, simulation.end, simulation.product_ids)}
+    return {**span, **figures(engine, simulation.start, simulation.end, simulation.product_ids),
+            "tasks_nobody_fills": dict(sorted(simulation.unfilled.items()))}
