@@ -282,10 +282,14 @@ class YearsSimulation:
         """Every ready task of the simulation's instances not seen yet (made
         ready by a timer or a council session)."""
         with self.engine.db.reading() as session:
-            # The simulation's instances all came after the earliest of them.
-            tasks = list(session.scalars(select(InboxTask).where(InboxTask.form_key.notin_(NOT_ONE_BY_ONE),
-                                                                 InboxTask.instance_id >= self._first_instance)))
-        self._schedule([t for t in tasks if t.instance_id in self.instances and t.id not in self.known_tasks])
+            # The simulation's instances all came after the earliest of them;
+            # ids first, whole rows only for the tasks not seen yet.
+            rows = session.execute(select(InboxTask.id, InboxTask.instance_id).where(
+                InboxTask.form_key.notin_(NOT_ONE_BY_ONE), InboxTask.instance_id >= self._first_instance)).all()
+            new = [task_id for task_id, instance_id in rows
+                   if task_id not in self.known_tasks and instance_id in self.instances]
+            tasks = list(session.scalars(select(InboxTask).where(InboxTask.id.in_(new)))) if new else []
+        self._schedule(tasks)
 
     def _schedule(self, tasks: list[InboxTask]) -> None:
         # Task ids are random (uuid4): order by what is the same in every run.
