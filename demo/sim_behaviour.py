@@ -95,6 +95,10 @@ class Behaviour:
     def quality(self) -> float:
         return max(20.0, min(97.0, self.rng.gauss(QUALITY_MEAN, QUALITY_SPREAD)))
 
+    def better(self) -> float:
+        """How much a product gains between a failed year and its next try."""
+        return max(0.0, self.rng.gauss(4.0, 3.0))
+
     def days(self, element_id: str, form_key: str) -> float:
         """Days the task waits before its person completes it (fractional:
         the time of day is drawn too)."""

@@ -2,8 +2,9 @@
 run left (the cycle instances of its products, their audit events and the
 certificate table), never from the simulator's own counters.
 
-Per calendar year (of the event) and in total: ideas registered, ideas
-accepted, dossiers filed, producers who left before a dossier (withdrawn
+Per calendar year (of the event) and in total: ideas registered (and how
+many of them by a product registering again after a year without
+recognition), ideas accepted, dossiers filed, producers who left before a dossier (withdrawn
 by a cancel, or their plan returned too often), dossiers lapsed (a
 returned dossier not revised within 30 days), products evaluated by a
 council, recognised by stars and their shares, not recognised;
@@ -24,7 +25,7 @@ from engine.calendar import LOCAL_ZONE
 from storage.models import AuditEvent, ProcessInstance
 from storage.recognition_models import CERT_EXPIRED, CERT_REVOKED, CERT_VALID, Certificate
 
-COUNTED = ("ideas", "ideas_accepted", "dossiers", "dropped_before_dossier", "withdrawn", "plan_limit",
+COUNTED = ("ideas", "registered_again", "ideas_accepted", "dossiers", "dropped_before_dossier", "withdrawn", "plan_limit",
            "dossier_lapsed", "evaluated", "recognised", "not_recognised", "certificates_issued",
            "expired", "re_evaluated", "upgraded", "revoked")
 SIGN_OFFS = ("task_sign_off_district", "task_sign_off_province", "task_sign_off_central")
@@ -53,7 +54,7 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
         instances = []
         for first in range(0, len(product_ids), CHUNK):
             instances += session.execute(
-                select(ProcessInstance.id, ProcessInstance.status, ProcessInstance.end_event,
+                select(ProcessInstance.id, ProcessInstance.product_id, ProcessInstance.status, ProcessInstance.end_event,
                        ProcessInstance.stars, ProcessInstance.started_at, ProcessInstance.finished_at)
                 .where(ProcessInstance.product_id.in_(product_ids[first:first + CHUNK]),
                        ProcessInstance.process_id == diagram.PRODUCT_PROCESS)).all()
@@ -91,8 +92,12 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
         if year in years:
             years[year][what] += by
 
-    for row in instances:
+    cycles_before: Counter = Counter()
+    for row in sorted(instances, key=lambda r: (r.started_at, r.id)):
         count(row.started_at, "ideas")
+        if cycles_before[row.product_id]:
+            count(row.started_at, "registered_again")
+        cycles_before[row.product_id] += 1
         ended_at = row.finished_at or cancelled.get(row.id)
         if row.id in accepted:
             count(accepted[row.id], "ideas_accepted")
@@ -154,7 +159,8 @@ def format_years(result: dict) -> str:
     """The figures as a table: one column a year and the total."""
     years = sorted(result["per_year"])
     columns = [str(y) for y in years] + ["Tổng / total"]
-    rows = [("Ý tưởng đăng ký / ideas", "ideas"), ("Ý tưởng được chấp nhận / accepted", "ideas_accepted"),
+    rows = [("Ý tưởng đăng ký / ideas", "ideas"), ("  đăng ký lại / registered again", "registered_again"),
+            ("Ý tưởng được chấp nhận / accepted", "ideas_accepted"),
             ("Bỏ cuộc trước hồ sơ / dropped before dossier", "dropped_before_dossier"),
             ("  rút lui / withdrawn (cancelled)", "withdrawn"),
             ("  phương án trả quá số lần / plan limit", "plan_limit"),

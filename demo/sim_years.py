@@ -52,7 +52,7 @@ from engine.errors import (
     TaskNotReady,
     UnknownTask,
 )
-from storage.models import InboxTask, Jurisdiction, Producer, Product, RoleAssignment, User
+from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, Product, RoleAssignment, User
 
 Job = Callable[[BpmnEngine], int]
 COUNCIL_FORMS = frozenset({"council_attendance", "council_sheet", "council_spread", "council_sign_off"})
@@ -64,6 +64,8 @@ WINDOW_DAYS = 150             # each year's idea registration window, from the o
 REGISTER_WITHIN = (3, 140)    # days into the window a producer registers its idea
 WITHDRAW_AT_PLAN = 0.4        # of those who drop out, the share who leave at the plan step
 WITHDRAW_DAYS = {"plan": (15, 80), "implementation": (30, 200)}
+TRY_AGAIN = 0.35             # chance a product not recognised (or ended by a limit) comes back next year
+WITHDRAWN_TRY_AGAIN = 0.1    # the same for a producer who withdrew
 TICK_HOUR = 7                 # local hour the worker's daily pass runs
 SKIPPED = (UnknownTask, TaskNotReady, InstanceNotRunning, ConcurrencyConflict, ServiceTaskFailed)
 
@@ -96,6 +98,9 @@ class YearsSimulation:
     instances: set[int] = field(default_factory=set)
     known_tasks: set[str] = field(default_factory=set)
     dropping: dict[int, str | None] = field(default_factory=dict)  # instance id -> stage it leaves at
+    product_quality: dict[int, float] = field(default_factory=dict)  # product id -> its quality now
+    product_of: dict[int, int] = field(default_factory=dict)         # cycle instance id -> product id
+    latest_instance: dict[int, int | None] = field(default_factory=dict)  # product id -> its last cycle
     # Ready tasks of forms nobody here fills yet (lifecycle forms before they are wired), by form.
     unfilled: dict[str, int] = field(default_factory=dict)
     _events: list = field(default_factory=list)
@@ -219,6 +224,27 @@ class YearsSimulation:
                     self.known_tasks.add(task.id)
                     self._complete(task, dict(window))
             self._refresh(outcome.instance_id)
+        self._try_again(opens)
+
+    def _try_again(self, opens: date) -> None:
+        """Producers whose cycle ended without recognition in an earlier year
+        may register again in this year's window ("participate next year"),
+        their product somewhat better for it."""
+        with self.engine.db.reading() as session:
+            ended = session.execute(
+                select(ProcessInstance.id, ProcessInstance.product_id, ProcessInstance.status,
+                       ProcessInstance.end_event)
+                .where(ProcessInstance.id.in_(list(self.product_of)), ProcessInstance.status != "running")
+                .order_by(ProcessInstance.id)).all()
+        latest = {}
+        for instance_id, product_id, status, end_event in ended:
+            if self.latest_instance.get(product_id) == instance_id and end_event != "end_recognised":
+                latest[product_id] = status
+        for product_id, status in sorted(latest.items()):
+            if self.behaviour.rng.random() < (WITHDRAWN_TRY_AGAIN if status == "cancelled" else TRY_AGAIN):
+                self.latest_instance[product_id] = None  # registering again: asked once
+                registered = opens + timedelta(days=self.calendar_rng.randint(*REGISTER_WITHIN))
+                self._at(local_time(registered, self.calendar_rng.uniform(8, 17)), "register", product_id)
 
     def _on_register(self, product_id: int) -> None:
         try:
@@ -227,7 +253,13 @@ class YearsSimulation:
             return  # counted from the database: it never became an idea
         instance_id = outcome.instance_id
         self.instances.add(instance_id)
-        self.quality[instance_id] = self.behaviour.quality()
+        if product_id in self.product_quality:
+            self.product_quality[product_id] = min(97.0, self.product_quality[product_id] + self.behaviour.better())
+        else:
+            self.product_quality[product_id] = self.behaviour.quality()
+        self.quality[instance_id] = self.product_quality[product_id]
+        self.product_of[instance_id] = product_id
+        self.latest_instance[product_id] = instance_id
         group, commune_id = self.product_rows[product_id]
         self.criteria_set[instance_id] = group or "S07"
         self.province_of[instance_id] = self._province(commune_id)
