@@ -35,7 +35,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from demo.sim_behaviour import Behaviour, QualityDecider
+from demo.sim_behaviour import QUALITY_MEAN, QUALITY_SPREAD, Behaviour, QualityDecider
 from demo.sim_councils import Sitting, ensure_councils, hold_sitting, sittings
 from demo.simulate import SIM_USERNAME, create_products
 from engine.access import Actor, load_actor
@@ -84,6 +84,11 @@ def first_working_day(day: date) -> date:
 
 @dataclass
 class YearsSimulation:
+    """One run: `products` products registered over `years` years from
+    `start` (default: 1 January of the year after the engine's clock), the
+    worker's `jobs` run once a simulated day. `run()` moves the engine's
+    clock (made a MovableClock when it is not one) through the years."""
+
     engine: BpmnEngine
     products: int
     years: int
@@ -109,7 +114,8 @@ class YearsSimulation:
     def __post_init__(self) -> None:
         # One generator per concern, so a change in one draws nothing from another.
         self.behaviour = Behaviour(random.Random(f"{self.seed}-behaviour"))
-        self.driver = Driver(self.engine, QualityDecider(random.Random(f"{self.seed}-forms")))
+        self.driver = Driver(self.engine, QualityDecider(random.Random(f"{self.seed}-forms"),
+                                                         score_mean=QUALITY_MEAN, score_spread=QUALITY_SPREAD))
         self.calendar_rng = random.Random(f"{self.seed}-calendar")
         if not hasattr(self.engine.clock, "now"):
             self.engine.clock = MovableClock(self.engine.clock())
@@ -121,7 +127,8 @@ class YearsSimulation:
     # --- the run ----------------------------------------------------------------------
 
     def run(self) -> dict:
-        self._move_to(local_time(self.start, 8))
+        # Set, not moved forward: `--start` may name a day before the clock's.
+        self.engine.clock.now = local_time(self.start, 8)
         with self.engine.db.reading() as session:
             admin_id = session.scalar(select(User.id).where(User.username == "admin"))
             if admin_id is None:
