@@ -25,7 +25,7 @@ from engine.calendar import LOCAL_ZONE, is_working_day
 from engine.driver import Driver
 from engine.errors import ConcurrencyConflict, InstanceNotRunning, TaskNotReady, UnknownTask
 from programme.accounts import create_user
-from programme.councils import add_member, create_council, open_session, sign_off_session
+from programme.councils import CouncilRefused, add_member, create_council, open_session, sign_off_session
 from storage.council_models import Council, CouncilMember
 from storage.models import InboxTask, Jurisdiction, RoleAssignment, User
 
@@ -155,7 +155,7 @@ def hold_sitting(engine: BpmnEngine, driver: Driver, councils: dict[tuple[str, i
                               held_on, "Phòng họp Ủy ban nhân dân")
     on_agenda = [instance_id for _, instance_id in waiting]
     seen_by_council = {i: sheet_quality(i) for i in on_agenda}
-    for _round in range(6):  # sheets, then at most a few re-scorings (bounded by the diagram too)
+    for _round in range(12):  # sheets, then at most a few re-scorings (the diagram bounds them too)
         pending = [t for i in on_agenda for t in engine.ready_tasks(i) if t.form_key in SESSION_FORMS_MEMBERS]
         # Task ids are random (uuid4): sheets in an order every run repeats.
         pending.sort(key=lambda t: (t.instance_id, t.element_id, t.assignee_id or 0))
@@ -168,5 +168,8 @@ def hold_sitting(engine: BpmnEngine, driver: Driver, councils: dict[tuple[str, i
                 engine.complete_task(task.id, data, driver.actor_for(task))
             except (UnknownTask, TaskNotReady, InstanceNotRunning, ConcurrencyConflict):
                 continue
-    sign_off_session(engine, chair, session_id, "Thống nhất kết quả chấm điểm.")
+    try:
+        sign_off_session(engine, chair, session_id, "Thống nhất kết quả chấm điểm.")
+    except CouncilRefused:  # nothing left to sign (every agenda product ended meanwhile)
+        pass
     return len(on_agenda)
