@@ -26,10 +26,12 @@ from storage.models import AuditEvent, ProcessInstance
 from storage.recognition_models import CERT_EXPIRED, CERT_REVOKED, CERT_VALID, Certificate
 
 COUNTED = ("ideas", "registered_again", "ideas_accepted", "dossiers", "dropped_before_dossier", "withdrawn", "plan_limit",
-           "dossier_lapsed", "evaluated", "recognised", "not_recognised", "certificates_issued",
+           "dossier_lapsed", "escalations", "evaluated", "recognised", "not_recognised", "certificates_issued",
            "expired", "re_evaluated", "upgraded", "revoked")
 SIGN_OFFS = ("task_sign_off_district", "task_sign_off_province", "task_sign_off_central")
 WATCHED = ("task_review_idea", "task_submit_dossier", *SIGN_OFFS)
+# The commune's check overdue (15 working days): the worker's timer escalates it.
+ESCALATIONS = ("timer_check_dossier_late", "timer_assessment_late")
 CHUNK = 500
 
 
@@ -63,16 +65,20 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
         filed: dict[int, datetime] = {}
         evaluated: dict[int, datetime] = {}
         cancelled: dict[int, datetime] = {}
+        escalated: list[datetime] = []
         for first in range(0, len(ids), CHUNK):
             for instance_id, kind, element_id, at, data in session.execute(
                     select(AuditEvent.instance_id, AuditEvent.kind, AuditEvent.element_id, AuditEvent.at,
                            AuditEvent.data)
                     .where(AuditEvent.instance_id.in_(ids[first:first + CHUNK]),
                            (AuditEvent.kind == "cancelled")
+                           | ((AuditEvent.kind == "timer_fired") & AuditEvent.element_id.in_(ESCALATIONS))
                            | ((AuditEvent.kind == "task_completed") & AuditEvent.element_id.in_(WATCHED)))
                     .order_by(AuditEvent.instance_id, AuditEvent.seq)):
                 if kind == "cancelled":
                     cancelled[instance_id] = at
+                elif kind == "timer_fired":
+                    escalated.append(at)
                 elif element_id == "task_review_idea":
                     if (data.get("form") or {}).get("decision") == "accept":
                         accepted.setdefault(instance_id, at)
@@ -92,6 +98,8 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
         if year in years:
             years[year][what] += by
 
+    for at in escalated:
+        count(at, "escalations")
     cycles_before: Counter = Counter()
     for row in sorted(instances, key=lambda r: (r.started_at, r.id)):
         count(row.started_at, "ideas")
@@ -166,6 +174,7 @@ def format_years(result: dict) -> str:
             ("  phương án trả quá số lần / plan limit", "plan_limit"),
             ("Hồ sơ đã nộp / dossiers filed", "dossiers"),
             ("Hồ sơ quá hạn nộp lại / dossier lapsed (30 days)", "dossier_lapsed"),
+            ("Xã kiểm tra quá hạn / check escalated", "escalations"),
             ("Được hội đồng đánh giá / evaluated", "evaluated"),
             ("Không đạt / not recognised", "not_recognised"),
             ("Được công nhận / recognised", "recognised")]
