@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from demo.seed import run_outreach
+from demo.sim_behaviour import QUALITY_MEAN, QUALITY_SPREAD, QualityDecider
 from engine.access import load_actor
 from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
@@ -50,7 +51,9 @@ def simulate(engine: BpmnEngine, products: int, seed: int,
         # Simulated time: it moves forward when a product waits for a timer
         # (the provincial round), instead of waiting months.
         engine.clock = MovableClock(engine.clock())
-    decider = SampleDecider(rng)
+    # Qualities as in `--years` (about 70-75% 3 stars, under 1% 5 stars among
+    # the recognised); reviews return weak products more often.
+    decider = QualityDecider(rng, score_mean=QUALITY_MEAN, score_spread=QUALITY_SPREAD)
     driver = Driver(engine, decider)
     product_ids = create_products(engine, products, rng)
     with engine.db.transaction() as session:

@@ -16,6 +16,8 @@ from sqlalchemy import func, inspect, select
 from tqdm import tqdm
 
 from demo.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, demo_present, seed_demo
+from demo.sim_figures import format_years
+from demo.sim_years import simulate_years
 from demo.simulate import format_funnel, simulate
 from engine import diagram
 from engine.bpmn_engine import BpmnEngine
@@ -91,8 +93,14 @@ def _deployed(engine: BpmnEngine, deployed: Deployed) -> str:
 @main.command()
 @click.option("--products", "-n", default=100, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--seed", "-s", default=1, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the funnel as JSON.")
-def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
+@click.option("--years", "-y", type=click.IntRange(1, 20), default=None,
+              help="Run the programme over Y years on a fake clock (registrations spread over each year's "
+                   "window, rounds, the worker's timers); without it, each product runs straight through.")
+@click.option("--start", "start_on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="With --years: the first simulated day (default: 1 January of next year).")
+@click.option("--json", "json_to", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
+              help="Print the figures as JSON (or write them to PATH).")
+def simulate_cmd(products: int, seed: int, years: int | None, start_on, json_to: str | None) -> None:
     """Run N products through the real engine with seeded random decisions.
 
     Writes into the configured database (OCOP_DATABASE_URL): the products,
@@ -107,18 +115,39 @@ def simulate_cmd(products: int, seed: int, as_json: bool) -> None:
         raise click.ClickException(f"the demo data is missing from {_url(engine)} (`ocop init --no-demo` "
                                    "seeds none): run `ocop init` to seed it; the simulation writes its "
                                    "products into this database")
+    quiet = json_to == "-" or not sys.stderr.isatty()
     started = time.perf_counter()
-    with tqdm(total=products, unit="product", disable=as_json or not sys.stderr.isatty()) as bar:
+    if years:
+        result = _simulate_years(engine, products, years, seed, start_on and start_on.date(), quiet)
+    else:
+        with tqdm(total=products, unit="product", disable=quiet) as bar:
+            try:
+                result = simulate(engine, products, seed, progress=bar.update)
+            except RuntimeError as err:
+                raise click.ClickException(str(err)) from None
+    elapsed = time.perf_counter() - started
+    if json_to == "-":
+        click.echo(json.dumps({**result, "seconds": round(elapsed, 2)}, ensure_ascii=False, indent=2))
+        return
+    if json_to:
+        Path(json_to).write_text(json.dumps({**result, "seconds": round(elapsed, 2)}, ensure_ascii=False,
+                                            indent=2), encoding="utf-8")
+    click.echo(format_years(result) if years else format_funnel(result))
+    click.echo(f"Thời gian / time: {elapsed:.1f} s ({products / elapsed:.1f} products/s)")
+
+
+def _simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, start_on, quiet: bool) -> dict:
+    """`simulate --years`: the worker's cycle-moving jobs (timers: deadlines,
+    escalations, reminders, rounds; retries of failed service tasks) run
+    once a simulated day on the moved clock."""
+    from background.retries import retry_failed_service_tasks
+    from background.timers import fire_due_timers
+    jobs = {"timers": fire_due_timers, "retries": retry_failed_service_tasks}
+    with tqdm(total=years * 366, unit="day", disable=quiet) as bar:
         try:
-            result = simulate(engine, products, seed, progress=bar.update)
+            return simulate_years(engine, products, years, seed, jobs, start=start_on, progress=bar.update)
         except RuntimeError as err:
             raise click.ClickException(str(err)) from None
-    elapsed = time.perf_counter() - started
-    if as_json:
-        click.echo(json.dumps({**result, "seconds": round(elapsed, 2)}, ensure_ascii=False, indent=2))
-    else:
-        click.echo(format_funnel(result))
-        click.echo(f"Thời gian / time: {elapsed:.1f} s ({products / elapsed:.1f} products/s)")
 
 
 simulate_cmd.name = "simulate"
