@@ -396,3 +396,91 @@ def validate_form(form_key: str, data: dict, criteria_set: str | None = None) ->
         return schema.dump(schema.load(data))
     except ValidationError as err:
         raise FormInvalid(form_key, err.messages) from None
+
+
+# --- the certificate lifecycle (issue 16, B1): re-evaluation and upgrade ----------------------------
+
+class LegalPaper(FormSchema):
+    """A legal paper the producer holds (licence, certificate) and until when."""
+
+    name = _text(max_length=200)
+    expires_on = fields.Date(load_default=None, allow_none=True)
+
+
+class ReevaluationDossierForm(FormSchema):
+    """The producer's re-evaluation dossier (đánh giá, phân hạng lại), filed
+    180 to 120 days before the certificate expires: what was updated since
+    the recognition, each a short text; documents go through the evidence
+    mechanism (names here)."""
+
+    UPDATES = ("materials", "technology", "packaging_labels", "quality_declaration", "lab_tests", "markets",
+               "output", "revenue")
+    materials = _text(required=False, max_length=1000)
+    technology = _text(required=False, max_length=1000)
+    packaging_labels = _text(required=False, max_length=1000)
+    quality_declaration = _text(required=False, max_length=1000)
+    lab_tests = _text(required=False, max_length=1000)
+    markets = _text(required=False, max_length=1000)
+    output = _text(required=False, max_length=1000)
+    revenue = _text(required=False, max_length=1000)
+    legal_papers = fields.List(fields.Nested(LegalPaper), load_default=list, validate=validate.Length(max=30))
+    documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
+    notes = _text(required=False)
+
+    @validates_schema
+    def _something_updated(self, data, **kwargs):
+        if not any((data.get(name) or "").strip() for name in self.UPDATES) and not data.get("legal_papers"):
+            raise ValidationError("Cần nêu ít nhất một nội dung đã cập nhật / say what was updated", "_schema")
+
+
+class ReevaluationCheckForm(FormSchema):
+    """The commune officer's check of the dossier (form 03): complete or
+    not, the commune's assessment items, the reasons when it goes back."""
+
+    complete = fields.Boolean(required=True)
+    local_origin = fields.Boolean(load_default=True)
+    local_labour = fields.Boolean(load_default=True)
+    assessment_notes = _text(required=False)
+    reasons = _text(required=False)
+
+    @validates_schema
+    def _reasons_when_incomplete(self, data, **kwargs):
+        if data.get("complete") is False and len((data.get("reasons") or "").strip()) < 5:
+            raise ValidationError("Cần nêu lý do khi hồ sơ chưa đầy đủ (ít nhất 5 ký tự) / "
+                                  "reasons are required when the dossier is incomplete", "reasons")
+
+
+class UpgradeChange(FormSchema):
+    criterion = fields.String(required=True, validate=validate.Length(min=1, max=30))
+    change = _text(max_length=2000)
+    evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), load_default=list)
+
+
+class UpgradeDossierForm(SheetFormSchema):
+    """The producer's upgrade dossier (nâng hạng): what changed since the
+    last recognition, per criterion of the product's sheet touched, with
+    its evidence. It starts at the dossier: no idea, no plan."""
+
+    summary = _text(min_length=10, max_length=3000)
+    changes = fields.List(fields.Nested(UpgradeChange), required=True, validate=validate.Length(min=1, max=40))
+    documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
+
+    @validates_schema
+    def _criteria_of_the_set(self, data, **kwargs):
+        items = {item["id"] for item in scorable_items(self.criteria_set)}
+        unknown = sorted({c["criterion"] for c in data.get("changes", [])} - items)
+        if unknown:
+            raise ValidationError(f"Không phải tiêu chí của bộ {self.criteria_set} / not a criterion of the set: "
+                                  f"{', '.join(unknown)}", "changes")
+
+
+class UpgradeCheckForm(ReevaluationCheckForm):
+    """The commune officer's check of an upgrade dossier (as a re-evaluation's)."""
+
+
+FORMS.update({
+    "reevaluation_dossier": ReevaluationDossierForm,
+    "reevaluation_check": ReevaluationCheckForm,
+    "upgrade_dossier": UpgradeDossierForm,
+    "upgrade_check": UpgradeCheckForm,
+})
