@@ -367,3 +367,16 @@ def may_open_session(actor: Actor, areas, chair_id: int | None, secretary_id: in
     """Open a session of a council (record attendance, put products on its
     agenda): its secretary or its chair, or whoever keeps the council."""
     return (actor.user_id is not None and actor.user_id in (chair_id, secretary_id)) or may_keep_council(actor, areas)
+
+
+# --- a certificate's life (issue 16) --------------------------------------------------------------
+
+def may_request_upgrade(actor: Actor, producer_id: int | None) -> bool:
+    """Ask for an upgrade (nâng hạng) of a certified product: its producer
+    alone (the dossier is theirs to file; officers act on it afterwards)."""
+    return producer_id is not None and producer_id in actor.producer_ids
+
+
+def requesting_upgrades(actor: Actor, producer_id):
+    """SQL: may_request_upgrade, for a certificate whose producer id column is `producer_id`."""
+    return producer_id.in_(sorted(actor.producer_ids)) if actor.producer_ids else false()

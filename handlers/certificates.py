@@ -1,6 +1,7 @@
 """The certificate lifecycle's own handlers (issue 16; the `ocop_certificate`
 pool of the shipped diagrams):
 
+- `certificate_status`: read before each reminder of the validity instance;
 - `expire_certificate`: the certificate's validity ends (36 months, no
   successful re-evaluation): status `expired`, unless a re-evaluation, an
   upgrade or a revocation already changed it;
@@ -106,3 +107,20 @@ _HOLDERS = (select(User.id, User.full_name).join(RoleAssignment, RoleAssignment.
             .where(RoleAssignment.role == bindparam("role"), RoleAssignment.jurisdiction_id == bindparam("area_id"),
                    User.is_active.is_(True))
             .order_by(User.id))
+
+
+class StatusParams(Schema):
+    certificate_id = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+@handler("certificate_status", StatusParams,
+         "Trạng thái hiện tại của giấy chứng nhận / the certificate's status now",
+         result={"status": "valid, replaced, revoked or expired"})
+def certificate_status(context: HandlerContext, certificate_id: int) -> dict:
+    # A certificate replaced by an upgrade (or revoked) keeps its validity
+    # instance until the next timer: the diagram then ends it quietly
+    # instead of reminding anyone of a certificate no longer in force.
+    status = context.connection.execute(_STATUS, {"certificate_id": certificate_id}).scalar()
+    if status is None:
+        raise ValueError(f"Không có giấy chứng nhận số {certificate_id} / no certificate {certificate_id}")
+    return {"certificate_id": certificate_id, "status": status}
