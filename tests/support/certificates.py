@@ -27,8 +27,13 @@ def make_certificate(session, product_id: int, stars: int = 3, issued_on: date =
     producer = session.get(Producer, product.producer_id)
     areas = area_chain(session, producer.commune_id)
     definition_id = session.scalar(select(func.min(ProcessDefinition.id)))
+    year = issued_on.year  # one cycle a product a year: an earlier year for a second certificate
+    while session.scalar(select(ProcessInstance.id).where(ProcessInstance.product_id == product.id,
+                                                          ProcessInstance.process_id == PRODUCT_PROCESS,
+                                                          ProcessInstance.year == year)) is not None:
+        year -= 1
     instance = ProcessInstance(definition_id=definition_id, process_id=PRODUCT_PROCESS, product_id=product.id,
-                               jurisdiction_id=producer.commune_id, areas=areas, year=issued_on.year,
+                               jurisdiction_id=producer.commune_id, areas=areas, year=year,
                                status="completed", end_event="end_recognised", stars=stars, state="{}", version=1)
     session.add(instance)
     session.flush()
