@@ -400,13 +400,6 @@ def validate_form(form_key: str, data: dict, criteria_set: str | None = None) ->
 
 # --- the certificate lifecycle (issue 16, B1): re-evaluation and upgrade ----------------------------
 
-class LegalPaper(FormSchema):
-    """A legal paper the producer holds (licence, certificate) and until when."""
-
-    name = _text(max_length=200)
-    expires_on = fields.Date(load_default=None, allow_none=True)
-
-
 class ReevaluationDossierForm(FormSchema):
     """The producer's re-evaluation dossier (đánh giá, phân hạng lại), filed
     180 to 120 days before the certificate expires: what was updated since
@@ -423,7 +416,8 @@ class ReevaluationDossierForm(FormSchema):
     markets = _text(required=False, max_length=1000)
     output = _text(required=False, max_length=1000)
     revenue = _text(required=False, max_length=1000)
-    legal_papers = fields.List(fields.Nested(LegalPaper), load_default=list, validate=validate.Length(max=30))
+    # One line a paper: its name and until when it is valid ("Giấy ATTP số 12, đến 01/2028").
+    legal_papers = fields.List(_short_text(200), load_default=list, validate=validate.Length(max=30))
     documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
     notes = _text(required=False)
 
@@ -450,28 +444,26 @@ class ReevaluationCheckForm(FormSchema):
                                   "reasons are required when the dossier is incomplete", "reasons")
 
 
-class UpgradeChange(FormSchema):
-    criterion = fields.String(required=True, validate=validate.Length(min=1, max=30))
-    change = _text(max_length=2000)
-    evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), load_default=list)
-
-
 class UpgradeDossierForm(SheetFormSchema):
     """The producer's upgrade dossier (nâng hạng): what changed since the
-    last recognition, per criterion of the product's sheet touched, with
-    its evidence. It starts at the dossier: no idea, no plan."""
+    last recognition, the criteria of the product's sheet it touches (one
+    id a line, e.g. B.4.1), and its evidence. It starts at the dossier: no
+    idea, no plan."""
 
     summary = _text(min_length=10, max_length=3000)
-    changes = fields.List(fields.Nested(UpgradeChange), required=True, validate=validate.Length(min=1, max=40))
+    criteria_touched = fields.List(fields.String(validate=validate.Length(min=1, max=30)), required=True,
+                                   validate=validate.Length(min=1, max=40))
+    changes = _text(min_length=10, max_length=5000)
+    evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), load_default=list)
     documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
 
     @validates_schema
     def _criteria_of_the_set(self, data, **kwargs):
         items = {item["id"] for item in scorable_items(self.criteria_set)}
-        unknown = sorted({c["criterion"] for c in data.get("changes", [])} - items)
+        unknown = sorted(set(data.get("criteria_touched") or []) - items)
         if unknown:
             raise ValidationError(f"Không phải tiêu chí của bộ {self.criteria_set} / not a criterion of the set: "
-                                  f"{', '.join(unknown)}", "changes")
+                                  f"{', '.join(unknown)}", "criteria_touched")
 
 
 class UpgradeCheckForm(ReevaluationCheckForm):

@@ -6,7 +6,8 @@ says of them.
 
 Use cases: `start_validity` (after decisions: one validity instance per
 valid certificate), `start_upgrade` (the producer's request). Queries:
-`reevaluation_window`, `certificate_life`, `product_certificate`.
+`reevaluation_window`, `certificate_life`, `product_certificate`,
+`upgrade_changes`.
 
 The dates of the validity instance are computed here once, when it starts,
 and handed to the diagram as ISO texts its timers wait on (local time,
@@ -28,7 +29,7 @@ from engine.calendar import LOCAL_ZONE
 from engine.diagram import CERTIFICATE_PROCESS, UPGRADE_PROCESS
 from engine.errors import NotAllowed, OcopError
 from storage.areas import area_chain
-from storage.models import InboxTask, ProcessInstance, Product
+from storage.models import AuditEvent, InboxTask, ProcessInstance, Product
 from storage.recognition_models import CERT_VALID, Certificate
 
 # 26/2026 Art. 7: the re-evaluation dossier is filed 180 to 120 days before
@@ -44,9 +45,24 @@ REEVALUATION_ELEMENTS = ("task_reevaluation_check", "task_opinion_reevaluation",
                          "task_decision_reevaluation_central")
 
 
+# Why an upgrade may not be asked for now: code -> Vietnamese (pages translate the code).
+UPGRADE_REFUSALS = {
+    "not_valid": "Giấy chứng nhận không còn hiệu lực: không đề nghị nâng hạng được.",
+    "five_stars": "Sản phẩm đã đạt 5 sao, hạng cao nhất.",
+    "upgrade_running": "Sản phẩm đang có một đề nghị nâng hạng chưa xong.",
+    "reevaluation": "Sản phẩm đang được đánh giá, phân hạng lại: chờ kết quả trước khi đề nghị nâng hạng.",
+    "not_producer": "Chỉ chủ thể sở hữu sản phẩm được đề nghị nâng hạng.",
+}
+
+
 class CertificateRefused(OcopError):
     """A request about a certificate the rules refuse; the message is
-    Vietnamese, for the person who asked (nothing was written)."""
+    Vietnamese, for the person who asked (nothing was written); `code`
+    names the rule (UPGRADE_REFUSALS)."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 class UnknownCertificate(CertificateRefused):
@@ -137,10 +153,10 @@ def start_upgrade(engine: BpmnEngine, actor: Actor, certificate_id: int) -> int:
         if certificate is None:
             raise UnknownCertificate(f"Không có giấy chứng nhận số {certificate_id}.")
         if not access.may_request_upgrade(actor, certificate.producer_id):
-            raise NotAllowed("Chỉ chủ thể sở hữu sản phẩm được đề nghị nâng hạng.")
+            raise NotAllowed(UPGRADE_REFUSALS["not_producer"])
         refusal = upgrade_refusal(session, certificate, _local_today(engine))
         if refusal:
-            raise CertificateRefused(refusal)
+            raise CertificateRefused(UPGRADE_REFUSALS[refusal], refusal)
         data = {"certificate_id": certificate.id, "certificate_number": certificate.number,
                 "stars": certificate.stars, "recognised_on": certificate.issued_on.isoformat(),
                 "valid_until": certificate.valid_until.isoformat()}
@@ -150,15 +166,16 @@ def start_upgrade(engine: BpmnEngine, actor: Actor, certificate_id: int) -> int:
 
 
 def upgrade_refusal(session: Session, certificate: Certificate, today: date) -> str | None:
-    """Why this certificate's product may not ask for an upgrade now (Vietnamese), or None."""
+    """Why this certificate's product may not ask for an upgrade now (a
+    code of UPGRADE_REFUSALS), or None."""
     if certificate.status != CERT_VALID or certificate.valid_until < today:
-        return "Giấy chứng nhận không còn hiệu lực: không đề nghị nâng hạng được."
+        return "not_valid"
     if certificate.stars > MAX_UPGRADE_FROM:
-        return "Sản phẩm đã đạt 5 sao, hạng cao nhất."
+        return "five_stars"
     if running_upgrade(session, certificate.product_id) is not None:
-        return "Sản phẩm đang có một đề nghị nâng hạng chưa xong."
+        return "upgrade_running"
     if reevaluation_under_way(session, certificate):
-        return "Sản phẩm đang được đánh giá, phân hạng lại: chờ kết quả trước khi đề nghị nâng hạng."
+        return "reevaluation"
     return None
 
 
@@ -247,8 +264,10 @@ class ProductCertificate:
     window: ReevaluationWindow
     window_state: str
     may_upgrade: bool
-    upgrade_refusal: str | None
+    upgrade_refusal: str | None  # a code of UPGRADE_REFUSALS
     upgrade_instance_id: int | None
+    # The running upgrade's and the re-evaluation's tasks waiting for the producer, if any.
+    producer_task_ids: tuple[str, ...]
 
 
 def product_certificate(session: Session, actor: Actor, product_id: int, today: date) -> ProductCertificate | None:
@@ -268,9 +287,49 @@ def product_certificate(session: Session, actor: Actor, product_id: int, today: 
     window = reevaluation_window(certificate.valid_until)
     refusal = upgrade_refusal(session, certificate, today)
     if refusal is None and not access.may_request_upgrade(actor, certificate.producer_id):
-        refusal = "Chỉ chủ thể sở hữu sản phẩm được đề nghị nâng hạng."
-    return ProductCertificate(certificate, window, window.state(today), refusal is None, refusal,
-                              running_upgrade(session, product_id))
+        refusal = "not_producer"
+    upgrade = running_upgrade(session, product_id)
+    instances = [i for i in (upgrade, certificate.lifecycle_instance_id) if i is not None]
+    waiting = session.scalars(select(InboxTask.id).where(
+        InboxTask.instance_id.in_(instances), InboxTask.role == "producer").order_by(InboxTask.created_at)).all()
+    return ProductCertificate(certificate, window, window.state(today), refusal is None, refusal, upgrade,
+                              tuple(waiting) if instances else ())
+
+
+@dataclass(frozen=True)
+class UpgradeChanges:
+    """What the council's sheet page shows for an upgrade: the rank and
+    date of the last recognition, and what the producer says changed since."""
+
+    certificate_number: str
+    stars: int
+    recognised_on: date
+    summary: str
+    criteria_touched: list[str]
+    changes: str
+    evidence: list[str]
+
+
+def upgrade_changes(session: Session, instance_id: int) -> UpgradeChanges | None:
+    """For an upgrade instance, what changed since the recognition (from its
+    start and its latest filed dossier, as the audit trail records them);
+    None for any other instance. The caller has checked the reader may see
+    the instance (its task page)."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None or instance.process_id != UPGRADE_PROCESS:
+        return None
+    started = session.scalar(select(AuditEvent.data).where(AuditEvent.instance_id == instance_id,
+                                                           AuditEvent.kind == "started"))
+    certificate = session.get(Certificate, ((started or {}).get("data") or {}).get("certificate_id") or 0)
+    if certificate is None:
+        return None
+    filed = session.scalar(select(AuditEvent.data).where(
+        AuditEvent.instance_id == instance_id, AuditEvent.kind == "task_completed",
+        AuditEvent.element_id == "task_upgrade_dossier").order_by(AuditEvent.seq.desc()).limit(1))
+    dossier = (filed or {}).get("form") or {}
+    return UpgradeChanges(certificate.number, certificate.stars, certificate.issued_on, dossier.get("summary", ""),
+                          list(dossier.get("criteria_touched") or []), dossier.get("changes", ""),
+                          list(dossier.get("evidence") or []))
 
 
 def local_today(engine: BpmnEngine) -> date:

@@ -30,7 +30,7 @@ from tests.support.councils import MEMBERS, province_council
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 
 DOSSIER = {"materials": "Vùng nguyên liệu mở rộng 5 ha", "lab_tests": "Kiểm nghiệm định kỳ tháng 1/2026",
-           "legal_papers": [{"name": "Giấy chứng nhận cơ sở đủ điều kiện ATTP", "expires_on": "2028-01-01"}]}
+           "legal_papers": ["Giấy chứng nhận cơ sở đủ điều kiện ATTP, đến 01/01/2028"]}
 COMPLETE = {"complete": True, "local_origin": True, "local_labour": True}
 
 

@@ -54,9 +54,8 @@ def certified(world, stars: int = 3, days_left: int = 900, **extra) -> Life:
 
 def dossier(life: Life) -> dict:
     criterion = scorable_items(life.group)[0]["id"]
-    return {"summary": "Đầu tư dây chuyền đóng gói mới, mở rộng thị trường xuất khẩu",
-            "changes": [{"criterion": criterion, "change": "Bao bì mới đạt chuẩn xuất khẩu",
-                         "evidence": ["lab_test", "barcode_traceability"]}]}
+    return {"summary": "Đầu tư dây chuyền đóng gói mới, mở rộng thị trường xuất khẩu", "criteria_touched": [criterion],
+            "changes": "Bao bì mới đạt chuẩn xuất khẩu; kiểm nghiệm đầy đủ chỉ tiêu", "evidence": ["lab_test"]}
 
 
 def to_council(world, life: Life, council_id: int) -> int:
@@ -136,10 +135,9 @@ def test_a_malformed_dossier_is_refused(world, province):
     life = certified(world)
     upgrade = start_upgrade(world, actor(world, PRODUCER), life.certificate_id)
     with pytest.raises(FormInvalid):
-        life.do("upgrade_dossier", {"summary": "Thay đổi bao bì sản phẩm", "changes": [
-            {"criterion": "Z.9.9", "change": "không có"}]}, instance_id=upgrade)
+        life.do("upgrade_dossier", {**dossier(life), "criteria_touched": ["Z.9.9"]}, instance_id=upgrade)
     with pytest.raises(FormInvalid):
-        life.do("upgrade_dossier", {"summary": "ngắn", "changes": []}, instance_id=upgrade)
+        life.do("upgrade_dossier", {"summary": "ngắn", "criteria_touched": [], "changes": "x"}, instance_id=upgrade)
     assert life.forms(upgrade) == ["upgrade_dossier"]
 
 

@@ -71,12 +71,13 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.definitions import definitions
     from web.inbox import inbox
     from web.incidents import incidents
+    from web.lifecycle import lifecycle
     from web.modeler import modeler
     from web.notifications import notifications
     from web.portal import portal
     from web.public import public
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils):
+                      dashboard, notifications, incidents, councils, lifecycle):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 
