@@ -13,6 +13,9 @@ The dates of the validity instance are computed here once, when it starts,
 and handed to the diagram as ISO texts its timers wait on (local time,
 +07:00): a province that changes the diagram changes what happens at those
 dates, not the dates the rules set (180 to 120 days before expiry).
+No job of its own ends a certificate's validity: the worker's `timers` job
+(background/timers.py) fires the instance's `expires_at` timer, and the
+diagram's `expire_certificate` service task records it.
 """
 from __future__ import annotations
 

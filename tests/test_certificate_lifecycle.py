@@ -15,6 +15,7 @@ from sqlalchemy import select
 from audit import verification
 from engine.access import load_actor
 from engine.calendar import LOCAL_ZONE
+from engine.errors import UnknownTask
 from programme.certificates import (
     ReevaluationWindow,
     local_today,
@@ -101,8 +102,11 @@ def test_no_dossier_after_120_days_and_expiry_at_valid_until(world, province):
     window = reevaluation_window(life.certificate().valid_until)
     life.at(moment(window.closes, 23))
     assert life.forms() == ["reevaluation_dossier"]  # the last day still counts
+    late = life.task("reevaluation_dossier")
     life.at(moment(window.closes + timedelta(days=1), 1))
     assert life.forms() == []  # closed: no task to file a dossier on
+    with pytest.raises(UnknownTask):  # a page left open from before is refused, nothing written
+        world.complete_task(late.id, DOSSIER, life.driver.actor_for(late))
     assert life.instance().status == "running" and life.certificate().status == CERT_VALID
     life.at(moment(window.valid_until, 23))
     assert life.certificate().status == CERT_VALID  # valid the whole last day
@@ -221,3 +225,15 @@ def test_audit_verify_passes_on_a_validity_instance(world, province):
     life.decide(3, actor(world, "ubnd.qt"))
     report = verification.verify(world, [life.instance_id])
     assert report.ok, report
+
+
+def test_a_five_star_certificate_is_decided_by_the_ministry(world, province):
+    add_officer(world, "bo.nnmt", "ministry", "VN")
+    life = certified(world, days_left=150, stars=5)
+    life.fire()
+    life.do("reevaluation_dossier", DOSSIER)
+    life.do("reevaluation_check", COMPLETE)
+    life.opinions(96)
+    life.do("council_sign_off", {"confirmed": True})
+    task = life.task("recognition_decision")
+    assert task.role == "ministry" and task.element_id == "task_decision_reevaluation_central"
