@@ -5,25 +5,27 @@ pool of the shipped diagrams):
 - `expire_certificate`: the certificate's validity ends (36 months, no
   successful re-evaluation): status `expired`, unless a re-evaluation, an
   upgrade or a revocation already changed it;
+- `tell_province_office`: the 45-day escalation reaches the province's OCOP
+  coordination office too (handlers/notify.py has no such recipient);
 - `written_panel`: a re-evaluation is decided by written opinions, without
   a meeting (26/2026 Art. 7): the council of the product's province as it
   stands now, every active member "present", in the shape the council
   session's attendance has, so the cycle's `council_panel` and
   `rank_council` handlers and the sign-off work on it unchanged.
 
-Neither is pure: they read or write rows, so a replay reuses their
+None is pure: they read or write rows, so a replay reuses their
 recorded results.
 """
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from handlers.context import HandlerContext
 from handlers.council_rules import DEFAULT_SPREAD_LIMIT
 from handlers.registry import handler
 from storage.council_models import Council, CouncilMember
-from storage.models import RoleAssignment, User
+from storage.models import Notification, RoleAssignment, User
 from storage.recognition_models import CERT_EXPIRED, CERT_VALID, Certificate
 
 
@@ -124,3 +126,32 @@ def certificate_status(context: HandlerContext, certificate_id: int) -> dict:
     if status is None:
         raise ValueError(f"Không có giấy chứng nhận số {certificate_id} / no certificate {certificate_id}")
     return {"certificate_id": certificate_id, "status": status}
+
+
+OFFICE_MESSAGES = {
+    "reevaluation_late": "Đánh giá, phân hạng lại sản phẩm “{product}” đã quá 45 ngày kể từ khi hồ sơ đầy đủ "
+                         "mà chưa có quyết định.",
+}
+
+
+class OfficeParams(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(tuple(OFFICE_MESSAGES)))
+
+
+@handler("tell_province_office", OfficeParams,
+         "Báo Văn phòng Điều phối OCOP tỉnh / tell the province's OCOP coordination office",
+         result={"notification_id": "id"})
+def tell_province_office(context: HandlerContext, kind: str) -> dict:
+    # handlers/notify.py has no recipient for the office (issue 16 added the
+    # role); a row for its role at the product's province, delivered like any.
+    instance = context.instance
+    product = instance.product
+    inserted = context.connection.execute(_INSERT_NOTIFICATION, dict(
+        instance_id=instance.id, recipient_role="province_office", producer_id=None,
+        jurisdiction_id=instance.areas.get("province"), kind=f"office_{kind}",
+        message=OFFICE_MESSAGES[kind].format(product=product.name if product else ""), reasons="",
+        created_at=context.now, delivery_attempts=0))
+    return {"notification_id": inserted.inserted_primary_key[0]}
+
+
+_INSERT_NOTIFICATION = insert(Notification.__table__)

@@ -194,6 +194,7 @@ def test_after_45_days_the_province_is_told_and_the_task_marked(world, province)
     assert ("task_overdue", "program_manager") not in life.notices()
     life.at(world.clock.now + timedelta(days=2))
     assert ("task_overdue", "program_manager") in life.notices()
+    assert ("office_reevaluation_late", "province_office") in life.notices()  # Văn phòng Điều phối
     with world.db.reading() as session:
         flagged = session.scalars(select(InboxTask.escalated_at).where(
             InboxTask.instance_id == life.instance_id, InboxTask.element_id == "task_opinion_reevaluation")).all()
