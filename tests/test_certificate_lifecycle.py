@@ -15,7 +15,7 @@ from sqlalchemy import select
 from audit import verification
 from engine.access import load_actor
 from engine.calendar import LOCAL_ZONE
-from engine.errors import UnknownTask
+from engine.errors import FormInvalid, NotAllowed, UnknownTask
 from programme.certificates import (
     ReevaluationWindow,
     local_today,
@@ -238,3 +238,27 @@ def test_a_five_star_certificate_is_decided_by_the_ministry(world, province):
     life.do("council_sign_off", {"confirmed": True})
     task = life.task("recognition_decision")
     assert task.role == "ministry" and task.element_id == "task_decision_reevaluation_central"
+
+
+def test_the_wrong_people_are_refused_and_nothing_is_written(world, province):
+    add_officer(world, "ubnd.lc", "province_committee", "LC")
+    life = certified(world, days_left=150)
+    life.fire()
+    dossier = life.task("reevaluation_dossier")
+    version = life.instance().version
+    with pytest.raises(NotAllowed):  # the commune officer does not file the producer's dossier
+        world.complete_task(dossier.id, DOSSIER, actor(world, "cb.qt-gl-gm"))
+    life.do("reevaluation_dossier", DOSSIER)
+    check = life.task("reevaluation_check")
+    with pytest.raises(NotAllowed):  # nor does the producer check it
+        world.complete_task(check.id, COMPLETE, actor(world, "htx.giomy"))
+    with pytest.raises(FormInvalid):  # incomplete without a reason
+        life.do("reevaluation_check", {"complete": False})
+    life.do("reevaluation_check", COMPLETE)
+    life.opinions(62)
+    life.do("council_sign_off", {"confirmed": True})
+    version = life.instance().version
+    with pytest.raises(NotAllowed):  # another province's People's Committee
+        life.decide(3, actor(world, "ubnd.lc"))
+    assert life.instance().version == version and life.forms() == ["recognition_decision"]
+    assert life.certificate().status == CERT_VALID
