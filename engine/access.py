@@ -481,3 +481,14 @@ def may_decide_revocation(actor: Actor, stars: int, task) -> bool:
     authority's (a diagram that puts it in another lane decides nothing)."""
     role = revocation_authority(stars)
     return task.role == role and task.jurisdiction_id is not None and actor.holds(role, task.jurisdiction_id)
+# --- a certificate's life (issue 16) --------------------------------------------------------------
+
+def may_request_upgrade(actor: Actor, producer_id: int | None) -> bool:
+    """Ask for an upgrade (nâng hạng) of a certified product: its producer
+    alone (the dossier is theirs to file; officers act on it afterwards)."""
+    return producer_id is not None and producer_id in actor.producer_ids
+
+
+def requesting_upgrades(actor: Actor, producer_id):
+    """SQL: may_request_upgrade, for a certificate whose producer id column is `producer_id`."""
+    return producer_id.in_(sorted(actor.producer_ids)) if actor.producer_ids else false()

@@ -455,3 +455,81 @@ class InspectionReportForm(FormSchema):
 FORMS["revocation_decision"] = RevocationDecisionForm
 FORMS["inspection_report"] = InspectionReportForm
 SESSION_FORMS = SESSION_FORMS | {"revocation_decision"}
+# --- the certificate lifecycle (issue 16, B1): re-evaluation and upgrade ----------------------------
+
+class ReevaluationDossierForm(FormSchema):
+    """The producer's re-evaluation dossier (đánh giá, phân hạng lại), filed
+    180 to 120 days before the certificate expires: what was updated since
+    the recognition, each a short text; documents go through the evidence
+    mechanism (names here)."""
+
+    UPDATES = ("materials", "technology", "packaging_labels", "quality_declaration", "lab_tests", "markets",
+               "output", "revenue")
+    materials = _text(required=False, max_length=1000)
+    technology = _text(required=False, max_length=1000)
+    packaging_labels = _text(required=False, max_length=1000)
+    quality_declaration = _text(required=False, max_length=1000)
+    lab_tests = _text(required=False, max_length=1000)
+    markets = _text(required=False, max_length=1000)
+    output = _text(required=False, max_length=1000)
+    revenue = _text(required=False, max_length=1000)
+    # One line a paper: its name and until when it is valid ("Giấy ATTP số 12, đến 01/2028").
+    legal_papers = fields.List(_short_text(200), load_default=list, validate=validate.Length(max=30))
+    documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
+    notes = _text(required=False)
+
+    @validates_schema
+    def _something_updated(self, data, **kwargs):
+        if not any((data.get(name) or "").strip() for name in self.UPDATES) and not data.get("legal_papers"):
+            raise ValidationError("Cần nêu ít nhất một nội dung đã cập nhật / say what was updated", "_schema")
+
+
+class ReevaluationCheckForm(FormSchema):
+    """The commune officer's check of the dossier (form 03): complete or
+    not, the commune's assessment items, the reasons when it goes back."""
+
+    complete = fields.Boolean(required=True)
+    local_origin = fields.Boolean(load_default=True)
+    local_labour = fields.Boolean(load_default=True)
+    assessment_notes = _text(required=False)
+    reasons = _text(required=False)
+
+    @validates_schema
+    def _reasons_when_incomplete(self, data, **kwargs):
+        if data.get("complete") is False and len((data.get("reasons") or "").strip()) < 5:
+            raise ValidationError("Cần nêu lý do khi hồ sơ chưa đầy đủ (ít nhất 5 ký tự) / "
+                                  "reasons are required when the dossier is incomplete", "reasons")
+
+
+class UpgradeDossierForm(SheetFormSchema):
+    """The producer's upgrade dossier (nâng hạng): what changed since the
+    last recognition, the criteria of the product's sheet it touches (one
+    id a line, e.g. B.4.1), and its evidence. It starts at the dossier: no
+    idea, no plan."""
+
+    summary = _text(min_length=10, max_length=3000)
+    criteria_touched = fields.List(fields.String(validate=validate.Length(min=1, max=30)), required=True,
+                                   validate=validate.Length(min=1, max=40))
+    changes = _text(min_length=10, max_length=5000)
+    evidence = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), load_default=list)
+    documents = fields.List(_short_text(), load_default=list, validate=validate.Length(max=50))
+
+    @validates_schema
+    def _criteria_of_the_set(self, data, **kwargs):
+        items = {item["id"] for item in scorable_items(self.criteria_set)}
+        unknown = sorted(set(data.get("criteria_touched") or []) - items)
+        if unknown:
+            raise ValidationError(f"Không phải tiêu chí của bộ {self.criteria_set} / not a criterion of the set: "
+                                  f"{', '.join(unknown)}", "criteria_touched")
+
+
+class UpgradeCheckForm(ReevaluationCheckForm):
+    """The commune officer's check of an upgrade dossier (as a re-evaluation's)."""
+
+
+FORMS.update({
+    "reevaluation_dossier": ReevaluationDossierForm,
+    "reevaluation_check": ReevaluationCheckForm,
+    "upgrade_dossier": UpgradeDossierForm,
+    "upgrade_check": UpgradeCheckForm,
+})

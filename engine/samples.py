@@ -127,6 +127,26 @@ class SampleDecider:
     def _outreach_report(self, **_) -> dict:
         return {"meetings_held": self.rng.randrange(2, 10), "producers_reached": self.rng.randrange(10, 60)}
 
+    # The certificate lifecycle (issue 16, helper B1).
+    def _reevaluation_dossier(self, **_) -> dict:
+        return {"lab_tests": "Kiểm nghiệm định kỳ đạt các chỉ tiêu công bố.",
+                "markets": self.rng.choice(("Thêm hai điểm bán OCOP.", "Bán thêm trên sàn thương mại điện tử.")),
+                "legal_papers": ["Giấy chứng nhận cơ sở đủ điều kiện an toàn thực phẩm, còn hiệu lực"]}
+
+    def _reevaluation_check(self, **_) -> dict:
+        if self.rng.random() < self.accept_rate:
+            return {"complete": True, "local_origin": True, "local_labour": True}
+        return {"complete": False, "reasons": "Thiếu phiếu kết quả kiểm nghiệm định kỳ."}
+
+    def _upgrade_dossier(self, criteria_set: str, **_) -> dict:
+        touched = [item["id"] for item in scorable_items(criteria_set)][:2]
+        return {"summary": "Đầu tư dây chuyền đóng gói, mở rộng thị trường.", "criteria_touched": touched,
+                "changes": "Bao bì mới, truy xuất nguồn gốc bằng mã QR, thêm kênh phân phối.",
+                "evidence": ["barcode_traceability", "lab_test"]}
+
+    def _upgrade_check(self, **_) -> dict:
+        return self._reevaluation_check()
+
 
     # One inspection in this many finds the criteria no longer kept and
     # proposes a revocation (Art. 9; revocations are rare in the real programme).

@@ -27,6 +27,14 @@ MESSAGES = {
     "certificate_kept": "Cơ quan có thẩm quyền quyết định không thu hồi giấy chứng nhận OCOP của “{product}”.",
     "revocation_overdue": "Quá hạn 15 ngày quyết định thu hồi giấy chứng nhận OCOP của sản phẩm “{product}”.",
     "inspection_passed": "Sản phẩm “{product}” đã được kiểm tra sau công nhận; giấy chứng nhận giữ nguyên hiệu lực.",
+    "certificate_reminder": "Giấy chứng nhận OCOP của “{product}” sắp hết hạn: chuẩn bị hồ sơ đánh giá, phân hạng lại (nhận hồ sơ từ 180 đến 120 ngày trước khi hết hạn).",
+    "reevaluation_window_open": "Đã mở nhận hồ sơ đánh giá, phân hạng lại sản phẩm “{product}”; hạn nộp là 120 ngày trước khi giấy chứng nhận hết hạn.",
+    "certificate_expired": "Giấy chứng nhận OCOP của sản phẩm “{product}” đã hết hiệu lực.",
+    "re_recognised": "Sản phẩm “{product}” được công nhận lại sản phẩm OCOP; giấy chứng nhận mới đã được cấp.",
+    "reevaluation_failed": "Sản phẩm “{product}” không đạt khi đánh giá, phân hạng lại; giấy chứng nhận hết hiệu lực khi hết hạn.",
+    "upgraded": "Sản phẩm “{product}” được nâng hạng sao OCOP; giấy chứng nhận mới đã được cấp.",
+    "upgrade_kept": "Sản phẩm “{product}” giữ hạng hiện tại: kết quả đánh giá không cao hơn hạng đã được công nhận.",
+    "upgrade_stopped": "Đề nghị nâng hạng sản phẩm “{product}” dừng vì đã hết số lần nộp lại.",
 }
 RECIPIENTS = ("producer", "commune_officer", "district_officer", "province_council", "province_advisory")
 # The province's OCOP coordination office (revocation, inspection): told at the province's area.

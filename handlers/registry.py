@@ -88,6 +88,7 @@ def all_handlers() -> dict[str, Handler]:
 def _load_builtin_handlers() -> None:
     # Importing the modules runs their @handler decorators.
     from handlers import (  # noqa: F401
+        certificates,
         council_ranking,
         deadlines,
         notify,

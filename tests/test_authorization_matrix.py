@@ -74,7 +74,8 @@ NATIONAL_XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.
 # {notification} one delivered to the producer, {enrolment} the product's training enrolment,
 # {checkpoint} a signed checkpoint, {definition} the national diagram, {definition_v2} a second
 # national version (not active), {variant} Lào Cai's two-tier variant, {province} Quảng Trị,
-# {incident} an open incident on another product of the same producer. A data value that is
+# {incident} an open incident on another product of the same producer, {certificate} a certificate
+# of {product} (tests/support/certificates.py). A data value that is
 # exactly a placeholder is filled in too.
 MATRIX = [
     ("GET", "/inbox/", None, OFFICERS | PRODUCERS),  # a producer's inbox holds its own tasks
@@ -87,6 +88,9 @@ MATRIX = [
     ("GET", "/portal/", None, SIGNED_IN),  # lists only what each may see
     ("GET", "/portal/products/{product}", None, READERS),
     ("GET", "/certificates/{certificate}", None, READERS),
+    # A certificate's life (issue 16): read as its product; the upgrade is its producer's to ask for.
+    ("GET", "/lifecycle/certificates/{certificate}", None, READERS),
+    ("POST", "/lifecycle/certificates/{certificate}/upgrade", {}, {"producer_own"}),
     ("GET", "/portal/documents/{document}", None, READERS),
     ("GET", "/portal/documents/{document}/view", None, READERS),
     ("POST", "/portal/products/{product}/documents", {}, {"producer_own", "commune_own"}),
@@ -318,6 +322,7 @@ def _certificate(world, ids):
 
 
 MAKERS = {
+    "certificate": _certificate,
     "council": _council,
     "council_member": _council_member,
     "council_session": _council_session,
@@ -341,7 +346,6 @@ MAKERS = {
         ProcessDefinition.province_id.is_not(None))),
     "province": lambda world, ids: _scalar(world, select(Jurisdiction.id).where(Jurisdiction.code == "QT")),
     "incident": _incident,
-    "certificate": _certificate,
 }
 
 

@@ -81,6 +81,15 @@ EXTRA_VALID = {
     "council_spread": {"notes": "Hội đồng thảo luận lại phần C rồi chấm lại"},
     "council_sign_off": {"confirmed": True, "notes": "Nhất trí"},
 }
+# The certificate lifecycle's forms (issue 16, helper B1).
+EXTRA_VALID.update({
+    "reevaluation_dossier": {"markets": "Thêm hai điểm bán OCOP", "legal_papers": ["Giấy ATTP số 12, đến 2028"]},
+    "reevaluation_check": {"complete": True},
+    "upgrade_dossier": {"summary": "Bao bì mới, thêm kênh xuất khẩu", "criteria_touched": ["A.1.1"],
+                        "changes": "Đổi bao bì hút chân không, thêm mã QR"},
+    "upgrade_check": {"complete": True},
+})
+LIFECYCLE_FORMS = ("reevaluation_dossier", "reevaluation_check", "upgrade_dossier", "upgrade_check")
 VALID_DATA = {**VALID, **EXTRA_VALID}
 SEED_PATH = ("register_idea", "receive_idea", "review_idea", "submit_plan", "review_plan", "support_record",
              "submit_dossier", "check_dossier")
@@ -129,6 +138,8 @@ def reach(world, form_key: str) -> Waiting:
         cycle.open_session()
         cycle.score([40, 80, 60] if form_key == "council_spread" else [60])
         return Waiting(world, cycle.task(form_key), cycle.instance_id)
+    if form_key in LIFECYCLE_FORMS:
+        return _reach_lifecycle(world, form_key)
     two_tier = form_key in ("commune_assessment", "advisory_review")
     cycle = Cycle(world, WINE if two_tier else PEPPER).start()
     for step in TWO_TIER_PATH if two_tier else SEED_PATH:
@@ -136,6 +147,28 @@ def reach(world, form_key: str) -> Waiting:
             return Waiting(world, cycle.task(form_key), cycle.instance_id)
         cycle.do(step)
     raise AssertionError(form_key)
+
+
+def _reach_lifecycle(world, form_key: str) -> Waiting:
+    """The pepper's certificate in its re-evaluation window, or its upgrade."""
+    from datetime import timedelta
+
+    from programme.certificates import local_today, start_upgrade
+    from tests.support.certificate_life import Life
+    today = local_today(world)
+    life = Life(world, PEPPER, valid_until=today + timedelta(days=150), issued_on=today - timedelta(days=945))
+    with world.db.transaction() as session:
+        owner = load_actor(session, session.scalar(select(User.id).where(User.username == "htx.giomy")))
+    if form_key.startswith("upgrade"):
+        instance_id = start_upgrade(world, owner, life.certificate_id)
+    else:
+        life.start_validity(owner)
+        life.fire()
+        instance_id = life.instance_id
+    dossier = form_key.replace("_check", "_dossier")
+    if form_key != dossier:
+        life.do(dossier, EXTRA_VALID[dossier], instance_id=instance_id)
+    return Waiting(world, life.task(form_key, instance_id), instance_id)
 
 
 # --- a form's data as the page posts it -----------------------------------------------------------

@@ -72,13 +72,14 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.definitions import definitions
     from web.inbox import inbox
     from web.incidents import incidents
+    from web.lifecycle import lifecycle
     from web.modeler import modeler
     from web.notifications import notifications
     from web.portal import portal
     from web.public import public
     from web.reports import reports
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils, reports, certificates):
+                      dashboard, notifications, incidents, councils, reports, certificates, lifecycle):
         app.register_blueprint(blueprint)
     from web.revocations import revocations_pages  # issue 16: revocation, inspection after recognition
     app.register_blueprint(revocations_pages)

@@ -104,3 +104,16 @@ REVOCATION_GROUND_LABELS = {
 INSPECTION_KIND_LABELS = {"periodic": _l("Kiểm tra định kỳ"), "ad_hoc": _l("Kiểm tra đột xuất")}
 CASE_PROCESS_LABELS = {"ocop_revocation": _l("Thu hồi giấy chứng nhận"),
                        "ocop_inspection": _l("Kiểm tra sau công nhận")}
+# The certificate lifecycle (issue 16, helper B1): its forms and its ends.
+FORM_TITLES.update({
+    "reevaluation_dossier": _l("Nộp hồ sơ đánh giá, phân hạng lại"),
+    "reevaluation_check": _l("Kiểm tra hồ sơ đánh giá lại (mẫu 03)"),
+    "upgrade_dossier": _l("Nộp hồ sơ nâng hạng"),
+    "upgrade_check": _l("Kiểm tra hồ sơ nâng hạng (mẫu 03)"),
+})
+END_LABELS.update({
+    "end_expired": _l("Giấy chứng nhận hết hiệu lực"), "end_re_recognised": _l("Được công nhận lại"),
+    "end_no_longer_valid": _l("Giấy chứng nhận đã được thay thế hoặc thu hồi"),
+    "end_upgraded": _l("Được nâng hạng"), "end_upgrade_kept": _l("Giữ hạng hiện tại"),
+    "end_upgrade_stopped": _l("Dừng đề nghị nâng hạng"),
+})

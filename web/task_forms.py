@@ -476,3 +476,21 @@ CHOICE_LABELS["ground"] = {
     "criteria_not_maintained": lazy_gettext("Sản phẩm không còn đáp ứng tiêu chí (theo kết luận kiểm tra)"),
     "mark_misused": lazy_gettext("Sử dụng sai nhãn hiệu, biểu tượng OCOP"),
 }
+# The certificate lifecycle's forms (issue 16, helper B1: engine/forms.py Reevaluation*/Upgrade*).
+FIELD_LABELS.update({
+    "materials": lazy_gettext("Nguyên liệu (thay đổi, cập nhật)"),
+    "technology": lazy_gettext("Công nghệ, quy trình sản xuất"),
+    "packaging_labels": lazy_gettext("Bao bì, nhãn hàng hóa"),
+    "quality_declaration": lazy_gettext("Công bố chất lượng"),
+    "lab_tests": lazy_gettext("Kiểm nghiệm định kỳ"),
+    "markets": lazy_gettext("Thị trường tiêu thụ"),
+    "output": lazy_gettext("Sản lượng"),
+    "revenue": lazy_gettext("Doanh thu"),
+    "legal_papers": lazy_gettext("Giấy tờ pháp lý và ngày hết hạn"),
+    "complete": lazy_gettext("Hồ sơ đầy đủ"),
+    "assessment_notes": lazy_gettext("Nhận xét của xã (mẫu 03)"),
+    "summary": lazy_gettext("Tóm tắt những thay đổi từ lần công nhận trước"),
+    "criteria_touched": lazy_gettext("Tiêu chí có thay đổi (mỗi dòng một mã, ví dụ B.4.1)"),
+    "changes": lazy_gettext("Thay đổi theo từng tiêu chí"),
+})
+FIELD_HELP.update({"legal_papers": lazy_gettext("Mỗi dòng một giấy tờ: tên, số và ngày hết hạn.")})
