@@ -87,4 +87,13 @@ def all_handlers() -> dict[str, Handler]:
 
 def _load_builtin_handlers() -> None:
     # Importing the modules runs their @handler decorators.
-    from handlers import council_ranking, deadlines, notify, promotion, ranking, registration, training  # noqa: F401
+    from handlers import (  # noqa: F401
+        council_ranking,
+        deadlines,
+        notify,
+        promotion,
+        ranking,
+        recognition,
+        registration,
+        training,
+    )
