@@ -147,9 +147,9 @@ def profiles(count: int, rng: random.Random) -> list[Profile]:
     special += [Profile("province council scores low", 1.0, (80.0, 35.0)),
                 # Below 90 at the ministry: the province re-evaluates (once), scores 90+ again, the
                 # ministry again below 90, and the province recognises on its result.
-                Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0, 99.0, 82.0),
+                Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0, 97.0, 82.0),
                         reevaluate=True),
-                Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0, 99.0, 82.0),
+                Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0, 97.0, 82.0),
                         reevaluate=True),
                 Profile("five stars", 1.0, (96.0,)),
                 Profile("council members far apart (scored again)", 1.0, (96.0,), outlier_every=5),
