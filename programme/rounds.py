@@ -344,3 +344,39 @@ def close_round(engine: BpmnEngine, actor: Actor, round_id: int) -> None:
 def default_calendar_of(level: str, year: int) -> list[tuple[date, date]]:
     """The default dates a year's rounds would get (for the planning form)."""
     return default_dates(level, year)
+
+
+@dataclass
+class RoundAgenda:
+    """A round with products still on its agenda (for `ocop status`)."""
+
+    round_id: int
+    area_name: str
+    label: str
+    decide_by: date
+    before_council: int
+    before_decision: int
+
+
+def waiting_in_rounds(session: Session) -> list[RoundAgenda]:
+    """Every round with products on its agenda, by decision date: how many
+    wait for (or sit before) the council, and how many for the decision."""
+    rows = session.execute(
+        select(EvaluationRound, Jurisdiction.name, RoundEntry.instance_id)
+        .join(RoundEntry, RoundEntry.round_id == EvaluationRound.id)
+        .outerjoin(Jurisdiction, Jurisdiction.id == EvaluationRound.province_id)
+        .where(RoundEntry.left_at.is_(None))
+        .order_by(EvaluationRound.decide_by, EvaluationRound.id)).all()
+    deciding = set(session.scalars(select(InboxTask.instance_id).where(
+        InboxTask.form_key.in_(("recognition_decision", "central_fallback")),
+        InboxTask.instance_id.in_([r[2] for r in rows])))) if rows else set()
+    found: dict[int, RoundAgenda] = {}
+    for item, area_name, instance_id in rows:
+        line = found.setdefault(item.id, RoundAgenda(item.id, area_name or "Bộ Nông nghiệp và Môi trường",
+                                                     round_label(item.number, item.year, item.extra),
+                                                     item.decide_by, 0, 0))
+        if instance_id in deciding:
+            line.before_decision += 1
+        else:
+            line.before_council += 1
+    return list(found.values())
