@@ -21,9 +21,8 @@ from engine.samples import SampleDecider
 from storage.council_models import Council, CouncilMember
 from storage.db import as_utc
 from storage.decisions import record_decision
-from storage.recognition_models import Decision, RoundEntry
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue, User
-
+from storage.recognition_models import Decision, RoundEntry
 
 RECOGNITION_FORM = "recognition_decision"
 # The lane role of a recognition decision task -> the authority that signs it.

@@ -24,7 +24,7 @@ from programme.rounds import (
     where_it_stands,
 )
 from storage.models import AdminLogEntry, Product
-from storage.recognition_models import EvaluationRound, RoundEntry
+from storage.recognition_models import RoundEntry
 from testkit.cycle import Cycle, sheets
 from testkit.web_login import login
 from tests.support.councils import province_council
