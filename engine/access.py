@@ -392,10 +392,10 @@ def may_plan_rounds(actor: Actor, level: str, province_id: int | None) -> bool:
 
 def may_see_rounds(actor: Actor, province_id: int | None) -> bool:
     """See a province's rounds, their agendas and decisions (province_id
-    None: the ministry's): who plans them, the committees and councils of
-    the province (or of one of its districts: `actor.roles` areas are
-    checked by the caller's chain), the ministry, the central council,
-    auditors and administrators."""
+    None: the ministry's): who plans them, the province's committee, OCOP
+    office, advisory team and council, the ministry, the central council,
+    auditors and administrators. (A district's committee reads what waits
+    for its own decisions: may_issue_decision.)"""
     if actor.is_admin or any(role in ("auditor", "ministry", "central_council") for role, _a in actor.roles):
         return True
     if province_id is None:

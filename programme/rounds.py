@@ -380,3 +380,22 @@ def waiting_in_rounds(session: Session) -> list[RoundAgenda]:
         else:
             line.before_council += 1
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class RoundArea:
+    """An area whose rounds a user may see: a province, or the ministry (province_id None)."""
+
+    level: str
+    province_id: int | None
+    name: str
+
+
+def round_areas(session: Session, actor: Actor) -> list[RoundArea]:
+    """The provinces (and the ministry) whose rounds the actor may see, by name."""
+    provinces = session.execute(select(Jurisdiction.id, Jurisdiction.name)
+                                .where(Jurisdiction.level == "province").order_by(Jurisdiction.name)).all()
+    found = [RoundArea("province", pid, name) for pid, name in provinces if access.may_see_rounds(actor, pid)]
+    if access.may_see_rounds(actor, None):
+        found.append(RoundArea("central", None, "Bộ Nông nghiệp và Môi trường"))
+    return found

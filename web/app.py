@@ -75,8 +75,9 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.notifications import notifications
     from web.portal import portal
     from web.public import public
+    from web.rounds import rounds_pages
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils):
+                      dashboard, notifications, incidents, councils, rounds_pages):
         app.register_blueprint(blueprint)
     csrf.exempt(api)  # the API authenticates each request; it sets no cookies
 

@@ -38,6 +38,7 @@ from storage.criteria import criteria_set, mandatory_criteria, section_maxima, s
 from storage.db import as_utc
 from web import labels, task_forms
 from web.context import BadQueryValue, actor, bpmn_engine, db, query_int, reading
+from web.rounds import AUTHORITY_OF_ROLE
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -328,6 +329,9 @@ def task(task_id: str):
     me = actor()
     with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
+    if row is not None and row.form_key == "recognition_decision":  # recorded on the decision page
+        return redirect(url_for("rounds.new_decision", authority=AUTHORITY_OF_ROLE.get(row.role, "province"),
+                                area=row.jurisdiction_id))
     if row is not None and row.form_key in SESSION_FORMS:  # a GET or a hand-made POST alike
         return redirect(_council_pages())
     if request.method == "GET":
