@@ -35,6 +35,8 @@ def test_rounds_pages_and_a_decision_recorded_on_its_page(world, app):
     committee = app.test_client()
     token = login(committee, "ubnd.qt")
     task = cycle.task("recognition_decision")
+    inbox = committee.get("/inbox/").get_data(as_text=True)
+    assert "Chờ quyết định công nhận của Ủy ban nhân dân tỉnh — Đợt 1 năm 2026, xét trước 30/06/2026" in inbox
     moved = committee.get(f"/inbox/tasks/{task.id}")
     assert moved.status_code == 302 and "/rounds/decisions/new" in moved.headers["Location"]
     form = committee.get(moved.headers["Location"]).get_data(as_text=True)
