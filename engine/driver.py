@@ -20,7 +20,7 @@ from engine.execution import Outcome
 from engine.samples import SampleDecider
 from storage.council_models import Council, CouncilMember
 from storage.db import as_utc
-from storage.decisions import record_decision
+from storage.decisions import number_taken, record_decision
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue, User
 from storage.recognition_models import Decision, RoundEntry
 
@@ -94,9 +94,11 @@ class Driver:
                 RoundEntry.instance_id == task.instance_id, RoundEntry.left_at.is_(None)).limit(1))
             outcome = proposal.get("outcome", "recognised")
             stars = int(proposal.get("stars") or 0)
+            suffix = "BNNMT" if authority == "ministry" else "UBND"
+            while number_taken(session, task.jurisdiction_id, f"{issued + 1}/QĐ-{suffix}"):
+                issued += 1
             decision = record_decision(
-                session, authority=authority, area_id=task.jurisdiction_id,
-                number=f"{issued + 1}/QĐ-{'BNNMT' if authority == 'ministry' else 'UBND'}",
+                session, authority=authority, area_id=task.jurisdiction_id, number=f"{issued + 1}/QĐ-{suffix}",
                 signed_on=self.engine.clock().date(), signer=actor.name, round_id=round_id,
                 items=[{"instance_id": task.instance_id, "product_id": task.product_id, "stars": stars,
                         "outcome": outcome}],
