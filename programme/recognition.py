@@ -27,7 +27,7 @@ from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError, TaskNotReady, UnknownTask
 from storage.areas import area_chain
 from storage.decisions import number_taken, record_decision
-from storage.models import AuditEvent, InboxTask, Jurisdiction, Producer, Product
+from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product
 from storage.recognition_models import AUTHORITIES, Certificate, Decision, DecisionItem, EvaluationRound, RoundEntry
 from storage.round_calendar import round_label
 
@@ -160,6 +160,10 @@ def issue_decision(engine: BpmnEngine, actor: Actor, area_id: int, authority: st
             raise DecisionRefused("Ngày ký không được ở tương lai. / The signing date is in the future.")
         if not instance_ids:
             raise DecisionRefused("Chọn ít nhất một sản phẩm. / Choose at least one product.")
+        # Lock the products' instances first, in id order, as every engine call does before it writes:
+        # a concurrent decision for one of them then waits here, and finds it decided.
+        session.execute(select(ProcessInstance.id).where(ProcessInstance.id.in_(instance_ids))
+                        .order_by(ProcessInstance.id).with_for_update())
         if number_taken(session, area_id, number):
             raise DecisionRefused(f"Số quyết định {number} đã được dùng. / Decision number {number} is taken.")
         tasks = {t.instance_id: t for t in _waiting_tasks(session, authority, area_id, instance_ids)}
