@@ -106,6 +106,9 @@ def test_a_product_joins_the_round_of_its_date_and_says_where_it_stands(world, a
         page = round_page(session, actor(world, "qlct.qt"), entry.round_id)
         assert [(row.product_name, row.standing) for row in page.agenda] == [(PEPPER, expected)]
         assert page.may_plan and page.label == label
+    council = app.test_client()
+    login(council, "hd.qt")  # the province council's inbox: the attendance row names the round
+    assert expected in council.get("/inbox/").get_data(as_text=True)
     client = app.test_client()
     login(client, "htx.giomy")
     assert expected in client.get(f"/portal/products/{cycle.product_id}").get_data(as_text=True)
