@@ -276,10 +276,10 @@ def _kept_round(session: Session, actor: Actor, round_id: int) -> EvaluationRoun
 def plan_year(engine: BpmnEngine, actor: Actor, level: str, province_id: int | None, year: int) -> int:
     """Create the year's default rounds (rounds.json) for the area; refused
     when the year already has rounds. Returns how many were created."""
-    if not isinstance(year, int) or not 2000 <= year <= 2100:
-        raise RoundRefused("Năm không hợp lệ. / Invalid year.")
     with engine.db.transaction() as session:
         _check_planner(actor, level, province_id)
+        if not isinstance(year, int) or not 2000 <= year <= 2100:
+            raise RoundRefused("Năm không hợp lệ. / Invalid year.")
         created = ensure_year(session, level, province_id, year, created_by=actor.user_id)
         if not created:
             raise RoundRefused(f"Năm {year} đã có đợt đánh giá. / {year} already has its rounds.")
@@ -295,10 +295,10 @@ def plan_year(engine: BpmnEngine, actor: Actor, level: str, province_id: int | N
 def change_dates(engine: BpmnEngine, actor: Actor, round_id: int, proposals_by: date, decide_by: date,
                  note: str = "") -> None:
     """Move a round's dates; refused for a closed round or dates out of order."""
-    _check_dates(proposals_by, decide_by)
     note = " ".join((note or "").split())[:NOTE_MAX]
     with engine.db.transaction() as session:
         item = _kept_round(session, actor, round_id)
+        _check_dates(proposals_by, decide_by)
         if item.status == ROUND_CLOSED:
             raise RoundRefused("Đợt đánh giá đã kết thúc, không đổi được ngày. / The round is closed.")
         before = f"{_dmy(item.proposals_by)} -> {_dmy(item.decide_by)}"
@@ -312,10 +312,12 @@ def change_dates(engine: BpmnEngine, actor: Actor, round_id: int, proposals_by: 
 def add_extra_round(engine: BpmnEngine, actor: Actor, level: str, province_id: int | None, year: int,
                     proposals_by: date, decide_by: date, note: str = "") -> int:
     """An extra round of the year (allowed by the council's rules); returns its id."""
-    _check_dates(proposals_by, decide_by)
     note = " ".join((note or "").split())[:NOTE_MAX]
     with engine.db.transaction() as session:
         _check_planner(actor, level, province_id)
+        _check_dates(proposals_by, decide_by)
+        if not isinstance(year, int) or not 2000 <= year <= 2100:
+            raise RoundRefused("Năm không hợp lệ. / Invalid year.")
         ensure_year(session, level, province_id, year, created_by=actor.user_id)  # the usual two first
         area = (EvaluationRound.province_id.is_(None) if province_id is None
                 else EvaluationRound.province_id == province_id)

@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from engine.access import AUTHORITY_ROLES, may_plan_rounds
 from engine.errors import NotAllowed, OcopError
 from programme import recognition, rounds
-from web.context import actor, bpmn_engine, id_from, reading
+from web.context import actor, bpmn_engine, id_from, query_int, reading
 
 rounds_pages = Blueprint("rounds", __name__, url_prefix="/rounds")
 
@@ -62,8 +62,7 @@ def _date(name: str) -> date | None:
 
 
 def _year() -> int:
-    text = request.args.get("year", "").strip()
-    return int(text) if text.isdigit() and 2000 <= int(text) <= 2100 else bpmn_engine().clock().year
+    return query_int("year", 2000, 2100) or bpmn_engine().clock().year
 
 
 def _authorities() -> list[tuple[str, int]]:
