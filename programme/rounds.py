@@ -116,9 +116,15 @@ def _standing(entry, tasks: list[InboxTask]) -> Standing | None:
     if entry is None:
         return None
     council_vi, council_en = LEVEL_COUNCIL[entry.level]
+    note_vi = note_en = ""
+    if entry.level == "central":  # 90+ at the province: approved there, proposed for five stars
+        note_vi = " (tỉnh đã công nhận kết quả, đề nghị công nhận 5 sao)"
+        note_en = " (approved by the province, proposed for 5 stars)"
     if "council_attendance" in forms:
-        return Standing(f"Chờ {council_vi} xét{suffix_vi}", f"Waiting for {council_en}{suffix_en}", entry.id)
-    return Standing(f"{council_vi} đang xét{suffix_vi}", f"Before {council_en}{suffix_en}", entry.id)
+        return Standing(f"Chờ {council_vi} xét{note_vi}{suffix_vi}", f"Waiting for {council_en}{note_en}{suffix_en}",
+                        entry.id)
+    return Standing(f"{council_vi} đang xét{note_vi}{suffix_vi}", f"Before {council_en}{note_en}{suffix_en}",
+                    entry.id)
 
 
 # --- reading rounds -----------------------------------------------------------------------

@@ -100,7 +100,8 @@ def test_ninety_plus_is_proposed_to_the_ministry_then_five_stars(world):
         assert (item.outcome, item.stars, item.certificate_id) == ("proposed_five", 5, None)
         standing = where_it_stands(session, cycle.instance_id)
     # March: the ministry's first round (proposals by 30/01) is past; its second takes proposals by 30/07
-    assert standing.vi == "Chờ Hội đồng cấp Trung ương xét — Đợt 2 năm 2026, xét trước 30/09/2026"
+    assert standing.vi == ("Chờ Hội đồng cấp Trung ương xét (tỉnh đã công nhận kết quả, đề nghị công nhận 5 sao)"
+                           " — Đợt 2 năm 2026, xét trước 30/09/2026")
     assert cycle.ready_forms() == ["council_attendance"]
     cycle.do("score_product", sheets(96))
     assert cycle.ready_forms() == ["recognition_decision"]
