@@ -298,7 +298,8 @@ def _describe(row: TimelineRow, event: Event, graph: DiagramGraph, users: dict[i
     elif kind == "task_completed":
         form = data.get("form") if isinstance(data.get("form"), dict) else {}
         row.summary = {"name": data.get("name") or row.element_name, "form_key": data.get("form_key"),
-                       "decision": form.get("decision")}
+                       # a review's verdict (a text); a recognition decision's `decision` is the act itself
+                       "decision": form.get("decision") if isinstance(form.get("decision"), str) else None}
         row.element_name = data.get("name") or row.element_name
         sections.append(("form", _pairs(form)))
         delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}

@@ -492,3 +492,44 @@ def may_request_upgrade(actor: Actor, producer_id: int | None) -> bool:
 def requesting_upgrades(actor: Actor, producer_id):
     """SQL: may_request_upgrade, for a certificate whose producer id column is `producer_id`."""
     return producer_id.in_(sorted(actor.producer_ids)) if actor.producer_ids else false()
+# --- rounds and recognition decisions (issue 16) ------------------------------------------
+
+# Who signs a recognition decision: the lane role of the authority, at its area's level.
+AUTHORITY_ROLES = {"district": "district_committee", "province": "province_committee", "ministry": "ministry"}
+# Who reads rounds and decisions besides those who plan or sign them.
+ROUND_READERS = ("program_manager", "province_committee", "district_committee", "province_office",
+                 "province_council", "district_council", "province_advisory")
+
+
+def may_plan_rounds(actor: Actor, level: str, province_id: int | None) -> bool:
+    """Plan a year's rounds, change their dates, add an extra round, close
+    one: for a province's rounds, its program manager or an administrator;
+    for the ministry's (province_id None), an administrator or a holder of
+    the ministry role."""
+    if actor.is_admin:
+        return True
+    if level == "central":
+        return any(role == "ministry" for role, _area in actor.roles)
+    return province_id is not None and actor.holds("program_manager", province_id)
+
+
+def may_see_rounds(actor: Actor, province_id: int | None) -> bool:
+    """See a province's rounds, their agendas and decisions (province_id
+    None: the ministry's): who plans them, the province's committee, OCOP
+    office, advisory team and council, the ministry, the central council,
+    auditors and administrators. (A district's committee reads what waits
+    for its own decisions: may_issue_decision.)"""
+    if actor.is_admin or any(role in ("auditor", "ministry", "central_council") for role, _a in actor.roles):
+        return True
+    if province_id is None:
+        return False
+    return any(role in ROUND_READERS and area == province_id for role, area in actor.roles)
+
+
+def may_issue_decision(actor: Actor, authority: str, area_id: int) -> bool:
+    """Record a numbered recognition decision: the holder of the
+    authority's role (Ủy ban nhân dân huyện / tỉnh, the ministry) for the
+    issuing area itself. Nobody else, administrators included: a decision
+    is the signed act of that body."""
+    role = AUTHORITY_ROLES.get(authority)
+    return role is not None and actor.holds(role, area_id)

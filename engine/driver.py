@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
+from uuid import UUID
 
 from sqlalchemy import func, select
 
@@ -19,7 +20,13 @@ from engine.execution import Outcome
 from engine.samples import SampleDecider
 from storage.council_models import Council, CouncilMember
 from storage.db import as_utc
+from storage.decisions import number_taken, record_decision
 from storage.models import InboxTask, ProcessInstance, Producer, RoleAssignment, TimerDue, User
+from storage.recognition_models import Decision, RoundEntry
+
+RECOGNITION_FORM = "recognition_decision"
+# The lane role of a recognition decision task -> the authority that signs it.
+AUTHORITY_OF_ROLE = {"district_committee": "district", "province_committee": "province", "ministry": "ministry"}
 
 
 @dataclass
@@ -66,10 +73,37 @@ class Driver:
             data = overrides[task.form_key]
         elif task.form_key == "council_attendance":
             data = self.council_session(task)
+        elif task.form_key == RECOGNITION_FORM:
+            data = self.recognition_decision(task)
         else:
             data = self.decider.form(task.form_key, criteria_set, self.engine.clock().date(), quality)
         return self.engine.complete_task(task.id, data, self.actor_for(task),
-                                         from_session=task.form_key == "council_attendance")
+                                         from_session=task.form_key in ("council_attendance", RECOGNITION_FORM))
+
+    def recognition_decision(self, task: InboxTask) -> dict:
+        """A decision of one product, as the proposal before the task says:
+        what the decision page records (programme/recognition.py), for runs
+        with nobody at the page. Numbered in turn within the issuing area."""
+        proposal = ready_task_data(self.engine, task).get("proposal") or {}
+        authority = AUTHORITY_OF_ROLE.get(task.role, "province")
+        actor = self.actor_for(task)
+        with self.engine.db.transaction() as session:
+            issued = session.scalar(select(func.count()).select_from(Decision)
+                                    .where(Decision.area_id == task.jurisdiction_id)) or 0
+            round_id = session.scalar(select(RoundEntry.round_id).where(
+                RoundEntry.instance_id == task.instance_id, RoundEntry.left_at.is_(None)).limit(1))
+            outcome = proposal.get("outcome", "recognised")
+            stars = int(proposal.get("stars") or 0)
+            suffix = "BNNMT" if authority == "ministry" else "UBND"
+            while number_taken(session, task.jurisdiction_id, f"{issued + 1}/QĐ-{suffix}"):
+                issued += 1
+            decision = record_decision(
+                session, authority=authority, area_id=task.jurisdiction_id, number=f"{issued + 1}/QĐ-{suffix}",
+                signed_on=self.engine.clock().date(), signer=actor.name, round_id=round_id,
+                items=[{"instance_id": task.instance_id, "product_id": task.product_id, "stars": stars,
+                        "outcome": outcome}],
+                recorded_by=actor.user_id, recorded_at=self.engine.clock())
+        return {"decision": decision, "outcome": outcome, "stars": stars}
 
     def council_session(self, task: InboxTask, present: list[int] | None = None) -> dict:
         """The attendance of a council session for a product waiting at
@@ -123,6 +157,15 @@ class Driver:
             return False
         self.engine.clock.now = max(self.engine.clock.now, as_utc(due) + timedelta(minutes=1))
         return self.engine.fire_due_timers(instance_id) is not None
+
+
+def ready_task_data(engine: BpmnEngine, task: InboxTask) -> dict:
+    """The process data a ready task sees (e.g. the `proposal` before a
+    recognition decision), read from the stored workflow."""
+    with engine.db.transaction() as session:
+        workflow = engine.load_workflow(session, session.get(ProcessInstance, task.instance_id))
+        spiff_task = workflow.get_task_from_id(UUID(task.id))
+        return dict(spiff_task.data) if spiff_task is not None else {}
 
 
 def council_roster(session, role: str, area_id: int) -> list[dict]:

@@ -110,17 +110,24 @@ class Profile:
     accept_kinds: int | None = None
     late: bool = False  # lets every deadline pass before acting, so the timers fire
     outlier_every: int = 0  # one council sheet in this many is 15 points below the others
+    reevaluate: bool = False  # below 90 at the ministry, the province chooses to evaluate again
 
 
 @dataclass
 class ProductDecider(SampleDecider):
     accept_kinds: int | None = None
+    reevaluate: bool = False
     _kinds: list = field(default_factory=list)
     _form_key: str = ""
 
     def form(self, form_key: str, criteria_set: str, today: date, quality: float | None = None) -> dict:
         self._form_key = form_key
         return super().form(form_key, criteria_set, today, quality)
+
+    def _central_fallback(self, **kwargs) -> dict:
+        if self.reevaluate:
+            return {"choice": "re_evaluate", "reason": "Chạy thử: tỉnh đánh giá lại."}
+        return super()._central_fallback(**kwargs)
 
     def _decision(self, accept: str) -> dict:
         if self.accept_kinds is None:
@@ -138,8 +145,12 @@ def profiles(count: int, rng: random.Random) -> list[Profile]:
     accept rates from always to often returning."""
     special = [Profile(f"returns from review kind {k + 1} on", 1.0, (70.0,), accept_kinds=k) for k in range(5)]
     special += [Profile("province council scores low", 1.0, (80.0, 35.0)),
-                Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0)),
-                Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0)),
+                # Below 90 at the ministry: the province re-evaluates (once), scores 90+ again, the
+                # ministry again below 90, and the province recognises on its result.
+                Profile("central council scores below 90 (three councils)", 1.0, (95.0, 95.0, 82.0, 97.0, 82.0),
+                        reevaluate=True),
+                Profile("central council scores below 90 (two councils)", 1.0, (95.0, 82.0, 97.0, 82.0),
+                        reevaluate=True),
                 Profile("five stars", 1.0, (96.0,)),
                 Profile("council members far apart (scored again)", 1.0, (96.0,), outlier_every=5),
                 Profile("misses every deadline (dossier returned)", 1.0, (70.0,), accept_kinds=2, late=True)]
@@ -211,7 +222,8 @@ def _run(database: Database, xml: bytes, checked: diagram.CheckedDiagram, count:
     for product_id, profile in zip(_products(engine, communes, count, rng), profiles(count, rng)):
         report.profiles.append({"product_id": product_id, **asdict(profile)})
         decider = ProductDecider(random.Random(rng.random()), accept_rate=profile.accept_rate,
-                                 accept_kinds=profile.accept_kinds, outlier_every=profile.outlier_every)
+                                 accept_kinds=profile.accept_kinds, outlier_every=profile.outlier_every,
+                                 reevaluate=profile.reevaluate)
         driver = Driver(engine, decider)
         with engine.db.transaction() as session:
             owner = load_actor(session, session.get(Product, product_id).producer.owner_user_id)

@@ -398,6 +398,40 @@ def validate_form(form_key: str, data: dict, criteria_set: str | None = None) ->
         raise FormInvalid(form_key, err.messages) from None
 
 
+# --- After the council: recognition (issue 16, helper A) ---------------------------------
+
+class DecisionRefForm(FormSchema):
+    id = fields.Integer(required=True, validate=validate.Range(min=1))
+    number = _text(max_length=64)
+    signed_on = fields.Date(required=True)
+    signer = _text(max_length=200)
+    authority = fields.String(required=True, validate=validate.OneOf(("district", "province", "ministry")))
+
+
+class RecognitionDecisionForm(FormSchema):
+    """A product listed in a numbered recognition decision, with what it
+    says of it. Written by the decision use case (programme/recognition.py
+    issue_decision) from the decision it records, never typed (SESSION_FORMS)."""
+
+    decision = fields.Nested(DecisionRefForm, required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(("recognised", "proposed_five", "not_recognised")))
+    stars = fields.Integer(required=True, validate=validate.Range(min=0, max=5))
+
+
+class CentralFallbackForm(FormSchema):
+    """Below 90 at the ministry, the province chair decides (26/2026 Art.
+    5): recognise 3 or 4 stars on the ministry's result, or have the
+    province evaluate the product again (once; then only recognition)."""
+
+    choice = fields.String(required=True, validate=validate.OneOf(("recognise", "re_evaluate")))
+    reason = _text(max_length=2000)
+
+
+FORMS.update({"recognition_decision": RecognitionDecisionForm, "central_fallback": CentralFallbackForm})
+# Recorded by the decision page only (programme/recognition.py), as attendance by the council session page.
+SESSION_FORMS = SESSION_FORMS | {"recognition_decision"}
+
+
 # --- after recognition: revocation (Art. 8) and inspection (Art. 9), issue 16 -------------
 
 # What an inspection may propose a revocation on (Art. 8.1 b and d).
@@ -455,6 +489,8 @@ class InspectionReportForm(FormSchema):
 FORMS["revocation_decision"] = RevocationDecisionForm
 FORMS["inspection_report"] = InspectionReportForm
 SESSION_FORMS = SESSION_FORMS | {"revocation_decision"}
+
+
 # --- the certificate lifecycle (issue 16, B1): re-evaluation and upgrade ----------------------------
 
 class ReevaluationDossierForm(FormSchema):

@@ -119,6 +119,10 @@ class SampleDecider:
     def _council_sign_off(self, **_) -> dict:
         return {"confirmed": True, "notes": ""}
 
+    def _central_fallback(self, **_) -> dict:
+        # The province chair mostly recognises on the ministry's result.
+        return {"choice": "recognise", "reason": "Công nhận theo kết quả đánh giá của Bộ."}
+
     def _plan_outreach(self, today: date, **_) -> dict:
         return {"window_opens": today.isoformat(),
                 "window_closes": (today + timedelta(days=120)).isoformat(),

@@ -112,15 +112,19 @@ def officers(by_code: dict[str, Jurisdiction]):
     yield "admin", "Quản trị hệ thống", "admin", "VN"
     yield "kiemtoan", "Kiểm toán viên Nguyễn Thị Lan", "auditor", "VN"
     yield "hd.trunguong", "Hội đồng Trung ương (thư ký)", "central_council", "VN"
+    # Who signs recognition decisions (issue 16): the ministry, the People's Committees.
+    yield "bo.nnmt", "Văn phòng Bộ Nông nghiệp và Môi trường", "ministry", "VN"
     for code, unit in by_code.items():
         slug = code.lower()
         if unit.level == "province":
             yield f"qlct.{slug}", f"Quản lý chương trình {unit.name}", "program_manager", code
             yield f"hd.{slug}", f"Hội đồng {unit.name} (thư ký)", "province_council", code
             yield f"tutvan.{slug}", f"Tổ tư vấn {unit.name}", "province_advisory", code
+            yield f"ubnd.{slug}", f"Văn phòng Ủy ban nhân dân {unit.name}", "province_committee", code
         elif unit.level == "district":
             yield f"cb.{slug}", f"Cán bộ OCOP {unit.name}", "district_officer", code
             yield f"hd.{slug}", f"Hội đồng {unit.name} (thư ký)", "district_council", code
+            yield f"ubnd.{slug}", f"Văn phòng Ủy ban nhân dân {unit.name}", "district_committee", code
         elif unit.level == "commune":
             yield f"cb.{slug}", f"Cán bộ OCOP {unit.name}", "commune_officer", code
 

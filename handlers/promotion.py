@@ -19,13 +19,18 @@ class PublishListingParams(Schema):
     stars = fields.Integer(required=True, validate=validate.Range(min=3, max=5))
     channels = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), required=True,
                            validate=validate.Length(min=1))
+    # The certificate the recognition decision granted: the listing links it
+    # and lasts as long as it (without one, 36 months from today as before).
+    certificate_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    valid_until = fields.Date(load_default=None, allow_none=True)
 
 
 @handler("publish_promotion_listing", PublishListingParams,
          "Đăng sản phẩm 3 sao trở lên lên danh mục xúc tiến thương mại / "
          "list a 3-star-and-up product for trade promotion",
          result={"listing_id": "id", "valid_until": "ISO date"})
-def publish_promotion_listing(context: HandlerContext, stars: int, channels: list[str]) -> dict:
+def publish_promotion_listing(context: HandlerContext, stars: int, channels: list[str],
+                              certificate_id: int | None = None, valid_until: date | None = None) -> dict:
     connection, instance = context.connection, context.instance
     listing = connection.execute(_LISTING_OF, {"instance_id": instance.id}).first()
     if listing is not None:  # published by an earlier run of this task (a retry)
@@ -33,13 +38,14 @@ def publish_promotion_listing(context: HandlerContext, stars: int, channels: lis
     else:
         product = instance.product
         names = connection.execute(_NAMES_OF_PRODUCER, {"producer_id": product.producer_id}).one()
-        valid_until = add_months(context.today, certificate_validity_months())
+        if valid_until is None:
+            valid_until = add_months(context.today, certificate_validity_months())
         listing_id = connection.execute(_INSERT_LISTING, dict(
             instance_id=instance.id, product_id=product.id, product_name=product.name,
             producer_name=names.producer_name, commune_name=names.commune_name,
             province_id=instance.areas["province"],
             group_code=product.group_code, stars=stars, certified_on=context.today,
-            valid_until=valid_until, channels=sorted(set(channels)),
+            valid_until=valid_until, channels=sorted(set(channels)), certificate_id=certificate_id,
             published_at=context.now)).inserted_primary_key[0]
     return {"listing_id": listing_id, "stars": stars, "valid_until": valid_until.isoformat()}
 

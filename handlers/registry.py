@@ -94,6 +94,7 @@ def _load_builtin_handlers() -> None:
         notify,
         promotion,
         ranking,
+        recognition,
         registration,
         revocation,
         training,

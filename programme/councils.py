@@ -25,6 +25,7 @@ from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError, TaskNotReady, UnknownTask
 from handlers.council_rules import Quorum, quorum
 from programme.accounts import assign_role
+from programme.rounds import open_round_of
 from storage.areas import area_chain
 from storage.council_models import (
     COUNCIL_LEVELS,
@@ -458,7 +459,8 @@ def open_session(engine: BpmnEngine, actor: Actor, council_id: int, task_ids, pr
                                  "tải lại trang và chọn lại.")
         now = engine.clock()
         meeting = CouncilSession(council_id=council.id, held_on=held_on, place=place, opened_by=actor.user_id,
-                                 opened_at=now, present=present, roster=roster, status=SESSION_OPEN)
+                                 opened_at=now, present=present, roster=roster, status=SESSION_OPEN,
+                                 round_id=open_round_of(session, [waiting[t].instance_id for t in task_ids]))
         session.add(meeting)
         session.flush()
         data = {"session_id": meeting.id, "council_id": council.id, "council_name": council.name,

@@ -44,7 +44,8 @@ class HistoryEntry:
 
     @property
     def decision(self) -> str | None:
-        return self.form.get("decision")
+        decision = self.form.get("decision")  # a recognition decision's is a dict: the act, not a verdict
+        return decision if isinstance(decision, str) else None
 
     @property
     def returned(self) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.access import Actor
 from engine.diagram import PRODUCT_PROCESS
 from programme.products import communes_by_id, may_view
+from programme.rounds import Standing, standings
 from storage.models import (
     AuditEvent,
     Document,
@@ -65,6 +66,8 @@ class Cycle:
     outcome: str             # running | recognised | not_recognised | stopped | cancelled | finished
     steps: list[tuple[int, str]] = field(default_factory=list)  # (step, done|current|stopped|todo)
     waiting: list[Waiting] = field(default_factory=list)
+    # Where a waiting product stands ("Chờ Hội đồng cấp tỉnh xét — Đợt 2 năm 2027, xét trước 30/12/2027").
+    standing: Standing | None = None
 
 
 def outcome_of(instance: ProcessInstance) -> str:
@@ -120,7 +123,11 @@ def latest_cycles(session: Session, product_ids: list[int]) -> dict[int, Cycle]:
         for task in session.scalars(select(InboxTask).where(InboxTask.instance_id.in_(ids))
                                     .order_by(InboxTask.created_at, InboxTask.id)):
             tasks.setdefault(task.instance_id, []).append(task)
-    return {pid: _cycle(instance, tasks.get(instance.id, [])) for pid, instance in latest.items()}
+    cycles = {pid: _cycle(instance, tasks.get(instance.id, [])) for pid, instance in latest.items()}
+    where = standings(session, [c.instance_id for c in cycles.values() if c.status == "running"])
+    for cycle in cycles.values():
+        cycle.standing = where.get(cycle.instance_id)
+    return cycles
 
 
 @dataclass

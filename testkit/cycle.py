@@ -39,10 +39,18 @@ def sheets(total: float, members: int = 3) -> dict:
                        for n in range(1, members + 1)]}
 
 
+# After the council, steps taken by the People's Committee or the ministry:
+# a Cycle takes them as they come (the decision as Driver records it, the
+# province recognising on the ministry's result), unless made with
+# decide=False to take them itself (tests of the decision use case).
+FALLBACK_RECOGNISE = {"choice": "recognise", "reason": "Công nhận theo kết quả đánh giá của Bộ."}
+
+
 class Cycle:
-    def __init__(self, engine: BpmnEngine, product_name: str):
+    def __init__(self, engine: BpmnEngine, product_name: str, decide: bool = True):
         self.engine = engine
         self.driver = Driver(engine)
+        self.decide = decide
         with engine.db.transaction() as session:
             product = session.scalar(select(Product).where(Product.name == product_name))
             self.product_id = product.id
@@ -87,7 +95,21 @@ class Cycle:
         task = self.task(form_key)
         payload = VALID.get(form_key, {}) if data is None else data
         self.last = self.engine.complete_task(task.id, payload, actor or self.driver.actor_for(task))
+        self.settle()
         return self.last
+
+    def settle(self) -> None:
+        """Take the recognition steps that are ready (when `decide`)."""
+        while self.decide:
+            task = next((t for t in self.ready() if t.form_key in ("recognition_decision", "central_fallback")),
+                        None)
+            if task is None:
+                return
+            if task.form_key == "central_fallback":
+                self.last = self.engine.complete_task(task.id, FALLBACK_RECOGNISE, self.driver.actor_for(task))
+            else:
+                self.last = self.engine.complete_task(task.id, self.driver.recognition_decision(task),
+                                                      self.driver.actor_for(task), from_session=True)
 
     def open_session(self, present: list[int] | None = None) -> StepResult:
         """Put the product on a council session: everybody present, or `present`."""

@@ -3,6 +3,7 @@ refused, checked on the server. Refusals are 403 or 404 (never the data);
 anonymous visitors are sent to sign in (pages) or get 401 (API)."""
 import io
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,10 @@ COUNCIL_PAGES = {"district_council_own", "province_council_own", "province_counc
 COUNCIL_READERS = {"province_council_own", "manager_own", "auditor", "admin"}
 COUNCIL_KEEPERS = {"manager_own", "admin"}
 COMMUNE_OFFICERS = {"commune_own", "commune_other"}
+# The rounds' pages (issue 16): the same people as the councils'; Quảng Trị's rounds and
+# decisions are read by its manager and council, the central council, auditors, administrators.
+ROUND_PAGES = COUNCIL_PAGES
+ROUND_READERS = {"province_council_own", "manager_own", "central_council", "auditor", "admin"}
 PRODUCT = "Hồ tiêu Gio Linh"
 PRODUCER = "HTX Nông nghiệp Gio Mỹ"
 NATIONAL_XML = (Path(__file__).resolve().parents[1] / "processes" / "ocop_cycle.bpmn").read_text(encoding="utf-8")
@@ -194,6 +199,21 @@ MATRIX = [
      {"province_council_own"} | COUNCIL_KEEPERS),
     ("GET", "/councils/sessions/{council_session}", None, COUNCIL_READERS),
     ("POST", "/councils/sessions/{council_session}/sign-off", {}, set()),
+    # Evaluation rounds and recognition decisions (issue 16). {round} is a closed round of
+    # Quảng Trị, so every post is refused by its own rules after the permission check; no
+    # user here holds a People's Committee role, so nobody records a decision.
+    ("GET", "/rounds/", None, ROUND_PAGES),
+    ("GET", "/rounds/?level=central", None, ROUND_PAGES),
+    ("POST", "/rounds/plan", {"level": "province", "province_id": "{province}", "year": "1999"}, COUNCIL_KEEPERS),
+    ("POST", "/rounds/extra", {"level": "province", "province_id": "{province}", "year": "2026"},
+     COUNCIL_KEEPERS),
+    ("GET", "/rounds/{round}", None, ROUND_READERS),
+    ("POST", "/rounds/{round}/dates", {"proposals_by": "2026-04-30", "decide_by": "2026-06-30"},
+     COUNCIL_KEEPERS),
+    ("POST", "/rounds/{round}/close", {}, COUNCIL_KEEPERS),
+    ("GET", "/rounds/decisions/new?authority=province&area={province}", None, ROUND_READERS),
+    ("POST", "/rounds/decisions/new", {"authority": "province", "area": "{province}", "number": "1/QĐ"}, set()),
+    ("GET", "/rounds/decisions/{decision}", None, ROUND_READERS),
     ("POST", "/logout", {}, SIGNED_IN),
 ]
 
@@ -321,8 +341,30 @@ def _certificate(world, ids):
         return make_certificate(session, ids["product"]).id
 
 
+def _round(world, ids):
+    """A closed round of Quảng Trị (its dates cannot change, it cannot close again)."""
+    from storage.recognition_models import EvaluationRound
+    with world.db.transaction() as session:
+        item = EvaluationRound(level="province", province_id=ids["province"], year=2026, number=1,
+                               proposals_by=date(2026, 4, 30), decide_by=date(2026, 6, 30), status="closed")
+        session.add(item)
+        session.flush()
+        return item.id
+
+
+def _decision(world, ids):
+    """A decision of Quảng Trị's People's Committee listing no product."""
+    from storage.decisions import record_decision
+    with world.db.transaction() as session:
+        return record_decision(session, authority="province", area_id=ids["province"], number="1/QĐ-UBND",
+                               signed_on=date(2026, 3, 2), signer="Chủ tịch UBND tỉnh", items=[],
+                               round_id=ids["round"], recorded_by=None, recorded_at=world.clock())["id"]
+
+
 MAKERS = {
     "certificate": _certificate,
+    "round": _round,
+    "decision": _decision,
     "council": _council,
     "council_member": _council_member,
     "council_session": _council_session,

@@ -4,9 +4,7 @@ reminders and the window notice on their dates, the re-evaluation window
 (180 to 120 days before expiry), written opinions without a meeting, a
 meeting when they diverge, the 45-day escalation, a new certificate that
 replaces the old one, expiry without a dossier, and audit verify.
-
-Runs with helper A's handlers, or their stand-ins:
-`pytest -p tests.support.stand_ins_b1`."""
+"""
 from datetime import date, datetime, timedelta
 
 import pytest

@@ -278,6 +278,7 @@ def test_the_minutes_of_a_province_session_on_the_shipped_cycle(world):
         assert item.rank["average"] == pytest.approx(79.25) and item.rank["recognised_stars"] == 4
         assert [note.notes for note in item.spread_notes] == ["Thảo luận phần C, chấm lại"]
         assert item.sign_off is not None and item.sign_off.notes == "Nhất trí"
+    cycle.settle()  # the province's recognition decision (issue 16)
     assert cycle.instance().stars == 4
 
 

@@ -47,7 +47,7 @@ from engine.access import load_actor
 from engine.driver import Driver
 from engine.forms import CONFIRM_DONE, CONTROL_CHARACTERS, FORMS, form_schema
 from storage.models import AuditEvent, Document, Jurisdiction, ProcessInstance, Product, TaskDraft, User
-from testkit.cycle import VALID, Cycle
+from testkit.cycle import VALID, Cycle, sheets
 from testkit.web_login import csrf_token, login
 from tests.support.app import make_app
 from tests.support.inbox_world import add_officer
@@ -80,6 +80,7 @@ EXTRA_VALID = {
     "outreach_report": {"meetings_held": 3, "producers_reached": 20},
     "council_spread": {"notes": "Hội đồng thảo luận lại phần C rồi chấm lại"},
     "council_sign_off": {"confirmed": True, "notes": "Nhất trí"},
+    "central_fallback": {"choice": "recognise", "reason": "Công nhận theo kết quả đánh giá của Bộ"},
 }
 # The certificate lifecycle's forms (issue 16, helper B1).
 EXTRA_VALID.update({
@@ -95,8 +96,9 @@ SEED_PATH = ("register_idea", "receive_idea", "review_idea", "submit_plan", "rev
              "submit_dossier", "check_dossier")
 # Not fuzzed here: score_product runs only on versions before the council
 # sessions; council_attendance is never a form (tests/test_council_sessions.py);
-# the member's sheet has its own page (tests/test_score_sheet_page.py).
-NOT_HERE = {CONFIRM_DONE, "score_product", "council_attendance", "council_sheet"}
+# the member's sheet has its own page (tests/test_score_sheet_page.py); a
+# recognition decision is recorded on the decision page (tests/test_recognition.py).
+NOT_HERE = {CONFIRM_DONE, "score_product", "council_attendance", "council_sheet", "recognition_decision"}
 TWO_TIER_PATH = ("register_idea", "review_idea", "submit_plan", "review_plan", "support_record",
                  "submit_dossier", "commune_assessment", "advisory_review")
 
@@ -140,6 +142,15 @@ def reach(world, form_key: str) -> Waiting:
         return Waiting(world, cycle.task(form_key), cycle.instance_id)
     if form_key in LIFECYCLE_FORMS:
         return _reach_lifecycle(world, form_key)
+    if form_key == "central_fallback":  # 90+ at the province, below 90 at the ministry
+        cycle = Cycle(world, PEPPER, decide=False).start().through_dossier()
+        cycle.do("score_product", sheets(92))
+        cycle.do("score_product", sheets(97))
+        decision = cycle.task("recognition_decision")
+        world.complete_task(decision.id, cycle.driver.recognition_decision(decision),
+                            cycle.driver.actor_for(decision), from_session=True)
+        cycle.do("score_product", sheets(84))
+        return Waiting(world, cycle.task(form_key), cycle.instance_id)
     two_tier = form_key in ("commune_assessment", "advisory_review")
     cycle = Cycle(world, WINE if two_tier else PEPPER).start()
     for step in TWO_TIER_PATH if two_tier else SEED_PATH:

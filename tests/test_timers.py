@@ -151,20 +151,22 @@ def test_the_inbox_marks_an_escalated_task(world, clock, app, client):
 
 
 def test_a_product_forwarded_to_the_province_waits_for_its_round(world, clock):
+    """Issue 16: the round is a data object the product joins (no timer):
+    the province council's attendance is ready at once, and the product
+    says which round it waits in and when that round is decided."""
+    from programme.rounds import where_it_stands
     from testkit.cycle import sheets
     cycle = at_dossier_check(world)
     cycle.do("check_dossier")
     cycle.do("score_product", sheets(80))  # the district proposes it for 4 stars
-    assert cycle.ready() == [] and cycle.instance().status == "running"
     closes = calendar.round_closing(clock.now)
     assert closes.astimezone(calendar.LOCAL_ZONE).strftime("%d/%m %H:%M") == "30/04 23:59"
-    clock.now = closes - timedelta(hours=1)
-    assert fire_due_timers(world) == 0 and cycle.ready() == []
-    clock.now = closes + timedelta(minutes=1)
-    assert fire_due_timers(world) == 1
+    assert fire_due_timers(world) == 0
     task = cycle.task("score_product")
     assert task.role == "province_council"
-    assert task.due_at.replace(tzinfo=UTC).date().isoformat() == "2026-06-30"  # decided by 30/6
+    with world.db.transaction() as session:
+        standing = where_it_stands(session, cycle.instance_id)
+    assert standing.vi == "Chờ Hội đồng cấp tỉnh xét — Đợt 1 năm 2026, xét trước 30/06/2026"  # decided by 30/6
     assert verification.verify(world, [cycle.instance_id]).ok
 
 

@@ -5,9 +5,7 @@ higher rank replaces the certificate, else the product keeps its rank.
 Refusals: no valid certificate, someone else's product, 5 stars, an
 upgrade already running (also two requests at once), a re-evaluation under
 way.
-
-Runs with helper A's handlers, or their stand-ins:
-`pytest -p tests.support.stand_ins_b1`."""
+"""
 from datetime import datetime, timedelta
 
 import pytest

@@ -3,9 +3,7 @@ panel on the producer's product page (the re-evaluation window, the
 "Đề nghị nâng hạng" button), the upgrade request and its refusals, the
 certificate's life page, and what changed since the recognition on an
 upgrade's council sheet page; 404 for anybody else's certificate.
-
-Runs with helper A's handlers, or their stand-ins:
-`pytest -p tests.support.stand_ins_b1`."""
+"""
 from datetime import timedelta
 
 from sqlalchemy import select

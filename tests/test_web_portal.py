@@ -207,8 +207,8 @@ def test_detail_of_a_recognised_product(world, client):
     trainings = page[page.index('id="trainings"'):page.index('id="promotion"')]
     assert "Tập huấn xây dựng phương án sản xuất kinh doanh" in trainings and "Hội trường UBND" in trainings
     promotion = page[page.index('id="promotion"'):page.index('id="documents"')]
-    # Ranked when the provincial round closed (30/4/2026); listed for 36 months.
-    assert "30/04/2029" in promotion and "★★★★" in promotion and "Hội chợ, triển lãm" in promotion
+    # Recognised by the province's decision (signed on the test clock's 2/3/2026); listed for 36 months.
+    assert "02/03/2029" in promotion and "★★★★" in promotion and "Hội chợ, triển lãm" in promotion
 
 
 def test_other_products_and_areas_answer_404(world, client):

@@ -78,8 +78,9 @@ def create_app(database_url: str | None = None, testing: bool = False,
     from web.portal import portal
     from web.public import public
     from web.reports import reports
+    from web.rounds import rounds_pages
     for blueprint in (public, auth, inbox, portal, admin, definitions, api, modeler, audit, checkpoint_pages,
-                      dashboard, notifications, incidents, councils, reports, certificates, lifecycle):
+                      dashboard, notifications, incidents, councils, reports, certificates, lifecycle, rounds_pages):
         app.register_blueprint(blueprint)
     from web.revocations import revocations_pages  # issue 16: revocation, inspection after recognition
     app.register_blueprint(revocations_pages)

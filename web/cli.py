@@ -22,6 +22,7 @@ from demo.simulate import format_funnel, simulate
 from engine import diagram
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import DiagramError
+from programme import rounds
 from programme.definitions import Deployed, deploy_bundled, deploy_diagram
 from storage.migrate import upgrade
 from storage.models import InboxTask, Jurisdiction, ProcessInstance
@@ -248,6 +249,13 @@ def status() -> None:
     click.echo("Ready tasks (role, task: count):")
     for role, name, count in tasks:
         click.echo(f"  {role:<18} {name}: {count}")
+    with engine.db.transaction() as session:
+        agendas = rounds.waiting_in_rounds(session)
+    if agendas:
+        click.echo("Waiting in rounds (area, round: waiting for the council / for the decision):")
+    for line in agendas:
+        click.echo(f"  {line.area_name} — {line.label}, xét trước {line.decide_by:%d/%m/%Y}: "
+                   f"{line.before_council} / {line.before_decision}")
 
 
 @main.command()

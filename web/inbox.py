@@ -31,13 +31,16 @@ from engine.forms import DEFAULT_CRITERIA_SET, FORMS, SESSION_FORMS
 from engine.roles import ROLES
 from handlers.ranking import stars_for_score
 from programme import inbox as inbox_queries
-from programme import score_sheets, tasks
+from programme import rounds, score_sheets, tasks
 from programme.history import instance_history
 from programme.inbox import DUE_SOON, SORTS, Cursor, InboxFilter
 from storage.criteria import criteria_set, mandatory_criteria, section_maxima, sets_by_code, star_bands
 from storage.db import as_utc
 from web import labels, task_forms
 from web.context import BadQueryValue, actor, bpmn_engine, db, query_int, reading
+from web.rounds import AUTHORITY_OF_ROLE
+
+ROUND_FORMS = ("council_attendance", "recognition_decision", "central_fallback")
 
 inbox = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -135,6 +138,9 @@ def index():
         # Whom each supervised task may be handed to: one query for the page.
         team = inbox_queries.colleagues_for(session, {(task.role, task.jurisdiction_id) for task, *_rest in rows
                                                       if task.id in supervised_rows and task.role != "producer"})
+        # The round a product waits in, on the rows of its council attendance or its decision.
+        where = rounds.standings(session, [task.instance_id for task, *_rest in rows
+                                           if task.form_key in ROUND_FORMS])
         items = []
         for task, product, producer, commune in rows:
             supervised = task.id in supervised_rows
@@ -144,6 +150,7 @@ def index():
                 "assignee": names.get(task.assignee_id), "mine": task.assignee_id == me.user_id,
                 "urgency": _urgency(task.due_at, now),
                 "colleagues": team.get((task.role, task.jurisdiction_id), []),
+                "standing": where.get(task.instance_id) if task.form_key in ROUND_FORMS else None,
             })
     groups = sets_by_code()
     return render_template(
@@ -330,6 +337,9 @@ def task(task_id: str):
         row = inbox_queries.visible_task(session, me, task_id)
     if row is not None and row.form_key == "revocation_decision":  # recorded on its decision page
         return redirect(url_for("revocations.decide", task_id=task_id))
+    if row is not None and row.form_key == "recognition_decision":  # recorded on the decision page
+        return redirect(url_for("rounds.new_decision", authority=AUTHORITY_OF_ROLE.get(row.role, "province"),
+                                area=row.jurisdiction_id))
     if row is not None and row.form_key in SESSION_FORMS:  # a GET or a hand-made POST alike
         return redirect(_council_pages())
     if request.method == "GET":

@@ -66,6 +66,8 @@ FORM_TITLES = {
     "council_sheet": _l("Phiếu đánh giá sản phẩm OCOP"),
     "council_spread": _l("Chênh lệch điểm giữa các thành viên"),
     "council_sign_off": _l("Xác nhận biên bản phiên họp"),
+    "recognition_decision": _l("Quyết định công nhận"),
+    "central_fallback": _l("Quyết định khi Bộ đánh giá dưới 90 điểm"),
 }
 
 # A cycle step on a product's timeline.

@@ -116,6 +116,11 @@ CHOICE_LABELS = {
                  "social_media": lazy_gettext("Mạng xã hội"), "training": lazy_gettext("Tập huấn")},
 }
 CHOICE_LABELS["support_to_arrange"] = CHOICE_LABELS["support_types"] = CHOICE_LABELS["support"]
+# Below 90 at the ministry, the province chair's choice (central_fallback, issue 16).
+CHOICE_LABELS["choice"] = {"recognise": lazy_gettext("Công nhận 3 hoặc 4 sao theo kết quả đánh giá của Bộ"),
+                           "re_evaluate": lazy_gettext("Tỉnh tổ chức đánh giá lại")}
+FIELD_LABELS["choice"] = lazy_gettext("Quyết định của tỉnh")
+FIELD_LABELS["reason"] = lazy_gettext("Lý do")
 CHOICE_LABELS["criteria_checked"] = IDEA_CRITERIA
 
 # Fields shown first, in this order; the rest follow in the schema's order.
