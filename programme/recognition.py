@@ -13,7 +13,6 @@ holder for the issuing area itself).
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -25,6 +24,7 @@ from engine import access
 from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
 from engine.errors import NotAllowed, OcopError, TaskNotReady, UnknownTask
+from programme import certificates
 from storage.areas import area_chain
 from storage.decisions import number_taken, record_decision
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product
@@ -194,24 +194,14 @@ def issue_decision(engine: BpmnEngine, actor: Actor, area_id: int, authority: st
             except (UnknownTask, TaskNotReady) as err:  # decided by a concurrent decision: all or nothing
                 raise DecisionRefused("Một sản phẩm đã chọn vừa được quyết định ở nơi khác; không có gì được ghi. "
                                       "/ A product was just decided elsewhere; nothing was written.") from err
-        _start_validity(engine, session, actor)
+        # Each new certificate's validity (reminders, re-evaluation, expiry) starts in this transaction.
+        certificates.start_validity(engine, session, actor)
         return decision["id"]
 
     try:
         return engine.run(work)
     except IntegrityError as err:  # the same number recorded at the same moment by someone else
         raise DecisionRefused(f"Số quyết định {number} đã được dùng. / Decision number {number} is taken.") from err
-
-
-def _start_validity(engine: BpmnEngine, session: Session, actor: Actor) -> None:
-    # TODO(helper B, issue 16): programme/certificates.start_validity starts the
-    # certificate lifecycle of each new certificate; called when B's module is there.
-    if importlib.util.find_spec("programme.certificates") is None:
-        return
-    from programme import certificates
-    start = getattr(certificates, "start_validity", None)
-    if start is not None:
-        start(engine, session, actor)
 
 
 # --- a decision's page --------------------------------------------------------------------
