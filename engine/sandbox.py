@@ -121,6 +121,7 @@ def officers(by_code: dict[str, Jurisdiction]):
             yield f"hd.{slug}", f"Hội đồng {unit.name} (thư ký)", "province_council", code
             yield f"tutvan.{slug}", f"Tổ tư vấn {unit.name}", "province_advisory", code
             yield f"ubnd.{slug}", f"Văn phòng Ủy ban nhân dân {unit.name}", "province_committee", code
+            yield f"vpdp.{slug}", f"Văn phòng Điều phối OCOP {unit.name}", "province_office", code
         elif unit.level == "district":
             yield f"cb.{slug}", f"Cán bộ OCOP {unit.name}", "district_officer", code
             yield f"hd.{slug}", f"Hội đồng {unit.name} (thư ký)", "district_council", code

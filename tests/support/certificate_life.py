@@ -136,7 +136,8 @@ class Life:
                                      product_id=self.product_id, stars=stars, outcome=outcome))
             ref = {"id": decision.id, "number": decision.number, "signed_on": signed_on.isoformat(),
                    "signer": decision.signer, "authority": "province"}
-        return self.engine.complete_task(task.id, {"decision": ref, "outcome": outcome, "stars": stars}, actor)
+        return self.engine.complete_task(task.id, {"decision": ref, "outcome": outcome, "stars": stars}, actor,
+                                         from_session=True)
 
     def instance(self, instance_id: int | None = None) -> ProcessInstance:
         with self.engine.db.reading() as session:

@@ -16,9 +16,13 @@ HONEY = "Mật ong rừng Gio Sơn"  # commune Gio Sơn, set S04
 
 
 def add_officer(world, username: str, role: str, area_code: str) -> None:
-    """A second officer of an area (the demo has one per role and area)."""
+    """A second officer of an area (the demo has one per role and area);
+    nothing when the sandbox already has this officer."""
     with world.db.transaction() as session:
         area = session.scalar(select(Jurisdiction.id).where(Jurisdiction.code == area_code))
+        if session.scalar(select(User.id).join(RoleAssignment).where(
+                User.username == username, RoleAssignment.role == role, RoleAssignment.jurisdiction_id == area)):
+            return
         user = User(username=username, full_name=f"Cán bộ {username}", password_hash=_demo_hash())
         user.roles.append(RoleAssignment(role=role, jurisdiction_id=area))
         session.add(user)

@@ -9,8 +9,8 @@ from datetime import date
 from sqlalchemy import select
 
 from engine.access import Actor, load_actor
-from programme.accounts import create_user
-from storage.models import Jurisdiction, Product
+from programme.accounts import create_user, hash_password
+from storage.models import Jurisdiction, Product, User
 from tests.support.certificates import make_certificate
 
 # username, role, area code
@@ -23,10 +23,17 @@ def area(session, code: str) -> int:
 
 
 def person(engine, username: str, role: str, code: str, password: str | None = None) -> Actor:
-    """A new account holding `role` for the area `code`, as an Actor
-    (`password`: to sign in on the web pages)."""
+    """An account holding `role` for the area `code`, as an Actor: the
+    sandbox's own when it has one by that name (`password`: to sign in on
+    the web pages; set on either)."""
     with engine.db.transaction() as session:
-        user = create_user(session, username, f"Người {username}", password, roles=[(role, area(session, code))])
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            user = create_user(session, username, f"Người {username}", password, roles=[(role, area(session, code))])
+        else:
+            assert (role, area(session, code)) in {(r.role, r.jurisdiction_id) for r in user.roles}, username
+            if password is not None:
+                user.password_hash = hash_password(password)
         return load_actor(session, user.id)
 
 
