@@ -46,6 +46,12 @@ STEP_DAYS = {
     "advisory_review": (7, 30),
     "plan_outreach": (1, 3),
     "outreach_report": (60, 90),
+    # the certificate's life (demo/sim_lifecycle.py)
+    "reevaluation_check": (3, 15),
+    "upgrade_dossier": (10, 45),
+    "upgrade_check": (3, 15),
+    "central_fallback": (3, 15),
+    "inspection_report": (15, 240),     # over the year the plan covers
 }
 DEFAULT_DAYS = (1, 10)
 
@@ -116,8 +122,35 @@ class Behaviour:
         return self.rng.choice(WITHDRAWAL_REASONS)
 
 
+# A lifecycle dossier the commune finds complete (else returned once or twice).
+LIFECYCLE_CHECK_COMPLETE = 0.85
+
+
+def inspection_failure_chance(quality: float) -> float:
+    """How likely an inspection finds the criteria no longer kept: about one
+    in ten, more for a weak product (with a tenth of the certificates
+    inspected a year, about 1% revoked a year)."""
+    return max(0.03, min(0.4, 0.1 + (62.0 - quality) * 0.01))
+
+
 class QualityDecider(SampleDecider):
-    """SampleDecider whose reviews follow the product's quality."""
+    """SampleDecider whose reviews and inspections follow the product's quality."""
+
+    def _reevaluation_check(self, **_) -> dict:
+        if self.rng.random() < LIFECYCLE_CHECK_COMPLETE:
+            return {"complete": True, "local_origin": True, "local_labour": True}
+        return {"complete": False, "reasons": "Thiếu phiếu kết quả kiểm nghiệm định kỳ."}
+
+    def _upgrade_check(self, **_) -> dict:
+        return self._reevaluation_check()
+
+    def _inspection_report(self, today, quality=None, **_) -> dict:
+        report = {"inspected_on": today.isoformat(), "criteria_maintained": True, "mark_used_correctly": True,
+                  "findings": "", "propose_revocation": False, "ground": None}
+        if self.rng.random() < inspection_failure_chance(66.0 if quality is None else quality):
+            report.update(criteria_maintained=False, propose_revocation=True, ground="criteria_not_maintained",
+                          findings="Không duy trì kiểm nghiệm định kỳ, bao bì khác hồ sơ đã công nhận.")
+        return report
 
     def form(self, form_key, criteria_set, today, quality=None):
         if form_key in REVIEW_FORMS and quality is not None:

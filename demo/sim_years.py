@@ -20,9 +20,9 @@ supervisor may end an instance) with the commune's reason, at the plan or
 implementation step; a producer who lets a returned dossier lie more than
 30 days is ended by the diagram's revise timer.
 
-What issue 16's lifecycle adds (decisions, certificates, re-evaluation,
-upgrades, inspections, revocations) has one marked method each below,
-a no-op until that work is merged.
+What comes after the council (numbered decisions, certificates and their
+life: re-evaluation, upgrades, inspections, revocations) is the mixin of
+demo/sim_lifecycle.py.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from demo.sim_behaviour import QUALITY_MEAN, QUALITY_SPREAD, Behaviour, QualityDecider
 from demo.sim_councils import Sitting, ensure_councils, hold_sitting, sittings
+from demo.sim_lifecycle import Lifecycle
 from demo.simulate import SIM_USERNAME, create_products
 from engine.access import Actor, load_actor
 from engine.bpmn_engine import BpmnEngine
@@ -58,8 +59,9 @@ Job = Callable[[BpmnEngine], int]
 COUNCIL_FORMS = frozenset({"council_attendance", "council_sheet", "council_spread", "council_sign_off"})
 # Tasks completed by a use case, not one by one: council sessions, and the
 # People's Committee's (or ministry's) numbered decision of a round.
-NOT_ONE_BY_ONE = COUNCIL_FORMS | {"recognition_decision"}
-DECISION_DAYS = (5, 20)       # a round's decision, days after its session (before its decide-by date)
+# (demo/sim_lifecycle.py schedules these, and the re-evaluation's written opinions.)
+NOT_ONE_BY_ONE = COUNCIL_FORMS | {"recognition_decision", "revocation_decision"}
+INSPECTIONS_ON = (3, 1)       # (month, day) each province plans its year's inspections
 WINDOW_DAYS = 150             # each year's idea registration window, from the outreach
 REGISTER_WITHIN = (3, 140)    # days into the window a producer registers its idea
 WITHDRAW_AT_PLAN = 0.4        # of those who drop out, the share who leave at the plan step
@@ -83,7 +85,7 @@ def first_working_day(day: date) -> date:
 
 
 @dataclass
-class YearsSimulation:
+class YearsSimulation(Lifecycle):
     """One run: `products` products registered over `years` years from
     `start` (default: 1 January of the year after the engine's clock), the
     worker's `jobs` run once a simulated day. `run()` moves the engine's
@@ -108,6 +110,14 @@ class YearsSimulation:
     latest_instance: dict[int, int | None] = field(default_factory=dict)  # product id -> its last cycle
     # Ready tasks of forms nobody here fills yet (lifecycle forms before they are wired), by form.
     unfilled: dict[str, int] = field(default_factory=dict)
+    # the lifecycle's (demo/sim_lifecycle.py)
+    decisions_due: dict[tuple[str, int], datetime] = field(default_factory=dict)  # (lane role, area) -> when
+    reevaluation_asked: set[int] = field(default_factory=set)   # validity instances whose producer chose
+    seen: dict[int, float] = field(default_factory=dict)        # instance -> what its written panel sees
+    diverging: dict[int, bool] = field(default_factory=dict)
+    upgrade_asked: set[int] = field(default_factory=set)        # products
+    lifecycle_seen: int = 0                                     # the last lifecycle instance looked at
+    left_to_sessions: frozenset = COUNCIL_FORMS
     _events: list = field(default_factory=list)
     _sequence: itertools.count = field(default_factory=itertools.count)
 
@@ -195,7 +205,8 @@ class YearsSimulation:
             year = self.start.year + offset
             opens = first_working_day(date(year, 1, 5))
             self._at(local_time(opens, 8), "outreach", opens)
-            self._at(local_time(opens, 8), "inspections", year)
+            planned = first_working_day(date(year, *INSPECTIONS_ON))
+            self._at(local_time(planned, 8), "inspections", year)
             for _ in range(per_year[offset]):
                 registered = opens + timedelta(days=self.calendar_rng.randint(*REGISTER_WITHIN))
                 self._at(local_time(registered, self.calendar_rng.uniform(8, 17)), "register", next(remaining))
@@ -274,6 +285,10 @@ class YearsSimulation:
 
     def _on_complete(self, task: InboxTask) -> None:
         quality = self.quality.get(task.instance_id)
+        if task.element_id == "task_opinion_reevaluation":
+            self._complete(task, self._opinion(task))
+            self._refresh(task.instance_id)
+            return
         data = self.driver.decider.form(task.form_key, self.criteria_set.get(task.instance_id, "S07"),
                                         self.engine.clock().astimezone(LOCAL_ZONE).date(), quality)
         self._complete(task, data)
@@ -298,15 +313,13 @@ class YearsSimulation:
         def sheet_quality(instance_id: int) -> float:
             return self.behaviour.council_quality(self.quality.get(instance_id, 60.0))
 
-        taken = hold_sitting(self.engine, self.driver, self.councils, sitting, self.instances, sheet_quality,
-                             lambda instance_id: self.criteria_set.get(instance_id, "S07"))
-        if taken and sitting.decide_by is not None:
-            decided = self.engine.clock.now + timedelta(days=self.calendar_rng.randint(*DECISION_DAYS))
-            self._at(min(decided, local_time(sitting.decide_by, 9)), "decisions", sitting)
+        # The decisions follow: _sync schedules them as the products start waiting.
+        hold_sitting(self.engine, self.driver, self.councils, sitting, self.instances, sheet_quality,
+                     lambda instance_id: self.criteria_set.get(instance_id, "S07"))
         self._sync()
 
-    def _on_decisions(self, sitting: Sitting) -> None:
-        self._issue_decisions(sitting)
+    def _on_decisions(self, key: tuple[str, int]) -> None:
+        self._issue_decisions(key)
         self._sync()
 
     def _on_inspections(self, year: int) -> None:
@@ -319,12 +332,14 @@ class YearsSimulation:
 
     def _sync(self) -> None:
         """Every ready task of the simulation's instances not seen yet (made
-        ready by a timer or a council session)."""
+        ready by a timer, a council session or a decision), lifecycle
+        instances started meanwhile included."""
+        self._discover()
         with self.engine.db.reading() as session:
             # The simulation's instances all came after the earliest of them;
             # ids first, whole rows only for the tasks not seen yet.
             rows = session.execute(select(InboxTask.id, InboxTask.instance_id).where(
-                InboxTask.form_key.notin_(NOT_ONE_BY_ONE), InboxTask.instance_id >= self._first_instance)).all()
+                InboxTask.instance_id >= self._first_instance)).all()
             new = [task_id for task_id, instance_id in rows
                    if task_id not in self.known_tasks and instance_id in self.instances]
             tasks = list(session.scalars(select(InboxTask).where(InboxTask.id.in_(new)))) if new else []
@@ -333,9 +348,11 @@ class YearsSimulation:
     def _schedule(self, tasks: list[InboxTask]) -> None:
         # Task ids are random (uuid4): order by what is the same in every run.
         for task in sorted(tasks, key=lambda t: (t.instance_id, t.element_id, t.assignee_id or 0)):
-            if task.id in self.known_tasks or task.form_key in NOT_ONE_BY_ONE:
+            if task.id in self.known_tasks:
                 continue
             self.known_tasks.add(task.id)
+            if self._lifecycle_task(task) or task.form_key in NOT_ONE_BY_ONE:
+                continue
             if not hasattr(self.driver.decider, f"_{task.form_key}"):
                 self.unfilled[task.form_key] = self.unfilled.get(task.form_key, 0) + 1
                 continue
@@ -364,44 +381,6 @@ class YearsSimulation:
         if task.element_id == "task_submit_dossier" and self.dropping.get(instance_id) == "implementation":
             return "implementation"
         return None
-
-    # --- issue 16's lifecycle: wired when that work is merged ----------------------------
-
-    def _issue_decisions(self, sitting: Sitting) -> None:
-        """A few days after a round's session, before the round's decide-by
-        date: the People's Committee (or the ministry) issues the round's
-        numbered decision for the products waiting at `recognition_decision`
-        (never completed one by one: NOT_ONE_BY_ONE). Will call
-        programme.recognition.issue_decision(engine, signer, round_id, ...)
-        for each round with waiting products, as the decision's signer of
-        the round's authority, then programme.certificates.start_validity
-        (engine, unit, actor) so each new certificate's lifecycle runs."""
-
-    def _file_reevaluations(self, day: date) -> None:
-        """Producers whose certificate enters its re-evaluation window (180
-        to 120 days before expiry) file the re-evaluation dossier on the
-        certificate's `ocop_certificate` instance (most of them; the others
-        let it expire). Will complete that instance's dossier task through
-        the Driver like any task, choosing who files with the Behaviour's
-        generator."""
-
-    def _upgrades(self, day: date) -> None:
-        """A few 3-star producers whose quality has grown ask for an upgrade.
-        Will call programme.certificates.start_upgrade(engine, producer,
-        certificate_id, ...) and let the upgrade instance's tasks run like
-        the cycle's."""
-
-    def _inspections(self, year: int) -> None:
-        """The province's yearly inspection plan after recognition. Will call
-        programme.inspections.plan_inspections(engine, office, province_id,
-        year, ...) for each province; findings come from the product's quality."""
-
-    def _revocations(self, day: date) -> None:
-        """Inspections whose findings fail open a revocation, decided by the
-        province (3-4 stars) or the ministry (5 stars). Will call
-        programme.revocations.open_revocation(engine, office, certificate_id,
-        ground, finding) and programme.revocations.decide(engine, signer,
-        revocation_id, ...)."""
 
 
 def simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, jobs: dict[str, Job],
