@@ -27,11 +27,14 @@ from storage.recognition_models import CERT_EXPIRED, CERT_REVOKED, CERT_VALID, C
 
 COUNTED = ("ideas", "registered_again", "ideas_accepted", "dossiers", "dropped_before_dossier", "withdrawn", "plan_limit",
            "dossier_lapsed", "escalations", "evaluated", "recognised", "not_recognised", "certificates_issued",
-           "expired", "re_evaluated", "upgraded", "revoked")
+           "new", "expired", "re_evaluated", "upgraded", "revoked", "reevaluations_filed", "upgrade_requests",
+           "inspections")
 SIGN_OFFS = ("task_sign_off_district", "task_sign_off_province", "task_sign_off_central")
 WATCHED = ("task_review_idea", "task_submit_dossier", *SIGN_OFFS)
 # The commune's check overdue (15 working days): the worker's timer escalates it.
 ESCALATIONS = ("timer_check_dossier_late", "timer_assessment_late")
+REEVALUATION_DOSSIER = "task_reevaluation_dossier"
+STARTED_COUNTS = {diagram.UPGRADE_PROCESS: "upgrade_requests", diagram.INSPECTION_PROCESS: "inspections"}
 CHUNK = 500
 
 
@@ -87,11 +90,26 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
                 else:
                     evaluated.setdefault(instance_id, at)
         certificates = []
+        lifecycle = []
         for first in range(0, len(product_ids), CHUNK):
+            chunk = product_ids[first:first + CHUNK]
             certificates += session.execute(
                 select(Certificate.kind, Certificate.status, Certificate.issued_on, Certificate.valid_until,
-                       Certificate.status_changed_on)
-                .where(Certificate.product_id.in_(product_ids[first:first + CHUNK]))).all()
+                       Certificate.status_changed_on, Certificate.stars)
+                .where(Certificate.product_id.in_(chunk))).all()
+            lifecycle += session.execute(
+                select(ProcessInstance.id, ProcessInstance.process_id, ProcessInstance.started_at)
+                .where(ProcessInstance.product_id.in_(chunk),
+                       ProcessInstance.process_id.in_(diagram.LIFECYCLE_PROCESSES))).all()
+        validity_ids = [row.id for row in lifecycle if row.process_id == diagram.CERTIFICATE_PROCESS]
+        reevaluations: dict[int, datetime] = {}
+        for first in range(0, len(validity_ids), CHUNK):
+            for instance_id, at in session.execute(
+                    select(AuditEvent.instance_id, AuditEvent.at)
+                    .where(AuditEvent.instance_id.in_(validity_ids[first:first + CHUNK]),
+                           AuditEvent.kind == "task_completed", AuditEvent.element_id == REEVALUATION_DOSSIER)
+                    .order_by(AuditEvent.instance_id, AuditEvent.seq)):
+                reevaluations.setdefault(instance_id, at)
 
     def count(moment, what: str, by: int = 1) -> None:
         year = _year(moment)
@@ -128,9 +146,18 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
             if _year(ended_at) in stars:
                 stars[_year(ended_at)][row.stars] += 1
             durations.append((ended_at - row.started_at).total_seconds() / 86400)
+    for at in reevaluations.values():
+        count(at, "reevaluations_filed")
+    for row in lifecycle:
+        if row.process_id in STARTED_COUNTS:
+            count(row.started_at, STARTED_COUNTS[row.process_id])
     valid_at_end = 0
-    for kind, status, issued_on, valid_until, changed_on in certificates:
+    valid_stars: Counter = Counter()
+    certificate_stars = {year: Counter() for year in years}
+    for kind, status, issued_on, valid_until, changed_on, stars_of in certificates:
         count(issued_on, "certificates_issued")
+        if issued_on.year in certificate_stars:
+            certificate_stars[issued_on.year][stars_of] += 1
         count(issued_on, {"re_recognised": "re_evaluated", "upgraded": "upgraded"}.get(kind, "new"), 1)
         if status == CERT_EXPIRED:
             count(changed_on or valid_until, "expired")
@@ -138,12 +165,16 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
             count(changed_on or issued_on, "revoked")
         if status == CERT_VALID and valid_until >= end:
             valid_at_end += 1
-    per_year = {year: {**{what: years[year][what] for what in COUNTED}, "stars": _stars(stars[year])}
+            valid_stars[stars_of] += 1
+    per_year = {year: {**{what: years[year][what] for what in COUNTED}, "stars": _stars(stars[year]),
+                       "certificate_stars": _stars(certificate_stars[year])}
                 for year in years}
     total_counter = sum(years.values(), Counter())
     total_stars = sum(stars.values(), Counter())
     total = {**{what: total_counter[what] for what in COUNTED}, "stars": _stars(total_stars),
+             "certificate_stars": _stars(sum(certificate_stars.values(), Counter())),
              "certificates_valid_at_end": valid_at_end,
+             "certificates_valid_at_end_by_stars": {str(n): valid_stars[n] for n in (3, 4, 5)},
              "still_running": sum(1 for row in instances if row.status == "running")}
     accepted_total = total["ideas_accepted"]
     total["dropped_share_of_accepted"] = (round(total["dropped_before_dossier"] / accepted_total, 3)
@@ -161,6 +192,20 @@ def _stars(counter: Counter) -> dict:
     recognised = sum(counter[n] for n in (3, 4, 5))
     return {str(n): {"count": counter[n], "share": round(counter[n] / recognised, 3) if recognised else None}
             for n in (3, 4, 5)}
+
+
+def _star_rows(tables: list[dict], key: str, width: int) -> list[str]:
+    """One line a rank: its count and share among the recognised (`stars`)
+    or the certificates issued (`certificate_stars`)."""
+    lines = []
+    for n in ("3", "4", "5"):
+        cells = []
+        for t in tables:
+            star = t[key][n]
+            share = "" if star["share"] is None else f" ({star['share'] * 100:.1f}%)"
+            cells.append(f"{star['count']}{share}")
+        lines.append(f"{'  ' + n + ' sao / stars':<{width}}" + "".join(f"{c:>14}" for c in cells))
+    return lines
 
 
 def format_years(result: dict) -> str:
@@ -184,21 +229,23 @@ def format_years(result: dict) -> str:
              " " * width + "".join(f"{c:>14}" for c in columns)]
     for label, key in rows:
         lines.append(f"{label:<{width}}" + "".join(f"{t[key]:>14}" for t in tables))
-    for n in ("3", "4", "5"):
-        cells = []
-        for t in tables:
-            star = t["stars"][n]
-            share = "" if star["share"] is None else f" ({star['share'] * 100:.1f}%)"
-            cells.append(f"{star['count']}{share}")
-        lines.append(f"{'  ' + n + ' sao / stars':<{width}}" + "".join(f"{c:>14}" for c in cells))
+    lines += _star_rows(tables, "stars", width)
     for label, key in (("Giấy chứng nhận cấp / certificates issued", "certificates_issued"),
-                       ("  đánh giá lại / re-evaluated", "re_evaluated"), ("  nâng hạng / upgraded", "upgraded"),
+                       ("  mới / new", "new"), ("  đánh giá lại / re-recognised", "re_evaluated"),
+                       ("  nâng hạng / upgraded", "upgraded")):
+        lines.append(f"{label:<{width}}" + "".join(f"{t[key]:>14}" for t in tables))
+    lines.append("Giấy chứng nhận cấp theo hạng / certificates issued by stars:")
+    lines += _star_rows(tables, "certificate_stars", width)
+    for label, key in (("Hồ sơ đánh giá lại đã nộp / re-evaluation dossiers", "reevaluations_filed"),
+                       ("Đề nghị nâng hạng / upgrade requests", "upgrade_requests"),
+                       ("Kiểm tra sau công nhận / inspections", "inspections"),
                        ("Hết hạn / expired", "expired"), ("Thu hồi / revoked", "revoked")):
         lines.append(f"{label:<{width}}" + "".join(f"{t[key]:>14}" for t in tables))
     total = result["total"]
     share = total["dropped_share_of_accepted"]
     lines.append(f"Giấy chứng nhận còn hiệu lực cuối kỳ / certificates valid at the end: "
-                 f"{total['certificates_valid_at_end']}")
+                 f"{total['certificates_valid_at_end']} ("
+                 + ", ".join(f"{n}★ {c}" for n, c in total["certificates_valid_at_end_by_stars"].items()) + ")")
     lines.append("Bỏ cuộc / dropped before dossier, of accepted ideas: "
                  + ("—" if share is None else f"{share * 100:.1f}%"))
     lines.append(f"Còn đang thực hiện / still running: {total['still_running']}")

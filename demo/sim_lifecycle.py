@@ -60,9 +60,9 @@ DIVERGENCE = 14.0                  # by this many points (the council meets)
 MEETING_AFTER = (7, 20)            # days from the divergence to the meeting
 UPGRADE_FROM_STARS = 3             # 4-star products are not upgraded here: 5 stars stay rare
 UPGRADE_AFTER_DAYS = 365           # a certificate this old at least
-UPGRADE_TARGET = 71.0              # quality a producer thinks worth an upgrade
-UPGRADE_ASKS = 0.25                # of those, who ask in a given month
-GROWTH_PER_MONTH = (0.25, 0.8)     # a certified product's quality drift a month (mean, spread)
+UPGRADE_TARGET = 72.0              # quality a producer thinks worth an upgrade
+UPGRADE_ASKS = 0.15                # of those, who ask in a given month
+GROWTH_PER_MONTH = (0.15, 0.8)     # a certified product's quality drift a month (mean, spread)
 INSPECTED_SHARE = 0.10             # of a province's valid certificates, inspected a year
 REVOCATION_AFTER = (2, 12)         # days from the inspection's finding to the decision (within 15)
 REVOKED_SHARE = 0.85               # findings that end in a revocation (the others: kept, reason given)
@@ -150,7 +150,10 @@ class Lifecycle:
         role, area_id = key
         authority = AUTHORITY_OF_ROLE[role]
         probe = InboxTask(role=role, jurisdiction_id=area_id, producer_id=None, assignee_id=None)
-        actor = self.driver.actor_for(probe)
+        try:
+            actor = self.driver.actor_for(probe)
+        except LookupError:
+            return  # nobody holds the authority's role there: its products wait, as they would
         with self.engine.db.reading() as session:
             waiting = waiting_for_decision(session, actor, authority, area_id)
         by_round: dict[int | None, list[int]] = {}
@@ -164,7 +167,11 @@ class Lifecycle:
                 issue_decision(self.engine, actor, area_id, authority, number, today, SIGNER[authority],
                                instance_ids, round_id)
             except OcopError:
-                continue  # a product no longer waits (a timer ended it): the next pass takes the rest
+                # A product no longer waits (a timer ended it): the rest in a later decision.
+                retry = self._working_hours(self._now() + timedelta(days=7))
+                self.decisions_due[key] = retry
+                self._at(retry, "decisions", key)
+                break
         self._discover()
 
     def _next_number(self, area_id: int, suffix: str) -> str:

@@ -20,6 +20,7 @@ from storage.council_models import CouncilSession
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import AuditEvent, ProcessInstance
+from storage.recognition_models import CERT_EXPIRED, CERT_REPLACED, Certificate, Decision, DecisionItem
 from web.cli import main
 
 JOBS = {"timers": fire_due_timers, "retries": retry_failed_service_tasks}
@@ -75,14 +76,52 @@ def test_forty_products_over_two_years(tmp_path):
     assert total["stars"]["5"]["count"] <= 1
     # Steps take simulated months: nobody is recognised within a season.
     assert result["days_idea_to_recognition"]["median"] > 150
-    # No certificates until the decisions of issue 16 are wired in; printed anyway.
-    assert total["certificates_valid_at_end"] == 0
-    assert "Giấy chứng nhận còn hiệu lực cuối kỳ" in format_years(result)
+    # Every recognised product has its numbered decision and certificate (a
+    # certificate issued late in 2028 may stay behind its cycle's last step).
+    assert total["certificates_issued"] >= recognised - 1 and total["certificates_issued"] >= 5
+    assert total["new"] == total["certificates_issued"] - total["re_evaluated"] - total["upgraded"]
+    assert 0 < total["certificates_valid_at_end"] <= total["certificates_issued"]
+    assert sum(total["certificates_valid_at_end_by_stars"].values()) == total["certificates_valid_at_end"]
+    shown = format_years(result)
+    assert "Giấy chứng nhận còn hiệu lực cuối kỳ" in shown and "certificates issued by stars" in shown
+    with engine.db.reading() as session:
+        issued = session.scalar(select(func.count()).select_from(Certificate))
+        decisions = session.execute(select(Decision.authority, func.count(DecisionItem.id))
+                                    .join(DecisionItem, DecisionItem.decision_id == Decision.id)
+                                    .group_by(Decision.id)).all()
+    assert issued == total["certificates_issued"]  # the seed has no certificates of its own
+    # One decision per round and authority: decisions gather several products.
+    assert decisions and max(count for _authority, count in decisions) > 1
     verify_all(url, tmp_path)
 
     # The same seed on another database: the same figures.
     again = simulate_years(fresh_engine(f"sqlite:///{tmp_path / 'b.db'}"), 40, 2, seed=11, jobs=JOBS)
     assert json.dumps(again, sort_keys=True) == json.dumps(result, sort_keys=True)
+
+
+def test_certificates_live_their_life_over_four_years(tmp_path):
+    """Four years: the first years' certificates reach their re-evaluation
+    window; most producers file and are re-recognised (their council gives
+    written opinions), the others' certificates run out; a few 3-star
+    products are upgraded, a share is inspected each year."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    engine = fresh_engine(url)
+    result = simulate_years(engine, 60, 4, seed=7, jobs=JOBS)
+    total = result["total"]
+    assert total["certificates_issued"] >= 20
+    assert total["reevaluations_filed"] + total["expired"] >= 1
+    assert total["re_evaluated"] + total["expired"] >= 1
+    assert total["upgrade_requests"] >= 1 and total["inspections"] >= 1
+    with engine.db.reading() as session:
+        statuses = dict(session.execute(select(Certificate.status, func.count()).group_by(Certificate.status)).all())
+        opinions = session.scalar(select(func.count()).where(AuditEvent.kind == "task_completed",
+                                                             AuditEvent.element_id == "task_opinion_reevaluation"))
+    assert statuses.get(CERT_REPLACED, 0) == total["re_evaluated"] + total["upgraded"]
+    assert statuses.get(CERT_EXPIRED, 0) == total["expired"]
+    if total["re_evaluated"]:
+        assert opinions >= 3  # written opinions, each member's own task
+    assert "re-recognised" in format_years(result)
+    verify_all(url, tmp_path)
 
 
 def test_a_tiny_run_on_postgresql(pg_server, tmp_path):
