@@ -99,18 +99,18 @@ def test_forty_products_over_two_years(tmp_path):
     assert json.dumps(again, sort_keys=True) == json.dumps(result, sort_keys=True)
 
 
-def test_certificates_live_their_life_over_four_years(tmp_path):
-    """Four years: the first years' certificates reach their re-evaluation
-    window; most producers file and are re-recognised (their council gives
-    written opinions), the others' certificates run out; a few 3-star
-    products are upgraded, a share is inspected each year."""
+def test_certificates_live_their_life_over_five_years(tmp_path):
+    """Five years: the first years' certificates (36 months) reach their
+    re-evaluation window; most producers file and are re-recognised (their
+    council gives written opinions), the others' certificates run out; a
+    few 3-star products ask for an upgrade, a share is inspected each year."""
     url = f"sqlite:///{tmp_path / 'f.db'}"
     engine = fresh_engine(url)
-    result = simulate_years(engine, 60, 4, seed=7, jobs=JOBS)
+    result = simulate_years(engine, 60, 5, seed=7, jobs=JOBS)
     total = result["total"]
     assert total["certificates_issued"] >= 20
-    assert total["reevaluations_filed"] + total["expired"] >= 1
-    assert total["re_evaluated"] + total["expired"] >= 1
+    assert total["reevaluations_filed"] >= total["re_evaluated"] >= 1
+    assert total["expired"] >= 1
     assert total["upgrade_requests"] >= 1 and total["inspections"] >= 1
     with engine.db.reading() as session:
         statuses = dict(session.execute(select(Certificate.status, func.count()).group_by(Certificate.status)).all())
