@@ -99,12 +99,12 @@ def test_forty_products_over_two_years(tmp_path):
     assert json.dumps(again, sort_keys=True) == json.dumps(result, sort_keys=True)
 
 
-def test_certificates_live_their_life_over_five_years(tmp_path):
+def test_certificates_live_their_life_over_five_years(db_url, tmp_path):
     """Five years: the first years' certificates (36 months) reach their
     re-evaluation window; most producers file and are re-recognised (their
     council gives written opinions), the others' certificates run out; a
     few 3-star products ask for an upgrade, a share is inspected each year."""
-    url = f"sqlite:///{tmp_path / 'f.db'}"
+    url = db_url  # SQLite and PostgreSQL
     engine = fresh_engine(url)
     result = simulate_years(engine, 60, 5, seed=7, jobs=JOBS)
     total = result["total"]
