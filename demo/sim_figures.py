@@ -27,13 +27,16 @@ from storage.recognition_models import CERT_EXPIRED, CERT_REVOKED, CERT_VALID, C
 
 COUNTED = ("ideas", "registered_again", "ideas_accepted", "dossiers", "dropped_before_dossier", "withdrawn", "plan_limit",
            "dossier_lapsed", "escalations", "evaluated", "recognised", "not_recognised", "certificates_issued",
-           "new", "expired", "re_evaluated", "upgraded", "revoked", "reevaluations_filed", "upgrade_requests",
-           "inspections")
+           "new", "expired", "re_evaluated", "upgraded", "revoked", "reevaluations_filed",
+           "reevaluations_late", "upgrade_requests", "inspections")
 SIGN_OFFS = ("task_sign_off_district", "task_sign_off_province", "task_sign_off_central")
 WATCHED = ("task_review_idea", "task_submit_dossier", *SIGN_OFFS)
 # The commune's check overdue (15 working days): the worker's timer escalates it.
 ESCALATIONS = ("timer_check_dossier_late", "timer_assessment_late")
 REEVALUATION_DOSSIER = "task_reevaluation_dossier"
+# A re-evaluation not decided within 45 days of its complete dossier: the worker's timer escalates it.
+REEVALUATION_LATE = ("timer_opinion_late", "timer_attendance_late", "timer_sign_off_late", "timer_decision_late",
+                     "timer_decision_central_late")
 STARTED_COUNTS = {diagram.UPGRADE_PROCESS: "upgrade_requests", diagram.INSPECTION_PROCESS: "inspections"}
 CHUNK = 500
 
@@ -103,13 +106,15 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
                        ProcessInstance.process_id.in_(diagram.LIFECYCLE_PROCESSES))).all()
         validity_ids = [row.id for row in lifecycle if row.process_id == diagram.CERTIFICATE_PROCESS]
         reevaluations: dict[int, datetime] = {}
+        late: dict[int, datetime] = {}
         for first in range(0, len(validity_ids), CHUNK):
-            for instance_id, at in session.execute(
-                    select(AuditEvent.instance_id, AuditEvent.at)
+            for instance_id, kind, at in session.execute(
+                    select(AuditEvent.instance_id, AuditEvent.kind, AuditEvent.at)
                     .where(AuditEvent.instance_id.in_(validity_ids[first:first + CHUNK]),
-                           AuditEvent.kind == "task_completed", AuditEvent.element_id == REEVALUATION_DOSSIER)
+                           ((AuditEvent.kind == "task_completed") & (AuditEvent.element_id == REEVALUATION_DOSSIER))
+                           | ((AuditEvent.kind == "timer_fired") & AuditEvent.element_id.in_(REEVALUATION_LATE)))
                     .order_by(AuditEvent.instance_id, AuditEvent.seq)):
-                reevaluations.setdefault(instance_id, at)
+                (reevaluations if kind == "task_completed" else late).setdefault(instance_id, at)
 
     def count(moment, what: str, by: int = 1) -> None:
         year = _year(moment)
@@ -148,6 +153,8 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
             durations.append((ended_at - row.started_at).total_seconds() / 86400)
     for at in reevaluations.values():
         count(at, "reevaluations_filed")
+    for at in late.values():
+        count(at, "reevaluations_late")
     for row in lifecycle:
         if row.process_id in STARTED_COUNTS:
             count(row.started_at, STARTED_COUNTS[row.process_id])
@@ -237,6 +244,7 @@ def format_years(result: dict) -> str:
     lines.append("Giấy chứng nhận cấp theo hạng / certificates issued by stars:")
     lines += _star_rows(tables, "certificate_stars", width)
     for label, key in (("Hồ sơ đánh giá lại đã nộp / re-evaluation dossiers", "reevaluations_filed"),
+                       ("  quá 45 ngày / past 45 days (escalated)", "reevaluations_late"),
                        ("Đề nghị nâng hạng / upgrade requests", "upgrade_requests"),
                        ("Kiểm tra sau công nhận / inspections", "inspections"),
                        ("Hết hạn / expired", "expired"), ("Thu hồi / revoked", "revoked")):

@@ -161,7 +161,10 @@ class Lifecycle:
             if item.instance_id in self.instances:
                 by_round.setdefault(item.round_id, []).append(item.instance_id)
         today = self._now().astimezone(LOCAL_ZONE).date()
+        # Tasks made ready at one moment are listed by their random ids: decided (and their
+        # certificates numbered) in instance order, so every run with the seed repeats.
         for round_id, instance_ids in sorted(by_round.items(), key=lambda item: item[0] or 0):
+            instance_ids = sorted(instance_ids)
             number = self._next_number(area_id, NUMBER_SUFFIX[authority])
             try:
                 issue_decision(self.engine, actor, area_id, authority, number, today, SIGNER[authority],
