@@ -150,7 +150,7 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
             count(ended_at, "recognised")
             if _year(ended_at) in stars:
                 stars[_year(ended_at)][row.stars] += 1
-            durations.append((ended_at - row.started_at).total_seconds() / 86400)
+                durations.append((ended_at - row.started_at).total_seconds() / 86400)
     for at in reevaluations.values():
         count(at, "reevaluations_filed")
     for at in late.values():
@@ -232,7 +232,9 @@ def format_years(result: dict) -> str:
             ("Được công nhận / recognised", "recognised")]
     tables = [*(dict(result["per_year"][y]) for y in years), result["total"]]
     width = 48
-    lines = [f"Sản phẩm / products: {result['products']} ({result['start']} → {result['end']})",
+    stock = (f" + {result['stock']} của các năm trước / from the years before"
+             if result.get("stock") else "")
+    lines = [f"Sản phẩm / products: {result['products']}{stock} ({result['start']} → {result['end']})",
              " " * width + "".join(f"{c:>14}" for c in columns)]
     for label, key in rows:
         lines.append(f"{label:<{width}}" + "".join(f"{t[key]:>14}" for t in tables))

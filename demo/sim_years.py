@@ -98,6 +98,10 @@ class YearsSimulation(Lifecycle):
     jobs: dict[str, Job] = field(default_factory=dict)
     start: date | None = None
     progress: Callable[[int], None] | None = None
+    # Years the programme ran before `start`: as many products a year register
+    # then, so the run begins with a stock of certificates that reach their
+    # re-evaluation window, upgrade or expire during its years (0: none).
+    history: int = 0
     # filled as it runs
     quality: dict[int, float] = field(default_factory=dict)        # instance id -> true quality
     criteria_set: dict[int, str] = field(default_factory=dict)     # instance id -> criteria set
@@ -133,22 +137,26 @@ class YearsSimulation(Lifecycle):
             # The next calendar year: clear of the demo's cycles and windows of this one.
             self.start = date(self.engine.clock().astimezone(LOCAL_ZONE).year + 1, 1, 1)
         self.end = date(self.start.year + self.years, self.start.month, self.start.day)
+        self.first = date(self.start.year - self.history, self.start.month, self.start.day)
+        self.stock = round(self.products / self.years * self.history)
 
     # --- the run ----------------------------------------------------------------------
 
     def run(self) -> dict:
         # Set, not moved forward: `--start` may name a day before the clock's.
-        self.engine.clock.now = local_time(self.start, 8)
+        self.engine.clock.now = local_time(self.first, 8)
         with self.engine.db.reading() as session:
             admin_id = session.scalar(select(User.id).where(User.username == "admin"))
             if admin_id is None:
                 raise RuntimeError("no administrator account: run `ocop init` first")
             self.admin = load_actor(session, admin_id)
         self.councils = ensure_councils(self.engine, self.admin)
-        product_ids = create_products(self.engine, self.products, random.Random(f"{self.seed}-products"))
-        self.product_ids = product_ids
+        product_ids = create_products(self.engine, self.products + self.stock,
+                                      random.Random(f"{self.seed}-products"))
+        self.product_ids = product_ids[:self.products]
+        self.stock_ids = product_ids[self.products:]
         self._load_people(product_ids)
-        self._plan(product_ids)
+        self._plan(self.product_ids)
         while self._events:
             when, _n, kind, payload = heapq.heappop(self._events)
             if when.astimezone(LOCAL_ZONE).date() >= self.end:
@@ -195,7 +203,7 @@ class YearsSimulation(Lifecycle):
     def _plan(self, product_ids: list[int]) -> None:
         """The calendar: daily worker passes, each year's outreach and
         registrations, the councils' sittings, the yearly inspections."""
-        day = self.start
+        day = self.first
         while day < self.end:
             self._at(local_time(day, TICK_HOUR), "tick", day)
             day += timedelta(days=1)
@@ -210,7 +218,16 @@ class YearsSimulation(Lifecycle):
             for _ in range(per_year[offset]):
                 registered = opens + timedelta(days=self.calendar_rng.randint(*REGISTER_WITHIN))
                 self._at(local_time(registered, self.calendar_rng.uniform(8, 17)), "register", next(remaining))
-        for sitting in sittings(self.councils, self.start, self.end - timedelta(days=1), self.calendar_rng):
+        stock = iter(self.stock_ids)
+        for offset in range(self.history):  # the years before `start`, their products the stock
+            year = self.first.year + offset
+            opens = first_working_day(date(year, 1, 5))
+            self._at(local_time(opens, 8), "outreach", opens)
+            self._at(local_time(first_working_day(date(year, *INSPECTIONS_ON)), 8), "inspections", year)
+            for _ in range(len(self.stock_ids[offset::self.history])):
+                registered = opens + timedelta(days=self.calendar_rng.randint(*REGISTER_WITHIN))
+                self._at(local_time(registered, self.calendar_rng.uniform(8, 17)), "register", next(stock))
+        for sitting in sittings(self.councils, self.first, self.end - timedelta(days=1), self.calendar_rng):
             self._at(sitting.on, "sitting", sitting)
 
     # --- events ---------------------------------------------------------------------------
@@ -384,10 +401,13 @@ class YearsSimulation(Lifecycle):
 
 
 def simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, jobs: dict[str, Job],
-                   start: date | None = None, progress: Callable[[int], None] | None = None) -> dict:
-    """Run the simulation and count what it left in the database."""
+                   start: date | None = None, progress: Callable[[int], None] | None = None,
+                   history: int = 0) -> dict:
+    """Run the simulation and count what it left in the database (the
+    years from `start` only; with `history`, the stock's products too)."""
     from demo.sim_figures import figures
-    simulation = YearsSimulation(engine, products, years, seed, jobs, start, progress)
+    simulation = YearsSimulation(engine, products, years, seed, jobs, start, progress, history=history)
     span = simulation.run()
-    return {**span, **figures(engine, simulation.start, simulation.end, simulation.product_ids),
+    counted = figures(engine, simulation.start, simulation.end, simulation.product_ids + simulation.stock_ids)
+    return {**span, **counted, "products": products, "stock": len(simulation.stock_ids),
             "tasks_nobody_fills": dict(sorted(simulation.unfilled.items()))}
