@@ -148,6 +148,27 @@ def test_the_command_prints_the_figures_and_writes_them(tmp_path):
     assert "seconds" in written
 
 
+def test_a_run_with_history_begins_with_a_stock_of_certificates(tmp_path):
+    """--history 3: the programme ran three years before the start (as many
+    products a year): in the one year counted, their certificates are
+    re-evaluated or run out, and are inspected; their earlier years are not counted."""
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    env = {"OCOP_DATABASE_URL": url, "OCOP_AUDIT_KEY_FILE": str(tmp_path / "key.pem")}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env, catch_exceptions=False).exit_code == 0
+    out = tmp_path / "figures.json"
+    result = runner.invoke(main, ["simulate", "--products", "30", "--years", "1", "--history", "3", "--seed", "4",
+                                  "--start", "2031-01-01", "--json", str(out)], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "+ 90 của các năm trước / from the years before" in result.output
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["products"] == 30 and written["stock"] == 90 and list(written["per_year"]) == ["2031"]
+    total = written["total"]
+    assert total["reevaluations_filed"] >= 1 and total["re_evaluated"] + total["expired"] >= 1
+    assert total["certificates_valid_at_end"] >= 10 and total["inspections"] >= 1
+    verify_all(url, tmp_path)
+
+
 @pytest.mark.parametrize("years", [0, 21])
 def test_the_command_refuses_years_out_of_range(tmp_path, years):
     result = CliRunner().invoke(main, ["simulate", "--years", str(years)],

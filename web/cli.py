@@ -99,9 +99,13 @@ def _deployed(engine: BpmnEngine, deployed: Deployed) -> str:
                    "window, rounds, the worker's timers); without it, each product runs straight through.")
 @click.option("--start", "start_on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="With --years: the first simulated day (default: 1 January of next year).")
+@click.option("--history", type=click.IntRange(0, 10), default=0, show_default=True,
+              help="With --years: years the programme already ran before --start (as many products a year): "
+                   "the run begins with their certificates, which reach re-evaluation and expiry inside it.")
 @click.option("--json", "json_to", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
               help="Print the figures as JSON (or write them to PATH).")
-def simulate_cmd(products: int, seed: int, years: int | None, start_on, json_to: str | None) -> None:
+def simulate_cmd(products: int, seed: int, years: int | None, start_on, history: int,
+                 json_to: str | None) -> None:
     """Run N products through the real engine with seeded random decisions.
 
     Writes into the configured database (OCOP_DATABASE_URL): the products,
@@ -119,7 +123,7 @@ def simulate_cmd(products: int, seed: int, years: int | None, start_on, json_to:
     quiet = json_to == "-" or not sys.stderr.isatty()
     started = time.perf_counter()
     if years:
-        result = _simulate_years(engine, products, years, seed, start_on and start_on.date(), quiet)
+        result = _simulate_years(engine, products, years, seed, start_on and start_on.date(), quiet, history)
     else:
         with tqdm(total=products, unit="product", disable=quiet) as bar:
             try:
@@ -137,16 +141,18 @@ def simulate_cmd(products: int, seed: int, years: int | None, start_on, json_to:
     click.echo(f"Thời gian / time: {elapsed:.1f} s ({products / elapsed:.1f} products/s)")
 
 
-def _simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, start_on, quiet: bool) -> dict:
+def _simulate_years(engine: BpmnEngine, products: int, years: int, seed: int, start_on, quiet: bool,
+                    history: int = 0) -> dict:
     """`simulate --years`: the worker's cycle-moving jobs (timers: deadlines,
     escalations, reminders, rounds; retries of failed service tasks) run
     once a simulated day on the moved clock."""
     from background.retries import retry_failed_service_tasks
     from background.timers import fire_due_timers
     jobs = {"timers": fire_due_timers, "retries": retry_failed_service_tasks}
-    with tqdm(total=years * 366, unit="day", disable=quiet) as bar:
+    with tqdm(total=(years + history) * 366, unit="day", disable=quiet) as bar:
         try:
-            return simulate_years(engine, products, years, seed, jobs, start=start_on, progress=bar.update)
+            return simulate_years(engine, products, years, seed, jobs, start=start_on, progress=bar.update,
+                                  history=history)
         except RuntimeError as err:
             raise click.ClickException(str(err)) from None
 
