@@ -103,7 +103,7 @@ def test_certificates_live_their_life_over_five_years(db_url, tmp_path):
     """Five years: the first years' certificates (36 months) reach their
     re-evaluation window; most producers file and are re-recognised (their
     council gives written opinions), the others' certificates run out; a
-    few 3-star products ask for an upgrade, a share is inspected each year."""
+    share is inspected each year."""
     url = db_url  # SQLite and PostgreSQL
     engine = fresh_engine(url)
     result = simulate_years(engine, 60, 5, seed=7, jobs=JOBS)
@@ -111,7 +111,7 @@ def test_certificates_live_their_life_over_five_years(db_url, tmp_path):
     assert total["certificates_issued"] >= 20
     assert total["reevaluations_filed"] >= total["re_evaluated"] >= 1
     assert total["expired"] >= 1
-    assert total["upgrade_requests"] >= 1 and total["inspections"] >= 1
+    assert total["inspections"] >= 1
     with engine.db.reading() as session:
         statuses = dict(session.execute(select(Certificate.status, func.count()).group_by(Certificate.status)).all())
         opinions = session.scalar(select(func.count()).where(AuditEvent.kind == "task_completed",
@@ -148,10 +148,15 @@ def test_the_command_prints_the_figures_and_writes_them(tmp_path):
     assert "seconds" in written
 
 
-def test_a_run_with_history_begins_with_a_stock_of_certificates(tmp_path):
+def test_a_run_with_history_begins_with_a_stock_of_certificates(tmp_path, monkeypatch):
     """--history 3: the programme ran three years before the start (as many
     products a year): in the one year counted, their certificates are
-    re-evaluated or run out, and are inspected; their earlier years are not counted."""
+    re-evaluated or run out, are inspected, a few upgraded; their earlier
+    years are not counted."""
+    # Every 3-star producer whose product is into the 4-star band asks (a
+    # sample this size has too few of them otherwise).
+    monkeypatch.setattr("demo.sim_lifecycle.UPGRADE_ASKS", 1.0)
+    monkeypatch.setattr("demo.sim_lifecycle.UPGRADE_TARGET", 70.0)
     url = f"sqlite:///{tmp_path / 'g.db'}"
     env = {"OCOP_DATABASE_URL": url, "OCOP_AUDIT_KEY_FILE": str(tmp_path / "key.pem")}
     runner = CliRunner()
@@ -166,6 +171,7 @@ def test_a_run_with_history_begins_with_a_stock_of_certificates(tmp_path):
     total = written["total"]
     assert total["reevaluations_filed"] >= 1 and total["re_evaluated"] + total["expired"] >= 1
     assert total["certificates_valid_at_end"] >= 10 and total["inspections"] >= 1
+    assert total["upgrade_requests"] >= 1  # a few 3-star products grew into the 4-star band
     verify_all(url, tmp_path)
 
 
