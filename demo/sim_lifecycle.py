@@ -205,10 +205,6 @@ class Lifecycle:
                 self.product_quality[product_id] = self.quality[instance_id]
         self._at(self._now() + timedelta(days=days), "complete", task)
 
-    def _file_reevaluations(self, day: date) -> None:
-        """Re-evaluation dossiers are filed as their task appears (the
-        worker's timer opens the window): see _file_or_not."""
-
     def _opinion(self, task: InboxTask) -> dict:
         """One member's written opinion: near what the council sees of the
         product; in a few re-evaluations one member stands apart."""
@@ -293,11 +289,6 @@ class Lifecycle:
                 continue
         self._discover()
         self._sync()
-
-    def _revocations(self, day: date) -> None:
-        """Revocations come from the inspections' findings (the inspection
-        report proposes one; its decision task is scheduled as it appears):
-        see _on_revocation_decision."""
 
     def _on_revocation_decision(self, task: InboxTask) -> None:
         """The authority for the certificate's stars decides within 15 days

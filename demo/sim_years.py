@@ -22,7 +22,10 @@ implementation step; a producer who lets a returned dossier lie more than
 
 What comes after the council (numbered decisions, certificates and their
 life: re-evaluation, upgrades, inspections, revocations) is the mixin of
-demo/sim_lifecycle.py.
+demo/sim_lifecycle.py. A certificate is valid 36 months, so a run from
+scratch sees its first re-evaluations in its fourth year; `history` years
+run before `start` (their products extra, their figures not counted) give
+the run a stock of certificates whose life falls inside it.
 """
 from __future__ import annotations
 
@@ -238,9 +241,7 @@ class YearsSimulation(Lifecycle):
         then the tasks the timers made ready."""
         for job in self.jobs.values():
             job(self.engine)
-        self._file_reevaluations(day)
         self._upgrades(day)
-        self._revocations(day)
         self._sync()
         if self.progress:
             self.progress(1)
