@@ -82,7 +82,9 @@ def _recognise(engine: BpmnEngine, driver: Driver, past: PastProduct, password_h
     started = engine.start_product(product_id, owner)
     driver.run_to_end(started.instance_id, quality=past.quality, stop_at_form="recognition_decision")
     task = next(t for t in engine.ready_tasks(started.instance_id) if t.form_key == "recognition_decision")
-    engine.clock.now = max(engine.clock.now, datetime.combine(past.decided, time(15), VIETNAM))
+    # The engine's clock is in UTC: the audit chain hashes its times as stored.
+    engine.clock.now = max(engine.clock.now,
+                           datetime.combine(past.decided, time(15), VIETNAM).astimezone(timezone.utc))
     # The People's Committee whose lane the product waits in: the province's
     # (4 stars), or the district's when its council gave 3 stars (148 era).
     with engine.db.transaction() as session:
