@@ -14,16 +14,19 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
+from demo.history import VIETNAM, seed_history
 from engine.access import load_actor
 from engine.bpmn_engine import BpmnEngine
-from engine.driver import Driver
+from engine.driver import AUTHORITY_OF_ROLE, Driver
 from engine.samples import SampleDecider
 from engine.sandbox import seed_world
 from programme.accounts import create_user, hash_password
 from programme.councils import add_member, create_council, open_session, sign_off_session
 from programme.definitions import Deployed, deploy_bundled
+from programme.recognition import issue_decision
 from storage.council_models import Council
 from storage.models import InboxTask, Jurisdiction, ProcessInstance, Product, User
+from storage.recognition_models import RoundEntry
 
 # Every demo account signs in with this password (demo mode only).
 DEMO_PASSWORD = "ocop-demo"
@@ -43,10 +46,12 @@ DEMO_PROGRESS = [
     ("Gạo hữu cơ Gio Mỹ", "council_attendance", 60.0),  # then DEMO_SESSIONS: members still scoring
     ("Tinh dầu tràm Cam Lộ", "council_attendance", 78.0),  # Cam Lộ has no council yet: qlct.qt sets it up
     ("Mật ong rừng Gio Sơn", "review_plan", 70.0),
-    ("Cá khô Trung Giang", None, 92.0),     # proposed for 4+ stars: waits for the provincial round
+    ("Cá khô Trung Giang", "province_round", 82.0),  # past the district council: waits for the province's round
     ("Cà phê rang xay Cam Hiếu", "check_dossier", 66.0),
-    ("Rượu mận Sa Pa", None, 74.0),
+    ("Rượu mận Sa Pa", "recognition_decision", 74.0),  # then Lào Cai's People's Committee decides (DEMO_DECISIONS)
 ]
+# Where a product waits that no single form names: at the province council's attendance.
+PROVINCE_ROUND = "province_round"
 
 
 # Council sessions held in the demo, through the session page's own use
@@ -161,11 +166,44 @@ def seed_demo(engine: BpmnEngine, seed: int = 2026) -> DemoSetup:
     for name, stop_at, quality in DEMO_PROGRESS:
         result = engine.start_product(products[name].id, owners[name])
         instances[name] = result.instance_id
-        driver.run_to_end(result.instance_id, quality=quality, stop_at_form=stop_at)
+        if stop_at == PROVINCE_ROUND:
+            _run_to_province_round(driver, result.instance_id, quality)
+        else:
+            driver.run_to_end(result.instance_id, quality=quality, stop_at_form=stop_at)
     qualities = {name: quality for name, _stop, quality in DEMO_PROGRESS}
     for product, present, scored, recused, confirmed in DEMO_SESSIONS:
         hold_session(engine, driver, instances[product], qualities[product], present, scored, recused, confirmed)
+    issue_demo_decision(engine, instances["Rượu mận Sa Pa"], "ubnd.lc", "15/QĐ-UBND",
+                        "Nguyễn Trọng Hài, Chủ tịch Ủy ban nhân dân tỉnh Lào Cai")
+    seed_history(engine, driver, _demo_hash(), run_outreach)
     return DemoSetup(True, diagrams)
+
+
+def _run_to_province_round(driver: Driver, instance_id: int, quality: float) -> None:
+    """Through the district council to the province council's attendance,
+    where the product waits for a session of its round."""
+    for _ in range(200):
+        tasks = driver.engine.ready_tasks(instance_id)
+        if any(t.form_key == "council_attendance" and t.role == "province_council" for t in tasks):
+            return
+        if not tasks and not driver.wait_for_timer(instance_id):
+            raise RuntimeError(f"instance {instance_id} stopped before the province's round")
+        if tasks:
+            driver.complete_next(instance_id, quality)
+    raise RuntimeError(f"instance {instance_id} did not reach the province's round")
+
+
+def issue_demo_decision(engine: BpmnEngine, instance_id: int, username: str, number: str, signer: str) -> None:
+    """The People's Committee's numbered decision for one waiting product,
+    through the decision page's use case (its certificate's validity starts)."""
+    with engine.db.transaction() as session:
+        task = session.scalar(select(InboxTask).where(InboxTask.instance_id == instance_id,
+                                                      InboxTask.form_key == "recognition_decision"))
+        actor = load_actor(session, session.scalar(select(User.id).where(User.username == username)))
+        round_id = session.scalar(select(RoundEntry.round_id).where(
+            RoundEntry.instance_id == instance_id, RoundEntry.left_at.is_(None)).limit(1))
+    issue_decision(engine, actor, task.jurisdiction_id, AUTHORITY_OF_ROLE[task.role], number,
+                   engine.clock().astimezone(VIETNAM).date(), signer, [instance_id], round_id)
 
 
 def hold_session(engine: BpmnEngine, driver: Driver, instance_id: int, quality: float, present: tuple[str, ...],
@@ -197,7 +235,8 @@ def hold_session(engine: BpmnEngine, driver: Driver, instance_id: int, quality: 
         with engine.db.transaction() as session:
             chair = load_actor(session, ids[present[1]])
         sign_off_session(engine, chair, session_id, "Thống nhất kết quả chấm điểm.")
-        driver.run_to_end(instance_id, quality=quality)
+        # Then it waits for the People's Committee's numbered decision.
+        driver.run_to_end(instance_id, quality=quality, stop_at_form="recognition_decision")
 
 
 def _criteria_set(engine: BpmnEngine, instance_id: int) -> str:

@@ -86,12 +86,12 @@ def next_open_round(unit: Session | Connection, level: str, province_id: int | N
              .where(_rounds.c.level == level, _area_clause(province_id), _rounds.c.status == ROUND_OPEN,
                     _rounds.c.proposals_by >= today)
              .order_by(_rounds.c.proposals_by, _rounds.c.id).limit(1))
-    found = connection.execute(query).first()
+    # This year's and next year's rounds exist first (planned by default
+    # when nobody did): a round comes at least once a year, and a product
+    # reaching the council in an earlier year must not find a later year's.
     for year in (today.year, today.year + 1):
-        if found is not None:
-            break
-        if ensure_year(connection, level, province_id, year):
-            found = connection.execute(query).first()
+        ensure_year(connection, level, province_id, year)
+    found = connection.execute(query).first()
     if found is None:  # every round of this year and the next is closed or past: plan the year after
         ensure_year(connection, level, province_id, today.year + 2)
         found = connection.execute(query).first()

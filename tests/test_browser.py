@@ -154,6 +154,16 @@ def council_session(page, world, product):
     page.wait_for_load_state()
     shot(page, "07_council_minutes")
     sign_out(page)
+    # The district's People's Committee recognises its 3 stars by a numbered decision (issue 16).
+    sign_in(page, "ubnd.qt-gl")
+    page.goto(f"/rounds/decisions/new?authority=district&area={area_id(world, 'QT-GL')}")
+    page.fill("[name=number]", "15/QĐ-UBND")
+    page.fill("[name=signer]", "Chủ tịch UBND huyện Gio Linh")
+    shot(page, "07b_recognition_decision")
+    page.get_by_role("button", name="Ghi quyết định").click()
+    page.wait_for_load_state()
+    assert "15/QĐ-UBND" in page.content()
+    sign_out(page)
     with world.db.reading() as session:
         assert session.scalar(select(ProcessInstance.stars).where(ProcessInstance.id == instance_id)) == 3
 

@@ -66,6 +66,10 @@ def test_init_says_whether_it_seeded_the_demo(db_url, tmp_path):
     assert "password ocop-demo" in seeded.output
     for username in ("admin", "qlct.qt", "kiemtoan", "htx.giomy"):
         assert f"  {username} " in seeded.output
+    # The demo's past (cycles walked on a clock set back, certificates,
+    # a revocation) is a true history: every chain and replay verifies.
+    verified = ocop(db_url, tmp_path, "audit", "verify", "--all")
+    assert verified.exit_code == 0 and "OK" in verified.output, verified.output
 
     again = ocop(db_url, tmp_path, "init")
     assert again.exit_code == 0, again.output

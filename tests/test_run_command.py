@@ -42,7 +42,10 @@ def test_run_command_serves_the_demo(tmp_path):
         status, login_page = get(f"http://127.0.0.1:{port}/login")
         assert status == 200 and "Đăng nhập" in login_page
         status, catalogue = get(f"http://127.0.0.1:{port}/catalogue")
-        assert status == 200 and "Hồ tiêu Gio Linh" in catalogue  # demo product recognised at init
+        # Demo products recognised at init: listed while their certificate is
+        # valid; the expired and the revoked ones are not.
+        assert status == 200 and "Rượu mận Sa Pa" in catalogue and "Chè vằng Gio Quang" in catalogue
+        assert "Nước mắm Gio Châu" not in catalogue and "Bánh ướt Gio Sơn" not in catalogue
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
