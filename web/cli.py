@@ -99,9 +99,10 @@ def _deployed(engine: BpmnEngine, deployed: Deployed) -> str:
                    "window, rounds, the worker's timers); without it, each product runs straight through.")
 @click.option("--start", "start_on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="With --years: the first simulated day (default: 1 January of next year).")
-@click.option("--history", type=click.IntRange(0, 10), default=0, show_default=True,
+@click.option("--history", type=click.IntRange(0, 10), default=3, show_default=True,
               help="With --years: years the programme already ran before --start (as many products a year): "
-                   "the run begins with their certificates, which reach re-evaluation and expiry inside it.")
+                   "the run begins with their certificates, which reach re-evaluation and expiry inside it "
+                   "(a certificate is valid 36 months: with 0, a run of 3 years sees none of that).")
 @click.option("--json", "json_to", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
               help="Print the figures as JSON (or write them to PATH).")
 def simulate_cmd(products: int, seed: int, years: int | None, start_on, history: int,
