@@ -40,6 +40,11 @@ def service(task, name, params) -> str:
         stars = stars_for_score(council_average(values["sheets"]))
         return json.dumps({"average": council_average(values["sheets"]), "stars": stars,
                            "recognised_stars": recognised_stars(stars, values["max_stars"])})
+    if name == "issue_certificate":  # what the diagram reads of the certificate it issues
+        return json.dumps({"certificate_id": 1, "certificate_number": "OCOP-QT-2026-000001",
+                           "valid_until": "2029-11-20"})
+    if name == "join_round":
+        return json.dumps({"round_id": 1, "round_label": "Đợt 2 năm 2026", "decide_by": "2026-12-30"})
     return json.dumps({"ok": True})
 
 
@@ -100,7 +105,9 @@ class Twins:
         index = pick(ready)
         pair = (ready[index], ready_user_tasks(self.ours)[index])
         props = diagram.user_task_properties(pair[0].task_spec)
-        form = validate_form(props["formKey"], answer(props["formKey"]), "S10")
+        data = (decided(pair[0].data["proposal"]) if props["formKey"] == "recognition_decision"
+                else answer(props["formKey"]))
+        form = validate_form(props["formKey"], data, "S10")
         with clock.running_at(START):
             for task in pair:
                 task.data[props["dataKey"]] = form
@@ -123,6 +130,14 @@ ATTENDANCE = {"session_id": None, "council_id": None, "council_name": "Hội đ�
               "chair_id": 1, "secretary_id": 3}
 COUNCIL_FORMS = {"council_attendance": ATTENDANCE, "council_spread": {"notes": "Thảo luận, chấm lại"},
                  "council_sign_off": {"confirmed": True}}
+
+
+def decided(proposal: dict) -> dict:
+    """A numbered decision saying what the proposal before it proposes (what
+    the decision page records; the twins have no database for its row)."""
+    return {"decision": {"id": 1, "number": "1/QĐ-UBND", "signed_on": "2026-11-20",
+                         "signer": "Chủ tịch Ủy ban nhân dân tỉnh", "authority": "province"},
+            "outcome": proposal["outcome"], "stars": proposal["stars"]}
 
 
 def answers(returns: dict[str, int], scores=(92, 93, 95)):
