@@ -121,6 +121,15 @@ MATRIX = [
     ("GET", "/dashboard/returns.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/dashboard/step-times.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/dashboard/overdue.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
+    # Revocation and inspection after recognition: the province's office and program manager (of the
+    # certificate's province); the decision is the People's Committee's or the ministry's (none of USERS).
+    ("GET", "/revocations/", None, {"manager_own", "manager_other"}),
+    ("GET", "/revocations/certificates/{certificate}", None, {"manager_own"}),
+    ("POST", "/revocations/certificates/{certificate}/revocation", {"ground": ""}, {"manager_own"}),
+    ("POST", "/revocations/certificates/{certificate}/inspection", {"reason": ""}, {"manager_own"}),
+    ("POST", "/revocations/plan", {"province_id": "{province}", "year": "2026", "percent": "10"}, {"manager_own"}),
+    ("GET", "/revocations/decisions/{revocation_task}", None, {"manager_own"}),  # the office follows the case
+    ("POST", "/revocations/decisions/{revocation_task}", {"revoke": "yes"}, set()),
     # The OCOP report: the nation for auditors and admins, its own province for a program manager.
     ("GET", "/reports/", None, {"manager_own", "manager_other", "auditor", "admin"}),
     ("GET", "/reports/bao-cao.csv", None, {"manager_own", "manager_other", "auditor", "admin"}),
@@ -361,8 +370,22 @@ def _decision(world, ids):
                                round_id=ids["round"], recorded_by=None, recorded_at=world.clock())["id"]
 
 
+def _revocation_task(world, ids):
+    """The People's Committee's decision task of a revocation case opened by the program manager."""
+    from datetime import date
+
+    from engine.access import load_actor
+    from programme import revocations
+    with world.db.transaction() as session:
+        manager = load_actor(session, session.scalar(select(User.id).where(User.username == "qlct.qt")))
+    case = revocations.open_revocation(world, manager, ids["certificate"], "mark_misused", "Sở Công Thương",
+                                       date(2026, 3, 1), "Nhãn ghi sai hạng sao OCOP.")
+    return world.ready_tasks(case.instance_id)[0].id
+
+
 MAKERS = {
     "certificate": _certificate,
+    "revocation_task": _revocation_task,
     "round": _round,
     "decision": _decision,
     "council": _council,

@@ -16,7 +16,7 @@ from handlers.promotion import add_months
 from programme import reports
 from programme.reports import ReportAudience, ReportFilters
 from storage.criteria import sets_by_code
-from storage.models import RoleAssignment, User
+from storage.models import User
 from storage.recognition_models import Certificate
 from tests.support.report_certificates import make_certificate
 from tests.support.report_world import ON, build, counted, year_of
@@ -182,13 +182,7 @@ def test_an_empty_database_reports_zeros(world):
 
 def test_who_reports_on_which_province(world, provinces):
     qt, lc = provinces["QT"], provinces["LC"]
-    with world.db.transaction() as session:
-        for username, role, area in (("ubnd.qt", "province_committee", qt), ("bo.nnmt", "ministry", None)):
-            user = User(username=username, full_name=username)
-            area = area or session.scalar(select(RoleAssignment.jurisdiction_id)
-                                          .where(RoleAssignment.role == "admin").limit(1))
-            user.roles.append(RoleAssignment(role=role, jurisdiction_id=area))
-            session.add(user)
+    # ubnd.qt (Quảng Trị's People's Committee) and bo.nnmt (the ministry) are the sandbox's own.
     on = ON
     for username in ("admin", "kiemtoan", "bo.nnmt"):
         audience = ReportAudience.of(actor(world, username))

@@ -18,7 +18,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from engine.errors import ConcurrencyConflict, OcopError
+from engine import access
+from engine.errors import ConcurrencyConflict, NotAllowed, OcopError
 from programme import inspections, revocations
 from programme.revocations import CASE_PROCESSES, REVOCATION_PROCESS
 from storage.recognition_models import REVOCATION_GROUNDS
@@ -150,6 +151,8 @@ def plan():
         return redirect(url_for("revocations.index"))
     try:
         started = inspections.plan_inspections(bpmn_engine(), me, province_id, year, share=share)
+    except NotAllowed:
+        abort(403)
     except OcopError as err:
         flash(_message(err), "error")
     else:
@@ -167,6 +170,8 @@ def decide(task_id: str):
         abort(404)
     if request.method == "GET":
         return render_template("revocations/decide.html", case=case, form={}, **_labels())
+    if case.waiting is None or not access.may_decide_revocation(me, case.certificate.stars, case.waiting):
+        abort(403)  # seen (the office follows the case) but not the deciding authority's
     choice = request.form.get("revoke", "")
     if choice not in ("yes", "no"):
         flash(_("Chọn thu hồi hoặc không thu hồi."), "error")
