@@ -69,7 +69,10 @@ class _SinksFirstProcessParser(SpiffProcessParser):
         node_id = node.get("id")
         targets = [self.get_node_by_id(flow.get("targetRef"))
                    for flow in self.get_outgoing_sequence_flows(node_id)]
-        return [target for target in targets + list(self.get_boundary_events(node_id))
+        # Boundary events first: the library parses an activity's boundary
+        # events before its outgoing flows, and the end events' order (the
+        # process's EndJoin inputs) follows the walk.
+        return [target for target in list(self.get_boundary_events(node_id)) + targets
                 if target is not None and target.get("id")]
 
 

@@ -89,6 +89,8 @@ EXTRA_VALID.update({
     "upgrade_dossier": {"summary": "Bao bì mới, thêm kênh xuất khẩu", "criteria_touched": ["A.1.1"],
                         "changes": "Đổi bao bì hút chân không, thêm mã QR"},
     "upgrade_check": {"complete": True},
+    "inspection_report": {"inspected_on": "2026-03-01", "criteria_maintained": True, "mark_used_correctly": True,
+                          "findings": "", "propose_revocation": False},
 })
 LIFECYCLE_FORMS = ("reevaluation_dossier", "reevaluation_check", "upgrade_dossier", "upgrade_check")
 VALID_DATA = {**VALID, **EXTRA_VALID}
@@ -98,7 +100,8 @@ SEED_PATH = ("register_idea", "receive_idea", "review_idea", "submit_plan", "rev
 # sessions; council_attendance is never a form (tests/test_council_sessions.py);
 # the member's sheet has its own page (tests/test_score_sheet_page.py); a
 # recognition decision is recorded on the decision page (tests/test_recognition.py).
-NOT_HERE = {CONFIRM_DONE, "score_product", "council_attendance", "council_sheet", "recognition_decision"}
+NOT_HERE = {CONFIRM_DONE, "score_product", "council_attendance", "council_sheet", "recognition_decision",
+            "revocation_decision"}  # the last two are recorded by their decision pages only
 TWO_TIER_PATH = ("register_idea", "review_idea", "submit_plan", "review_plan", "support_record",
                  "submit_dossier", "commune_assessment", "advisory_review")
 
@@ -142,6 +145,8 @@ def reach(world, form_key: str) -> Waiting:
         return Waiting(world, cycle.task(form_key), cycle.instance_id)
     if form_key in LIFECYCLE_FORMS:
         return _reach_lifecycle(world, form_key)
+    if form_key == "inspection_report":
+        return _reach_inspection(world)
     if form_key == "central_fallback":  # 90+ at the province, below 90 at the ministry
         cycle = Cycle(world, PEPPER, decide=False).start().through_dossier()
         cycle.do("score_product", sheets(92))
@@ -158,6 +163,18 @@ def reach(world, form_key: str) -> Waiting:
             return Waiting(world, cycle.task(form_key), cycle.instance_id)
         cycle.do(step)
     raise AssertionError(form_key)
+
+
+def _reach_inspection(world) -> Waiting:
+    """The coordination office's inspection of the pepper's certificate."""
+    from programme.inspections import start_inspection
+    from tests.support.certificates import make_certificate
+    with world.db.transaction() as session:
+        product_id = session.scalar(select(Product.id).where(Product.name == PEPPER))
+        certificate_id = make_certificate(session, product_id).id
+        office = load_actor(session, session.scalar(select(User.id).where(User.username == "vpdp.qt")))
+    instance_id = start_inspection(world, office, certificate_id, "Kiểm tra đột xuất theo phản ánh").instance_id
+    return Waiting(world, world.ready_tasks(instance_id)[0], instance_id)
 
 
 def _reach_lifecycle(world, form_key: str) -> Waiting:

@@ -139,7 +139,7 @@ def test_the_command_prints_the_figures_and_writes_them(tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["init"], env=env, catch_exceptions=False).exit_code == 0
     out = tmp_path / "figures.json"
-    result = runner.invoke(main, ["simulate", "--products", "6", "--years", "1", "--seed", "2",
+    result = runner.invoke(main, ["simulate", "--products", "6", "--years", "1", "--seed", "2", "--history", "0",
                                   "--start", "2030-01-01", "--json", str(out)], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "Ý tưởng đăng ký / ideas" in result.output and "Thời gian / time" in result.output
