@@ -79,8 +79,9 @@ def plan_inspections(engine: BpmnEngine, actor: Actor, province_id: int, year: i
         province = session.get(Jurisdiction, province_id)
         if province is None or province.level != "province":
             raise RevocationRefused("Không có tỉnh này / no such province")
-        # A plan is the province's: its office or program manager (any of its certificates, 3 stars up).
-        if not access.may_look_after_certificate(actor, 3, {"province": province_id}):
+        # A plan is the province's office's or program manager's (and the
+        # ministry's, for 5 stars): anyone else is refused before anything.
+        if not access.may_look_after_certificate(actor, 5, {"province": province_id, "central": province.parent_id}):
             raise NotAllowed("Chỉ Văn phòng Điều phối hoặc cơ quan quản lý OCOP của tỉnh được lập kế hoạch "
                              "kiểm tra / only the province's OCOP office plans its inspections")
         planned = _planned_this_year(session, province_id, year)
