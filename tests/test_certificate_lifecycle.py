@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from audit import verification
-from engine.access import load_actor
 from engine.calendar import LOCAL_ZONE
 from engine.errors import FormInvalid, NotAllowed, UnknownTask
 from programme.certificates import (
@@ -25,17 +24,13 @@ from programme.councils import open_session, waiting_products
 from storage.models import InboxTask, Notification
 from storage.recognition_models import CERT_EXPIRED, CERT_REPLACED, CERT_VALID, Certificate
 from tests.support.certificate_life import Life
+from tests.support.certificate_life import actor_named as actor
 from tests.support.councils import MEMBERS, province_council
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 
 DOSSIER = {"materials": "Vùng nguyên liệu mở rộng 5 ha", "lab_tests": "Kiểm nghiệm định kỳ tháng 1/2026",
            "legal_papers": ["Giấy chứng nhận cơ sở đủ điều kiện ATTP, đến 01/01/2028"]}
 COMPLETE = {"complete": True, "local_origin": True, "local_labour": True}
-
-
-def actor(world, username):
-    with world.db.reading() as session:
-        return load_actor(session, user_id(world, username))
 
 
 @pytest.fixture

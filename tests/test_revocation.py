@@ -20,9 +20,10 @@ from engine.errors import ConcurrencyConflict, NotAllowed
 from programme import revocations
 from programme.catalogue import promoted_products
 from programme.revocations import RevocationRefused
-from storage.models import InboxTask, Notification, ProcessInstance, PromotionListing
+from storage.models import InboxTask, Notification, ProcessInstance
 from storage.recognition_models import Certificate, Decision, DecisionItem
 from testkit.cycle import Cycle
+from tests.support.certificates import list_certificate
 from tests.support.revocation_people import certificate_of, people_of, person
 
 SEED = "Hồ tiêu Gio Linh"        # Gio Mỹ, Quảng Trị
@@ -73,12 +74,7 @@ def test_a_three_star_certificate_is_revoked_by_the_province_committee(world, pe
     validity = validity_stand_in(world, certificate_id, people["office"])
     with world.db.transaction() as session:
         certificate = session.get(Certificate, certificate_id)
-        session.add(PromotionListing(instance_id=certificate.instance_id, product_id=certificate.product_id,
-                                     product_name=SEED, producer_name="HTX", commune_name="Gio Mỹ",
-                                     province_id=certificate.province_id, group_code=certificate.group_code,
-                                     stars=3, certified_on=certificate.issued_on,
-                                     valid_until=certificate.valid_until, channels=["trade_fair"],
-                                     certificate_id=certificate.id))
+        list_certificate(session, certificate)
     opened = open_on(world, people, certificate_id)
     task = decision_task(world, opened.instance_id)
     assert task.role == "province_committee" and task.element_id == "task_revocation_province"
@@ -112,12 +108,7 @@ def test_a_revoked_certificate_leaves_the_catalogue(world, people):
     certificate_id = certificate_of(world, SEED)
     with world.db.transaction() as session:
         certificate = session.get(Certificate, certificate_id)
-        session.add(PromotionListing(instance_id=certificate.instance_id, product_id=certificate.product_id,
-                                     product_name=SEED, producer_name="HTX", commune_name="Gio Mỹ",
-                                     province_id=certificate.province_id, group_code=certificate.group_code,
-                                     stars=3, certified_on=certificate.issued_on,
-                                     valid_until=certificate.valid_until, channels=["trade_fair"],
-                                     certificate_id=certificate.id))
+        list_certificate(session, certificate)
     with world.db.transaction() as session:
         assert SEED in [row.product_name for row in promoted_products(session, date(2026, 3, 2))]
     task = decision_task(world, open_on(world, people, certificate_id).instance_id)

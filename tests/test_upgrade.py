@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select, update
 
 from audit import verification
-from engine.access import load_actor
 from engine.errors import FormInvalid, NotAllowed
 from programme.certificates import (
     CertificateRefused,
@@ -25,16 +24,12 @@ from programme.councils import open_session, waiting_products
 from storage.criteria import scorable_items
 from storage.recognition_models import CERT_EXPIRED, CERT_REPLACED, CERT_VALID, Certificate
 from tests.support.certificate_life import Life
+from tests.support.certificate_life import actor_named as actor
 from tests.support.councils import MEMBERS, province_council
 from tests.support.inbox_world import PEPPER, add_officer, user_id
 from tests.support.threads import run_at_once
 
 PRODUCER = "htx.giomy"
-
-
-def actor(world, username):
-    with world.db.reading() as session:
-        return load_actor(session, user_id(world, username))
 
 
 @pytest.fixture

@@ -150,3 +150,11 @@ class Life:
             return [tuple(row) for row in session.execute(
                 select(Notification.kind, Notification.recipient_role)
                 .where(Notification.instance_id == (instance_id or self.instance_id)).order_by(Notification.id))]
+
+
+def actor_named(engine, username: str):
+    """The Actor of a demo account."""
+    from engine.access import load_actor
+    from storage.models import User
+    with engine.db.reading() as session:
+        return load_actor(session, session.scalar(select(User.id).where(User.username == username)))
