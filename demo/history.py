@@ -22,7 +22,7 @@ from engine.bpmn_engine import BpmnEngine
 from engine.clock import MovableClock
 from engine.driver import AUTHORITY_OF_ROLE, Driver
 from programme import inspections, recognition, revocations
-from storage.models import InboxTask, Jurisdiction, ProcessInstance, Producer, Product, User, utcnow
+from storage.models import InboxTask, Jurisdiction, Producer, Product, TimerDue, User, utcnow
 from storage.recognition_models import Certificate, RoundEntry
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -118,13 +118,16 @@ def _producer_and_product(engine: BpmnEngine, past: PastProduct, password_hash) 
 
 def _fire_due_timers(engine: BpmnEngine) -> None:
     """What the worker's timer job does on its first pass today: every
-    validity timer that fell due since (reminders, windows, expiries)."""
-    with engine.db.reading() as session:
-        running = session.scalars(select(ProcessInstance.id).where(ProcessInstance.status == "running")).all()
-    for instance_id in running:
-        for _ in range(10):  # a reminder, a window, an expiry ... one after another
-            if engine.fire_due_timers(instance_id) is None:
-                break
+    timer that fell due since (reminders, windows, expiries), instance by
+    instance, until none is due."""
+    while True:
+        with engine.db.reading() as session:
+            due = session.scalars(select(TimerDue.instance_id).distinct()
+                                  .where(TimerDue.due_at <= engine.clock())).all()
+        fired = [instance_id for instance_id in due if engine.fire_due_timers(instance_id) is not None]
+        if not fired:
+            return
+    raise RuntimeError("timers kept falling due: a diagram's timer loops")
 
 
 def _after_recognition(engine: BpmnEngine) -> None:

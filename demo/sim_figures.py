@@ -19,7 +19,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
-from engine import diagram
+from engine import diagram, process_ids
 from engine.bpmn_engine import BpmnEngine
 from engine.calendar import LOCAL_ZONE
 from storage.models import AuditEvent, ProcessInstance
@@ -37,7 +37,7 @@ REEVALUATION_DOSSIER = "task_reevaluation_dossier"
 # A re-evaluation not decided within 45 days of its complete dossier: the worker's timer escalates it.
 REEVALUATION_LATE = ("timer_opinion_late", "timer_attendance_late", "timer_sign_off_late", "timer_decision_late",
                      "timer_decision_central_late")
-STARTED_COUNTS = {diagram.UPGRADE_PROCESS: "upgrade_requests", diagram.INSPECTION_PROCESS: "inspections"}
+STARTED_COUNTS = {process_ids.UPGRADE_PROCESS: "upgrade_requests", process_ids.INSPECTION_PROCESS: "inspections"}
 CHUNK = 500
 
 
@@ -103,8 +103,8 @@ def figures(engine: BpmnEngine, start: date, end: date, product_ids: list[int]) 
             lifecycle += session.execute(
                 select(ProcessInstance.id, ProcessInstance.process_id, ProcessInstance.started_at)
                 .where(ProcessInstance.product_id.in_(chunk),
-                       ProcessInstance.process_id.in_(diagram.LIFECYCLE_PROCESSES))).all()
-        validity_ids = [row.id for row in lifecycle if row.process_id == diagram.CERTIFICATE_PROCESS]
+                       ProcessInstance.process_id.in_(process_ids.LIFECYCLE_PROCESSES))).all()
+        validity_ids = [row.id for row in lifecycle if row.process_id == process_ids.CERTIFICATE_PROCESS]
         reevaluations: dict[int, datetime] = {}
         late: dict[int, datetime] = {}
         for first in range(0, len(validity_ids), CHUNK):

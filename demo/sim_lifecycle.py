@@ -33,8 +33,8 @@ from sqlalchemy import func, select
 
 from demo.sim_councils import Sitting, hold_sitting
 from engine.calendar import LOCAL_ZONE
-from engine.diagram import LIFECYCLE_PROCESSES
 from engine.errors import OcopError
+from engine.process_ids import LIFECYCLE_PROCESSES
 from engine.samples import levels_for_total
 from programme import revocations
 from programme.certificates import WINDOW_OPENS_DAYS, CertificateRefused, start_upgrade

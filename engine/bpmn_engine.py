@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import access, clock, diagram, execution, incidents, statements
+from engine import access, clock, diagram, execution, incidents, process_ids, statements
 from engine.access import Actor
 from engine.caches import DEFAULT_WORKFLOW_CACHE_MB, SpecCache, WorkflowCache
 from engine.errors import (
@@ -259,7 +259,7 @@ class BpmnEngine:
         the product's province's active diagram when it has that process,
         else the national one. Who may start which is the use case's
         (programme/) check; this only refuses what no caller may do."""
-        if process_id not in diagram.LIFECYCLE_PROCESSES:
+        if process_id not in process_ids.LIFECYCLE_PROCESSES:
             raise ValueError(f"not a lifecycle process: {process_id}")
         return self._in_unit(unit, lambda session: self._start_lifecycle(session, process_id, product_id,
                                                                          data, actor))

@@ -34,6 +34,9 @@ from engine.errors import DiagramError, Problem
 from engine.flow_graph import FLOW_NODE_TAGS, SCOPE_TAGS, lint_flows
 from engine.flow_graph import at as _at
 from engine.flow_graph import local as _local
+
+# The cycle's process ids, also read as diagram.PRODUCT_PROCESS and so on.
+from engine.process_ids import OUTREACH_PROCESS, PRODUCT_PROCESS, REQUIRED_PROCESSES  # noqa: F401
 from handlers import registry
 
 MAX_BPMN_BYTES = 2 * 1024 * 1024
@@ -41,18 +44,6 @@ NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
-# Processes the engine starts; a deployable diagram must contain both.
-PRODUCT_PROCESS = "ocop_product_cycle"
-OUTREACH_PROCESS = "ocop_outreach"
-REQUIRED_PROCESSES = (PRODUCT_PROCESS, OUTREACH_PROCESS)
-# After recognition (issue 16): a certificate's validity (reminders,
-# re-evaluation, expiry), an upgrade, a revocation, an inspection. Optional in
-# a diagram: a province's variant without them uses the national diagram's.
-CERTIFICATE_PROCESS = "ocop_certificate"
-UPGRADE_PROCESS = "ocop_upgrade"
-REVOCATION_PROCESS = "ocop_revocation"
-INSPECTION_PROCESS = "ocop_inspection"
-LIFECYCLE_PROCESSES = (CERTIFICATE_PROCESS, UPGRADE_PROCESS, REVOCATION_PROCESS, INSPECTION_PROCESS)
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 # Tasks SpiffWorkflow leaves READY for a person: each in a lane that is a role.
 WAITING_TAGS = ("userTask", "manualTask", "task")

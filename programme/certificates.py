@@ -29,8 +29,8 @@ from engine import access
 from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
 from engine.calendar import LOCAL_ZONE
-from engine.diagram import CERTIFICATE_PROCESS, UPGRADE_PROCESS
 from engine.errors import NotAllowed, OcopError
+from engine.process_ids import CERTIFICATE_PROCESS, UPGRADE_PROCESS
 from storage.areas import area_chain
 from storage.models import AuditEvent, InboxTask, ProcessInstance, Product
 from storage.recognition_models import CERT_VALID, Certificate

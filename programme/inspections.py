@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from engine import access
 from engine.access import Actor
 from engine.bpmn_engine import BpmnEngine
-from engine.diagram import INSPECTION_PROCESS
 from engine.errors import NotAllowed
 from engine.execution import Outcome
+from engine.process_ids import INSPECTION_PROCESS
 from programme.revocations import (
     RevocationRefused,
     cases_where,

@@ -23,10 +23,10 @@ from engine import access
 from engine.access import SYSTEM_ACTOR, Actor
 from engine.bpmn_engine import BpmnEngine
 from engine.calendar import LOCAL_ZONE
-from engine.diagram import INSPECTION_PROCESS, REVOCATION_PROCESS
 from engine.errors import OcopError, TaskNotReady, UnknownTask
 from engine.execution import Outcome
 from engine.forms import CONTROL_CHARACTERS
+from engine.process_ids import INSPECTION_PROCESS, REVOCATION_PROCESS
 from storage.areas import area_chain
 from storage.models import AuditEvent, InboxTask, Jurisdiction, ProcessInstance, Producer, Product, TimerDue
 from storage.recognition_models import (

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from audit import verification
 from background.timers import fire_due_timers
-from engine.diagram import INSPECTION_PROCESS, REVOCATION_PROCESS
 from engine.errors import ConcurrencyConflict, NotAllowed
+from engine.process_ids import INSPECTION_PROCESS, REVOCATION_PROCESS
 from programme import revocations
 from programme.catalogue import promoted_products
 from programme.revocations import RevocationRefused

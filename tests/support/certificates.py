@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.diagram import CERTIFICATE_PROCESS, PRODUCT_PROCESS, UPGRADE_PROCESS
+from engine.process_ids import CERTIFICATE_PROCESS, PRODUCT_PROCESS, UPGRADE_PROCESS
 from handlers.promotion import add_months
 from storage.areas import area_chain
 from storage.criteria import certificate_validity_months
