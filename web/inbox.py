@@ -328,6 +328,18 @@ def _council_pages() -> str:
     return url_for("councils.index")
 
 
+def _page_recording(row) -> str:
+    """Where a task that is never a typed form is recorded (SESSION_FORMS):
+    a revocation on its decision page, a recognition on the authority's
+    decision page, a council's attendance on the council pages."""
+    if row.form_key == "revocation_decision":
+        return url_for("revocations.decide", task_id=row.id)
+    if row.form_key == "recognition_decision":
+        return url_for("rounds.new_decision", authority=AUTHORITY_OF_ROLE.get(row.role, "province"),
+                       area=row.jurisdiction_id)
+    return _council_pages()
+
+
 @inbox.route("/tasks/<task_id>", methods=["GET", "POST"])
 @login_required
 def task(task_id: str):
@@ -335,13 +347,8 @@ def task(task_id: str):
     me = actor()
     with reading() as session:
         row = inbox_queries.visible_task(session, me, task_id)
-    if row is not None and row.form_key == "revocation_decision":  # recorded on its decision page
-        return redirect(url_for("revocations.decide", task_id=task_id))
-    if row is not None and row.form_key == "recognition_decision":  # recorded on the decision page
-        return redirect(url_for("rounds.new_decision", authority=AUTHORITY_OF_ROLE.get(row.role, "province"),
-                                area=row.jurisdiction_id))
     if row is not None and row.form_key in SESSION_FORMS:  # a GET or a hand-made POST alike
-        return redirect(_council_pages())
+        return redirect(_page_recording(row))
     if request.method == "GET":
         with reading() as session:
             draft = tasks.draft_of(session, task_id, me.user_id)
